@@ -1,0 +1,384 @@
+/*
+ * outbox.h - the public API of liboutbox, the durable LMDB outbox.
+ *
+ * An outbox directory holds one LMDB environment with events (the bytes a producer
+ * handed us) and deliveries (one per event and sink, with state, backoff bookkeeping
+ * and a short attempt history). Indexes keep every hot operation O(log n): due
+ * deliveries per sink by time, pending deliveries per sink by age, dead letters and
+ * delivered records by time.
+ *
+ * Caveats (read these):
+ * - One owner process per directory. obx_open() with OBX_OPEN_OWNER takes an exclusive
+ *   lock and starts the group-commit writer thread; a second owner gets OBX_ERR_LOCKED.
+ *   Any number of non-owner processes (outboxctl) may open the same directory to read,
+ *   replay and purge; their writes are ordinary LMDB write transactions.
+ * - Do not use a store across fork(), and do not put it on a network filesystem.
+ * - All functions are thread-safe on one obx_store handle unless stated otherwise.
+ * - Strings and buffers returned to the caller are copies owned by the caller and freed
+ *   with the matching *_free() function; nothing points into LMDB's map.
+ * - Errors are returned, never logged: every function that can fail returns an obx_err
+ *   code (0 = OBX_OK) and, when `err` is not NULL, fills it with a message that names
+ *   what was wrong.
+ *
+ * Times are Unix epoch milliseconds (int64_t). Event ids are positive, monotonic, never
+ * reused. Sink ids are small positive integers from the store's sink registry.
+ */
+#ifndef OUTBOX_OUTBOX_H
+#define OUTBOX_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outbox/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum obx_err {
+    OBX_OK = 0,
+    OBX_ERR_INVALID = 1,  /* a bad argument (message says which) */
+    OBX_ERR_NOMEM = 2,    /* out of memory */
+    OBX_ERR_IO = 3,       /* a system call failed (message has errno text) */
+    OBX_ERR_LMDB = 4,     /* LMDB failed (message has mdb_strerror text) */
+    OBX_ERR_FULL = 5,     /* store at its size cap: retry later, nothing was written */
+    OBX_ERR_LOCKED = 6,   /* another process owns this outbox directory */
+    OBX_ERR_VERSION = 7,  /* on-disk schema version differs from this build's */
+    OBX_ERR_NOTFOUND = 8, /* no such event, delivery or sink */
+    OBX_ERR_CORRUPT = 9,  /* a record failed its checksum or could not be decoded */
+    OBX_ERR_CLOSED = 10,  /* the store is shutting down */
+    OBX_ERR_STATE = 11,   /* not allowed in the delivery's current state */
+} obx_err;
+
+/* A returned error: the code again and a human-readable message (never a secret). */
+typedef struct obx_error {
+    int code;
+    char msg[256];
+} obx_error;
+
+/* A static English name for an error code. */
+const char *obx_strerror(int code);
+
+/* ------------------------------------------------------------------------------------ */
+/* Opening and closing                                                                   */
+
+typedef enum obx_durability {
+    OBX_DURABILITY_FULL = 0, /* default: each commit is synced (data + meta page); an
+                                acknowledged event survives power loss. */
+    OBX_DURABILITY_NOMETASYNC = 1, /* one sync per commit: survives a process crash;
+                                      an OS crash or power loss may undo the last
+                                      commit. Never the default. */
+} obx_durability;
+
+enum {
+    OBX_OPEN_OWNER = 1u << 0,    /* take the owner lock; start the writer thread */
+    OBX_OPEN_READONLY = 1u << 1, /* inspection only: write calls fail OBX_ERR_STATE */
+    OBX_OPEN_NOCREATE = 1u << 2, /* fail with OBX_ERR_NOTFOUND if the dir has no store */
+};
+
+typedef struct obx_options {
+    unsigned flags;            /* OBX_OPEN_* */
+    uint64_t max_size;         /* store cap in bytes (default 1 GiB); enqueue fails with
+                                  OBX_ERR_FULL once used pages pass high_water_pct */
+    unsigned high_water_pct;   /* percent of max_size that enqueue may fill (default 90);
+                                  the rest is headroom for deletes, replays, dead moves */
+    obx_durability durability; /* default OBX_DURABILITY_FULL */
+    unsigned history;          /* attempts kept per delivery (default 10, max 64) */
+    unsigned max_batch;        /* max operations per group commit (default 4096) */
+} obx_options;
+
+/* Fill *o with the defaults above. */
+void obx_options_init(obx_options *o);
+
+typedef struct obx_store obx_store;
+
+/*
+ * Open (creating when absent, mode 0700 dir / 0600 files) the outbox at `dir`.
+ * Checks the schema version, clears stale reader slots (mdb_reader_check) and, with
+ * OBX_OPEN_OWNER, takes the owner lock and moves deliveries left in flight by a crash
+ * back to due (marked in doubt).
+ * @param[in] dir   directory path; copied.
+ * @param[in] opts  NULL for defaults.
+ * @param[out] out  the handle, to be closed with obx_close().
+ * @return OBX_OK, OBX_ERR_LOCKED, OBX_ERR_VERSION, OBX_ERR_IO, OBX_ERR_LMDB, ...
+ */
+int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_error *err);
+
+/* Stop the writer (pending operations are committed first) and close. NULL is a no-op. */
+void obx_close(obx_store *s);
+
+/* Begin shutdown: new enqueues fail with OBX_ERR_CLOSED; others still work. */
+void obx_shutdown(obx_store *s);
+
+/* ------------------------------------------------------------------------------------ */
+/* Sinks                                                                                 */
+
+#define OBX_SINK_NAME_MAX 64
+
+/*
+ * Look up or register a sink by name (1..63 bytes) and return its id. Registration is
+ * durable and idempotent; the id never changes for a name.
+ */
+int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err);
+
+/* Find a registered sink without registering it (OBX_ERR_NOTFOUND if absent). */
+int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err);
+
+/* Copy the name of sink `id` into buf (OBX_SINK_NAME_MAX bytes). */
+int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Enqueue                                                                               */
+
+typedef struct obx_event_in {
+    const char *type;    /* event type, e.g. "flag" (<= 255 bytes) */
+    const char *action;  /* e.g. "created" (<= 255 bytes) */
+    const void *body;    /* the bytes to deliver, as received; copied */
+    size_t body_len;
+    int64_t received_ms; /* 0 = now */
+    const uint32_t *sinks; /* ids of the sinks it is routed to (1..64, distinct) */
+    size_t n_sinks;
+} obx_event_in;
+
+/*
+ * Store `n` events (all or nothing) and one pending delivery per (event, sink), due now.
+ * Blocks until the transaction is committed and synced; only then are ids[] filled.
+ * Many threads may call this at once: their events share one commit (group commit).
+ * Requires OBX_OPEN_OWNER.
+ * @return OBX_OK; OBX_ERR_FULL (retryable, nothing stored); OBX_ERR_CLOSED; OBX_ERR_LMDB
+ *         when the commit failed (nothing in that batch is acknowledged).
+ */
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
+                obx_error *err);
+
+/*
+ * Called from the writer thread after each commit that made deliveries due (enqueue,
+ * or a replay by this process). Must be quick and must not call back into the store.
+ */
+typedef void (*obx_notify_fn)(void *ud);
+void obx_set_notify(obx_store *s, obx_notify_fn fn, void *ud);
+
+/* ------------------------------------------------------------------------------------ */
+/* Delivery states and records                                                           */
+
+typedef enum obx_state {
+    OBX_STATE_PENDING = 1,   /* waiting for its next attempt */
+    OBX_STATE_INFLIGHT = 2,  /* claimed by the scheduler; an attempt has started */
+    OBX_STATE_DELIVERED = 3, /* a 2xx was recorded */
+    OBX_STATE_DEAD = 4,      /* a dead letter: see reason */
+} obx_state;
+
+/* "pending", "inflight", "delivered", "dead"; parse returns 0 when unknown. */
+const char *obx_state_name(int state);
+int obx_state_parse(const char *name);
+
+typedef struct obx_attempt {
+    int64_t started_ms;
+    uint32_t duration_ms;
+    int status;  /* HTTP status, 0 when no response */
+    char *error; /* NULL or a short text (transport error); owned by the record */
+} obx_attempt;
+
+typedef struct obx_delivery {
+    uint64_t event_id;
+    uint32_t sink_id;
+    int state;                /* obx_state */
+    int in_doubt;             /* an attempt started and no result was recorded (crash) */
+    uint32_t attempts;        /* attempts in the current budget (reset by replay) */
+    uint32_t total_attempts;  /* attempts ever */
+    int64_t first_attempt_ms; /* start of the current budget; 0 before the first */
+    int64_t last_attempt_ms;
+    int64_t next_attempt_ms;  /* for pending */
+    int64_t deadline_ms;      /* end of the elapsed budget; 0 until first attempt */
+    int64_t done_ms;          /* delivered-at or dead-at */
+    int last_status;
+    char *last_error;         /* NULL or text */
+    char *reason;             /* dead letters: why */
+    uint32_t replays;         /* times replayed */
+    size_t n_history;         /* newest last */
+    obx_attempt *history;
+} obx_delivery;
+
+typedef struct obx_event {
+    uint64_t id;
+    int64_t received_ms;
+    char *type;
+    char *action;
+    unsigned char *body;
+    size_t body_len;
+    size_t n_deliveries;
+    obx_delivery *deliveries; /* one per routed sink (absent ones purged) */
+} obx_event;
+
+void obx_event_free(obx_event *e);       /* NULL ok; frees everything inside */
+void obx_delivery_clear(obx_delivery *d); /* frees the strings/history inside */
+
+/* Get an event with all its deliveries. OBX_ERR_NOTFOUND / OBX_ERR_CORRUPT. */
+int obx_event_get(obx_store *s, uint64_t id, obx_event **out, obx_error *err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Scheduling (the delivery engine)                                                      */
+
+/* A claimed delivery: everything needed to send one attempt. Owned by the caller. */
+typedef struct obx_job {
+    uint64_t event_id;
+    uint32_t sink_id;
+    uint32_t attempts;        /* attempts already made in this budget */
+    int64_t first_attempt_ms; /* 0 = this is the first attempt of the budget */
+    int64_t deadline_ms;      /* 0 = not set yet (set it in the result) */
+    int64_t due_ms;
+    int in_doubt;             /* previous attempt's outcome unknown (crash) */
+    int64_t received_ms;
+    char *type;
+    char *action;
+    unsigned char *body;
+    size_t body_len;
+} obx_job;
+
+void obx_jobs_free(obx_job *jobs, size_t n); /* frees the array and its contents */
+
+/*
+ * Claim up to `max` deliveries of `sink_id` that are due at `now_ms`, oldest due first,
+ * and mark them in flight durably (a crash from here on shows them in doubt and makes
+ * them due again at the next owner start). Never returns a delivery already in flight.
+ * @param[out] jobs      array of *n jobs (NULL when *n == 0); free with obx_jobs_free.
+ * @param[out] next_due  when *n < max: due time of the next pending delivery of this
+ *                       sink (INT64_MAX when none). May be NULL.
+ * Requires OBX_OPEN_OWNER.
+ */
+int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
+                  size_t *n, int64_t *next_due, obx_error *err);
+
+/* Peek (read-only) at the due time of the next pending delivery of a sink. */
+int obx_next_due(obx_store *s, uint32_t sink_id, int64_t *next_due, obx_error *err);
+
+typedef enum obx_outcome {
+    OBX_OUTCOME_DELIVERED = 1, /* 2xx */
+    OBX_OUTCOME_RETRY = 2,     /* back to pending, due at next_attempt_ms */
+    OBX_OUTCOME_DEAD = 3,      /* dead letter with reason */
+    OBX_OUTCOME_RELEASE = 4,   /* no attempt was made (shutdown): back to pending as it was */
+} obx_outcome;
+
+typedef struct obx_result {
+    uint64_t event_id;
+    uint32_t sink_id;
+    int outcome;              /* obx_outcome */
+    int64_t started_ms;       /* the attempt (ignored for RELEASE) */
+    uint32_t duration_ms;
+    int status;               /* HTTP status or 0 */
+    const char *error;        /* transport/render error text or NULL; copied */
+    int64_t first_attempt_ms; /* start of budget (from the job, or started_ms if first) */
+    int64_t deadline_ms;      /* end of budget */
+    int64_t next_attempt_ms;  /* RETRY only */
+    const char *reason;       /* DEAD only; copied */
+} obx_result;
+
+/*
+ * Record attempt results for claimed deliveries; one commit for all `n`. Blocks until
+ * committed and synced. A result for a delivery that is not in flight (e.g. purged
+ * meanwhile) is skipped. Requires OBX_OPEN_OWNER.
+ */
+int obx_record(obx_store *s, const obx_result *results, size_t n, obx_error *err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Operator actions (any process)                                                        */
+
+#define OBX_ALL_SINKS UINT32_MAX
+
+/*
+ * Replay: put dead (or delivered) deliveries of event `id` back to pending, due at
+ * now_ms, with a fresh elapsed budget. sink_id OBX_ALL_SINKS = every dead or delivered
+ * delivery of the event. *count (may be NULL) = deliveries replayed.
+ * OBX_ERR_NOTFOUND if the event (or sink) does not exist; OBX_ERR_STATE if none was
+ * dead or delivered (pending and in-flight ones are left alone).
+ */
+int obx_replay(obx_store *s, uint64_t id, uint32_t sink_id, int64_t now_ms, size_t *count,
+               obx_error *err);
+
+/* Delete dead letter(s) of event `id` (sink or all); the event goes with its last one. */
+int obx_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_error *err);
+
+/*
+ * Retention: delete delivered deliveries whose delivered-at <= before_ms, oldest first,
+ * at most `max` in one short transaction (call again while *removed == max). Events
+ * without deliveries left are deleted with them.
+ */
+int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *removed,
+                        obx_error *err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Inspection                                                                            */
+
+typedef struct obx_sink_stats {
+    uint32_t id;
+    char name[OBX_SINK_NAME_MAX];
+    uint64_t pending;
+    uint64_t inflight;  /* includes in doubt */
+    uint64_t in_doubt;
+    uint64_t delivered;
+    uint64_t dead;
+    int64_t oldest_pending_ms; /* received time of the oldest pending event, 0 if none */
+    int64_t next_due_ms;       /* INT64_MAX if none */
+} obx_sink_stats;
+
+typedef struct obx_stats {
+    uint64_t events;      /* events stored */
+    uint64_t enqueued;    /* events ever acknowledged */
+    uint64_t used_bytes;  /* pages in use x page size */
+    uint64_t file_bytes;  /* size of the data file */
+    uint64_t max_size;    /* cap */
+    uint64_t high_water;  /* bytes at which enqueue starts failing */
+    uint64_t map_size;
+    uint32_t schema_version;
+    size_t n_sinks;
+    obx_sink_stats *sinks;
+} obx_stats;
+
+/* One consistent snapshot of counters (no scans). Free with obx_stats_free. */
+int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err);
+void obx_stats_free(obx_stats *st);
+
+typedef struct obx_query {
+    int state;         /* 0 = all, else obx_state */
+    uint32_t sink_id;  /* OBX_ALL_SINKS = any */
+    const char *type;  /* NULL = any */
+    const char *action;
+    int64_t since_ms;  /* received time >= since (0 = no bound) */
+    int64_t until_ms;  /* received time < until (0 = no bound) */
+    int newest_first;
+    size_t limit;      /* 0 = no limit */
+    uint64_t after_id; /* resume: only events after (or, newest_first, before) this id */
+} obx_query;
+
+void obx_query_init(obx_query *q);
+
+/*
+ * Called per matching delivery, with its event (body included). Both are valid only
+ * during the call. Return non-zero to stop.
+ */
+typedef int (*obx_list_fn)(void *ud, const obx_event *ev, const obx_delivery *d);
+/* Called for a record that failed to decode; listing goes on. */
+typedef void (*obx_corrupt_fn)(void *ud, uint64_t event_id, uint32_t sink_id, const char *what);
+
+/*
+ * Iterate deliveries matching q in event-id order, through short paged read
+ * transactions (never one long reader). Corrupt records are reported to on_corrupt
+ * (may be NULL) and skipped.
+ */
+int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt,
+             void *ud, obx_error *err);
+
+/* Verify invariants (indexes vs records, counters); report each problem. *problems = n. */
+typedef void (*obx_problem_fn)(void *ud, const char *problem);
+int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err);
+
+/* A consistent, compacted hot copy into directory `dest` (created; must be empty). */
+int obx_backup(obx_store *s, const char *dest, obx_error *err);
+
+/* Wall clock in ms (CLOCK_REALTIME). */
+int64_t obx_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
