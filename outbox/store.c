@@ -1,8 +1,732 @@
-/* store.c - placeholder until the store lands (version and error names). */
+/*
+ * store.c - opening and closing an outbox, the owner lock, schema checks, and the
+ * group-commit writer.
+ *
+ * Every write is an operation (obx_op). In the owner process a single writer thread
+ * drains the queue of operations submitted by any number of threads, applies them all in
+ * one LMDB write transaction, commits (and so syncs) once, then wakes every submitter
+ * with its own result: one sync acknowledges a whole batch. If the commit fails, every
+ * operation of the batch fails and nothing is acknowledged. An operation that fails on
+ * its own (store full, not found) is dropped from the batch without affecting the rest:
+ * logical failures are detected before anything is written, and an LMDB failure (e.g.
+ * MDB_MAP_FULL) aborts the transaction, fails that operation and re-runs the others.
+ *
+ * Tool processes (outboxctl) have no writer thread: each operation runs in its own
+ * write transaction; LMDB serializes writers across processes.
+ */
 #include "config.h"
-#include "outbox/outbox.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 const char *obx_version(void)
 {
     return OUTBOX_VERSION;
+}
+
+const char *obx_strerror(int code)
+{
+    switch (code) {
+    case OBX_OK: return "ok";
+    case OBX_ERR_INVALID: return "invalid argument";
+    case OBX_ERR_NOMEM: return "out of memory";
+    case OBX_ERR_IO: return "I/O error";
+    case OBX_ERR_LMDB: return "LMDB error";
+    case OBX_ERR_FULL: return "store full";
+    case OBX_ERR_LOCKED: return "outbox owned by another process";
+    case OBX_ERR_VERSION: return "schema version mismatch";
+    case OBX_ERR_NOTFOUND: return "not found";
+    case OBX_ERR_CORRUPT: return "corrupt record";
+    case OBX_ERR_CLOSED: return "store shutting down";
+    case OBX_ERR_STATE: return "not allowed in this state";
+    default: return "unknown error";
+    }
+}
+
+int obx_fail(obx_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int obx_mdb_fail(obx_error *err, int rc, const char *what)
+{
+    if (rc == MDB_MAP_FULL)
+        return obx_fail(err, OBX_ERR_FULL, "%s: store map is full (%s)", what, mdb_strerror(rc));
+    return obx_fail(err, OBX_ERR_LMDB, "%s: %s", what, mdb_strerror(rc));
+}
+
+int64_t obx_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void obx_options_init(obx_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_size = 1ull << 30;
+    o->high_water_pct = 90;
+    o->durability = OBX_DURABILITY_FULL;
+    o->history = 10;
+    o->max_batch = 4096;
+}
+
+static const char *state_names[] = {NULL, "pending", "inflight", "delivered", "dead"};
+
+const char *obx_state_name(int state)
+{
+    if (state < OBX_STATE_PENDING || state > OBX_STATE_DEAD)
+        return "unknown";
+    return state_names[state];
+}
+
+int obx_state_parse(const char *name)
+{
+    for (int i = OBX_STATE_PENDING; i <= OBX_STATE_DEAD; i++)
+        if (name && strcmp(name, state_names[i]) == 0)
+            return i;
+    if (name && strcmp(name, "in-flight") == 0)
+        return OBX_STATE_INFLIGHT;
+    return 0;
+}
+
+uint64_t store_high_water(const obx_store *s)
+{
+    return s->opts.max_size / 100 * s->opts.high_water_pct;
+}
+
+/* Pages in use by every tree (including the freelist and the two meta pages). */
+uint64_t store_used_bytes(obx_store *s, MDB_txn *txn)
+{
+    MDB_dbi dbis[] = {0,          s->db_meta, s->db_events, s->db_deliv, s->db_due,
+                      s->db_pend, s->db_dead, s->db_done,   s->db_flight};
+    uint64_t pages = 2;
+    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+        MDB_stat st;
+        if (mdb_stat(txn, dbis[i], &st) == 0)
+            pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+    /* The main DB holds the named DBs' records. */
+    MDB_stat st;
+    if (mdb_stat(txn, 1, &st) == 0)
+        pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    return pages * s->page_size;
+}
+
+int rd_begin(obx_store *s, MDB_txn **txn, obx_error *err)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        if (rc == MDB_MAP_RESIZED) {
+            mdb_env_set_mapsize(s->env, 0); /* adopt the size another process set */
+            continue;
+        }
+        if (rc == MDB_READERS_FULL) {
+            int dead = 0;
+            mdb_reader_check(s->env, &dead);
+            continue;
+        }
+        if (rc)
+            return obx_mdb_fail(err, rc, "begin read transaction");
+        return OBX_OK;
+    }
+    return obx_fail(err, OBX_ERR_LMDB, "begin read transaction: retries exhausted");
+}
+
+static int wr_begin(obx_store *s, MDB_txn **txn, obx_error *err)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        int rc = mdb_txn_begin(s->env, NULL, 0, txn);
+        if (rc == MDB_MAP_RESIZED) {
+            mdb_env_set_mapsize(s->env, 0);
+            continue;
+        }
+        if (rc)
+            return obx_mdb_fail(err, rc, "begin write transaction");
+        return OBX_OK;
+    }
+    return obx_fail(err, OBX_ERR_LMDB, "begin write transaction: retries exhausted");
+}
+
+/* Apply a list of ops in one transaction; sets each op's rc/err. Returns after commit. */
+static void run_batch(obx_store *s, obx_op *list)
+{
+    txn_ctx *ctx = &s->ctx;
+    for (;;) {
+        obx_error err = {0};
+        int mdb_rc = 0;
+        MDB_txn *txn;
+        int rc = wr_begin(s, &txn, &err);
+        if (rc) {
+            for (obx_op *op = list; op; op = op->next)
+                if (!op->done) {
+                    op->rc = rc;
+                    op->err = err;
+                    op->done = 1;
+                }
+            return;
+        }
+        ctx_reset(ctx, s->next_id);
+        ctx->txn = txn;
+        ctx->used_bytes = store_used_bytes(s, txn);
+        obx_op *broken = NULL;
+        for (obx_op *op = list; op; op = op->next) {
+            if (op->done)
+                continue;
+            memset(&op->err, 0, sizeof op->err);
+            op->rc = op_apply(s, ctx, op, &mdb_rc);
+            if (op->rc == OBX_ERR_LMDB && mdb_rc) {
+                broken = op;
+                break;
+            }
+        }
+        if (!broken && ctx_flush(s, ctx, &mdb_rc) != OBX_OK)
+            broken = list; /* counters failed: fail the batch below */
+        if (broken) {
+            mdb_txn_abort(txn);
+            /* Free results of the aborted attempt before trying again. */
+            for (obx_op *op = list; op; op = op->next)
+                if (!op->done && op->kind == OP_CLAIM && op->u.claim.jobs) {
+                    obx_jobs_free(op->u.claim.jobs, op->u.claim.n);
+                    op->u.claim.jobs = NULL;
+                    op->u.claim.n = 0;
+                }
+            /* Fail the op that broke the txn; a map-full enqueue is "store full". */
+            obx_mdb_fail(&broken->err, mdb_rc, broken->kind == OP_ENQUEUE ? "enqueue" : "write");
+            broken->rc = broken->err.code;
+            broken->done = 1;
+            int left = 0;
+            for (obx_op *op = list; op; op = op->next)
+                left += !op->done;
+            if (!left)
+                return;
+            continue;
+        }
+        rc = mdb_txn_commit(txn);
+        if (rc) {
+            obx_mdb_fail(&err, rc, "commit");
+            for (obx_op *op = list; op; op = op->next) {
+                if (op->done)
+                    continue;
+                if (op->kind == OP_CLAIM && op->u.claim.jobs) {
+                    obx_jobs_free(op->u.claim.jobs, op->u.claim.n);
+                    op->u.claim.jobs = NULL;
+                    op->u.claim.n = 0;
+                }
+                op->rc = err.code;
+                op->err = err;
+                op->done = 1;
+            }
+            return;
+        }
+        s->next_id = ctx->next_id;
+        for (obx_op *op = list; op; op = op->next)
+            op->done = 1;
+        if (ctx->notify && s->notify)
+            s->notify(s->notify_ud);
+        return;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    obx_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stopping)
+            pthread_cond_wait(&s->cv_work, &s->mu);
+        if (!s->head && s->stopping)
+            break;
+        /* Take up to max_batch operations. */
+        obx_op *list = s->head, *last = list;
+        unsigned n = 1;
+        while (last->next && n < s->opts.max_batch) {
+            last = last->next;
+            n++;
+        }
+        s->head = last->next;
+        if (!s->head)
+            s->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        run_batch(s, list);
+
+        pthread_mutex_lock(&s->mu);
+        for (obx_op *op = list; op; op = op->next)
+            op->done = 2; /* visible to waiters under the lock */
+        pthread_cond_broadcast(&s->cv_done);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int store_submit(obx_store *s, obx_op *op)
+{
+    op->done = 0;
+    op->next = NULL;
+    if (!s->owner) {
+        if (s->opts.flags & OBX_OPEN_READONLY)
+            return obx_fail(&op->err, OBX_ERR_STATE, "store opened read-only");
+        pthread_mutex_lock(&s->mu); /* one write txn at a time per handle */
+        run_batch(s, op);
+        pthread_mutex_unlock(&s->mu);
+        return op->rc;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        return obx_fail(&op->err, OBX_ERR_CLOSED, "store is closing");
+    }
+    if (s->tail)
+        s->tail->next = op;
+    else
+        s->head = op;
+    s->tail = op;
+    pthread_cond_signal(&s->cv_work);
+    while (op->done != 2)
+        pthread_cond_wait(&s->cv_done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    return op->rc;
+}
+
+static int open_dbs(obx_store *s, int create, obx_error *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+    if (rc)
+        return obx_mdb_fail(err, rc, "open databases");
+    unsigned f = create ? MDB_CREATE : 0;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events}, {"deliveries", &s->db_deliv},
+               {"due", &s->db_due},   {"pending", &s->db_pend}, {"dead", &s->db_dead},
+               {"done", &s->db_done}, {"inflight", &s->db_flight}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, f, dbs[i].dbi);
+        if (rc) {
+            mdb_txn_abort(txn);
+            if (rc == MDB_NOTFOUND)
+                return obx_fail(err, OBX_ERR_VERSION,
+                                "%s: not an outbox store (database '%s' missing)", s->dir,
+                                dbs[i].name);
+            return obx_mdb_fail(err, rc, "open database");
+        }
+    }
+    /* Schema version: written on creation, checked always. */
+    MDB_val k = {6, "schema"}, v;
+    rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == MDB_NOTFOUND && create) {
+        unsigned char b[4];
+        be32_put(b, OBX_SCHEMA_VERSION);
+        v.mv_size = 4;
+        v.mv_data = b;
+        rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+    } else if (rc == 0) {
+        uint32_t have = v.mv_size == 4 ? be32_get(v.mv_data) : 0;
+        if (have != OBX_SCHEMA_VERSION) {
+            mdb_txn_abort(txn);
+            return obx_fail(err, OBX_ERR_VERSION,
+                            "%s: store schema version %u, but this build of outbox reads "
+                            "version %u",
+                            s->dir, have, OBX_SCHEMA_VERSION);
+        }
+    } else if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return obx_fail(err, OBX_ERR_VERSION, "%s: store has no schema version", s->dir);
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return obx_mdb_fail(err, rc, "schema version");
+    }
+    uint64_t next = 1;
+    meta_get_u64(s, txn, "next_id", &next);
+    s->next_id = next ? next : 1;
+    rc = create ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), 0);
+    if (rc)
+        return obx_mdb_fail(err, rc, "create databases");
+    return OBX_OK;
+}
+
+static int take_lock(obx_store *s, obx_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/outbox.lock", s->dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0)
+        return obx_fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        return obx_fail(err, OBX_ERR_LOCKED,
+                        "%s is owned by another outboxd (pid %s); only one daemon may own an "
+                        "outbox directory",
+                        s->dir, pid[0] ? pid : "unknown");
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
+        return obx_fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
+    return OBX_OK;
+}
+
+int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_error *err)
+{
+    *out = NULL;
+    if (!dir || !*dir)
+        return obx_fail(err, OBX_ERR_INVALID, "outbox directory path is empty");
+    obx_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+    int rc = OBX_OK;
+    s->lock_fd = -1;
+    if (opts)
+        s->opts = *opts;
+    else
+        obx_options_init(&s->opts);
+    if (s->opts.history == 0 || s->opts.history > 64)
+        s->opts.history = 10;
+    if (s->opts.max_batch == 0)
+        s->opts.max_batch = 4096;
+    if (s->opts.high_water_pct == 0 || s->opts.high_water_pct > 100)
+        s->opts.high_water_pct = 90;
+    if (s->opts.max_size < (1u << 20))
+        s->opts.max_size = 1u << 20;
+    s->owner = (s->opts.flags & OBX_OPEN_OWNER) != 0;
+    s->dir = strdup(dir);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv_work, NULL);
+    pthread_cond_init(&s->cv_done, NULL);
+    s->ctx.delta = calloc(OBX_MAX_SINKS, sizeof *s->ctx.delta);
+    s->ctx.touched_flag = calloc(OBX_MAX_SINKS, 1);
+    s->ctx.touched_list = calloc(OBX_MAX_SINKS, sizeof *s->ctx.touched_list);
+    if (!s->dir || !s->ctx.delta || !s->ctx.touched_flag || !s->ctx.touched_list) {
+        rc = obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+
+    char data[4096];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    struct stat st;
+    int exists = stat(data, &st) == 0;
+    if (!exists && (s->opts.flags & (OBX_OPEN_NOCREATE | OBX_OPEN_READONLY))) {
+        rc = obx_fail(err, OBX_ERR_NOTFOUND, "%s: no outbox store here (no data.mdb)", dir);
+        goto fail;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = obx_fail(err, OBX_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        rc = obx_fail(err, OBX_ERR_IO, "%s: not a directory", dir);
+        goto fail;
+    }
+    if (s->owner && (rc = take_lock(s, err)) != OBX_OK)
+        goto fail;
+
+    int mrc = mdb_env_create(&s->env);
+    if (!mrc)
+        mrc = mdb_env_set_maxdbs(s->env, 12);
+    if (!mrc)
+        mrc = mdb_env_set_maxreaders(s->env, 512);
+    if (!mrc && s->owner)
+        mrc = mdb_env_set_mapsize(s->env, (size_t)s->opts.max_size);
+    if (mrc) {
+        rc = obx_mdb_fail(err, mrc, "create environment");
+        goto fail;
+    }
+    unsigned flags = MDB_NOTLS;
+    if (s->opts.durability == OBX_DURABILITY_NOMETASYNC)
+        flags |= MDB_NOMETASYNC;
+    if (s->opts.flags & OBX_OPEN_READONLY)
+        flags |= MDB_RDONLY;
+    mrc = mdb_env_open(s->env, dir, flags, 0600);
+    if (mrc) {
+        rc = obx_mdb_fail(err, mrc, dir);
+        goto fail;
+    }
+    MDB_stat est;
+    mdb_env_stat(s->env, &est);
+    s->page_size = est.ms_psize;
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+
+    if ((rc = open_dbs(s, !(s->opts.flags & OBX_OPEN_READONLY), err)) != OBX_OK)
+        goto fail;
+    if (s->owner) {
+        if ((rc = store_recover_inflight(s, err)) != OBX_OK)
+            goto fail;
+        if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+            rc = obx_fail(err, OBX_ERR_IO, "cannot start the writer thread");
+            goto fail;
+        }
+        s->writer_running = 1;
+    }
+    *out = s;
+    return OBX_OK;
+fail:
+    obx_close(s);
+    return rc;
+}
+
+void obx_shutdown(obx_store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->closed_for_enqueue = 1;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void obx_close(obx_store *s)
+{
+    if (!s)
+        return;
+    if (s->writer_running) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->cv_work);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+    }
+    if (s->env)
+        mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv_work);
+    pthread_cond_destroy(&s->cv_done);
+    buf_free(&s->ctx.buf);
+    free(s->ctx.delta);
+    free(s->ctx.touched_flag);
+    free(s->ctx.touched_list);
+    free(s->dir);
+    free(s);
+}
+
+void obx_set_notify(obx_store *s, obx_notify_fn fn, void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    s->notify = fn;
+    s->notify_ud = ud;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- public write calls: thin wrappers building an op ---- */
+
+static int finish(obx_op *op, int rc, obx_error *err)
+{
+    if (rc && err)
+        *err = op->err;
+    return rc;
+}
+
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
+                obx_error *err)
+{
+    if (!s->owner)
+        return obx_fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
+    if (n == 0)
+        return obx_fail(err, OBX_ERR_INVALID, "no events to enqueue");
+    for (size_t i = 0; i < n; i++) {
+        const obx_event_in *e = &events[i];
+        if (!e->type || !e->action || strlen(e->type) > 255 || strlen(e->action) > 255)
+            return obx_fail(err, OBX_ERR_INVALID, "event %zu: type and action must be 1..255 bytes",
+                            i);
+        if (e->n_sinks == 0 || e->n_sinks > OBX_MAX_ROUTES || !e->sinks)
+            return obx_fail(err, OBX_ERR_INVALID, "event %zu: needs 1..%u sinks", i,
+                            OBX_MAX_ROUTES);
+        if (!e->body && e->body_len)
+            return obx_fail(err, OBX_ERR_INVALID, "event %zu: body is NULL", i);
+        for (size_t j = 0; j < e->n_sinks; j++) {
+            if (e->sinks[j] == 0 || e->sinks[j] >= OBX_MAX_SINKS)
+                return obx_fail(err, OBX_ERR_INVALID, "event %zu: sink id %u out of range", i,
+                                e->sinks[j]);
+            for (size_t k = 0; k < j; k++)
+                if (e->sinks[k] == e->sinks[j])
+                    return obx_fail(err, OBX_ERR_INVALID, "event %zu: sink id %u repeated", i,
+                                    e->sinks[j]);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    int closed = s->closed_for_enqueue;
+    pthread_mutex_unlock(&s->mu);
+    if (closed)
+        return obx_fail(err, OBX_ERR_CLOSED, "store is shutting down");
+    obx_op op = {.kind = OP_ENQUEUE};
+    op.u.enq.events = events;
+    op.u.enq.n = n;
+    op.u.enq.ids = ids;
+    return finish(&op, store_submit(s, &op), err);
+}
+
+int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
+                  size_t *n, int64_t *next_due, obx_error *err)
+{
+    *jobs = NULL;
+    *n = 0;
+    if (!s->owner)
+        return obx_fail(err, OBX_ERR_STATE, "claim needs the owner (daemon) handle");
+    if (max == 0) {
+        if (next_due)
+            return obx_next_due(s, sink_id, next_due, err);
+        return OBX_OK;
+    }
+    obx_op op = {.kind = OP_CLAIM};
+    op.u.claim.sink = sink_id;
+    op.u.claim.now = now_ms;
+    op.u.claim.max = max;
+    int rc = store_submit(s, &op);
+    if (rc)
+        return finish(&op, rc, err);
+    *jobs = op.u.claim.jobs;
+    *n = op.u.claim.n;
+    if (next_due)
+        *next_due = op.u.claim.next_due;
+    return OBX_OK;
+}
+
+int obx_record(obx_store *s, const obx_result *results, size_t n, obx_error *err)
+{
+    if (!s->owner)
+        return obx_fail(err, OBX_ERR_STATE, "record needs the owner (daemon) handle");
+    if (n == 0)
+        return OBX_OK;
+    obx_op op = {.kind = OP_RECORD};
+    op.u.rec.results = results;
+    op.u.rec.n = n;
+    return finish(&op, store_submit(s, &op), err);
+}
+
+static int replay_or_purge(obx_store *s, op_kind kind, uint64_t id, uint32_t sink, int64_t now,
+                           size_t *count, obx_error *err)
+{
+    obx_op op = {.kind = kind};
+    op.u.replay.id = id;
+    op.u.replay.sink = sink;
+    op.u.replay.now = now ? now : obx_now_ms();
+    int rc = store_submit(s, &op);
+    if (count)
+        *count = rc ? 0 : op.u.replay.count;
+    return finish(&op, rc, err);
+}
+
+int obx_replay(obx_store *s, uint64_t id, uint32_t sink_id, int64_t now_ms, size_t *count,
+               obx_error *err)
+{
+    return replay_or_purge(s, OP_REPLAY, id, sink_id, now_ms, count, err);
+}
+
+int obx_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_error *err)
+{
+    return replay_or_purge(s, OP_PURGE, id, sink_id, 0, count, err);
+}
+
+int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *removed,
+                        obx_error *err)
+{
+    obx_op op = {.kind = OP_SWEEP};
+    op.u.sweep.before = before_ms;
+    op.u.sweep.max = max ? max : 1000;
+    int rc = store_submit(s, &op);
+    if (removed)
+        *removed = rc ? 0 : op.u.sweep.removed;
+    return finish(&op, rc, err);
+}
+
+static int valid_sink_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= OBX_SINK_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
+{
+    if (!valid_sink_name(name))
+        return obx_fail(err, OBX_ERR_INVALID,
+                        "sink name '%s' is invalid (1..63 bytes of A-Z a-z 0-9 . _ -)",
+                        name ? name : "");
+    MDB_txn *txn;
+    int rc = rd_begin(s, &txn, err);
+    if (rc)
+        return rc;
+    char k[80];
+    int kl = snprintf(k, sizeof k, "s:%s", name);
+    MDB_val key = {(size_t)kl, k}, val;
+    int mrc = mdb_get(txn, s->db_meta, &key, &val);
+    if (mrc == 0 && val.mv_size == 4)
+        *id = be32_get(val.mv_data);
+    mdb_txn_abort(txn);
+    if (mrc == MDB_NOTFOUND)
+        return obx_fail(err, OBX_ERR_NOTFOUND, "no sink named '%s' in this outbox", name);
+    if (mrc)
+        return obx_mdb_fail(err, mrc, "sink lookup");
+    return OBX_OK;
+}
+
+int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err)
+{
+    int rc = obx_sink_find(s, name, id, err);
+    if (rc != OBX_ERR_NOTFOUND)
+        return rc;
+    obx_op op = {.kind = OP_SINK};
+    op.u.sink.name = name;
+    op.u.sink.create = 1;
+    rc = store_submit(s, &op);
+    if (rc)
+        return finish(&op, rc, err);
+    *id = op.u.sink.id;
+    if (err)
+        memset(err, 0, sizeof *err);
+    return OBX_OK;
+}
+
+int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err)
+{
+    MDB_txn *txn;
+    int rc = rd_begin(s, &txn, err);
+    if (rc)
+        return rc;
+    unsigned char k[6] = {'i', ':'};
+    be32_put(k + 2, id);
+    MDB_val key = {6, k}, val;
+    int mrc = mdb_get(txn, s->db_meta, &key, &val);
+    if (mrc == 0) {
+        size_t n = val.mv_size < OBX_SINK_NAME_MAX - 1 ? val.mv_size : OBX_SINK_NAME_MAX - 1;
+        memcpy(buf, val.mv_data, n);
+        buf[n] = 0;
+    }
+    mdb_txn_abort(txn);
+    if (mrc == MDB_NOTFOUND)
+        return obx_fail(err, OBX_ERR_NOTFOUND, "no sink with id %u", id);
+    if (mrc)
+        return obx_mdb_fail(err, mrc, "sink name");
+    return OBX_OK;
 }

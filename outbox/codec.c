@@ -1,0 +1,407 @@
+/*
+ * codec.c - encoding and decoding of the store's records (see codec.h for the format).
+ * Uses msgpack-c for the payload and a table-driven CRC32C for integrity.
+ */
+#include "codec.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_free(obx_buf *b)
+{
+    if (!b)
+        return;
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static int buf_reserve(obx_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_write(void *data, const char *src, size_t len)
+{
+    obx_buf *b = data;
+    if (buf_reserve(b, len) != 0)
+        return -1;
+    memcpy(b->p + b->len, src, len);
+    b->len += len;
+    return 0;
+}
+
+/* CRC32C (Castagnoli), reflected polynomial 0x82F63B78. */
+static uint32_t crc_table[256];
+static int crc_ready;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_table[i] = c;
+    }
+    __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
+}
+
+uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
+{
+    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
+        crc_init(); /* idempotent: concurrent callers compute the same table */
+    const unsigned char *p = data;
+    crc = ~crc;
+    while (len--)
+        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* Start a record: format byte and room for the checksum. */
+static int rec_begin(obx_buf *b, msgpack_packer *pk)
+{
+    b->len = 0;
+    if (buf_reserve(b, 5) != 0)
+        return -1;
+    b->p[0] = OBX_REC_FORMAT;
+    b->len = 5;
+    msgpack_packer_init(pk, b, buf_write);
+    return 0;
+}
+
+static void rec_end(obx_buf *b)
+{
+    uint32_t crc = obx_crc32c(0, b->p + 5, b->len - 5);
+    for (int i = 0; i < 4; i++)
+        b->p[1 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+static int pack_cstr(msgpack_packer *pk, const char *s)
+{
+    if (!s)
+        return msgpack_pack_nil(pk);
+    size_t n = strlen(s);
+    if (msgpack_pack_str(pk, n) != 0)
+        return -1;
+    return msgpack_pack_str_body(pk, s, n);
+}
+
+int codec_event_encode(obx_buf *b, const rec_event *e)
+{
+    msgpack_packer pk;
+    int bad = rec_begin(b, &pk);
+    bad |= msgpack_pack_array(&pk, 5);
+    bad |= msgpack_pack_int64(&pk, e->received_ms);
+    bad |= pack_cstr(&pk, e->type);
+    bad |= pack_cstr(&pk, e->action);
+    bad |= msgpack_pack_bin(&pk, e->body_len);
+    bad |= msgpack_pack_bin_body(&pk, e->body, e->body_len);
+    bad |= msgpack_pack_array(&pk, e->n_sinks);
+    for (size_t i = 0; i < e->n_sinks; i++)
+        bad |= msgpack_pack_uint32(&pk, e->sinks[i]);
+    if (bad)
+        return OBX_ERR_NOMEM;
+    rec_end(b);
+    return OBX_OK;
+}
+
+int codec_delivery_encode(obx_buf *b, const obx_delivery *d)
+{
+    msgpack_packer pk;
+    int bad = rec_begin(b, &pk);
+    bad |= msgpack_pack_array(&pk, 14);
+    bad |= msgpack_pack_int(&pk, d->state);
+    bad |= msgpack_pack_int(&pk, d->in_doubt);
+    bad |= msgpack_pack_uint32(&pk, d->attempts);
+    bad |= msgpack_pack_uint32(&pk, d->total_attempts);
+    bad |= msgpack_pack_int64(&pk, d->first_attempt_ms);
+    bad |= msgpack_pack_int64(&pk, d->last_attempt_ms);
+    bad |= msgpack_pack_int64(&pk, d->next_attempt_ms);
+    bad |= msgpack_pack_int64(&pk, d->deadline_ms);
+    bad |= msgpack_pack_int64(&pk, d->done_ms);
+    bad |= msgpack_pack_int(&pk, d->last_status);
+    bad |= pack_cstr(&pk, d->last_error);
+    bad |= pack_cstr(&pk, d->reason);
+    bad |= msgpack_pack_uint32(&pk, d->replays);
+    bad |= msgpack_pack_array(&pk, d->n_history);
+    for (size_t i = 0; i < d->n_history; i++) {
+        const obx_attempt *a = &d->history[i];
+        bad |= msgpack_pack_array(&pk, 4);
+        bad |= msgpack_pack_int64(&pk, a->started_ms);
+        bad |= msgpack_pack_uint32(&pk, a->duration_ms);
+        bad |= msgpack_pack_int(&pk, a->status);
+        bad |= pack_cstr(&pk, a->error);
+    }
+    if (bad)
+        return OBX_ERR_NOMEM;
+    rec_end(b);
+    return OBX_OK;
+}
+
+static int corrupt(obx_error *err, const char *what)
+{
+    if (err) {
+        err->code = OBX_ERR_CORRUPT;
+        snprintf(err->msg, sizeof err->msg, "corrupt record: %s", what);
+    }
+    return OBX_ERR_CORRUPT;
+}
+
+/* Check the envelope and unpack the payload into *u. */
+static int rec_open(const void *data, size_t len, msgpack_unpacked *u, obx_error *err)
+{
+    const unsigned char *p = data;
+    if (len < 6)
+        return corrupt(err, "too short");
+    if (p[0] != OBX_REC_FORMAT)
+        return corrupt(err, "unknown record format");
+    uint32_t want = (uint32_t)p[1] | ((uint32_t)p[2] << 8) | ((uint32_t)p[3] << 16) |
+                    ((uint32_t)p[4] << 24);
+    if (obx_crc32c(0, p + 5, len - 5) != want)
+        return corrupt(err, "checksum mismatch");
+    size_t off = 0;
+    msgpack_unpacked_init(u);
+    if (msgpack_unpack_next(u, (const char *)p + 5, len - 5, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != len - 5) {
+        msgpack_unpacked_destroy(u);
+        return corrupt(err, "bad msgpack payload");
+    }
+    if (u->data.type != MSGPACK_OBJECT_ARRAY) {
+        msgpack_unpacked_destroy(u);
+        return corrupt(err, "payload is not an array");
+    }
+    return OBX_OK;
+}
+
+static int get_i64(const msgpack_object *o, int64_t *v)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
+        *v = (int64_t)o->via.u64;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return 0;
+    }
+    return -1;
+}
+
+static int get_int(const msgpack_object *o, int *v)
+{
+    int64_t x;
+    if (get_i64(o, &x) != 0 || x < INT32_MIN || x > INT32_MAX)
+        return -1;
+    *v = (int)x;
+    return 0;
+}
+
+static int get_u32(const msgpack_object *o, uint32_t *v)
+{
+    int64_t x;
+    if (get_i64(o, &x) != 0 || x < 0 || x > UINT32_MAX)
+        return -1;
+    *v = (uint32_t)x;
+    return 0;
+}
+
+/* NULL for nil, else a malloc'd NUL-terminated copy; returns -1 on type error/ENOMEM. */
+static int get_str(const msgpack_object *o, char **out)
+{
+    *out = NULL;
+    if (o->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_STR)
+        return -1;
+    char *s = malloc(o->via.str.size + 1);
+    if (!s)
+        return -1;
+    memcpy(s, o->via.str.ptr, o->via.str.size);
+    s[o->via.str.size] = 0;
+    *out = s;
+    return 0;
+}
+
+int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
+                       size_t *n_sinks, obx_error *err)
+{
+    msgpack_unpacked u;
+    int rc = rec_open(data, len, &u, err);
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof *out);
+    if (sinks)
+        *sinks = NULL;
+    if (n_sinks)
+        *n_sinks = 0;
+    const msgpack_object_array *a = &u.data.via.array;
+    rc = OBX_ERR_CORRUPT;
+    const char *what = "event has the wrong number of fields";
+    if (a->size != 5)
+        goto fail;
+    what = "event field received_ms";
+    if (get_i64(&a->ptr[0], &out->received_ms) != 0)
+        goto fail;
+    what = "event field type";
+    if (get_str(&a->ptr[1], &out->type) != 0 || !out->type)
+        goto fail;
+    what = "event field action";
+    if (get_str(&a->ptr[2], &out->action) != 0 || !out->action)
+        goto fail;
+    what = "event field body";
+    if (a->ptr[3].type != MSGPACK_OBJECT_BIN)
+        goto fail;
+    out->body_len = a->ptr[3].via.bin.size;
+    out->body = malloc(out->body_len ? out->body_len : 1);
+    if (!out->body)
+        goto fail;
+    memcpy(out->body, a->ptr[3].via.bin.ptr, out->body_len);
+    what = "event field sinks";
+    if (a->ptr[4].type != MSGPACK_OBJECT_ARRAY)
+        goto fail;
+    if (sinks) {
+        size_t n = a->ptr[4].via.array.size;
+        uint32_t *ids = calloc(n ? n : 1, sizeof *ids);
+        if (!ids)
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            if (get_u32(&a->ptr[4].via.array.ptr[i], &ids[i]) != 0) {
+                free(ids);
+                goto fail;
+            }
+        }
+        *sinks = ids;
+        *n_sinks = n;
+    }
+    msgpack_unpacked_destroy(&u);
+    return OBX_OK;
+fail:
+    msgpack_unpacked_destroy(&u);
+    free(out->type);
+    free(out->action);
+    free(out->body);
+    memset(out, 0, sizeof *out);
+    return corrupt(err, what);
+}
+
+int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err)
+{
+    msgpack_unpacked u;
+    int rc = rec_open(data, len, &u, err);
+    if (rc)
+        return rc;
+    uint64_t ev = d->event_id;
+    uint32_t sink = d->sink_id;
+    memset(d, 0, sizeof *d);
+    d->event_id = ev;
+    d->sink_id = sink;
+    const msgpack_object_array *a = &u.data.via.array;
+    const char *what = "delivery has the wrong number of fields";
+    if (a->size != 14)
+        goto fail;
+    what = "delivery numeric fields";
+    if (get_int(&a->ptr[0], &d->state) || get_int(&a->ptr[1], &d->in_doubt) ||
+        get_u32(&a->ptr[2], &d->attempts) || get_u32(&a->ptr[3], &d->total_attempts) ||
+        get_i64(&a->ptr[4], &d->first_attempt_ms) || get_i64(&a->ptr[5], &d->last_attempt_ms) ||
+        get_i64(&a->ptr[6], &d->next_attempt_ms) || get_i64(&a->ptr[7], &d->deadline_ms) ||
+        get_i64(&a->ptr[8], &d->done_ms) || get_int(&a->ptr[9], &d->last_status))
+        goto fail;
+    what = "delivery state";
+    if (d->state < OBX_STATE_PENDING || d->state > OBX_STATE_DEAD)
+        goto fail;
+    what = "delivery text fields";
+    if (get_str(&a->ptr[10], &d->last_error) || get_str(&a->ptr[11], &d->reason))
+        goto fail;
+    what = "delivery field replays";
+    if (get_u32(&a->ptr[12], &d->replays))
+        goto fail;
+    what = "delivery history";
+    if (a->ptr[13].type != MSGPACK_OBJECT_ARRAY)
+        goto fail;
+    size_t n = a->ptr[13].via.array.size;
+    if (n) {
+        d->history = calloc(n, sizeof *d->history);
+        if (!d->history)
+            goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *h = &a->ptr[13].via.array.ptr[i];
+        obx_attempt *at = &d->history[i];
+        if (h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size != 4)
+            goto fail;
+        d->n_history = i + 1;
+        if (get_i64(&h->via.array.ptr[0], &at->started_ms) ||
+            get_u32(&h->via.array.ptr[1], &at->duration_ms) ||
+            get_int(&h->via.array.ptr[2], &at->status) || get_str(&h->via.array.ptr[3], &at->error))
+            goto fail;
+    }
+    msgpack_unpacked_destroy(&u);
+    return OBX_OK;
+fail:
+    msgpack_unpacked_destroy(&u);
+    obx_delivery_clear(d);
+    d->event_id = ev;
+    d->sink_id = sink;
+    return corrupt(err, what);
+}
+
+int delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms, int status,
+                          const char *error, unsigned keep)
+{
+    char *copy = NULL;
+    if (error && !(copy = strdup(error)))
+        return OBX_ERR_NOMEM;
+    if (keep == 0)
+        keep = 1;
+    while (d->n_history >= keep) {
+        free(d->history[0].error);
+        memmove(d->history, d->history + 1, (d->n_history - 1) * sizeof *d->history);
+        d->n_history--;
+    }
+    obx_attempt *h = realloc(d->history, (d->n_history + 1) * sizeof *h);
+    if (!h) {
+        free(copy);
+        return OBX_ERR_NOMEM;
+    }
+    d->history = h;
+    h[d->n_history++] = (obx_attempt){started_ms, duration_ms, status, copy};
+    return OBX_OK;
+}
+
+void obx_delivery_clear(obx_delivery *d)
+{
+    if (!d)
+        return;
+    free(d->last_error);
+    free(d->reason);
+    for (size_t i = 0; i < d->n_history; i++)
+        free(d->history[i].error);
+    free(d->history);
+    d->last_error = d->reason = NULL;
+    d->history = NULL;
+    d->n_history = 0;
+}
+
+void obx_event_free(obx_event *e)
+{
+    if (!e)
+        return;
+    free(e->type);
+    free(e->action);
+    free(e->body);
+    for (size_t i = 0; i < e->n_deliveries; i++)
+        obx_delivery_clear(&e->deliveries[i]);
+    free(e->deliveries);
+    free(e);
+}

@@ -1,0 +1,145 @@
+/*
+ * store_internal.h - private: the store handle, the write-operation queue shared by the
+ * group-commit writer (owner process) and direct writes (tool processes), and helpers
+ * used across store.c, ops.c and inspect.c.
+ */
+#ifndef OUTBOX_STORE_INTERNAL_H
+#define OUTBOX_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "codec.h"
+#include "outbox/outbox.h"
+
+#define OBX_SCHEMA_VERSION 1u
+#define OBX_MAX_SINKS 1024u
+#define OBX_MAX_ROUTES 64u
+
+/* Per-sink counter slots, stored in meta under "c" + be32(sink). */
+enum { CNT_PENDING, CNT_INFLIGHT, CNT_IN_DOUBT, CNT_DELIVERED, CNT_DEAD, CNT_N };
+
+typedef enum op_kind {
+    OP_ENQUEUE,
+    OP_CLAIM,
+    OP_RECORD,
+    OP_REPLAY,
+    OP_PURGE,
+    OP_SWEEP,
+    OP_SINK,
+} op_kind;
+
+typedef struct obx_op {
+    op_kind kind;
+    int rc;
+    obx_error err;
+    int done;
+    struct obx_op *next;
+    union {
+        struct {
+            const obx_event_in *events;
+            size_t n;
+            uint64_t *ids;
+        } enq;
+        struct {
+            uint32_t sink;
+            int64_t now;
+            size_t max;
+            obx_job *jobs;
+            size_t n;
+            int64_t next_due;
+        } claim;
+        struct {
+            const obx_result *results;
+            size_t n;
+        } rec;
+        struct {
+            uint64_t id;
+            uint32_t sink;
+            int64_t now;
+            size_t count;
+        } replay; /* also purge */
+        struct {
+            int64_t before;
+            size_t max;
+            size_t removed;
+        } sweep;
+        struct {
+            const char *name;
+            uint32_t id;
+            int create;
+        } sink;
+    } u;
+} obx_op;
+
+/* Per-transaction scratch: counter deltas, applied once before commit. */
+typedef struct txn_ctx {
+    MDB_txn *txn;
+    int64_t (*delta)[CNT_N]; /* indexed by sink id, OBX_MAX_SINKS rows */
+    unsigned char *touched_flag; /* OBX_MAX_SINKS bytes */
+    uint32_t *touched_list;      /* sinks with deltas, n_touched of them */
+    size_t n_touched;
+    int64_t events_delta;
+    uint64_t enqueued_delta;
+    uint64_t next_id;      /* next event id to hand out */
+    uint64_t used_bytes;   /* at txn start, for the high-water check */
+    uint64_t added_bytes;  /* estimate of what this txn added */
+    int notify;            /* deliveries became due: wake the scheduler after commit */
+    obx_buf buf;           /* encode scratch */
+} txn_ctx;
+
+struct obx_store {
+    char *dir;
+    MDB_env *env;
+    MDB_dbi db_meta, db_events, db_deliv, db_due, db_pend, db_dead, db_done, db_flight;
+    obx_options opts;
+    int owner;
+    int lock_fd;
+    unsigned page_size;
+    uint64_t next_id; /* owner: persisted next event id */
+
+    /* group-commit writer (owner only) */
+    pthread_t writer;
+    int writer_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;
+    pthread_cond_t cv_done;
+    obx_op *head, *tail;
+    int stopping;
+    int closed_for_enqueue;
+
+    obx_notify_fn notify;
+    void *notify_ud;
+    txn_ctx ctx;
+};
+
+int obx_fail(obx_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int obx_mdb_fail(obx_error *err, int rc, const char *what);
+
+/* Run operations: through the writer (owner) or in one direct write txn (tools). */
+int store_submit(obx_store *s, obx_op *op);
+
+/* ops.c: apply one operation inside ctx->txn. Returns OBX_OK, a logical error (txn still
+ * usable, nothing written by this op), or OBX_ERR_LMDB with *mdb_rc set (txn unusable). */
+int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
+/* Write accumulated counter deltas and next_id into meta. */
+int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc);
+void ctx_reset(txn_ctx *ctx, uint64_t next_id);
+uint64_t store_used_bytes(obx_store *s, MDB_txn *txn);
+uint64_t store_high_water(const obx_store *s);
+
+/* Read helpers (inspect.c / ops.c). */
+int rd_begin(obx_store *s, MDB_txn **txn, obx_error *err);
+int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
+                  obx_error *err);
+int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
+               size_t *n_sinks, obx_error *err);
+int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t cnt[CNT_N]);
+int meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
+
+/* Recover deliveries left in flight by a crash (owner open). */
+int store_recover_inflight(obx_store *s, obx_error *err);
+
+#endif
