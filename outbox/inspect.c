@@ -586,5 +586,9 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err)
             return obx_fail(err, OBX_ERR_IO, "%s: already holds a data.mdb", dest);
         return obx_fail(err, OBX_ERR_IO, "backup to %s: %s", dest, mdb_strerror(rc));
     }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dest);
+    if (chmod(path, 0600) != 0)
+        return obx_fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
     return OBX_OK;
 }

@@ -359,7 +359,7 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
     uint64_t next = 1;
     meta_get_u64(s, txn, "next_id", &next);
     s->next_id = next ? next : 1;
-    rc = create ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), 0);
+    rc = mdb_txn_commit(txn); /* also for read-only: keeps the DBI handles open */
     if (rc)
         return obx_mdb_fail(err, rc, "create databases");
     return OBX_OK;
