@@ -106,9 +106,12 @@ struct obx_store {
     pthread_cond_t cv_work;
     pthread_cond_t cv_done;
     obx_op *head, *tail;
+    unsigned qlen;       /* ops queued */
+    unsigned last_batch; /* size of the previous batch: how many submitters it released */
     int stopping;
     int closed_for_enqueue;
 
+    uint64_t stat_batches, stat_ops; /* group-commit statistics (writer thread) */
     obx_notify_fn notify;
     void *notify_ud;
     txn_ctx ctx;
