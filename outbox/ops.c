@@ -405,6 +405,10 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         obx_delivery_clear(&d);
     }
     free(keys);
+    if (got == 0) {
+        free(jobs); /* the API promises NULL when nothing was claimed */
+        jobs = NULL;
+    }
     op->u.claim.jobs = jobs;
     op->u.claim.n = got;
     return ret;
