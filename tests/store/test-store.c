@@ -676,6 +676,97 @@ static void test_backup(void **state)
     rm_rf(dest);
 }
 
+
+/* With no high-water margin the LMDB map itself fills: MDB_MAP_FULL must fail only the
+ * enqueue that hit it, acknowledge nothing partial, and leave the store consistent. */
+static void test_map_full_no_partial_ack(void **state)
+{
+    (void)state;
+    char *d = tmpdir_new("mapfull");
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_OWNER;
+    o.max_size = 1u << 20;
+    o.high_water_pct = 100;
+    obx_store *s;
+    assert_int_equal(obx_open(d, &o, &s, NULL), OBX_OK);
+    uint32_t a;
+    assert_int_equal(obx_sink_id(s, "webhook", &a, NULL), OBX_OK);
+    char body[3000];
+    memset(body, 'y', sizeof body - 1);
+    body[sizeof body - 1] = 0;
+    size_t acked = 0;
+    int failed = 0;
+    obx_error err = {0};
+    for (int i = 0; i < 2000 && !failed; i++) {
+        obx_event_in e[4];
+        for (int j = 0; j < 4; j++)
+            e[j] = ev_in(body, &a, 1);
+        uint64_t ids[4];
+        int rc = obx_enqueue(s, e, 4, ids, &err);
+        if (rc) {
+            assert_int_equal(rc, OBX_ERR_FULL);
+            printf("map full after %zu events: %s\n", acked, err.msg);
+            failed = 1;
+        } else {
+            acked += 4;
+        }
+    }
+    assert_true(failed);
+    assert_int_equal(sink_stats(s, a).pending, acked);
+    obx_stats *st;
+    assert_int_equal(obx_stats_get(s, &st, NULL), OBX_OK);
+    assert_int_equal(st->events, acked);
+    obx_stats_free(st);
+    assert_check_clean(s);
+    obx_close(s);
+    rm_rf(d);
+    free(d);
+}
+
+/* Another process reads (stats, list) in a loop while this one writes: readers never
+ * block the writer and always see consistent counters. */
+static void test_concurrent_reader_process(void **state)
+{
+    fixture *f = *state;
+    pid_t pid = fork();
+    if (pid == 0) {
+        obx_options o;
+        obx_options_init(&o);
+        obx_store *r;
+        if (obx_open(f->dir, &o, &r, NULL) != OBX_OK)
+            _exit(2);
+        uint64_t last = 0;
+        for (int i = 0; i < 400; i++) {
+            obx_stats *st;
+            if (obx_stats_get(r, &st, NULL) != OBX_OK)
+                _exit(3);
+            uint64_t pending = 0;
+            for (size_t k = 0; k < st->n_sinks; k++)
+                pending += st->sinks[k].pending + st->sinks[k].inflight;
+            if (pending != st->events || st->enqueued < last) /* one sink per event */
+                _exit(4);
+            last = st->enqueued;
+            obx_stats_free(st);
+            obx_query q;
+            obx_query_init(&q);
+            q.limit = 50;
+            size_t n = 0;
+            if (obx_list(r, &q, count_cb, NULL, &n, NULL) != OBX_OK)
+                _exit(5);
+        }
+        obx_close(r);
+        _exit(0);
+    }
+    for (int i = 0; i < 300; i++)
+        enqueue1(f->s, "{\"c\":1}", &f->a, 1);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(sink_stats(f->s, f->a).pending, 300);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +782,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_filters_and_paging, setup, teardown),
         cmocka_unit_test(test_corrupt_record_is_reported),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+        cmocka_unit_test(test_map_full_no_partial_ack),
+        cmocka_unit_test_setup_teardown(test_concurrent_reader_process, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
