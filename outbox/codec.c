@@ -159,6 +159,75 @@ static int corrupt(obx_error *err, const char *what)
     return OBX_ERR_CORRUPT;
 }
 
+
+static uint64_t rd_be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*
+ * Walk the msgpack bytes once, checking that every declared length and element count
+ * fits in what is left, before msgpack-c sees them: its unpacker allocates for the
+ * declared count first, so a corrupt count could otherwise ask for gigabytes.
+ * Exactly one object must fill the buffer.
+ */
+static int msgpack_shape_ok(const unsigned char *p, size_t len)
+{
+    size_t pos = 0;
+    uint64_t need = 1; /* objects still to read */
+    while (need > 0) {
+        if (pos >= len)
+            return 0;
+        unsigned c = p[pos++];
+        uint64_t skip = 0, items = 0;
+        need--;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            skip = 0;
+        } else if (c >= 0x80 && c <= 0x8f) {
+            items = 2u * (c & 0x0f);
+        } else if (c >= 0x90 && c <= 0x9f) {
+            items = c & 0x0f;
+        } else if (c >= 0xa0 && c <= 0xbf) {
+            skip = c & 0x1f;
+        } else {
+            static const unsigned char width[] = {
+                /* c4 bin8 */ 1, 2, 4, /* c7 ext */ 1, 2, 4, /* ca float */ 4, 8,
+                /* cc uint */ 1, 2, 4, 8, /* d0 int */ 1, 2, 4, 8,
+                /* d4 fixext */ 2, 3, 5, 9, 17, /* d9 str */ 1, 2, 4,
+                /* dc array */ 2, 4, /* de map */ 2, 4};
+            if (c < 0xc4 || c > 0xdf)
+                return 0; /* 0xc1 is never used */
+            unsigned w = width[c - 0xc4];
+            if (c >= 0xca && c <= 0xd8) {
+                skip = w; /* fixed-size scalars and fixext (type byte included) */
+            } else {
+                if (len - pos < w)
+                    return 0;
+                uint64_t n = rd_be(p + pos, (int)w);
+                pos += w;
+                if (c >= 0xc7 && c <= 0xc9)
+                    skip = n + 1; /* ext: type byte + data */
+                else if (c == 0xdc || c == 0xdd)
+                    items = n;
+                else if (c == 0xde || c == 0xdf)
+                    items = 2 * n;
+                else
+                    skip = n; /* bin, str */
+            }
+        }
+        if (skip > len - pos || items > len - pos)
+            return 0; /* each element takes at least one byte */
+        pos += skip;
+        need += items;
+        if (need > len - pos + 1)
+            return 0;
+    }
+    return pos == len;
+}
+
 /* Check the envelope and unpack the payload into *u. */
 static int rec_open(const void *data, size_t len, msgpack_unpacked *u, obx_error *err)
 {
@@ -171,6 +240,8 @@ static int rec_open(const void *data, size_t len, msgpack_unpacked *u, obx_error
                     ((uint32_t)p[4] << 24);
     if (obx_crc32c(0, p + 5, len - 5) != want)
         return corrupt(err, "checksum mismatch");
+    if (!msgpack_shape_ok(p + 5, len - 5))
+        return corrupt(err, "bad msgpack payload");
     size_t off = 0;
     msgpack_unpacked_init(u);
     if (msgpack_unpack_next(u, (const char *)p + 5, len - 5, &off) != MSGPACK_UNPACK_SUCCESS ||

@@ -1,0 +1,141 @@
+/*
+ * test-codec.c - unit tests of the store's record codec: round trips, history trimming,
+ * and corrupt inputs (bad format byte, checksum, truncation, a msgpack count larger
+ * than the record, found by fuzzing) that must decode to OBX_ERR_CORRUPT.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+static void seal(unsigned char *rec, size_t len)
+{
+    uint32_t crc = obx_crc32c(0, rec + 5, len - 5);
+    rec[0] = OBX_REC_FORMAT;
+    for (int i = 0; i < 4; i++)
+        rec[1 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+static void test_crc32c_vector(void **state)
+{
+    (void)state;
+    assert_int_equal(obx_crc32c(0, "123456789", 9), 0xE3069283u); /* the standard check value */
+}
+
+static void test_event_round_trip(void **state)
+{
+    (void)state;
+    obx_buf b = {0};
+    uint32_t sinks[] = {3, 7};
+    rec_event e = {1717934400000, "flag", "created", (const unsigned char *)"{\"k\":\"v\"}", 9,
+                   sinks, 2};
+    assert_int_equal(codec_event_encode(&b, &e), OBX_OK);
+    obx_event out;
+    uint32_t *s = NULL;
+    size_t n = 0;
+    assert_int_equal(codec_event_decode(b.p, b.len, &out, &s, &n, NULL), OBX_OK);
+    assert_int_equal(out.received_ms, 1717934400000);
+    assert_string_equal(out.type, "flag");
+    assert_string_equal(out.action, "created");
+    assert_int_equal(out.body_len, 9);
+    assert_memory_equal(out.body, "{\"k\":\"v\"}", 9);
+    assert_int_equal(n, 2);
+    assert_int_equal(s[1], 7);
+    free(out.type);
+    free(out.action);
+    free(out.body);
+    free(s);
+    buf_free(&b);
+}
+
+static void test_delivery_round_trip_and_history(void **state)
+{
+    (void)state;
+    obx_delivery d = {.state = OBX_STATE_PENDING, .attempts = 4, .deadline_ms = 99};
+    for (int i = 0; i < 15; i++)
+        assert_int_equal(delivery_push_attempt(&d, i, 10, 500 + i, i % 2 ? "timeout" : NULL, 10),
+                         OBX_OK);
+    assert_int_equal(d.n_history, 10);
+    assert_int_equal(d.history[0].started_ms, 5); /* oldest kept */
+    obx_buf b = {0};
+    assert_int_equal(codec_delivery_encode(&b, &d), OBX_OK);
+    obx_delivery o = {0};
+    assert_int_equal(codec_delivery_decode(b.p, b.len, &o, NULL), OBX_OK);
+    assert_int_equal(o.attempts, 4);
+    assert_int_equal(o.deadline_ms, 99);
+    assert_int_equal(o.n_history, 10);
+    assert_int_equal(o.history[9].status, 514);
+    assert_null(o.history[9].error); /* i = 14: no error text */
+    assert_string_equal(o.history[8].error, "timeout");
+    obx_delivery_clear(&o);
+    obx_delivery_clear(&d);
+    buf_free(&b);
+}
+
+static void test_corrupt_inputs(void **state)
+{
+    (void)state;
+    obx_buf b = {0};
+    obx_delivery d = {.state = OBX_STATE_DEAD};
+    assert_int_equal(codec_delivery_encode(&b, &d), OBX_OK);
+    obx_delivery o = {0};
+    obx_error err;
+    unsigned char *copy = malloc(b.len);
+    memcpy(copy, b.p, b.len);
+    copy[b.len - 1] ^= 1;
+    assert_int_equal(codec_delivery_decode(copy, b.len, &o, &err), OBX_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, "checksum"));
+    memcpy(copy, b.p, b.len);
+    copy[0] = 9;
+    assert_int_equal(codec_delivery_decode(copy, b.len, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(codec_delivery_decode(b.p, b.len - 3, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(codec_delivery_decode(b.p, 3, &o, &err), OBX_ERR_CORRUPT);
+    /* an event record is not a delivery record */
+    uint32_t sink = 1;
+    rec_event e = {1, "a", "b", (const unsigned char *)"", 0, &sink, 1};
+    obx_buf eb = {0};
+    assert_int_equal(codec_event_encode(&eb, &e), OBX_OK);
+    assert_int_equal(codec_delivery_decode(eb.p, eb.len, &o, &err), OBX_ERR_CORRUPT);
+    free(copy);
+    buf_free(&b);
+    buf_free(&eb);
+}
+
+/* Found by fuzz-codec: an array32 whose count is far larger than the record made
+ * msgpack-c try to allocate 128 GiB. A valid checksum must not get it that far. */
+static void test_huge_count_with_valid_checksum(void **state)
+{
+    (void)state;
+    unsigned char rec[5 + 6] = {0, 0, 0, 0, 0, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xc0};
+    seal(rec, sizeof rec);
+    obx_delivery o = {0};
+    obx_error err;
+    assert_int_equal(codec_delivery_decode(rec, sizeof rec, &o, &err), OBX_ERR_CORRUPT);
+    obx_event ev;
+    assert_int_equal(codec_event_decode(rec, sizeof rec, &ev, NULL, NULL, &err), OBX_ERR_CORRUPT);
+    /* a str32 longer than the record, and the unused byte 0xc1 */
+    unsigned char rec2[5 + 6] = {0, 0, 0, 0, 0, 0xdb, 0x7f, 0xff, 0xff, 0xff, 0x00};
+    seal(rec2, sizeof rec2);
+    assert_int_equal(codec_delivery_decode(rec2, sizeof rec2, &o, &err), OBX_ERR_CORRUPT);
+    unsigned char rec3[5 + 1] = {0, 0, 0, 0, 0, 0xc1};
+    seal(rec3, sizeof rec3);
+    assert_int_equal(codec_delivery_decode(rec3, sizeof rec3, &o, &err), OBX_ERR_CORRUPT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c_vector),
+        cmocka_unit_test(test_event_round_trip),
+        cmocka_unit_test(test_delivery_round_trip_and_history),
+        cmocka_unit_test(test_corrupt_inputs),
+        cmocka_unit_test(test_huge_count_with_valid_checksum),
+    };
+    return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
+}
