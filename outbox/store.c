@@ -70,6 +70,20 @@ int obx_mdb_fail(obx_error *err, int rc, const char *what)
     return obx_fail(err, OBX_ERR_LMDB, "%s: %s", what, mdb_strerror(rc));
 }
 
+static long crash_hits;
+
+void obx_crash_point(const char *name)
+{
+    /* Read each time (a few calls per commit): tests set it in forked children. */
+    const char *want = getenv("OUTBOX_CRASH_POINT");
+    if (!want || strcmp(want, name) != 0)
+        return;
+    const char *n = getenv("OUTBOX_CRASH_AFTER");
+    long after = n && *n ? strtol(n, NULL, 10) : 1;
+    if (__atomic_add_fetch(&crash_hits, 1, __ATOMIC_SEQ_CST) >= after)
+        abort();
+}
+
 int64_t obx_now_ms(void)
 {
     struct timespec ts;
@@ -218,7 +232,14 @@ static void run_batch(obx_store *s, obx_op *list)
                 return;
             continue;
         }
+        int has_enqueue = 0;
+        for (obx_op *op = list; op; op = op->next)
+            has_enqueue |= op->kind == OP_ENQUEUE;
+        if (has_enqueue)
+            obx_crash_point("enqueue-before-commit");
         rc = mdb_txn_commit(txn);
+        if (has_enqueue && !rc)
+            obx_crash_point("enqueue-after-commit");
         if (rc) {
             obx_mdb_fail(&err, rc, "commit");
             for (obx_op *op = list; op; op = op->next) {

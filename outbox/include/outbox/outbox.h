@@ -375,6 +375,15 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
 /* A consistent, compacted hot copy into directory `dest` (created; must be empty). */
 int obx_backup(obx_store *s, const char *dest, obx_error *err);
 
+/*
+ * Test-only crash points. When the environment variable OUTBOX_CRASH_POINT equals `name`
+ * (and OUTBOX_CRASH_AFTER, default 1, hits have been counted), the process aborts right
+ * there. The store calls it at "enqueue-before-commit", "enqueue-after-commit" (committed,
+ * callers not yet woken), "dead-move" (a dead-letter move half written), and "retention"
+ * (a sweep half done); the delivery engine adds its own. Costs one branch when unset.
+ */
+void obx_crash_point(const char *name);
+
 /* Wall clock in ms (CLOCK_REALTIME). */
 int64_t obx_now_ms(void);
 
