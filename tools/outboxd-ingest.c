@@ -1,0 +1,634 @@
+/*
+ * outboxd-ingest.c - HTTP ingest, health and metrics on libmicrohttpd (see outboxd-ingest.h).
+ *
+ * Requests are answered from the access handler. Everything that can be refused from the
+ * headers alone (path, method, auth token, content type, Content-Length over max_body,
+ * shutdown) is refused in the first call, before any body byte is read: MHD then closes
+ * the connection instead of reading the body. A body that grows past max_body while
+ * streaming (chunked) aborts the connection. A complete body is parsed and validated
+ * (outboxd-event.c), routed, and stored with one obx_enqueue() call; the thread blocks
+ * there until the group commit is synced, which is why each connection has its own
+ * thread: hundreds of requests can share one commit.
+ */
+#include "outboxd-ingest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "outboxd-event.h"
+#include "outboxd-log.h"
+
+struct oin_server {
+    struct MHD_Daemon *d;
+    oin_config cfg;
+    int listen_fd;
+    int quiesced_fd; /* ours to close after MHD_stop_daemon, or -1 */
+    uint16_t port;
+    atomic_int closing;
+    atomic_int waiting; /* requests between a complete body and their answer */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when waiting drops to 0 during shutdown */
+};
+
+/* Per-request state for POST /v1/events (MHD's con_cls). */
+typedef struct req {
+    oev_ctype ct;
+    char *buf;
+    size_t len, cap;
+} req;
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result send_body(oin_server *s, struct MHD_Connection *c, unsigned status,
+                                 const char *ctype, char *body, size_t len, int must_free,
+                                 const char *allow)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (!r) {
+        if (must_free)
+            free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (atomic_load(&s->closing))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/*
+ * Answer {"error":"<msg>"}. The message is escaped for JSON; bytes outside ASCII become
+ * '?' (parser messages may quote a fragment of invalid UTF-8 input).
+ */
+static enum MHD_Result send_error(oin_server *s, struct MHD_Connection *c, unsigned status,
+                                  omet_reason reason, const char *msg, const char *allow)
+{
+    omet_rejected(s->cfg.metrics, reason);
+    char out[1024];
+    size_t n = 0;
+    const char *pre = "{\"error\":\"";
+    memcpy(out, pre, strlen(pre));
+    n = strlen(pre);
+    for (const unsigned char *p = (const unsigned char *)msg; *p && n < sizeof out - 16; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)*p;
+        } else if (*p < 0x20) {
+            n += (size_t)snprintf(out + n, sizeof out - n, "\\u%04x", *p);
+        } else if (*p >= 0x7f) {
+            out[n++] = '?';
+        } else {
+            out[n++] = (char)*p;
+        }
+    }
+    memcpy(out + n, "\"}\n", 3);
+    n += 3;
+    return send_body(s, c, status, "application/json", out, n, 0, allow);
+}
+
+static enum MHD_Result send_json(oin_server *s, struct MHD_Connection *c, unsigned status,
+                                 const char *json)
+{
+    return send_body(s, c, status, "application/json", (char *)json, strlen(json), 0, NULL);
+}
+
+/* ---- checks on headers ---- */
+
+/* Constant-time equality of a[0..an) and b[0..bn); the time depends on an only. */
+static int ct_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+    unsigned char d = (unsigned char)(an != bn);
+    for (size_t i = 0; i < an; i++)
+        d |= (unsigned char)(a[i] ^ (bn ? b[i % bn] : 0));
+    return d == 0;
+}
+
+static int token_ok(const oin_server *s, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    size_t tn = strlen(tok);
+    int ok = 0;
+    for (size_t i = 0; i < s->cfg.n_tokens; i++) /* no early exit: same work for any match */
+        ok |= ct_equal(tok, tn, s->cfg.tokens[i], strlen(s->cfg.tokens[i]));
+    return ok;
+}
+
+/* Parse a Content-Length value; -1 when absent or not a plain decimal. */
+static long long content_length(struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!h || !*h)
+        return -1;
+    long long v = 0;
+    for (const char *p = h; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (v > (1LL << 50))
+            return 1LL << 50; /* absurd: certainly over the limit */
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+/* ---- GET endpoints ---- */
+
+static enum MHD_Result serve_health(oin_server *s, struct MHD_Connection *c)
+{
+    if (atomic_load(&s->closing))
+        return send_json(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"status\":\"shutting down\"}\n");
+    return send_json(s, c, MHD_HTTP_OK, "{\"status\":\"ok\"}\n");
+}
+
+static enum MHD_Result serve_metrics(oin_server *s, struct MHD_Connection *c)
+{
+    obuf b = {.limit = 64u << 20};
+    s->cfg.render_metrics(s->cfg.metrics_ud, &b);
+    if (b.failed || !b.p) {
+        obuf_free(&b);
+        return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
+                          "could not render metrics", NULL);
+    }
+    return send_body(s, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len, 1,
+                     NULL);
+}
+
+/* ---- POST /v1/events ---- */
+
+/* Headers are in: refuse early, or set up the request state. */
+static enum MHD_Result events_begin(oin_server *s, struct MHD_Connection *c, void **con_cls)
+{
+    if (atomic_load(&s->closing))
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
+                          NULL);
+    if (s->cfg.n_tokens > 0 && !token_ok(s, c))
+        return send_error(s, c, MHD_HTTP_UNAUTHORIZED, OMET_UNAUTHORIZED,
+                          "missing or invalid bearer token", NULL);
+    const char *ctv = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    oev_ctype ct = oev_content_type(ctv);
+    if (ct == OEV_CT_OTHER)
+        return send_error(s, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, OMET_MEDIA_TYPE,
+                          "Content-Type must be application/json (one event) or "
+                          "application/x-ndjson (one event per line)",
+                          NULL);
+    long long cl = content_length(c);
+    if (cl > (long long)s->cfg.max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body of %lld bytes is over the limit of %zu bytes (max_body)",
+                 cl, s->cfg.max_body);
+        return send_error(s, c, MHD_HTTP_CONTENT_TOO_LARGE, OMET_TOO_LARGE, msg, NULL);
+    }
+    req *r = calloc(1, sizeof *r);
+    if (!r)
+        return MHD_NO;
+    r->ct = ct;
+    r->cap = cl > 0 ? (size_t)cl : 4096;
+    if (r->cap > s->cfg.max_body)
+        r->cap = s->cfg.max_body;
+    r->buf = malloc(r->cap ? r->cap : 1);
+    if (!r->buf) {
+        free(r);
+        return MHD_NO;
+    }
+    *con_cls = r;
+    return MHD_YES;
+}
+
+/* Append a body chunk; MHD_NO (abort the connection) once past max_body. */
+static enum MHD_Result events_data(oin_server *s, req *r, const char *data, size_t n)
+{
+    if (n > s->cfg.max_body - r->len) {
+        omet_rejected(s->cfg.metrics, OMET_TOO_LARGE);
+        olog(OLOG_DEBUG, "request aborted", OLOG_S("reason", "body over max_body while streaming"),
+             OLOG_I("max_body", (long long)s->cfg.max_body));
+        return MHD_NO;
+    }
+    if (r->len + n > r->cap) {
+        size_t nc = r->cap * 2;
+        while (nc < r->len + n)
+            nc *= 2;
+        if (nc > s->cfg.max_body)
+            nc = s->cfg.max_body;
+        char *nb = realloc(r->buf, nc);
+        if (!nb)
+            return MHD_NO;
+        r->buf = nb;
+        r->cap = nc;
+    }
+    memcpy(r->buf + r->len, data, n);
+    r->len += n;
+    return MHD_YES;
+}
+
+static void waiting_done(oin_server *s)
+{
+    if (atomic_fetch_sub(&s->waiting, 1) == 1 && atomic_load(&s->closing)) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* Build {"id":"N"} / {"id":null} / {"ids":[...]} for the answer. NULL on OOM. */
+static char *ids_json(int many, const uint64_t *ids, const int *routed, size_t n)
+{
+    size_t cap = 16 + n * 24;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t len = (size_t)snprintf(out, cap, many ? "{\"ids\":[" : "{\"id\":");
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (routed[i])
+            len += (size_t)snprintf(out + len, cap - len, "%s\"%llu\"", i ? "," : "",
+                                    (unsigned long long)ids[k++]);
+        else
+            len += (size_t)snprintf(out + len, cap - len, "%snull", i ? "," : "");
+    }
+    snprintf(out + len, cap - len, many ? "]}\n" : "}\n");
+    return out;
+}
+
+/* The whole body is in: validate, route, store durably, answer. */
+static enum MHD_Result events_finish(oin_server *s, struct MHD_Connection *c, req *r)
+{
+    char err[512];
+    oev_event *evs = NULL;
+    size_t n = 0;
+    obx_event_in *in = NULL;
+    uint32_t *sinks = NULL;
+    uint64_t *ids = NULL;
+    int *routed = NULL;
+    enum MHD_Result ret;
+
+    if (atomic_load(&s->closing)) {
+        ret = send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
+                         NULL);
+        goto out;
+    }
+    if (s->cfg.verify) {
+        const char *sig =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Flipt-Webhook-Signature");
+        if (!s->cfg.verify(s->cfg.verify_ud, r->buf, r->len, sig)) {
+            ret = send_error(s, c, MHD_HTTP_UNAUTHORIZED, OMET_UNAUTHORIZED,
+                             sig ? "invalid X-Flipt-Webhook-Signature"
+                                 : "missing X-Flipt-Webhook-Signature",
+                             NULL);
+            goto out;
+        }
+    }
+    int prc = oev_parse(r->ct, r->buf, r->len, &evs, &n, err, sizeof err);
+    if (prc == OEV_ERR_NOMEM) {
+        ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, err, NULL);
+        goto out;
+    }
+    if (prc != 0) {
+        ret = send_error(s, c, MHD_HTTP_BAD_REQUEST,
+                         prc == OEV_ERR_JSON ? OMET_INVALID_JSON : OMET_INVALID_EVENT, err, NULL);
+        goto out;
+    }
+    in = calloc(n, sizeof *in);
+    ids = calloc(n, sizeof *ids);
+    routed = calloc(n, sizeof *routed);
+    sinks = malloc(n * OIN_MAX_ROUTES * sizeof *sinks);
+    if (!in || !ids || !routed || !sinks) {
+        ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, "out of memory",
+                         NULL);
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t *sk = sinks + i * OIN_MAX_ROUTES;
+        size_t ns = s->cfg.route(s->cfg.route_ud, evs[i].type, evs[i].action, sk);
+        if (ns == 0)
+            continue;
+        routed[i] = 1;
+        in[k++] = (obx_event_in){.type = evs[i].type,
+                                 .action = evs[i].action,
+                                 .body = evs[i].body,
+                                 .body_len = evs[i].body_len,
+                                 .sinks = sk,
+                                 .n_sinks = ns};
+    }
+    if (k > 0) {
+        obx_error oerr = {0};
+        uint64_t t0 = mono_us();
+        atomic_fetch_add(&s->waiting, 1);
+        int rc = obx_enqueue(s->cfg.store, in, k, ids, &oerr);
+        waiting_done(s);
+        if (rc == OBX_ERR_FULL) {
+            ret = send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_FULL,
+                             "store is full (outbox.max_size); retry later", NULL);
+            goto out;
+        }
+        if (rc == OBX_ERR_CLOSED) {
+            ret = send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN,
+                             "shutting down", NULL);
+            goto out;
+        }
+        if (rc != OBX_OK) {
+            olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", oerr.msg));
+            ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
+                             "store error; nothing was stored", NULL);
+            goto out;
+        }
+        omet_ack_latency(s->cfg.metrics, mono_us() - t0);
+        omet_stored(s->cfg.metrics, k);
+    }
+    if (n > k)
+        omet_unrouted(s->cfg.metrics, n - k);
+    char *body = ids_json(r->ct == OEV_CT_NDJSON, ids, routed, n);
+    if (!body) {
+        ret = MHD_NO;
+        goto out;
+    }
+    ret = send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL);
+out:
+    oev_events_free(evs, n);
+    free(in);
+    free(ids);
+    free(routed);
+    free(sinks);
+    return ret;
+}
+
+/* ---- dispatch ---- */
+
+/*
+ * Marks a GET request whose answer waits for the second call: MHD closes the connection
+ * after a response queued in the first call (it cannot know the body was empty), which
+ * would cost scrapers and probes their keep-alive connection.
+ */
+static char get_marker;
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+    oin_server *s = cls;
+    if (*con_cls == &get_marker) {
+        if (*upload_data_size) { /* a GET with a body: ignore it */
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        return url[1] == 'h' ? serve_health(s, c) : serve_metrics(s, c);
+    }
+    req *r = *con_cls;
+    if (r) {
+        if (*upload_data_size) {
+            enum MHD_Result ok = events_data(s, r, upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            return ok;
+        }
+        return events_finish(s, c, r);
+    }
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(url, "/v1/events") == 0) {
+        if (strcmp(method, "POST") != 0)
+            return send_error(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, OMET_METHOD,
+                              "method not allowed; use POST", "POST");
+        return events_begin(s, c, con_cls);
+    }
+    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
+        if (!get)
+            return send_error(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, OMET_METHOD,
+                              "method not allowed; use GET", "GET, HEAD");
+        *con_cls = &get_marker;
+        return MHD_YES;
+    }
+    return send_error(s, c, MHD_HTTP_NOT_FOUND, OMET_NOT_FOUND,
+                      "no such endpoint (POST /v1/events, GET /healthz, GET /metrics)", NULL);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    req *r = *con_cls;
+    if (r && *con_cls != &get_marker) {
+        free(r->buf);
+        free(r);
+    }
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    if (!olog_enabled(OLOG_DEBUG))
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    olog(OLOG_DEBUG, "http server", OLOG_S("detail", msg));
+}
+
+/* ---- lifecycle ---- */
+
+int oin_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port, char *err,
+                     size_t errcap)
+{
+    const char *colon, *h = listen;
+    size_t hl;
+    if (listen[0] == '[') {
+        const char *rb = strchr(listen, ']');
+        if (!rb || rb[1] != ':') {
+            snprintf(err, errcap, "\"%s\": expected [IPV6]:PORT", listen);
+            return -1;
+        }
+        h = listen + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || strchr(listen, ':') != colon) {
+            snprintf(err, errcap, "\"%s\": expected HOST:PORT", listen);
+            return -1;
+        }
+        hl = (size_t)(colon - listen);
+    }
+    if (hl == 0 || hl >= cap) {
+        snprintf(err, errcap, "\"%s\": host is empty or too long", listen);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || errno || p > 65535 || colon[1] == '-' || colon[1] == '+') {
+        snprintf(err, errcap, "\"%s\": port must be a number 0..65535", listen);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* Resolve, bind and listen; return the socket or -1 with err. */
+static int bind_listen(const char *addr, int *is_v6, uint16_t *bound, char *err, size_t cap)
+{
+    char host[256], portstr[8], perr[256];
+    uint16_t port;
+    if (oin_parse_listen(addr, host, sizeof host, &port, perr, sizeof perr) != 0) {
+        snprintf(err, cap, "listen address %s", perr);
+        return -1;
+    }
+    snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int gr = getaddrinfo(host, portstr, &hints, &ai);
+    if (gr != 0) {
+        snprintf(err, cap, "listen address \"%s\": %s", addr, gai_strerror(gr));
+        return -1;
+    }
+    int fd = -1, saved = 0;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1024) == 0) {
+            *is_v6 = a->ai_family == AF_INET6;
+            break;
+        }
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot listen on %s: %s", addr, strerror(saved));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
+{
+    oin_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->cfg.listen = NULL; /* not kept */
+    s->quiesced_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    int v6 = 0;
+    s->listen_fd = bind_listen(cfg->listen, &v6, &s->port, err, cap);
+    if (s->listen_fd < 0)
+        goto fail;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (cfg->pool_threads == 0)
+        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    else
+        flags |= MHD_USE_EPOLL;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    s->d =
+        MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                         (unsigned)cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)cfg->timeout_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1u << 20),
+                         /* last, so that without a pool the list simply ends here */
+                         cfg->pool_threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+                         (unsigned)cfg->pool_threads, MHD_OPTION_END);
+    if (!s->d) {
+        snprintf(err, cap, "cannot start the HTTP server on %s", cfg->listen);
+        goto fail;
+    }
+    return s;
+fail:
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    return NULL;
+}
+
+uint16_t oin_port(const oin_server *s)
+{
+    return s->port;
+}
+
+void oin_begin_shutdown(oin_server *s)
+{
+    if (!s || atomic_exchange(&s->closing, 1))
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    olog(OLOG_DEBUG, "listener quiesced", OLOG_I("fd", fd));
+    if (fd != MHD_INVALID_SOCKET) {
+        /*
+         * MHD's threads may still touch the socket: close it only after MHD_stop_daemon.
+         * shutdown() makes Linux refuse new connections (and reset queued ones) now.
+         */
+        (void)shutdown(fd, SHUT_RDWR);
+        s->quiesced_fd = fd;
+    }
+}
+
+void oin_stop(oin_server *s, unsigned wait_ms)
+{
+    if (!s)
+        return;
+    oin_begin_shutdown(s);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += wait_ms / 1000;
+    dl.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (atomic_load(&s->waiting) > 0 && pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&s->mu);
+    MHD_stop_daemon(s->d); /* closes the listen socket unless quiesced above */
+    if (s->quiesced_fd >= 0)
+        close(s->quiesced_fd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

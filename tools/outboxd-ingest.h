@@ -1,0 +1,86 @@
+/*
+ * outboxd-ingest.h - the HTTP listener of outboxd (libmicrohttpd): event ingest, health,
+ * metrics.
+ *
+ *   POST /v1/events   application/json (one event) or application/x-ndjson (many, all or
+ *                     nothing); 202 only once the events are durable (obx_enqueue).
+ *   GET  /healthz     200 {"status":"ok"}; 503 {"status":"shutting down"} while stopping.
+ *   GET  /metrics     Prometheus text, produced by the caller's render callback.
+ *
+ * Each connection gets its own thread (or a pool thread, see `pool_threads`), so many
+ * requests can wait on one group commit at once. Errors are JSON {"error":"..."}.
+ */
+#ifndef OUTBOXD_INGEST_H
+#define OUTBOXD_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outbox/outbox.h"
+#include "outboxd-metrics.h"
+
+/* At most this many sinks per event (the store's limit on routes). */
+#define OIN_MAX_ROUTES 64
+
+/*
+ * Route an event: fill sinks[] (capacity OIN_MAX_ROUTES) with the ids of the sinks whose
+ * filter matches type:action and return how many (0 = unrouted). Called concurrently.
+ */
+typedef size_t (*oin_route_fn)(void *ud, const char *type, const char *action, uint32_t *sinks);
+
+/* Append the /metrics page to b. Called concurrently. */
+typedef void (*oin_metrics_fn)(void *ud, obuf *b);
+
+/*
+ * Verify a Flipt signature header (`header`, may be NULL when absent) over body[0..len).
+ * Return 1 when valid. Must compare in constant time. Called concurrently.
+ */
+typedef int (*oin_verify_fn)(void *ud, const char *body, size_t len, const char *header);
+
+typedef struct oin_config {
+    const char *listen;        /* HOST:PORT ([v6]:PORT); port 0 picks a free one. Copied. */
+    size_t max_body;           /* bytes; larger bodies get 413 */
+    const char *const *tokens; /* accepted bearer tokens (n_tokens); borrowed until stop */
+    size_t n_tokens;
+    oin_verify_fn verify; /* non-NULL: require a valid X-Flipt-Webhook-Signature */
+    void *verify_ud;
+    unsigned max_connections; /* MHD_OPTION_CONNECTION_LIMIT */
+    unsigned per_ip_limit;    /* MHD_OPTION_PER_IP_CONNECTION_LIMIT (0 = none) */
+    unsigned timeout_s;       /* idle connection timeout, seconds */
+    unsigned pool_threads;    /* 0 = one thread per connection; else a polling pool */
+    obx_store *store;         /* borrowed; must outlive oin_stop() */
+    oin_route_fn route;
+    void *route_ud;
+    oin_metrics_fn render_metrics;
+    void *metrics_ud;
+    omet *metrics; /* counters to bump; borrowed */
+} oin_config;
+
+typedef struct oin_server oin_server;
+
+/*
+ * Bind and start serving. On failure returns NULL with err (cap bytes) naming the
+ * address and the reason.
+ */
+oin_server *oin_start(const oin_config *cfg, char *err, size_t cap);
+
+/* The bound port (useful with port 0). */
+uint16_t oin_port(const oin_server *s);
+
+/*
+ * Begin shutdown: stop accepting connections, answer new requests 503 with Retry-After
+ * and Connection: close, /healthz 503. Requests already waiting on the store finish.
+ */
+void oin_begin_shutdown(oin_server *s);
+
+/*
+ * Wait (at most wait_ms) for requests waiting on the store to be answered, then close
+ * every connection and free the server. NULL is a no-op.
+ */
+void oin_stop(oin_server *s, unsigned wait_ms);
+
+/* Split "HOST:PORT" / "[V6]:PORT" into host (cap bytes) and port. 0 or -1 (err filled). */
+int oin_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port, char *err,
+                     size_t errcap);
+
+#endif
