@@ -1,0 +1,460 @@
+/*
+ * outboxctl-out.c - tables, JSON lines and body encoding for outboxctl
+ * (see outboxctl-out.h).
+ */
+#include "outboxctl-out.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "outboxctl-time.h"
+
+#define FLUSH_ROWS 1000
+
+struct ctl_table {
+    FILE *f;
+    size_t ncols;
+    char **headers;
+    size_t *width;
+    char **cells; /* rows x ncols */
+    size_t nrows, cap, total;
+    int header_done;
+};
+
+/* Display width: UTF-8 code points (good enough for names and ages). */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            w++;
+    return w;
+}
+
+ctl_table *ctl_table_new(FILE *f, size_t ncols, const char *const *headers)
+{
+    ctl_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->f = f;
+    t->ncols = ncols;
+    t->headers = calloc(ncols, sizeof *t->headers);
+    t->width = calloc(ncols, sizeof *t->width);
+    if (!t->headers || !t->width) {
+        ctl_table_free(t);
+        return NULL;
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        t->headers[i] = strdup(headers[i]);
+        if (!t->headers[i]) {
+            ctl_table_free(t);
+            return NULL;
+        }
+        t->width[i] = text_width(headers[i]);
+    }
+    return t;
+}
+
+int ctl_table_add(ctl_table *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        char **n = realloc(t->cells, nc * t->ncols * sizeof *n);
+        if (!n)
+            return -1;
+        t->cells = n;
+        t->cap = nc;
+    }
+    char **row = t->cells + t->nrows * t->ncols;
+    for (size_t i = 0; i < t->ncols; i++) {
+        row[i] = strdup(cells[i] ? cells[i] : "-");
+        if (!row[i]) {
+            for (size_t j = 0; j < i; j++)
+                free(row[j]);
+            return -1;
+        }
+        size_t w = text_width(row[i]);
+        if (w > t->width[i])
+            t->width[i] = w;
+    }
+    t->nrows++;
+    t->total++;
+    if (t->nrows >= FLUSH_ROWS)
+        ctl_table_flush(t);
+    return 0;
+}
+
+static void print_row(ctl_table *t, char *const *row)
+{
+    for (size_t i = 0; i < t->ncols; i++) {
+        fputs(row[i], t->f);
+        if (i + 1 < t->ncols) {
+            size_t pad = t->width[i] - text_width(row[i]) + 2;
+            for (size_t k = 0; k < pad; k++)
+                fputc(' ', t->f);
+        }
+    }
+    fputc('\n', t->f);
+}
+
+void ctl_table_flush(ctl_table *t)
+{
+    if (!t->header_done) {
+        print_row(t, t->headers);
+        t->header_done = 1;
+    }
+    for (size_t r = 0; r < t->nrows; r++) {
+        char **row = t->cells + r * t->ncols;
+        print_row(t, row);
+        for (size_t i = 0; i < t->ncols; i++)
+            free(row[i]);
+    }
+    t->nrows = 0;
+    fflush(t->f);
+}
+
+size_t ctl_table_rows(const ctl_table *t)
+{
+    return t->total;
+}
+
+void ctl_table_free(ctl_table *t)
+{
+    if (!t)
+        return;
+    if (t->nrows > 0)
+        ctl_table_flush(t);
+    for (size_t i = 0; t->headers && i < t->ncols; i++)
+        free(t->headers[i]);
+    free(t->headers);
+    free(t->width);
+    free(t->cells);
+    free(t);
+}
+
+/* ---- JSON ---- */
+
+void ctl_json_print(json_t *v, FILE *f)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s) {
+        fputs(s, f);
+        fputc('\n', f);
+        free(s);
+    }
+    json_decref(v);
+}
+
+json_t *ctl_json_time(int64_t ms)
+{
+    if (ms == 0 || ms == INT64_MAX)
+        return json_null();
+    char b[40];
+    ctl_time_rfc3339(ms, b, sizeof b);
+    return json_string(b);
+}
+
+json_t *ctl_json_str(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+int ctl_body_is_json(const unsigned char *body, size_t len)
+{
+    if (len == 0)
+        return 0;
+    json_error_t e;
+    json_t *v = json_loadb((const char *)body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!v)
+        return 0;
+    json_decref(v);
+    return 1;
+}
+
+/* Drop insignificant whitespace from valid JSON text; out holds len+1 bytes. */
+static size_t json_minify(const unsigned char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = in[i];
+        if (in_str) {
+            out[o++] = (char)ch;
+            if (ch == '\\' && i + 1 < len)
+                out[o++] = (char)in[++i];
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            in_str = 1;
+            out[o++] = '"';
+        } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+int ctl_json_print_with_body(json_t *obj, const unsigned char *body, size_t len, FILE *f)
+{
+    int rc = -1;
+    char *head = json_dumps(obj, JSON_COMPACT);
+    char *mini = NULL, *b64 = NULL;
+    json_decref(obj);
+    if (!head)
+        goto out;
+    size_t hl = strlen(head);
+    if (hl < 2 || head[hl - 1] != '}')
+        goto out;
+    head[hl - 1] = '\0';
+    int is_json = ctl_body_is_json(body, len);
+    int multi_line = is_json && (memchr(body, '\n', len) || memchr(body, '\r', len));
+    if (!is_json || multi_line) {
+        b64 = ctl_base64_encode(body, len);
+        if (!b64)
+            goto out;
+    }
+    fputs(head, f);
+    fputs(hl > 2 ? "," : "", f);
+    if (is_json && !multi_line) {
+        fputs("\"body\":", f);
+        fwrite(body, 1, len, f);
+    } else if (is_json) {
+        mini = malloc(len + 1);
+        if (!mini)
+            goto out;
+        json_minify(body, len, mini);
+        fprintf(f, "\"body\":%s,\"body_base64\":\"%s\"", mini, b64);
+    } else {
+        fprintf(f, "\"body_base64\":\"%s\"", b64);
+    }
+    fputs("}\n", f);
+    rc = 0;
+out:
+    free(head);
+    free(mini);
+    free(b64);
+    return rc;
+}
+
+/* ---- reading a member's raw text back ---- */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* End of the string starting at p (on the opening quote), or NULL. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* End of the JSON value starting at p, or NULL (the line was validated before). */
+static const char *skip_value(const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return skip_string(p, end);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_string(p, end);
+                if (!p)
+                    return NULL;
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if (*p == '}' || *p == ']') {
+                if (--depth == 0)
+                    return p + 1;
+            }
+            p++;
+        }
+        return NULL;
+    }
+    while (p < end && !strchr(",}] \t\r\n", *p))
+        p++;
+    return p;
+}
+
+static int raw_member(const char *line, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    const char *p = line, *end = line + len;
+    size_t kl = strlen(key);
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return -1;
+    p++;
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p >= end || *p != '"')
+            return -1;
+        const char *ks = p + 1, *ke = skip_string(p, end);
+        if (!ke)
+            return -1;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            return -1;
+        p = skip_ws(p + 1, end);
+        const char *ve = skip_value(p, end);
+        if (!ve)
+            return -1;
+        if ((size_t)(ke - 1 - ks) == kl && memcmp(ks, key, kl) == 0) {
+            *val = p;
+            *vlen = (size_t)(ve - p);
+            return 0;
+        }
+        p = skip_ws(ve, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        return -1;
+    }
+}
+
+int ctl_body_from_line(const char *line, size_t len, unsigned char **out, size_t *out_len,
+                       char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loadb(line, len, 0, &je);
+    if (!root) {
+        snprintf(err, errlen, "not a JSON object: %s (column %d)", je.text, je.column);
+        return -1;
+    }
+    int rc = -1;
+    json_t *b64 = json_object_get(root, "body_base64");
+    if (b64) {
+        if (!json_is_string(b64)) {
+            snprintf(err, errlen, "\"body_base64\" is not a string");
+            goto out;
+        }
+        *out = ctl_base64_decode(json_string_value(b64), json_string_length(b64), out_len);
+        if (!*out) {
+            snprintf(err, errlen, "\"body_base64\" is not valid base64");
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
+    if (!json_object_get(root, "body")) {
+        snprintf(err, errlen, "no \"body\" or \"body_base64\"");
+        goto out;
+    }
+    const char *v;
+    size_t vl;
+    if (raw_member(line, len, "body", &v, &vl)) {
+        snprintf(err, errlen, "cannot locate the \"body\" text");
+        goto out;
+    }
+    *out = malloc(vl ? vl : 1);
+    if (!*out) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    memcpy(*out, v, vl);
+    *out_len = vl;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- bodies for people ---- */
+
+static int printable_utf8(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = s[i];
+        if (ch < 0x80) {
+            if (ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r')
+                return 0;
+            if (ch == 0x7f)
+                return 0;
+            i++;
+            continue;
+        }
+        size_t n = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 0;
+        if (!n || i + n > len)
+            return 0;
+        for (size_t k = 1; k < n; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += n;
+    }
+    return 1;
+}
+
+void ctl_body_print(const unsigned char *body, size_t len, FILE *f)
+{
+    if (printable_utf8(body, len)) {
+        fwrite(body, 1, len, f);
+        if (len == 0 || body[len - 1] != '\n')
+            fputc('\n', f);
+        return;
+    }
+    char *b = ctl_base64_encode(body, len);
+    fprintf(f, "(%zu bytes, not printable text; base64:)\n%s\n", len, b ? b : "(out of memory)");
+    free(b);
+}
+
+char *ctl_base64_encode(const unsigned char *in, size_t len)
+{
+    if (len > (size_t)INT32_MAX / 2)
+        return NULL;
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (!out)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+unsigned char *ctl_base64_decode(const char *in, size_t len, size_t *out_len)
+{
+    if (len % 4 || len > (size_t)INT32_MAX / 2)
+        return NULL;
+    unsigned char *out = malloc(len / 4 * 3 + 1);
+    if (!out)
+        return NULL;
+    int n = len ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)len) : 0;
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes. */
+    size_t pad = 0;
+    if (len && in[len - 1] == '=')
+        pad++;
+    if (len > 1 && in[len - 2] == '=')
+        pad++;
+    *out_len = (size_t)n - pad;
+    return out;
+}
+
+void ctl_bytes_fmt(uint64_t n, char *buf, size_t bufn)
+{
+    static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    size_t i = 0;
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    if (i == 0)
+        snprintf(buf, bufn, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, bufn, "%.1f %s", v, u[i]);
+}
