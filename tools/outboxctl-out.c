@@ -424,7 +424,22 @@ char *ctl_base64_encode(const unsigned char *in, size_t len)
 
 unsigned char *ctl_base64_decode(const char *in, size_t len, size_t *out_len)
 {
-    if (len % 4 || len > (size_t)INT32_MAX / 2)
+    if (len % 4) {
+        /* unpadded (as some secrets are written): pad it */
+        if (len % 4 == 1 || len > (size_t)INT32_MAX / 2)
+            return NULL;
+        char *padded = malloc(len + 4);
+        if (!padded)
+            return NULL;
+        memcpy(padded, in, len);
+        size_t pl = len;
+        while (pl % 4)
+            padded[pl++] = '=';
+        unsigned char *r = ctl_base64_decode(padded, pl, out_len);
+        free(padded);
+        return r;
+    }
+    if (len > (size_t)INT32_MAX / 2)
         return NULL;
     unsigned char *out = malloc(len / 4 * 3 + 1);
     if (!out)

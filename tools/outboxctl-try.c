@@ -1,7 +1,6 @@
 /*
- * outboxctl-try.c - PLACEHOLDER until delivery's sign.h and template.h land: render,
- * sign and listen print their help, and otherwise report that they are not available
- * in this build.
+ * outboxctl-try.c - PLACEHOLDER until delivery's template.h lands: render prints its
+ * help, and otherwise reports that it is not available in this build.
  */
 #include <string.h>
 
@@ -17,18 +16,6 @@ static int unavailable(int argc, char **argv)
 }
 
 int ctl_cmd_render(ctl_ctx *c, int argc, char **argv)
-{
-    (void)c;
-    return unavailable(argc, argv);
-}
-
-int ctl_cmd_sign(ctl_ctx *c, int argc, char **argv)
-{
-    (void)c;
-    return unavailable(argc, argv);
-}
-
-int ctl_cmd_listen(ctl_ctx *c, int argc, char **argv)
 {
     (void)c;
     return unavailable(argc, argv);

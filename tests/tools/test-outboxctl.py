@@ -332,6 +332,116 @@ class OutboxctlTest(unittest.TestCase):
         self.assertIn("already", err)
 
 
+FLIPT_A_BODY = (b'{"version":"","type":"flag","action":"create","metadata":{},'
+                b'"payload":null,"timestamp":"","status":""}')
+FLIPT_B_BODY = (b'{"version":"0.2","type":"flag","action":"created","metadata":{"actor":'
+                b'{"authentication":"none","ip":"127.0.0.1"}},"payload":{"description":"",'
+                b'"enabled":true,"key":"my-flag","name":"My Flag","namespace_key":"default"},'
+                b'"timestamp":"2024-06-09T12:00:00Z","status":"success"}')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TryTest(unittest.TestCase):
+    """sign and listen (no store needed)."""
+
+    def sign(self, body, *args):
+        rc, out, err = run("sign", *args, "--json", input=body)
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)
+
+    def test_sign_vectors(self):
+        # flipt-compat.md 2.1, vectors A and B
+        self.assertEqual(self.sign(FLIPT_A_BODY, "--secret", "s3crET")
+                         ["x-flipt-webhook-signature"],
+                         "6bc16d7434cbd746abfd25e3350a3f43fba04883b7f0b83f09bbc373116f84b0")
+        self.assertEqual(len(FLIPT_B_BODY), 271)
+        self.assertEqual(self.sign(FLIPT_B_BODY, "--secret", "s3crET")
+                         ["x-flipt-webhook-signature"],
+                         "8820fc7ddd8a127297aa9fc8dc0939b7a97320b543ede98fe7ce4a2c992132d6")
+        # peers.md 1: the Standard Webhooks vector
+        sig = self.sign(b'{"test": 2432232314}', "--secret",
+                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "--id",
+                        "msg_p5jXN8AQM9LWM0D4loKWxJek", "--timestamp", "1614265330")
+        self.assertEqual(sig["webhook-signature"],
+                         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        self.assertEqual(sig["webhook-id"], "msg_p5jXN8AQM9LWM0D4loKWxJek")
+        # default timestamp: now
+        sig = self.sign(b"{}", "--secret", "s3crET")
+        self.assertLess(abs(int(sig["webhook-timestamp"]) - time.time()), 60)
+        # from a file, human form; the secret is never printed
+        path = os.path.join(tempfile.gettempdir(), "outboxctl-sign-%d.json" % os.getpid())
+        with open(path, "wb") as f:
+            f.write(FLIPT_B_BODY)
+        try:
+            rc, out, _ = run("sign", "--secret", "s3crET", path)
+        finally:
+            os.unlink(path)
+        self.assertEqual(rc, 0)
+        self.assertIn("X-Flipt-Webhook-Signature: 8820fc7d", out)
+        self.assertNotIn("s3crET", out)
+        self.assertEqual(run("sign")[0], 2)
+        self.assertEqual(run("sign", "--secret", "x", "--timestamp", "soon")[0], 2)
+
+    def test_listen_verifies_curl_post(self):
+        port = free_port()
+        lp = subprocess.Popen([CTL, "listen", "--port", str(port), "--secret", "s3crET",
+                               "--count", "2", "--status", "202", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            sig = self.sign(FLIPT_B_BODY, "--secret", "s3crET", "--id", "msg_x")
+            url = "http://127.0.0.1:%d/hook" % port
+            good = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                 "-H", "Content-Type: application/json",
+                 "-H", "X-Flipt-Webhook-Signature: " + sig["x-flipt-webhook-signature"],
+                 "-H", "webhook-id: msg_x",
+                 "-H", "webhook-timestamp: " + sig["webhook-timestamp"],
+                 "-H", "webhook-signature: " + sig["webhook-signature"],
+                 "-H", "Authorization: Bearer hush-hush",
+                 "--data-binary", "@-", url],
+                input=FLIPT_B_BODY, capture_output=True, timeout=TIMEOUT)
+            self.assertEqual(good.stdout, b"202")
+            bad = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                 "-H", "X-Flipt-Webhook-Signature: " + "0" * 64,
+                 "-H", "webhook-id: msg_x", "-H", "webhook-timestamp: 1614265330",
+                 "-H", "webhook-signature: v1,AAAA",
+                 "--data-binary", "@-", url],
+                input=b"tampered", capture_output=True, timeout=TIMEOUT)
+            self.assertEqual(bad.stdout, b"202")
+            out, err = lp.communicate(timeout=TIMEOUT)
+        finally:
+            if lp.poll() is None:
+                lp.kill()
+                lp.wait()
+        self.assertEqual(lp.returncode, 0, err)
+        reqs = jlines(out.decode())
+        self.assertEqual(len(reqs), 2)
+        r1, r2 = reqs
+        self.assertEqual((r1["method"], r1["path"], r1["status"]), ("POST", "/hook", 202))
+        self.assertEqual(r1["signatures"]["flipt"], "valid")
+        self.assertEqual(r1["signatures"]["standard"], "valid")
+        self.assertEqual(r1["headers"]["webhook-id"], "msg_x")
+        self.assertEqual(r1["headers"]["authorization"], "Bearer ***")
+        self.assertEqual(r1["body"], json.loads(FLIPT_B_BODY))
+        self.assertEqual(r2["signatures"]["flipt"], "INVALID")
+        self.assertEqual(r2["signatures"]["standard"], "INVALID")
+        self.assertEqual(base64.b64decode(r2["body_base64"]), b"tampered")
+        self.assertNotIn(b"hush-hush", out)
+
+
 def main():
     global CTL, FILL
     if len(sys.argv) < 3:
@@ -339,7 +449,9 @@ def main():
         return 2
     CTL, FILL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     os.environ.pop("OUTBOX_DATA_DIR", None)
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(OutboxctlTest)
+    loader = unittest.defaultTestLoader
+    suite = unittest.TestSuite([loader.loadTestsFromTestCase(OutboxctlTest),
+                                loader.loadTestsFromTestCase(TryTest)])
     res = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if res.wasSuccessful() else 1
 
