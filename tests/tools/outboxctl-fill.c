@@ -5,6 +5,8 @@
  *
  *   outboxctl-fill fill DIR [EXTRA_DEAD]   prints {"ev":[id1..id5],"extra":[...]}
  *   outboxctl-fill corrupt DIR EVENT SINK  flips a byte in that delivery's record
+ *   outboxctl-fill hold DIR                holds the owner lock (prints "ready") until
+ *                                          stdin closes, like a running daemon
  *   outboxctl-fill enqueue DIR N [SINK]    N more flag:created events, pending (for the
  *                                          daemon tests); prints the ids as JSON
  *
@@ -236,8 +238,29 @@ static int corrupt(const char *dir, uint64_t ev, uint32_t sink)
     return rc ? 1 : 0;
 }
 
+static int hold(const char *dir)
+{
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_OWNER;
+    obx_store *s;
+    obx_error err = {0};
+    int rc = obx_open(dir, &o, &s, &err);
+    if (rc)
+        die("open", rc, &err);
+    printf("ready\n");
+    fflush(stdout);
+    char buf[64];
+    while (fread(buf, 1, sizeof buf, stdin) > 0) {
+    }
+    obx_close(s);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "hold") == 0)
+        return hold(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "fill") == 0)
         return fill(argv[2], argc > 3 ? (int)strtol(argv[3], NULL, 10) : 0);
     if (argc >= 4 && strcmp(argv[1], "enqueue") == 0)
@@ -246,6 +269,6 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "corrupt") == 0)
         return corrupt(argv[2], strtoull(argv[3], NULL, 10), (uint32_t)strtoul(argv[4], NULL, 10));
     fprintf(stderr, "usage: outboxctl-fill fill DIR [EXTRA_DEAD] | enqueue DIR N [SINK] | "
-                    "corrupt DIR EVENT SINK\n");
+                    "corrupt DIR EVENT SINK | hold DIR\n");
     return 2;
 }

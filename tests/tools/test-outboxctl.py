@@ -318,6 +318,58 @@ class OutboxctlTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn(":9:", err)
 
+    def test_import_needs_the_owner_lock(self):
+        _, out, _ = self.s.ctl("export", "--state", "dead", check_rc=0)
+        path = os.path.join(self.s.tmp, "dead.jsonl")
+        with open(path, "w") as f:
+            f.write(out)
+        holder = subprocess.Popen([FILL, "hold", self.s.dir], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(holder.stdout.readline().strip(), b"ready")
+            rc, _, err = self.s.ctl("import", path)
+            self.assertEqual(rc, 1)
+            self.assertIn("running outboxd", err)
+            self.assertIn("--url", err)
+            # reading still works next to the owner
+            self.assertEqual(self.s.ctl("stats", "--json")[0], 0)
+            # and writes by a non-owner (replay) too
+            self.assertEqual(self.s.ctl("replay", "--dead", "--sink", "slack")[0], 0)
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=TIMEOUT)
+        _, msg, _ = self.s.ctl("import", path, "--sink", "slack", check_rc=0)
+        self.assertIn("imported 5 events", msg)
+        self.assertEqual(len(self.deliveries("pending", "--sink", "slack")), 7)
+
+    def test_import_to_a_daemon_url(self):
+        _, out, _ = self.s.ctl("export", "--type", "flag", check_rc=0)
+        lines = jlines(out)
+        self.assertEqual(len(lines), 3)
+        path = os.path.join(self.s.tmp, "flags.jsonl")
+        with open(path, "w") as f:
+            f.write(out)
+        port = free_port()
+        lp = subprocess.Popen([CTL, "listen", "--port", str(port), "--count", "3",
+                               "--status", "202", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_port(port)
+            rc, msg, err = run("import", path, "--url",
+                               "http://127.0.0.1:%d/v1/events" % port, "--token", "tok")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("posted 3 events", msg)
+            got, _ = lp.communicate(timeout=TIMEOUT)
+        finally:
+            if lp.poll() is None:
+                lp.kill()
+                lp.wait()
+        reqs = jlines(got.decode())
+        self.assertEqual([r["path"] for r in reqs], ["/v1/events"] * 3)
+        self.assertEqual([r["body"] for r in reqs], [x["body"] for x in lines])
+        self.assertEqual(reqs[0]["headers"]["content-type"], "application/json")
+        self.assertEqual(reqs[0]["headers"]["authorization"], "Bearer ***")
+
     # ---- backup ----
     def test_backup(self):
         dest = os.path.join(self.s.tmp, "backup")
@@ -338,6 +390,17 @@ FLIPT_B_BODY = (b'{"version":"0.2","type":"flag","action":"created","metadata":{
                 b'{"authentication":"none","ip":"127.0.0.1"}},"payload":{"description":"",'
                 b'"enabled":true,"key":"my-flag","name":"My Flag","namespace_key":"default"},'
                 b'"timestamp":"2024-06-09T12:00:00Z","status":"success"}')
+
+
+def wait_port(port):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("nothing listens on port %d" % port)
 
 
 def free_port():
@@ -393,13 +456,7 @@ class TryTest(unittest.TestCase):
                                "--count", "2", "--status", "202", "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_port(port)
             sig = self.sign(FLIPT_B_BODY, "--secret", "s3crET", "--id", "msg_x")
             url = "http://127.0.0.1:%d/hook" % port
             good = subprocess.run(
