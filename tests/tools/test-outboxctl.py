@@ -338,6 +338,15 @@ class OutboxctlTest(unittest.TestCase):
         finally:
             holder.stdin.close()
             holder.wait(timeout=TIMEOUT)
+        # the owner's start moved ev4's in-flight delivery back to pending, in doubt
+        _, out, _ = self.s.ctl("show", str(self.ev[3]), "--json", check_rc=0)
+        d4 = json.loads(out)["deliveries"][0]
+        self.assertEqual((d4["state"], d4["in_doubt"]), ("pending", True))
+        _, out, _ = self.s.ctl("list", "--state", "pending", check_rc=0)
+        self.assertIn("pending*", out)
+        self.assertIn("in doubt", out)
+        _, out, _ = self.s.ctl("show", str(self.ev[3]), check_rc=0)
+        self.assertIn("IN DOUBT", out)
         _, msg, _ = self.s.ctl("import", path, "--sink", "slack", check_rc=0)
         self.assertIn("imported 5 events", msg)
         self.assertEqual(len(self.deliveries("pending", "--sink", "slack")), 7)
