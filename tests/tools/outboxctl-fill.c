@@ -192,15 +192,23 @@ static int enqueue_more(const char *dir, int count, const char *sink)
     if ((rc = obx_sink_id(s, sink, &id, &err)))
         die("sink", rc, &err);
     printf("[");
-    for (int i = 0; i < count; i++) {
-        char b[256];
-        snprintf(b, sizeof b,
-                 "{\"version\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"seq\":%d}", i);
-        obx_event_in e = {"flag", "created", b, strlen(b), 0, &id, 1};
-        uint64_t eid;
-        if ((rc = obx_enqueue(s, &e, 1, &eid, &err)))
+    /* In batches: one commit (one sync) per 500 events. */
+    static char bodies[500][128];
+    obx_event_in batch[500];
+    uint64_t ids[500];
+    for (int done = 0; done < count;) {
+        int n = count - done < 500 ? count - done : 500;
+        for (int i = 0; i < n; i++) {
+            snprintf(bodies[i], sizeof bodies[i],
+                     "{\"version\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"seq\":%d}",
+                     done + i);
+            batch[i] = (obx_event_in){"flag", "created", bodies[i], strlen(bodies[i]), 0, &id, 1};
+        }
+        if ((rc = obx_enqueue(s, batch, (size_t)n, ids, &err)))
             die("enqueue", rc, &err);
-        printf("%s%llu", i ? "," : "", (unsigned long long)eid);
+        for (int i = 0; i < n; i++)
+            printf("%s%llu", done + i ? "," : "", (unsigned long long)ids[i]);
+        done += n;
     }
     printf("]\n");
     obx_close(s);
