@@ -326,6 +326,10 @@ int ctl_cmd_listen(ctl_ctx *c, int argc, char **argv)
         return ctl_usage_error(argv[0], "unexpected argument \"%s\"", argv[optind]);
     if (!have_port)
         return ctl_usage_error(argv[0], "which port? give --port P (0 picks a free one)");
+    if (!l.secret) {
+        const char *env = getenv("OUTBOX_SIGNING_SECRET");
+        l.secret = env && *env ? env : NULL;
+    }
     l.json = f.json;
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
@@ -436,8 +440,11 @@ int ctl_cmd_sign(ctl_ctx *c, int argc, char **argv)
     }
     if (opt == CTL_OPTS_RETURN)
         return rc;
+    if (!secret)
+        secret = getenv("OUTBOX_SIGNING_SECRET");
     if (!secret || !*secret)
-        return ctl_usage_error(argv[0], "give the sink's signing secret with --secret S");
+        return ctl_usage_error(argv[0], "give the sink's signing secret with --secret S (or "
+                                        "$OUTBOX_SIGNING_SECRET, which stays out of ps)");
     if (argc - optind > 1)
         return ctl_usage_error(argv[0], "one body file (got \"%s\" too)", argv[optind + 1]);
     if (!ts) {

@@ -103,17 +103,19 @@ static const command commands[] = {
      "parse or execute, or when its output is not valid JSON (it would not be sent).\n"},
     {"listen", ctl_cmd_listen, "a receiver for trying things out",
      "usage: outboxctl listen --port P [--host 127.0.0.1] [--secret S] [--status CODE]\n"
-     "                        [--count N]\n"
+     "                        [--count N] [--json]\n"
      "\n"
      "Prints each request (method, path, the headers that matter, the body) and, with\n"
      "--secret, whether its Flipt and Standard Webhooks signatures are valid. Answers with\n"
-     "--status (default 200). --count N exits after N requests.\n"},
+     "--status (default 200). --count N exits after N requests. --json: one object per\n"
+     "request. The secret may come from $OUTBOX_SIGNING_SECRET instead (out of ps).\n"},
     {"sign", ctl_cmd_sign, "print the signatures a sink would send for a body",
-     "usage: outboxctl sign --secret S [--id ID] [--timestamp UNIX] [FILE]\n"
+     "usage: outboxctl sign --secret S [--id ID] [--timestamp UNIX] [--json] [FILE]\n"
      "\n"
      "Reads the body from FILE (stdin when absent) and prints the X-Flipt-Webhook-Signature\n"
      "header and the Standard Webhooks headers (webhook-id, webhook-timestamp,\n"
-     "webhook-signature) a sink with this signing secret would send.\n"},
+     "webhook-signature) a sink with this signing secret would send. The secret may come\n"
+     "from $OUTBOX_SIGNING_SECRET instead (out of ps); it is never printed.\n"},
     {"backup", ctl_cmd_backup, "a consistent, compacted hot copy of the store",
      "usage: outboxctl backup DEST\n"
      "\n"
