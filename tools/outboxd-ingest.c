@@ -39,6 +39,12 @@ struct oin_server {
     atomic_int waiting; /* requests between a complete body and their answer */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* signalled when waiting drops to 0 during shutdown */
+    /* Pool mode: complete requests wait here (connection suspended) for a committer. */
+    struct req *q_head, *q_tail;
+    int q_stop;
+    pthread_cond_t q_cv;
+    pthread_t committers[OIN_COMMITTERS];
+    size_t n_committers;
 };
 
 /* Per-request state for POST /v1/events (MHD's con_cls). */
@@ -46,6 +52,20 @@ typedef struct req {
     oev_ctype ct;
     char *buf;
     size_t len, cap;
+    /* Once the body is complete and valid: */
+    oev_event *evs; /* n parsed events (bodies point into buf) */
+    size_t n;
+    obx_event_in *in; /* k routed events, in request order */
+    size_t k;
+    uint32_t *sinks;             /* n * OIN_MAX_ROUTES route slots */
+    int *routed;                 /* per event: stored (1) or unrouted (0) */
+    uint64_t *ids;               /* k ids once committed */
+    int committed;               /* the commit has finished: rc holds its result */
+    int rc;                      /* obx_enqueue's result */
+    char errmsg[256];            /* its message when rc != OBX_OK */
+    uint64_t t0_us;              /* when the body was complete */
+    struct MHD_Connection *conn; /* pool mode: the suspended connection */
+    struct req *next;            /* committer queue */
 } req;
 
 static uint64_t mono_us(void)
@@ -276,107 +296,217 @@ static char *ids_json(int many, const uint64_t *ids, const int *routed, size_t n
     return out;
 }
 
-/* The whole body is in: validate, route, store durably, answer. */
-static enum MHD_Result events_finish(oin_server *s, struct MHD_Connection *c, req *r)
+static void req_free(req *r)
+{
+    oev_events_free(r->evs, r->n);
+    free(r->in);
+    free(r->sinks);
+    free(r->routed);
+    free(r->ids);
+    free(r->buf);
+    free(r);
+}
+
+/*
+ * The whole body is in: check the signature, parse, validate and route. Returns 1 when
+ * an answer was queued (error, or nothing to store), else 0 with r->in/k ready to commit.
+ */
+static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum MHD_Result *ret)
 {
     char err[512];
-    oev_event *evs = NULL;
-    size_t n = 0;
-    obx_event_in *in = NULL;
-    uint32_t *sinks = NULL;
-    uint64_t *ids = NULL;
-    int *routed = NULL;
-    enum MHD_Result ret;
-
     if (atomic_load(&s->closing)) {
-        ret = send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
-                         NULL);
-        goto out;
+        *ret = send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
+                          NULL);
+        return 1;
     }
     if (s->cfg.verify) {
         const char *sig =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Flipt-Webhook-Signature");
         if (!s->cfg.verify(s->cfg.verify_ud, r->buf, r->len, sig)) {
-            ret = send_error(s, c, MHD_HTTP_UNAUTHORIZED, OMET_UNAUTHORIZED,
-                             sig ? "invalid X-Flipt-Webhook-Signature"
-                                 : "missing X-Flipt-Webhook-Signature",
-                             NULL);
-            goto out;
+            *ret = send_error(s, c, MHD_HTTP_UNAUTHORIZED, OMET_UNAUTHORIZED,
+                              sig ? "invalid X-Flipt-Webhook-Signature"
+                                  : "missing X-Flipt-Webhook-Signature",
+                              NULL);
+            return 1;
         }
     }
-    int prc = oev_parse(r->ct, r->buf, r->len, &evs, &n, err, sizeof err);
-    if (prc == OEV_ERR_NOMEM) {
-        ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, err, NULL);
-        goto out;
-    }
+    int prc = oev_parse(r->ct, r->buf, r->len, &r->evs, &r->n, err, sizeof err);
     if (prc != 0) {
-        ret = send_error(s, c, MHD_HTTP_BAD_REQUEST,
-                         prc == OEV_ERR_JSON ? OMET_INVALID_JSON : OMET_INVALID_EVENT, err, NULL);
-        goto out;
+        *ret = prc == OEV_ERR_NOMEM
+                   ? send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, err, NULL)
+                   : send_error(s, c, MHD_HTTP_BAD_REQUEST,
+                                prc == OEV_ERR_JSON ? OMET_INVALID_JSON : OMET_INVALID_EVENT, err,
+                                NULL);
+        return 1;
     }
-    in = calloc(n, sizeof *in);
-    ids = calloc(n, sizeof *ids);
-    routed = calloc(n, sizeof *routed);
-    sinks = malloc(n * OIN_MAX_ROUTES * sizeof *sinks);
-    if (!in || !ids || !routed || !sinks) {
-        ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, "out of memory",
-                         NULL);
-        goto out;
+    size_t n = r->n;
+    r->in = calloc(n, sizeof *r->in);
+    r->ids = calloc(n, sizeof *r->ids);
+    r->routed = calloc(n, sizeof *r->routed);
+    r->sinks = malloc(n * OIN_MAX_ROUTES * sizeof *r->sinks);
+    if (!r->in || !r->ids || !r->routed || !r->sinks) {
+        *ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, "out of memory",
+                          NULL);
+        return 1;
     }
-    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        uint32_t *sk = sinks + i * OIN_MAX_ROUTES;
-        size_t ns = s->cfg.route(s->cfg.route_ud, evs[i].type, evs[i].action, sk);
+        uint32_t *sk = r->sinks + i * OIN_MAX_ROUTES;
+        size_t ns = s->cfg.route(s->cfg.route_ud, r->evs[i].type, r->evs[i].action, sk);
         if (ns == 0)
             continue;
-        routed[i] = 1;
-        in[k++] = (obx_event_in){.type = evs[i].type,
-                                 .action = evs[i].action,
-                                 .body = evs[i].body,
-                                 .body_len = evs[i].body_len,
-                                 .sinks = sk,
-                                 .n_sinks = ns};
+        r->routed[i] = 1;
+        r->in[r->k++] = (obx_event_in){.type = r->evs[i].type,
+                                       .action = r->evs[i].action,
+                                       .body = r->evs[i].body,
+                                       .body_len = r->evs[i].body_len,
+                                       .sinks = sk,
+                                       .n_sinks = ns};
     }
-    if (k > 0) {
-        obx_error oerr = {0};
-        uint64_t t0 = mono_us();
-        atomic_fetch_add(&s->waiting, 1);
-        int rc = obx_enqueue(s->cfg.store, in, k, ids, &oerr);
+    if (r->k == 0) { /* nothing to store: acknowledge at once */
+        r->committed = 1;
+        r->rc = OBX_OK;
+        return 0;
+    }
+    r->t0_us = mono_us();
+    return 0;
+}
+
+/* The commit finished (or there was nothing to commit): answer from r->rc. */
+static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, req *r)
+{
+    if (r->rc == OBX_ERR_FULL)
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_FULL,
+                          "store is full (outbox.max_size); retry later", NULL);
+    if (r->rc == OBX_ERR_CLOSED)
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
+                          NULL);
+    if (r->rc != OBX_OK) {
+        olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", r->errmsg));
+        return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
+                          "store error; nothing was stored", NULL);
+    }
+    if (r->k > 0) {
+        omet_ack_latency(s->cfg.metrics, mono_us() - r->t0_us);
+        omet_stored(s->cfg.metrics, r->k);
+    }
+    if (r->n > r->k)
+        omet_unrouted(s->cfg.metrics, r->n - r->k);
+    char *body = ids_json(r->ct == OEV_CT_NDJSON, r->ids, r->routed, r->n);
+    if (!body)
+        return MHD_NO;
+    return send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL);
+}
+
+/*
+ * Store the events of `list` (linked by next) with ONE obx_enqueue call, blocking until
+ * they are durable, then record the result in each request. All or nothing across the
+ * requests: they are answered alike.
+ */
+static void commit_list(oin_server *s, req *list)
+{
+    size_t total = 0, nreq = 0;
+    for (req *r = list; r; r = r->next) {
+        total += r->k;
+        nreq++;
+    }
+    obx_error oerr = {0};
+    int rc;
+    if (nreq == 1) {
+        rc = obx_enqueue(s->cfg.store, list->in, list->k, list->ids, &oerr);
+    } else {
+        obx_event_in *in = calloc(total, sizeof *in);
+        uint64_t *ids = malloc(total * sizeof *ids);
+        if (!in || !ids) {
+            rc = OBX_ERR_NOMEM;
+            snprintf(oerr.msg, sizeof oerr.msg, "out of memory");
+        } else {
+            size_t off = 0;
+            for (req *r = list; r; r = r->next) {
+                memcpy(in + off, r->in, r->k * sizeof *in);
+                off += r->k;
+            }
+            rc = obx_enqueue(s->cfg.store, in, total, ids, &oerr);
+            off = 0;
+            for (req *r = list; r && rc == OBX_OK; r = r->next) {
+                memcpy(r->ids, ids + off, r->k * sizeof *ids);
+                off += r->k;
+            }
+        }
+        free(in);
+        free(ids);
+    }
+    for (req *r = list; r; r = r->next) {
+        r->rc = rc;
+        if (rc != OBX_OK)
+            snprintf(r->errmsg, sizeof r->errmsg, "%s", oerr.msg);
+        r->committed = 1;
+    }
+}
+
+/* Most events one committer stores in one call (bounds its allocation and the commit). */
+#define COMMIT_MAX_EVENTS 4096
+
+/* Pool mode: a committer thread takes every queued request and stores them at once. */
+static void *committer(void *arg)
+{
+    oin_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->q_head && !s->q_stop)
+            pthread_cond_wait(&s->q_cv, &s->mu);
+        if (!s->q_head)
+            break; /* stopping and drained */
+        req *list = s->q_head, *last = list;
+        size_t events = list->k;
+        while (last->next && events + last->next->k <= COMMIT_MAX_EVENTS) {
+            last = last->next;
+            events += last->k;
+        }
+        s->q_head = last->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+        commit_list(s, list);
+        for (req *r = list, *nx; r; r = nx) {
+            nx = r->next; /* r may be answered and freed once resumed */
+            r->next = NULL;
+            MHD_resume_connection(r->conn);
+            waiting_done(s);
+        }
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static enum MHD_Result events_finish(oin_server *s, struct MHD_Connection *c, req *r)
+{
+    if (r->committed) /* resumed after the committer stored it */
+        return events_answer(s, c, r);
+    enum MHD_Result ret;
+    if (events_prepare(s, c, r, &ret))
+        return ret;
+    if (r->committed) /* nothing routed */
+        return events_answer(s, c, r);
+    atomic_fetch_add(&s->waiting, 1);
+    if (s->n_committers == 0) { /* thread per connection: wait right here */
+        r->next = NULL;
+        commit_list(s, r);
         waiting_done(s);
-        if (rc == OBX_ERR_FULL) {
-            ret = send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_FULL,
-                             "store is full (outbox.max_size); retry later", NULL);
-            goto out;
-        }
-        if (rc == OBX_ERR_CLOSED) {
-            ret = send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN,
-                             "shutting down", NULL);
-            goto out;
-        }
-        if (rc != OBX_OK) {
-            olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", oerr.msg));
-            ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
-                             "store error; nothing was stored", NULL);
-            goto out;
-        }
-        omet_ack_latency(s->cfg.metrics, mono_us() - t0);
-        omet_stored(s->cfg.metrics, k);
+        return events_answer(s, c, r);
     }
-    if (n > k)
-        omet_unrouted(s->cfg.metrics, n - k);
-    char *body = ids_json(r->ct == OEV_CT_NDJSON, ids, routed, n);
-    if (!body) {
-        ret = MHD_NO;
-        goto out;
-    }
-    ret = send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL);
-out:
-    oev_events_free(evs, n);
-    free(in);
-    free(ids);
-    free(routed);
-    free(sinks);
-    return ret;
+    r->conn = c;
+    MHD_suspend_connection(c);
+    pthread_mutex_lock(&s->mu);
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    pthread_cond_signal(&s->q_cv);
+    pthread_mutex_unlock(&s->mu);
+    return MHD_YES;
 }
 
 /* ---- dispatch ---- */
@@ -431,10 +561,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     req *r = *con_cls;
-    if (r && *con_cls != &get_marker) {
-        free(r->buf);
-        free(r);
-    }
+    if (r && *con_cls != &get_marker)
+        req_free(r);
     *con_cls = NULL;
 }
 
@@ -540,6 +668,18 @@ static int bind_listen(const char *addr, int *is_v6, uint16_t *bound, char *err,
     return fd;
 }
 
+/* Let the committers drain the queue, then join them. */
+static void stop_committers(oin_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->q_stop = 1;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < s->n_committers; i++)
+        pthread_join(s->committers[i], NULL);
+    s->n_committers = 0;
+}
+
 oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
 {
     oin_server *s = calloc(1, sizeof *s);
@@ -552,6 +692,7 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
     s->quiesced_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
     int v6 = 0;
     s->listen_fd = bind_listen(cfg->listen, &v6, &s->port, err, cap);
     if (s->listen_fd < 0)
@@ -560,7 +701,15 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
     if (cfg->pool_threads == 0)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     else
-        flags |= MHD_USE_EPOLL;
+        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    for (size_t i = 0; cfg->pool_threads && i < OIN_COMMITTERS; i++) {
+        int rc = pthread_create(&s->committers[i], NULL, committer, s);
+        if (rc != 0) {
+            snprintf(err, cap, "cannot start committer thread: %s", strerror(rc));
+            goto fail;
+        }
+        s->n_committers++;
+    }
     if (v6)
         flags |= MHD_USE_IPv6;
     s->d =
@@ -579,10 +728,12 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
     }
     return s;
 fail:
+    stop_committers(s);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->q_cv);
     free(s);
     return NULL;
 }
@@ -625,10 +776,13 @@ void oin_stop(oin_server *s, unsigned wait_ms)
     while (atomic_load(&s->waiting) > 0 && pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
         ;
     pthread_mutex_unlock(&s->mu);
+    /* Every parked request is resumed before MHD stops (MHD requires it). */
+    stop_committers(s);
     MHD_stop_daemon(s->d); /* closes the listen socket unless quiesced above */
     if (s->quiesced_fd >= 0)
         close(s->quiesced_fd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->q_cv);
     free(s);
 }

@@ -64,6 +64,9 @@ static int verify(void *ud, const char *body, size_t len, const char *header)
 
 static const char *const TOKENS[] = {"tok-one", "tok-two"};
 
+/* Threading mode under test: 0 = thread per connection, else epoll pool + committers. */
+static unsigned g_pool;
+
 static fixture *fixture_new(int with_auth, uint64_t max_size)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -90,7 +93,8 @@ static fixture *fixture_new(int with_auth, uint64_t max_size)
                     .route_ud = f,
                     .render_metrics = render,
                     .metrics_ud = f,
-                    .metrics = f->metrics};
+                    .metrics = f->metrics,
+                    .pool_threads = g_pool};
     if (with_auth) {
         c.tokens = TOKENS;
         c.n_tokens = 2;
@@ -567,10 +571,12 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     olog_setup(getenv("OUTBOXD_TEST_DEBUG") ? OLOG_DEBUG : OLOG_ERROR, OLOG_TEXT);
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest units[] = {
         cmocka_unit_test(test_content_types),
         cmocka_unit_test(test_parse_listen),
         cmocka_unit_test(test_log_lines),
+    };
+    const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_event_stored_exact),
         cmocka_unit_test(test_ndjson_all_stored),
         cmocka_unit_test(test_ndjson_all_or_nothing),
@@ -583,7 +589,11 @@ int main(void)
         cmocka_unit_test(test_store_full),
         cmocka_unit_test(test_shutdown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("units", units, NULL, NULL);
+    g_pool = 0;
+    rc |= cmocka_run_group_tests_name("thread-per-connection", tests, NULL, NULL);
+    g_pool = 2;
+    rc |= cmocka_run_group_tests_name("pool", tests, NULL, NULL);
     curl_global_cleanup();
     return rc;
 }
