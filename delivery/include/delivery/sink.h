@@ -1,0 +1,94 @@
+/*
+ * delivery/sink.h - the sink configuration model shared by the config loader, the
+ * scheduler and the sender.
+ *
+ * One dlv_sink_config describes one named sink: where to POST, how to build the body (the
+ * event as received in URL mode, or a Go template), how to sign, how to retry, which
+ * events it takes, and TLS settings. Every pointer member is owned by the config and freed
+ * by dlv_sink_config_clear(); strings are malloc'd, NUL-terminated. A config is not
+ * modified after loading, so readers on several threads may share it.
+ */
+#ifndef OUTBOX_DELIVERY_SINK_H
+#define OUTBOX_DELIVERY_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "delivery/backoff.h"
+#include "delivery/filter.h"
+
+struct gotmpl; /* delivery/template.h */
+
+/* Signature schemes, a bit set (BOTH = FLIPT | STANDARD). Used only with secrets. */
+enum {
+    DLV_SIG_NONE = 0,
+    DLV_SIG_FLIPT = 1 << 0,    /* X-Flipt-Webhook-Signature */
+    DLV_SIG_STANDARD = 1 << 1, /* webhook-timestamp + webhook-signature */
+    DLV_SIG_BOTH = DLV_SIG_FLIPT | DLV_SIG_STANDARD,
+};
+
+#define DLV_SINK_NAME_MAX      63
+#define DLV_SINK_TIMEOUT_MS    10000
+#define DLV_SINK_CONNECT_MS    5000
+#define DLV_SINK_MAX_IN_FLIGHT 64
+#define DLV_SINK_MAX_BODY_OUT  (1024u * 1024u)
+
+typedef struct dlv_header {
+    char *name;  /* owned */
+    char *value; /* owned */
+} dlv_header;
+
+typedef struct dlv_sink_config {
+    char *name;          /* owned; a valid store name (dlv_sink_name_valid) */
+    char *url;           /* owned; http:// or https:// */
+    dlv_header *headers; /* owned array of n_headers; extra request headers */
+    size_t n_headers;
+    char *body;          /* owned template source, or NULL in URL mode */
+    struct gotmpl *tmpl; /* owned parsed template, or NULL (URL mode, or not parsed) */
+    char **secrets;      /* owned array of n_secrets owned strings; [0] signs Flipt's
+                            header, all of them sign Standard Webhooks (rotation) */
+    size_t n_secrets;
+    int signature; /* DLV_SIG_* set; default DLV_SIG_BOTH (ignored without secrets) */
+    dlv_backoff_config backoff;
+    int64_t timeout_ms;         /* whole request, default 10 s */
+    int64_t connect_timeout_ms; /* default 5 s */
+    unsigned max_in_flight;     /* default 64, >= 1 */
+    int ordered;                /* 1: one delivery at a time, in event order */
+    int *dead_letter_on;        /* owned array of statuses that dead-letter at once */
+    size_t n_dead_letter_on;
+    dlv_filter *filter;  /* owned; NULL = every event ("*:*") */
+    char *ca_file;       /* owned or NULL: CA bundle for https */
+    char *client_cert;   /* owned or NULL: PEM client certificate (mTLS) */
+    char *client_key;    /* owned or NULL: PEM client key */
+    int insecure;        /* 1: skip TLS peer/host verification (loud in logs) */
+    size_t max_body_out; /* template output cap, default 1 MiB */
+} dlv_sink_config;
+
+/* Zero c and set every default above (backoff: dlv_backoff_config_init). */
+void dlv_sink_config_init(dlv_sink_config *c);
+
+/* Free every owned member (templates through gotmpl_free) and re-init c to the defaults.
+ * c itself is the caller's. NULL is fine. */
+void dlv_sink_config_clear(dlv_sink_config *c);
+
+/* Free an array of n configs made with dlv_sink_config_init, and the array (free()). */
+void dlv_sink_configs_free(dlv_sink_config *v, size_t n);
+
+/* 1 when name is a valid sink/store name: 1..63 bytes of [A-Za-z0-9._-]. */
+int dlv_sink_name_valid(const char *name);
+
+/* "both" | "flipt" | "standard" | "none" -> DLV_SIG_*; 0 ok, -1 unknown. */
+int dlv_signature_parse(const char *s, int *ret);
+/* DLV_SIG_* -> its config word (static string). */
+const char *dlv_signature_name(int sig);
+
+/*
+ * Set the template body (copied) and, when the template engine is built in, parse it into
+ * c->tmpl (replacing any previous one).
+ * @param[out] err  the parser's message on failure (no secrets involved).
+ * @return 0, -1 on a template syntax error, -2 when out of memory.
+ */
+int dlv_sink_config_set_body(dlv_sink_config *c, const char *body, size_t len, char *err,
+                             size_t errlen);
+
+#endif
