@@ -1,0 +1,95 @@
+/*
+ * tools/config.h - outboxd's YAML configuration (DESIGN.md §6), loaded with libyaml.
+ *
+ * Sections: `outbox:` (the store), `ingest:` (the HTTP listener), Flipt's `audit:` block as
+ * Flipt accepts it (unknown keys ignored, Flipt's validation messages), and the extended
+ * `sinks:` list. Flipt's `audit.sinks.webhook` becomes a sink named "webhook" (URL mode) or,
+ * with templates, sinks "template-1", "template-2", ... Sinks from `sinks:` follow, in file
+ * order. Durations use Go's time.ParseDuration (a YAML integer is nanoseconds, as in Flipt);
+ * sizes use dlv_size_parse.
+ *
+ * Secrets: a `signing_secret` whose whole value is `${NAME}` is read from the environment
+ * (an unset variable is an error naming NAME); `signing_secret_file: PATH` reads the file
+ * (one trailing newline / CRLF trimmed). Secret values never appear in error messages.
+ *
+ * Errors are one line: "<file>:<line>: <key path>: <what>", e.g.
+ *   config.yaml:12: sinks[1].timeout: time: unknown unit "d" in duration "1d"
+ * Unknown keys under `outbox:`, `ingest:` and `sinks:` entries are errors naming the key.
+ */
+#ifndef OUTBOX_TOOLS_CONFIG_H
+#define OUTBOX_TOOLS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "delivery/filter.h"
+#include "delivery/sink.h"
+
+/* Store durability (same values as obx_durability). */
+enum { OUTBOX_CONFIG_DURABILITY_FULL = 0, OUTBOX_CONFIG_DURABILITY_NOMETASYNC = 1 };
+
+typedef struct outbox_config_store {
+    char *path;           /* owned; default "./outbox-data" */
+    uint64_t max_size;    /* bytes; default 1 GiB */
+    int64_t retention_ms; /* default 24 h */
+    int durability;       /* OUTBOX_CONFIG_DURABILITY_*; default FULL */
+} outbox_config_store;
+
+typedef struct outbox_config_ingest {
+    char *listen;      /* owned; default "127.0.0.1:8080" */
+    uint64_t max_body; /* bytes; default 1 MiB */
+    char **tokens;     /* owned array of owned strings: accepted bearer tokens */
+    size_t n_tokens;
+    char *signing_secret;            /* owned or NULL (empty = NULL): require a valid
+                                        X-Flipt-Webhook-Signature on POST /v1/events */
+    unsigned max_connections;        /* default 1024 */
+    unsigned max_connections_per_ip; /* default 0 = no limit */
+    int64_t idle_timeout_ms;         /* idle connection timeout; default 30 s (whole seconds
+                                        are used by libmicrohttpd) */
+    unsigned pool_threads;           /* 0 = a thread per connection; default 0 */
+} outbox_config_ingest;
+
+/* Flipt's audit block, kept for reporting (its sink is converted into sinks[]). */
+typedef struct outbox_config_audit {
+    dlv_filter *events;             /* owned; audit.events, default "*:*" */
+    int buffer_capacity;            /* default 2 (validated 2..10 as Flipt; unused by outbox) */
+    int64_t buffer_flush_period_ns; /* default 2m (validated 2m..5m; unused by outbox) */
+    int webhook_enabled;            /* audit.sinks.webhook.enabled */
+} outbox_config_audit;
+
+typedef struct outbox_config {
+    char *file; /* owned: the path it was loaded from */
+    outbox_config_store outbox;
+    outbox_config_ingest ingest;
+    outbox_config_audit audit;
+    dlv_sink_config *sinks; /* owned array of n_sinks, names unique */
+    size_t n_sinks;
+} outbox_config;
+
+/* Fill c with the defaults above (no sinks). Strings are allocated: free with
+ * outbox_config_free's logic via outbox_config_clear. 0, or -1 when out of memory. */
+int outbox_config_defaults(outbox_config *c);
+
+/*
+ * Load and validate a config file.
+ * @param[in]  path  file to read (copied into (*out)->file).
+ * @param[out] out   a new config, freed with outbox_config_free(); untouched on failure.
+ * @param[out] err   on failure, "<file>:<line>: <key path>: <reason>" (no secrets).
+ * @return 0, or -1 on any error (I/O, YAML syntax, validation, out of memory).
+ */
+int outbox_config_load(const char *path, outbox_config **out, char *err, size_t errlen);
+
+/* Same, from a buffer; `name` is used in messages in place of the file name. */
+int outbox_config_load_buffer(const char *name, const char *yaml, size_t len, outbox_config **out,
+                              char *err, size_t errlen);
+
+/* Free every owned member of c (not c itself); c may then be reused. NULL is fine. */
+void outbox_config_clear(outbox_config *c);
+
+/* outbox_config_clear and free(c). NULL is fine. */
+void outbox_config_free(outbox_config *c);
+
+/* Index of the sink called name, or -1. */
+long outbox_config_find_sink(const outbox_config *c, const char *name);
+
+#endif
