@@ -1,5 +1,7 @@
 /*
- * tools/config.h - outboxd's YAML configuration (DESIGN.md §6), loaded with libyaml.
+ * tools/outbox-config.h - outboxd's YAML configuration (DESIGN.md §6), loaded with libyaml.
+ * (Not named config.h: that name is the generated build header, which tools/*.c include
+ * as "config.h"; a tools/config.h would shadow it.)
  *
  * Sections: `outbox:` (the store), `ingest:` (the HTTP listener), Flipt's `audit:` block as
  * Flipt accepts it (unknown keys ignored, Flipt's validation messages), and the extended
@@ -16,8 +18,8 @@
  *   config.yaml:12: sinks[1].timeout: time: unknown unit "d" in duration "1d"
  * Unknown keys under `outbox:`, `ingest:` and `sinks:` entries are errors naming the key.
  */
-#ifndef OUTBOX_TOOLS_CONFIG_H
-#define OUTBOX_TOOLS_CONFIG_H
+#ifndef OUTBOX_TOOLS_OUTBOX_CONFIG_H
+#define OUTBOX_TOOLS_OUTBOX_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
