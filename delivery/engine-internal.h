@@ -1,0 +1,66 @@
+/*
+ * engine-internal.h - private: what the scheduler (scheduler.c) needs from request
+ * building and attempt classification (request.c): a prepared per-sink runtime, a built
+ * request, and the decision taken after an attempt.
+ */
+#ifndef DELIVERY_ENGINE_INTERNAL_H
+#define DELIVERY_ENGINE_INTERNAL_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "delivery/engine.h"
+#include "outbox/outbox.h"
+#include "sender.h"
+
+/* Per-sink things prepared once at dlv_engine_new (request.c owns their contents). */
+typedef struct dlv__prepared {
+    const dlv_sink_config *cfg; /* borrowed from the caller */
+    void *tmpl;                 /* parsed body template (template mode) or NULL */
+    dlv__transport transport;
+    size_t limit; /* max_in_flight, 1 when ordered */
+    int ordered;
+} dlv__prepared;
+
+/* A request ready to hand to the sender. */
+typedef struct dlv__request {
+    const unsigned char *body; /* the event's body or `rendered` */
+    size_t body_len;
+    char *rendered; /* owned; template output */
+    struct curl_slist *headers;
+} dlv__request;
+
+/* What to record after an attempt. */
+typedef struct dlv__decision {
+    int outcome;              /* OBX_OUTCOME_DELIVERED / RETRY / DEAD */
+    int64_t next_attempt_ms;  /* RETRY */
+    int64_t first_attempt_ms; /* start of the budget */
+    int64_t deadline_ms;      /* end of the budget */
+    char reason[256];         /* DEAD */
+} dlv__decision;
+
+/* webhook-id of a delivery: "evt_<event id>_<sink id>" (no '.'), NUL-terminated. */
+void dlv__webhook_id(char buf[48], uint64_t event_id, uint32_t sink_id);
+
+/* Validate cfg and prepare *p (template parse, transport). 0 or -1 with err. */
+int dlv__prepare(dlv__prepared *p, const dlv_sink_config *cfg, char *err, size_t errlen);
+void dlv__prepared_clear(dlv__prepared *p);
+
+/*
+ * Build the request for one attempt of `job` at now_ms (timestamp for signatures).
+ * Returns 0; 1 when the body cannot be rendered (template error or invalid JSON: the
+ * delivery is dead, err holds why); -1 on out of memory.
+ */
+int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_ms, dlv__request *rq,
+                       char *err, size_t errlen);
+void dlv__request_clear(dlv__request *rq);
+
+/*
+ * Classify an attempt started at started_ms that ended at now_ms, and schedule the next
+ * one with the sink's backoff (rnd in [0,1) for jitter) within the elapsed bound.
+ */
+void dlv__decide(const dlv__prepared *p, const obx_job *job, const dlv__outcome *o,
+                 int64_t started_ms, int64_t now_ms, double rnd, dlv__decision *d);
+
+#endif

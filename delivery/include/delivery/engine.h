@@ -1,0 +1,154 @@
+/*
+ * engine.h - the delivery engine: turns the store's due deliveries into HTTP requests
+ * and records what happened.
+ *
+ * Shape. One engine thread runs a libcurl multi handle (keep-alive connection reuse,
+ * HTTP/2 over TLS where offered). It asks a claimer thread for due deliveries per sink
+ * (obx_claim_due, oldest due first), keeps them in memory, and starts requests while the
+ * sink's max_in_flight and the engine's global limit allow. Each finished attempt is
+ * classified (2xx delivered; dead_letter_on statuses dead at once; everything else
+ * retried with the sink's backoff until max_backoff_duration from the first attempt, then
+ * dead) and handed to a committer thread that records results in batches (obx_record),
+ * so sending never waits for a commit. A crash between a request and its commit re-sends
+ * the delivery after restart with the same webhook-id (at-least-once).
+ *
+ * Waking. The store's notify callback (set by dlv_engine_start) wakes the engine within
+ * milliseconds of an enqueue; changes by another process (outboxctl replay) are noticed
+ * by polling obx_next_due every poll_ms (default 500 ms).
+ *
+ * Ordered sinks (`ordered: true`): at most one delivery in flight, claimed only after
+ * the previous result is committed. A retrying head blocks the sink until its next
+ * attempt: the engine keeps the backoff time in memory and records the RETRY with the
+ * head's previous due time, so that it stays first in the sink's due index (a restart
+ * therefore retries the head at once).
+ *
+ * Requests. POST to the sink url; body = the event body as received (URL mode) or the
+ * sink's Go template rendered per attempt (template mode; output must be valid JSON or
+ * the delivery is dead, never sent). Headers: Content-Type: application/json (template
+ * mode: unless configured), User-Agent: outbox/<version>, webhook-id:
+ * evt_<event id>_<sink id> (the same on every attempt), configured headers, and the
+ * signatures (X-Flipt-Webhook-Signature; webhook-timestamp and webhook-signature).
+ * No Expect: 100-continue; redirects are not followed; http and https only.
+ *
+ * Threads. dlv_engine_new/start/stop/free are called from one controlling thread;
+ * dlv_engine_kick, dlv_engine_metrics and dlv_engine_insecure_sinks from any thread.
+ * The library never logs: errors are returned with a message, counters are exposed.
+ */
+#ifndef DELIVERY_ENGINE_H
+#define DELIVERY_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outbox/outbox.h"
+#include "delivery/sink.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Wall-clock milliseconds since the epoch (tests substitute their own). */
+typedef int64_t (*dlv_clock_fn)(void *ud);
+/* A uniformly distributed double in [0, 1) for backoff jitter. */
+typedef double (*dlv_random_fn)(void *ud);
+
+typedef struct dlv_engine_options {
+    size_t max_in_flight_total; /* all sinks together (default 512) */
+    unsigned poll_ms;           /* obx_next_due poll period (default 500) */
+    size_t commit_batch;        /* max results per obx_record (default 4096) */
+    dlv_clock_fn clock;         /* NULL = obx_now_ms */
+    void *clock_ud;
+    dlv_random_fn random; /* NULL = an internal xorshift seeded from the clock */
+    void *random_ud;
+} dlv_engine_options;
+
+/* Fill *o with the defaults above. */
+void dlv_engine_options_init(dlv_engine_options *o);
+
+typedef struct dlv_engine dlv_engine;
+
+/*
+ * Create an engine for `n` sinks (registered in the store by name through obx_sink_id).
+ * Parses template bodies, prepares signing keys and TLS options; nothing is sent yet.
+ * @param[in] store  an owner handle (OBX_OPEN_OWNER); borrowed: must outlive the engine.
+ * @param[in] sinks  borrowed: the array and everything it points to must stay valid and
+ *                   unchanged until dlv_engine_free().
+ * @param[in] opts   NULL for defaults; copied.
+ * @param[out] out   the engine, freed with dlv_engine_free().
+ * @param[out] err   message naming the sink and the problem (may be NULL).
+ * @return 0, or -1 (bad config, template parse error, store error, out of memory).
+ */
+int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
+                   const dlv_engine_options *opts, dlv_engine **out, char *err, size_t errlen);
+
+/* Start the engine's threads and install the store notify callback. 0 or -1 (+err). */
+int dlv_engine_start(dlv_engine *e, char *err, size_t errlen);
+
+/*
+ * Graceful stop: stop claiming; let in-flight requests finish within grace_ms; abandon
+ * the rest and RELEASE every delivery not finished (no attempt counted); commit all
+ * results; join the threads and clear the store notify callback. Returns when done.
+ * Idempotent; a no-op when not started.
+ */
+void dlv_engine_stop(dlv_engine *e, unsigned grace_ms);
+
+/* Stop (with grace 0) if running, then free. NULL is a no-op. */
+void dlv_engine_free(dlv_engine *e);
+
+/* Wake the engine to look for due deliveries now (e.g. after a replay by this process). */
+void dlv_engine_kick(dlv_engine *e);
+
+/*
+ * Names of sinks configured with TLS verification switched off (tls insecure), so the
+ * daemon can warn. Fills names[0..max) with borrowed pointers (valid for the engine's
+ * life); returns how many sinks are insecure (may exceed max).
+ */
+size_t dlv_engine_insecure_sinks(const dlv_engine *e, const char **names, size_t max);
+
+/* ---- metrics -------------------------------------------------------------------- */
+
+#define DLV_HIST_BUCKETS 12
+/* Upper bounds (seconds) of the histogram buckets; +Inf is implied after the last. */
+extern const double dlv_attempt_duration_bounds[DLV_HIST_BUCKETS];
+extern const double dlv_latency_bounds[DLV_HIST_BUCKETS];
+
+typedef struct dlv_histogram {
+    uint64_t buckets[DLV_HIST_BUCKETS + 1]; /* non-cumulative counts; last = +Inf */
+    uint64_t count;
+    double sum; /* seconds */
+} dlv_histogram;
+
+typedef struct dlv_sink_metrics {
+    char name[OBX_SINK_NAME_MAX];
+    uint32_t sink_id;
+    uint64_t delivered;             /* deliveries finished with a 2xx */
+    uint64_t retried;               /* attempts that scheduled a retry */
+    uint64_t dead;                  /* deliveries that became dead letters */
+    uint64_t released;              /* claimed deliveries put back unattempted (shutdown) */
+    uint64_t attempts;              /* HTTP attempts finished (any outcome) */
+    uint64_t render_errors;         /* template failures (counted in dead too) */
+    uint64_t in_flight;             /* gauge: requests running now */
+    uint64_t queued;                /* gauge: claimed, waiting for a slot */
+    dlv_histogram attempt_duration; /* per attempt, seconds */
+    dlv_histogram latency;          /* received -> delivered, seconds */
+} dlv_sink_metrics;
+
+typedef struct dlv_metrics {
+    uint64_t in_flight;     /* all sinks */
+    uint64_t commits;       /* obx_record calls that succeeded */
+    uint64_t commit_errors; /* obx_record calls that failed (results stay in flight) */
+    uint64_t claim_errors;  /* obx_claim_due calls that failed */
+    uint64_t results_committed;
+    char last_error[256]; /* the last store error, "" if none */
+    size_t n_sinks;
+    dlv_sink_metrics *sinks; /* owned by the snapshot */
+} dlv_metrics;
+
+/* A consistent snapshot. Free with dlv_metrics_free(). 0, or -1 when out of memory. */
+int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out);
+void dlv_metrics_free(dlv_metrics *m); /* frees m->sinks; m itself is the caller's */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,957 @@
+/*
+ * scheduler.c - the delivery engine (see delivery/engine.h): three threads around one
+ * libcurl multi handle.
+ *
+ * - The engine thread owns everything in flight: per sink a queue of claimed jobs and a
+ *   count of running requests. Each turn it takes in claim replies and commit acks,
+ *   starts requests within the per-sink and global limits, asks for claims where there
+ *   is room, waits in curl_multi_poll (woken by the store notify, a kick, a claim reply
+ *   or a commit ack through curl_multi_wakeup) and classifies finished attempts.
+ * - The claimer thread runs obx_next_due/obx_claim_due for the sinks the engine thread
+ *   asked for, so that claim commits never stall sending.
+ * - The committer thread records results with obx_record in batches: while one batch is
+ *   being committed, the next accumulates.
+ *
+ * Claims are sized to keep about one round of work queued behind the running requests
+ * (2 x max_in_flight per sink); queued jobs are in flight in the store, so a crash shows
+ * them in doubt and re-sends them. An ordered sink claims one job at a time and only
+ * after the previous result is committed.
+ */
+#include "config.h"
+#include "engine-internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const double dlv_attempt_duration_bounds[DLV_HIST_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+const double dlv_latency_bounds[DLV_HIST_BUCKETS] = {0.01, 0.05, 0.1, 0.5, 1,    5,
+                                                     15,   60,   300, 900, 3600, 86400};
+
+/* A claimed batch; its obx_job array is freed once every job in it is finished. */
+typedef struct batch {
+    obx_job *jobs;
+    size_t n;
+    size_t left;
+} batch;
+
+typedef struct job {
+    obx_job *j; /* inside its batch */
+    batch *b;
+    size_t sink;
+    int64_t started_ms;
+    dlv__xfer x;
+    dlv__request rq;
+    struct job *next;
+    struct job *prev; /* running list */
+} job;
+
+typedef struct claim_reply {
+    size_t sink;
+    size_t asked;
+    obx_job *jobs;
+    size_t n;
+    int64_t next_due;
+    int rc;
+    char msg[256];
+    struct claim_reply *next;
+} claim_reply;
+
+typedef struct result_item {
+    obx_result r;
+    char *error;
+    char *reason;
+    size_t sink;
+} result_item;
+
+typedef struct sink_rt {
+    dlv__prepared p;
+    uint32_t id;
+    char name[OBX_SINK_NAME_MAX];
+    /* engine thread only */
+    job *ready_head, *ready_tail;
+    size_t n_ready;
+    size_t active;
+    int claiming;
+    int dirty;
+    int64_t next_due;      /* INT64_MAX: nothing pending; 0: unknown, ask */
+    size_t uncommitted;    /* results handed to the committer, not yet acknowledged */
+    int64_t blocked_until; /* ordered: the head's next attempt */
+    /* claimer request, under cl_mu */
+    size_t want;
+    /* commit acks, under in_mu */
+    size_t acked;
+    /* metrics, under m_mu */
+    dlv_sink_metrics m;
+} sink_rt;
+
+struct dlv_engine {
+    obx_store *store;
+    dlv_engine_options o;
+    size_t n;
+    sink_rt *sinks;
+    dlv__sender sender;
+    int sender_ok;
+    dlv_rng rng;
+
+    pthread_t loop_th, claim_th, commit_th;
+    int started;
+
+    /* engine-thread inbox */
+    pthread_mutex_t in_mu;
+    claim_reply *replies, *replies_tail;
+    int acks_pending;
+    int stop_req;
+    int64_t stop_deadline; /* monotonic ms */
+    int notified;          /* atomic: store notify / kick */
+
+    /* claimer */
+    pthread_mutex_t cl_mu;
+    pthread_cond_t cl_cv;
+    int cl_work;
+    int cl_stop;
+
+    /* committer */
+    pthread_mutex_t cm_mu;
+    pthread_cond_t cm_cv;
+    result_item *q;
+    size_t nq, capq;
+    int cm_stop;
+
+    /* engine thread state */
+    job *running; /* list of running transfers */
+    size_t total_active;
+    size_t rr;
+
+    /* metrics */
+    pthread_mutex_t m_mu;
+    dlv_metrics gm; /* global counters (sinks unused) */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(dlv_engine *e)
+{
+    return e->o.clock ? e->o.clock(e->o.clock_ud) : obx_now_ms();
+}
+
+static double rnd(dlv_engine *e)
+{
+    return e->o.random ? e->o.random(e->o.random_ud) : dlv_rng_unit(&e->rng);
+}
+
+void dlv_engine_options_init(dlv_engine_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_in_flight_total = 512;
+    o->poll_ms = 500;
+    o->commit_batch = 4096;
+}
+
+static void hist_add(dlv_histogram *h, const double *bounds, double v)
+{
+    size_t i = 0;
+    while (i < DLV_HIST_BUCKETS && v > bounds[i])
+        i++;
+    h->buckets[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* ---- committer ------------------------------------------------------------------- */
+
+static int push_result(dlv_engine *e, size_t sink, const obx_result *r)
+{
+    result_item it = {.r = *r, .sink = sink};
+    it.error = r->error ? strdup(r->error) : NULL;
+    it.reason = r->reason ? strdup(r->reason) : NULL;
+    it.r.error = it.error;
+    it.r.reason = it.reason;
+    pthread_mutex_lock(&e->cm_mu);
+    if (e->nq == e->capq) {
+        size_t cap = e->capq ? e->capq * 2 : 256;
+        result_item *q = realloc(e->q, cap * sizeof *q);
+        if (!q) {
+            pthread_mutex_unlock(&e->cm_mu);
+            free(it.error);
+            free(it.reason);
+            return -1;
+        }
+        e->q = q;
+        e->capq = cap;
+    }
+    e->q[e->nq++] = it;
+    pthread_cond_signal(&e->cm_cv);
+    pthread_mutex_unlock(&e->cm_mu);
+    e->sinks[sink].uncommitted++;
+    return 0;
+}
+
+static void *committer_main(void *arg)
+{
+    dlv_engine *e = arg;
+    result_item *mine = NULL;
+    size_t cap_mine = 0;
+    obx_result *rs = NULL;
+    size_t cap_rs = 0;
+    for (;;) {
+        pthread_mutex_lock(&e->cm_mu);
+        while (e->nq == 0 && !e->cm_stop)
+            pthread_cond_wait(&e->cm_cv, &e->cm_mu);
+        if (e->nq == 0 && e->cm_stop) {
+            pthread_mutex_unlock(&e->cm_mu);
+            break;
+        }
+        /* swap the queue out: the engine thread keeps appending to a fresh one */
+        result_item *take = e->q;
+        size_t n = e->nq, cap = e->capq;
+        e->q = mine;
+        e->capq = cap_mine;
+        e->nq = 0;
+        pthread_mutex_unlock(&e->cm_mu);
+        mine = take;
+        cap_mine = cap;
+
+        if (n > cap_rs) {
+            obx_result *nr = realloc(rs, n * sizeof *nr);
+            if (nr) {
+                rs = nr;
+                cap_rs = n;
+            }
+        }
+        size_t batch_max = e->o.commit_batch ? e->o.commit_batch : 4096;
+        for (size_t off = 0; off < n;) {
+            size_t k = n - off < batch_max ? n - off : batch_max;
+            if (k > cap_rs)
+                k = cap_rs; /* realloc failed: smaller batches */
+            if (k == 0)
+                k = 1;
+            int rc = OBX_ERR_NOMEM;
+            obx_error oe = {0};
+            obx_crash_point("delivery-before-record");
+            if (rs) {
+                for (size_t i = 0; i < k; i++)
+                    rs[i] = mine[off + i].r;
+                for (int tries = 0; tries < 3; tries++) {
+                    rc = obx_record(e->store, rs, k, &oe);
+                    if (rc == OBX_OK || rc == OBX_ERR_CLOSED)
+                        break;
+                    struct timespec ts = {0, 50 * 1000000L};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            pthread_mutex_lock(&e->m_mu);
+            if (rc == OBX_OK) {
+                e->gm.commits++;
+                e->gm.results_committed += k;
+            } else {
+                e->gm.commit_errors++;
+                snprintf(e->gm.last_error, sizeof e->gm.last_error, "recording results: %.200s",
+                         rs ? oe.msg : "out of memory");
+            }
+            pthread_mutex_unlock(&e->m_mu);
+            pthread_mutex_lock(&e->in_mu);
+            for (size_t i = 0; i < k; i++)
+                e->sinks[mine[off + i].sink].acked++;
+            e->acks_pending = 1;
+            pthread_mutex_unlock(&e->in_mu);
+            dlv__sender_wakeup(&e->sender);
+            for (size_t i = 0; i < k; i++) {
+                free(mine[off + i].error);
+                free(mine[off + i].reason);
+            }
+            off += k;
+        }
+    }
+    free(mine);
+    free(rs);
+    return NULL;
+}
+
+/* ---- claimer ---------------------------------------------------------------------- */
+
+static void *claimer_main(void *arg)
+{
+    dlv_engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->cl_mu);
+        while (!e->cl_work && !e->cl_stop)
+            pthread_cond_wait(&e->cl_cv, &e->cl_mu);
+        if (e->cl_stop && !e->cl_work) {
+            pthread_mutex_unlock(&e->cl_mu);
+            break;
+        }
+        e->cl_work = 0;
+        pthread_mutex_unlock(&e->cl_mu);
+        for (size_t i = 0; i < e->n; i++) {
+            pthread_mutex_lock(&e->cl_mu);
+            size_t want = e->sinks[i].want;
+            e->sinks[i].want = 0;
+            pthread_mutex_unlock(&e->cl_mu);
+            if (!want)
+                continue;
+            claim_reply *r = calloc(1, sizeof *r);
+            if (!r) {
+                /* cannot even reply: tell the engine thread through an empty reply later */
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
+                pthread_mutex_lock(&e->cl_mu);
+                e->sinks[i].want = want;
+                e->cl_work = 1;
+                pthread_mutex_unlock(&e->cl_mu);
+                continue;
+            }
+            r->sink = i;
+            r->asked = want;
+            r->next_due = INT64_MAX;
+            obx_error oe = {0};
+            int64_t now = now_ms(e);
+            int rc = obx_next_due(e->store, e->sinks[i].id, &r->next_due, &oe);
+            if (rc == OBX_OK && r->next_due <= now)
+                rc = obx_claim_due(e->store, e->sinks[i].id, now, want, &r->jobs, &r->n,
+                                   &r->next_due, &oe);
+            r->rc = rc;
+            if (rc)
+                snprintf(r->msg, sizeof r->msg, "%s", oe.msg);
+            pthread_mutex_lock(&e->in_mu);
+            if (e->replies_tail)
+                e->replies_tail->next = r;
+            else
+                e->replies = r;
+            e->replies_tail = r;
+            pthread_mutex_unlock(&e->in_mu);
+            dlv__sender_wakeup(&e->sender);
+        }
+    }
+    return NULL;
+}
+
+static void ask_claim(dlv_engine *e, size_t i, size_t want)
+{
+    sink_rt *s = &e->sinks[i];
+    s->claiming = 1;
+    s->dirty = 0;
+    pthread_mutex_lock(&e->cl_mu);
+    s->want = want;
+    e->cl_work = 1;
+    pthread_cond_signal(&e->cl_cv);
+    pthread_mutex_unlock(&e->cl_mu);
+}
+
+/* ---- engine thread ---------------------------------------------------------------- */
+
+static void job_free(job *jb)
+{
+    dlv__request_clear(&jb->rq);
+    if (--jb->b->left == 0) {
+        obx_jobs_free(jb->b->jobs, jb->b->n);
+        free(jb->b);
+    }
+    free(jb);
+}
+
+static void record_release(dlv_engine *e, job *jb)
+{
+    obx_result r = {
+        .event_id = jb->j->event_id, .sink_id = jb->j->sink_id, .outcome = OBX_OUTCOME_RELEASE};
+    (void)push_result(e, jb->sink, &r);
+    pthread_mutex_lock(&e->m_mu);
+    e->sinks[jb->sink].m.released++;
+    pthread_mutex_unlock(&e->m_mu);
+    job_free(jb);
+}
+
+static void enqueue_ready(sink_rt *s, job *jb)
+{
+    jb->next = NULL;
+    if (s->ready_tail)
+        s->ready_tail->next = jb;
+    else
+        s->ready_head = jb;
+    s->ready_tail = jb;
+    s->n_ready++;
+}
+
+static job *dequeue_ready(sink_rt *s)
+{
+    job *jb = s->ready_head;
+    if (!jb)
+        return NULL;
+    s->ready_head = jb->next;
+    if (!s->ready_head)
+        s->ready_tail = NULL;
+    s->n_ready--;
+    jb->next = NULL;
+    return jb;
+}
+
+static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
+{
+    sink_rt *s = &e->sinks[r->sink];
+    s->claiming = 0;
+    if (r->rc) {
+        pthread_mutex_lock(&e->m_mu);
+        e->gm.claim_errors++;
+        snprintf(e->gm.last_error, sizeof e->gm.last_error, "claiming for sink %s: %.160s", s->name,
+                 r->msg);
+        pthread_mutex_unlock(&e->m_mu);
+        s->next_due = now_ms(e) + 1000; /* try again in a second */
+        return;
+    }
+    s->next_due = r->n == r->asked ? 0 : r->next_due;
+    if (r->n == 0)
+        return;
+    batch *b = calloc(1, sizeof *b);
+    if (!b) {
+        /* cannot track them: they stay in flight in the store until the next start */
+        obx_jobs_free(r->jobs, r->n);
+        return;
+    }
+    b->jobs = r->jobs;
+    b->n = r->n;
+    b->left = r->n;
+    for (size_t k = 0; k < r->n; k++) {
+        job *jb = calloc(1, sizeof *jb);
+        if (!jb) {
+            /* release the rest so they do not stay in flight */
+            for (; k < r->n; k++) {
+                obx_result rr = {.event_id = r->jobs[k].event_id,
+                                 .sink_id = r->jobs[k].sink_id,
+                                 .outcome = OBX_OUTCOME_RELEASE};
+                (void)push_result(e, r->sink, &rr);
+                if (--b->left == 0) {
+                    obx_jobs_free(b->jobs, b->n);
+                    free(b);
+                }
+            }
+            break;
+        }
+        jb->j = &r->jobs[k];
+        jb->b = b;
+        jb->sink = r->sink;
+        if (stopping)
+            record_release(e, jb);
+        else
+            enqueue_ready(s, jb);
+    }
+    pthread_mutex_lock(&e->m_mu);
+    s->m.queued = s->n_ready;
+    pthread_mutex_unlock(&e->m_mu);
+}
+
+/* Take in what the other threads posted. Returns 1 when a stop was requested. */
+static int drain_inbox(dlv_engine *e, int stopping, int64_t *deadline)
+{
+    pthread_mutex_lock(&e->in_mu);
+    claim_reply *r = e->replies;
+    e->replies = e->replies_tail = NULL;
+    if (e->acks_pending) {
+        for (size_t i = 0; i < e->n; i++) {
+            sink_rt *s = &e->sinks[i];
+            s->uncommitted -= s->acked < s->uncommitted ? s->acked : s->uncommitted;
+            s->acked = 0;
+        }
+        e->acks_pending = 0;
+    }
+    int stop = e->stop_req;
+    *deadline = e->stop_deadline;
+    pthread_mutex_unlock(&e->in_mu);
+    if (__atomic_exchange_n(&e->notified, 0, __ATOMIC_ACQ_REL))
+        for (size_t i = 0; i < e->n; i++)
+            e->sinks[i].dirty = 1;
+    while (r) {
+        claim_reply *nx = r->next;
+        take_reply(e, r, stopping || stop);
+        free(r);
+        r = nx;
+    }
+    return stop;
+}
+
+static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
+{
+    sink_rt *s = &e->sinks[jb->sink];
+    int64_t now = now_ms(e);
+    dlv__decision d;
+    dlv__decide(&s->p, jb->j, o, jb->started_ms, now, rnd(e), &d);
+    obx_result r = {.event_id = jb->j->event_id,
+                    .sink_id = jb->j->sink_id,
+                    .outcome = d.outcome,
+                    .started_ms = jb->started_ms,
+                    .duration_ms = o->duration_ms,
+                    .status = o->status,
+                    .error = o->error[0] ? o->error : NULL,
+                    .first_attempt_ms = d.first_attempt_ms,
+                    .deadline_ms = d.deadline_ms,
+                    .next_attempt_ms = d.next_attempt_ms,
+                    .reason = d.outcome == OBX_OUTCOME_DEAD ? d.reason : NULL};
+    if (d.outcome == OBX_OUTCOME_RETRY && s->p.ordered) {
+        /* keep the head first in the sink's due index; wait for its time in memory */
+        s->blocked_until = d.next_attempt_ms;
+        r.next_attempt_ms = jb->j->due_ms < d.next_attempt_ms ? jb->j->due_ms : d.next_attempt_ms;
+    }
+    if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->next_due)
+        s->next_due = d.next_attempt_ms;
+    (void)push_result(e, jb->sink, &r);
+    pthread_mutex_lock(&e->m_mu);
+    dlv_sink_metrics *m = &s->m;
+    m->attempts++;
+    hist_add(&m->attempt_duration, dlv_attempt_duration_bounds, o->duration_ms / 1000.0);
+    if (d.outcome == OBX_OUTCOME_DELIVERED) {
+        m->delivered++;
+        int64_t lat = jb->started_ms + o->duration_ms - jb->j->received_ms;
+        hist_add(&m->latency, dlv_latency_bounds, lat > 0 ? lat / 1000.0 : 0.0);
+    } else if (d.outcome == OBX_OUTCOME_RETRY) {
+        m->retried++;
+    } else {
+        m->dead++;
+    }
+    pthread_mutex_unlock(&e->m_mu);
+}
+
+static void running_add(dlv_engine *e, job *jb)
+{
+    jb->prev = NULL;
+    jb->next = e->running;
+    if (e->running)
+        e->running->prev = jb;
+    e->running = jb;
+}
+
+static void running_del(dlv_engine *e, job *jb)
+{
+    if (jb->prev)
+        jb->prev->next = jb->next;
+    else
+        e->running = jb->next;
+    if (jb->next)
+        jb->next->prev = jb->prev;
+    jb->next = jb->prev = NULL;
+}
+
+static void update_gauges(dlv_engine *e, sink_rt *s)
+{
+    pthread_mutex_lock(&e->m_mu);
+    s->m.in_flight = s->active;
+    s->m.queued = s->n_ready;
+    e->gm.in_flight = e->total_active;
+    pthread_mutex_unlock(&e->m_mu);
+}
+
+/* Start one job of sink i. Returns 1 when something happened (started or finished). */
+static int start_one(dlv_engine *e, size_t i)
+{
+    sink_rt *s = &e->sinks[i];
+    job *jb = dequeue_ready(s);
+    if (!jb)
+        return 0;
+    jb->started_ms = now_ms(e);
+    char err[256] = "";
+    int rc = dlv__request_build(&s->p, jb->j, jb->started_ms, &jb->rq, err, sizeof err);
+    if (rc == 1) {
+        /* the body cannot be rendered: dead at once, never sent */
+        char reason[300];
+        snprintf(reason, sizeof reason, "template: %s", err);
+        obx_result r = {.event_id = jb->j->event_id,
+                        .sink_id = jb->j->sink_id,
+                        .outcome = OBX_OUTCOME_DEAD,
+                        .started_ms = jb->started_ms,
+                        .error = err,
+                        .first_attempt_ms =
+                            jb->j->first_attempt_ms ? jb->j->first_attempt_ms : jb->started_ms,
+                        .deadline_ms = jb->j->deadline_ms,
+                        .reason = reason};
+        (void)push_result(e, i, &r);
+        pthread_mutex_lock(&e->m_mu);
+        s->m.dead++;
+        s->m.render_errors++;
+        pthread_mutex_unlock(&e->m_mu);
+        job_free(jb);
+        return 1;
+    }
+    if (rc == 0)
+        rc = dlv__sender_start(&e->sender, &jb->x, &s->p.transport, jb->rq.body, jb->rq.body_len,
+                               jb->rq.headers, err, sizeof err);
+    if (rc != 0) {
+        /* could not even start: an attempt that failed locally, retried as usual */
+        dlv__outcome o = {.transport_error = 1};
+        snprintf(o.error, sizeof o.error, "%.180s", err[0] ? err : "out of memory");
+        finish_attempt(e, jb, &o);
+        job_free(jb);
+        return 1;
+    }
+    jb->x.ud = jb;
+    s->active++;
+    e->total_active++;
+    running_add(e, jb);
+    return 1;
+}
+
+static void start_ready(dlv_engine *e)
+{
+    size_t global = e->o.max_in_flight_total ? e->o.max_in_flight_total : 512;
+    int progress = 1;
+    while (progress && e->total_active < global) {
+        progress = 0;
+        for (size_t k = 0; k < e->n && e->total_active < global; k++) {
+            size_t i = (e->rr + k) % e->n;
+            sink_rt *s = &e->sinks[i];
+            if (s->active < s->p.limit && s->n_ready)
+                progress |= start_one(e, i);
+        }
+        e->rr = (e->rr + 1) % (e->n ? e->n : 1);
+    }
+}
+
+/* How many jobs sink s would take now (0 = none). */
+static size_t claim_room(const sink_rt *s, int64_t now)
+{
+    if (s->claiming)
+        return 0;
+    if (s->p.ordered) {
+        if (s->active || s->n_ready || s->uncommitted || now < s->blocked_until)
+            return 0;
+        return 1;
+    }
+    size_t have = s->active + s->n_ready;
+    size_t target = 2 * s->p.limit;
+    if (have >= target || s->n_ready >= s->p.limit)
+        return 0;
+    size_t room = target - have;
+    size_t min_batch = s->p.limit / 4 ? s->p.limit / 4 : 1;
+    if (have && room < min_batch)
+        return 0;
+    return room;
+}
+
+static void *loop_main(void *arg)
+{
+    dlv_engine *e = arg;
+    int stopping = 0;
+    int64_t deadline = 0;
+    int64_t last_poll = mono_ms();
+    for (;;) {
+        int stop = drain_inbox(e, stopping, &deadline);
+        if (stop && !stopping) {
+            stopping = 1;
+            for (size_t i = 0; i < e->n; i++) {
+                job *jb;
+                while ((jb = dequeue_ready(&e->sinks[i])) != NULL)
+                    record_release(e, jb);
+                update_gauges(e, &e->sinks[i]);
+            }
+        }
+        int64_t mono = mono_ms();
+        int64_t now = now_ms(e);
+        if (mono - last_poll >= (int64_t)e->o.poll_ms) {
+            last_poll = mono;
+            for (size_t i = 0; i < e->n; i++)
+                e->sinks[i].dirty = 1;
+        }
+        int64_t wait = (int64_t)e->o.poll_ms - (mono - last_poll);
+        if (stopping) {
+            if (mono >= deadline) {
+                while (e->running) {
+                    job *jb = e->running;
+                    running_del(e, jb);
+                    dlv__sender_abort(&e->sender, &jb->x);
+                    e->sinks[jb->sink].active--;
+                    e->total_active--;
+                    record_release(e, jb);
+                }
+            }
+            int claiming = 0;
+            for (size_t i = 0; i < e->n; i++)
+                claiming |= e->sinks[i].claiming;
+            if (!e->running && !claiming)
+                break;
+            if (deadline - mono < wait)
+                wait = deadline - mono;
+        } else {
+            start_ready(e);
+            for (size_t i = 0; i < e->n; i++) {
+                sink_rt *s = &e->sinks[i];
+                size_t room = claim_room(s, now);
+                if (!room)
+                    continue;
+                if (s->dirty || s->next_due <= now)
+                    ask_claim(e, i, room);
+                else if (s->next_due != INT64_MAX && s->next_due - now < wait)
+                    wait = s->next_due - now;
+            }
+            for (size_t i = 0; i < e->n; i++) {
+                sink_rt *s = &e->sinks[i];
+                if (s->p.ordered && !s->claiming && s->blocked_until > now &&
+                    s->blocked_until - now < wait)
+                    wait = s->blocked_until - now;
+            }
+        }
+        if (wait < 0)
+            wait = 0;
+        (void)dlv__sender_run(&e->sender, (int)wait);
+        dlv__outcome o;
+        dlv__xfer *x;
+        while ((x = dlv__sender_done(&e->sender, &o)) != NULL) {
+            job *jb = x->ud;
+            sink_rt *s = &e->sinks[jb->sink];
+            running_del(e, jb);
+            s->active--;
+            e->total_active--;
+            finish_attempt(e, jb, &o);
+            job_free(jb);
+        }
+        for (size_t i = 0; i < e->n; i++)
+            update_gauges(e, &e->sinks[i]);
+    }
+    for (size_t i = 0; i < e->n; i++)
+        update_gauges(e, &e->sinks[i]);
+    return NULL;
+}
+
+/* ---- public API ------------------------------------------------------------------- */
+
+int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
+                   const dlv_engine_options *opts, dlv_engine **out, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    *out = NULL;
+    if (!store || (n && !sinks)) {
+        snprintf(err, errlen, "engine: store and sinks are required");
+        return -1;
+    }
+    dlv_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "engine: out of memory");
+        return -1;
+    }
+    e->store = store;
+    dlv_engine_options_init(&e->o);
+    if (opts) {
+        e->o = *opts;
+        if (!e->o.max_in_flight_total)
+            e->o.max_in_flight_total = 512;
+        if (!e->o.poll_ms)
+            e->o.poll_ms = 500;
+        if (!e->o.commit_batch)
+            e->o.commit_batch = 4096;
+    }
+    dlv_rng_seed(&e->rng, (uint64_t)obx_now_ms() ^ (uint64_t)(uintptr_t)e);
+    pthread_mutex_init(&e->in_mu, NULL);
+    pthread_mutex_init(&e->cl_mu, NULL);
+    pthread_cond_init(&e->cl_cv, NULL);
+    pthread_mutex_init(&e->cm_mu, NULL);
+    pthread_cond_init(&e->cm_cv, NULL);
+    pthread_mutex_init(&e->m_mu, NULL);
+    e->sinks = calloc(n ? n : 1, sizeof *e->sinks);
+    if (!e->sinks) {
+        snprintf(err, errlen, "engine: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sink_rt *s = &e->sinks[i];
+        char perr[256] = "";
+        if (dlv__prepare(&s->p, &sinks[i], perr, sizeof perr) != 0) {
+            snprintf(err, errlen, "sink %zu: %s", i, perr);
+            e->n = i;
+            goto fail;
+        }
+        e->n = i + 1;
+        obx_error oe = {0};
+        const char *name = sinks[i].name;
+        if (obx_sink_id(store, name, &s->id, &oe) != OBX_OK) {
+            snprintf(err, errlen, "sink '%s': %s", name ? name : "", oe.msg);
+            goto fail;
+        }
+        snprintf(s->name, sizeof s->name, "%s", name);
+        snprintf(s->m.name, sizeof s->m.name, "%s", name);
+        s->m.sink_id = s->id;
+        s->next_due = 0;
+        s->dirty = 1;
+        for (size_t k = 0; k < i; k++)
+            if (e->sinks[k].id == s->id) {
+                snprintf(err, errlen, "sink '%s' is configured twice", name);
+                goto fail;
+            }
+    }
+    size_t conns = 0;
+    for (size_t i = 0; i < n; i++)
+        conns += e->sinks[i].p.limit;
+    if (conns > e->o.max_in_flight_total)
+        conns = e->o.max_in_flight_total;
+    if (dlv__sender_init(&e->sender, (long)(conns ? conns : 1), err, errlen) != 0)
+        goto fail;
+    e->sender_ok = 1;
+    *out = e;
+    return 0;
+fail:
+    dlv_engine_free(e);
+    return -1;
+}
+
+static void on_notify(void *ud)
+{
+    dlv_engine *e = ud;
+    __atomic_store_n(&e->notified, 1, __ATOMIC_RELEASE);
+    dlv__sender_wakeup(&e->sender);
+}
+
+int dlv_engine_start(dlv_engine *e, char *err, size_t errlen)
+{
+    if (e->started) {
+        snprintf(err, errlen, "engine: already started");
+        return -1;
+    }
+    e->stop_req = 0;
+    e->cl_stop = 0;
+    e->cm_stop = 0;
+    if (pthread_create(&e->commit_th, NULL, committer_main, e) != 0) {
+        snprintf(err, errlen, "engine: cannot start the committer thread");
+        return -1;
+    }
+    if (pthread_create(&e->claim_th, NULL, claimer_main, e) != 0) {
+        snprintf(err, errlen, "engine: cannot start the claimer thread");
+        goto stop_commit;
+    }
+    if (pthread_create(&e->loop_th, NULL, loop_main, e) != 0) {
+        snprintf(err, errlen, "engine: cannot start the engine thread");
+        pthread_mutex_lock(&e->cl_mu);
+        e->cl_stop = 1;
+        pthread_cond_signal(&e->cl_cv);
+        pthread_mutex_unlock(&e->cl_mu);
+        pthread_join(e->claim_th, NULL);
+        goto stop_commit;
+    }
+    e->started = 1;
+    obx_set_notify(e->store, on_notify, e);
+    return 0;
+stop_commit:
+    pthread_mutex_lock(&e->cm_mu);
+    e->cm_stop = 1;
+    pthread_cond_signal(&e->cm_cv);
+    pthread_mutex_unlock(&e->cm_mu);
+    pthread_join(e->commit_th, NULL);
+    return -1;
+}
+
+void dlv_engine_stop(dlv_engine *e, unsigned grace_ms)
+{
+    if (!e || !e->started)
+        return;
+    pthread_mutex_lock(&e->in_mu);
+    e->stop_req = 1;
+    e->stop_deadline = mono_ms() + grace_ms;
+    pthread_mutex_unlock(&e->in_mu);
+    dlv__sender_wakeup(&e->sender);
+    pthread_join(e->loop_th, NULL);
+    /* no new claims or results after the engine thread is gone */
+    pthread_mutex_lock(&e->cl_mu);
+    e->cl_stop = 1;
+    pthread_cond_signal(&e->cl_cv);
+    pthread_mutex_unlock(&e->cl_mu);
+    pthread_join(e->claim_th, NULL);
+    pthread_mutex_lock(&e->cm_mu);
+    e->cm_stop = 1;
+    pthread_cond_signal(&e->cm_cv);
+    pthread_mutex_unlock(&e->cm_mu);
+    pthread_join(e->commit_th, NULL);
+    obx_set_notify(e->store, NULL, NULL);
+    e->started = 0;
+    /* claim replies that raced with the stop are released (none expected: the engine
+     * thread waits for its claims before it exits) */
+    claim_reply *r = e->replies;
+    e->replies = e->replies_tail = NULL;
+    while (r) {
+        claim_reply *nx = r->next;
+        if (r->n) {
+            obx_result *rs = calloc(r->n, sizeof *rs);
+            for (size_t k = 0; rs && k < r->n; k++)
+                rs[k] = (obx_result){.event_id = r->jobs[k].event_id,
+                                     .sink_id = r->jobs[k].sink_id,
+                                     .outcome = OBX_OUTCOME_RELEASE};
+            if (rs)
+                (void)obx_record(e->store, rs, r->n, NULL);
+            free(rs);
+            obx_jobs_free(r->jobs, r->n);
+        }
+        free(r);
+        r = nx;
+    }
+}
+
+void dlv_engine_free(dlv_engine *e)
+{
+    if (!e)
+        return;
+    dlv_engine_stop(e, 0);
+    if (e->sender_ok)
+        dlv__sender_cleanup(&e->sender);
+    for (size_t i = 0; i < e->n; i++)
+        dlv__prepared_clear(&e->sinks[i].p);
+    free(e->sinks);
+    free(e->q);
+    pthread_mutex_destroy(&e->in_mu);
+    pthread_mutex_destroy(&e->cl_mu);
+    pthread_cond_destroy(&e->cl_cv);
+    pthread_mutex_destroy(&e->cm_mu);
+    pthread_cond_destroy(&e->cm_cv);
+    pthread_mutex_destroy(&e->m_mu);
+    free(e);
+}
+
+void dlv_engine_kick(dlv_engine *e)
+{
+    if (!e || !e->sender_ok)
+        return;
+    on_notify(e);
+}
+
+size_t dlv_engine_insecure_sinks(const dlv_engine *e, const char **names, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        if (!e->sinks[i].p.transport.insecure)
+            continue;
+        if (names && k < max)
+            names[k] = e->sinks[i].name;
+        k++;
+    }
+    return k;
+}
+
+int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    dlv_sink_metrics *sm = calloc(e->n ? e->n : 1, sizeof *sm);
+    if (!sm)
+        return -1;
+    pthread_mutex_lock(&e->m_mu);
+    *out = e->gm;
+    for (size_t i = 0; i < e->n; i++)
+        sm[i] = e->sinks[i].m;
+    pthread_mutex_unlock(&e->m_mu);
+    out->n_sinks = e->n;
+    out->sinks = sm;
+    return 0;
+}
+
+void dlv_metrics_free(dlv_metrics *m)
+{
+    if (!m)
+        return;
+    free(m->sinks);
+    m->sinks = NULL;
+    m->n_sinks = 0;
+}

@@ -1,0 +1,258 @@
+/*
+ * sender.c - the HTTP sender: one libcurl multi handle shared by every sink, so that
+ * connections are reused (keep-alive) and HTTP/2 is multiplexed where offered.
+ *
+ * Easy handles are pooled and reset between uses; the multi handle keeps the connection
+ * cache. Every transfer is a POST with the body passed by pointer (no copy), response
+ * bodies are discarded, redirects are not followed, only http and https are allowed,
+ * and libcurl never raises signals. Errors are reduced to short texts that never carry
+ * the URL (which may hold credentials) or header values (which may hold secrets).
+ */
+#include "sender.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    (void)ptr;
+    (void)ud;
+    return size * nmemb;
+}
+
+int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->multi = curl_multi_init();
+    if (!s->multi) {
+        snprintf(err, errlen, "sender: curl_multi_init failed");
+        dlv__sender_cleanup(s);
+        return -1;
+    }
+    curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, max_connects > 0 ? max_connects : 64L);
+    return 0;
+}
+
+void dlv__sender_cleanup(dlv__sender *s)
+{
+    for (size_t i = 0; i < s->n_pool; i++)
+        curl_easy_cleanup(s->pool[i]);
+    free(s->pool);
+    s->pool = NULL;
+    s->n_pool = s->cap_pool = 0;
+    if (s->multi)
+        curl_multi_cleanup(s->multi);
+    s->multi = NULL;
+}
+
+static CURL *easy_get(dlv__sender *s)
+{
+    if (s->n_pool) {
+        CURL *e = s->pool[--s->n_pool];
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+static void easy_put(dlv__sender *s, CURL *e)
+{
+    if (s->n_pool == s->cap_pool) {
+        size_t cap = s->cap_pool ? s->cap_pool * 2 : 64;
+        CURL **p = realloc(s->pool, cap * sizeof *p);
+        if (!p) {
+            curl_easy_cleanup(e);
+            return;
+        }
+        s->pool = p;
+        s->cap_pool = cap;
+    }
+    s->pool[s->n_pool++] = e;
+}
+
+int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, const void *body,
+                      size_t body_len, struct curl_slist *headers, char *err, size_t errlen)
+{
+    CURL *e = easy_get(s);
+    if (!e) {
+        snprintf(err, errlen, "sender: curl_easy_init failed");
+        return -1;
+    }
+    x->easy = e;
+    x->errbuf[0] = 0;
+    x->timeout_ms = t->timeout_ms;
+    x->connect_timeout_ms = t->connect_timeout_ms;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+    SET(CURLOPT_URL, t->url);
+    SET(CURLOPT_PRIVATE, (void *)x);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_POST, 1L);
+    SET(CURLOPT_POSTFIELDS, body);
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SET(CURLOPT_HTTPHEADER, headers);
+    SET(CURLOPT_WRITEFUNCTION, discard);
+    SET(CURLOPT_TIMEOUT_MS, t->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_SSL_VERIFYPEER, t->insecure ? 0L : 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, t->insecure ? 0L : 2L);
+    if (t->ca_file)
+        SET(CURLOPT_CAINFO, t->ca_file);
+    if (t->client_cert)
+        SET(CURLOPT_SSLCERT, t->client_cert);
+    if (t->client_key)
+        SET(CURLOPT_SSLKEY, t->client_key);
+#undef SET
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "sender: setting up the request failed: %s", curl_easy_strerror(rc));
+        easy_put(s, e);
+        x->easy = NULL;
+        return -1;
+    }
+    CURLMcode mrc = curl_multi_add_handle(s->multi, e);
+    if (mrc != CURLM_OK) {
+        snprintf(err, errlen, "sender: curl_multi_add_handle: %s", curl_multi_strerror(mrc));
+        easy_put(s, e);
+        x->easy = NULL;
+        return -1;
+    }
+    s->running++;
+    return 0;
+}
+
+int dlv__sender_run(dlv__sender *s, int timeout_ms)
+{
+    int still = 0;
+    CURLMcode rc = curl_multi_poll(s->multi, NULL, 0, timeout_ms < 0 ? 0 : timeout_ms, NULL);
+    if (rc == CURLM_OK)
+        rc = curl_multi_perform(s->multi, &still);
+    return rc == CURLM_OK ? 0 : -1;
+}
+
+/* A short, secret-free description of a failed transfer. */
+static void describe(CURL *e, CURLcode code, const dlv__xfer *x, char *out, size_t len)
+{
+    long os_errno = 0;
+    curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect_us);
+    switch (code) {
+    case CURLE_COULDNT_CONNECT:
+        if (os_errno == ECONNREFUSED)
+            snprintf(out, len, "connection refused");
+        else if (os_errno)
+            snprintf(out, len, "connect failed: %s", strerror((int)os_errno));
+        else
+            snprintf(out, len, "connect failed");
+        return;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (connect_us == 0)
+            snprintf(out, len, "connect timeout after %ld ms", x->connect_timeout_ms);
+        else
+            snprintf(out, len, "timeout after %ld ms", x->timeout_ms);
+        return;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        snprintf(out, len, "DNS: could not resolve host");
+        return;
+    case CURLE_GOT_NOTHING:
+        snprintf(out, len, "connection closed without a response");
+        return;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        if (os_errno == ECONNRESET)
+            snprintf(out, len, "connection reset by peer");
+        else if (os_errno)
+            snprintf(out, len, "%s: %s",
+                     code == CURLE_SEND_ERROR ? "send failed" : "receive failed",
+                     strerror((int)os_errno));
+        else
+            snprintf(out, len, "%s", code == CURLE_SEND_ERROR ? "send failed" : "receive failed");
+        return;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        snprintf(out, len, "unsupported protocol (only http and https)");
+        return;
+    default:
+        break;
+    }
+    const char *what = curl_easy_strerror(code);
+    int tls = code == CURLE_SSL_CONNECT_ERROR || code == CURLE_PEER_FAILED_VERIFICATION ||
+              code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_CIPHER ||
+              code == CURLE_SSL_CACERT_BADFILE || code == CURLE_SSL_ISSUER_ERROR ||
+              code == CURLE_SSL_CRL_BADFILE || code == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+    /* curl's error buffer names hosts and certificate problems, never header values or
+     * URL credentials; it is cut short to keep stored texts small. */
+    if (x->errbuf[0])
+        snprintf(out, len, "%s%.150s", tls ? "TLS: " : "", x->errbuf);
+    else
+        snprintf(out, len, "%s%s", tls ? "TLS: " : "", what);
+}
+
+dlv__xfer *dlv__sender_done(dlv__sender *s, dlv__outcome *out)
+{
+    int left;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = m->easy_handle;
+        CURLcode code = m->data.result;
+        dlv__xfer *x = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        memset(out, 0, sizeof *out);
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_off_t total_us = 0;
+        curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
+        out->duration_ms = (uint32_t)(total_us / 1000);
+        out->status = (int)status;
+        if (code != CURLE_OK) {
+            out->transport_error = 1;
+            describe(e, code, x, out->error, sizeof out->error);
+        }
+        struct curl_header *h = NULL;
+        if (status && curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+            h && h->value)
+            snprintf(out->retry_after, sizeof out->retry_after, "%s", h->value);
+        curl_multi_remove_handle(s->multi, e);
+        s->running--;
+        easy_put(s, e);
+        x->easy = NULL;
+        return x;
+    }
+    return NULL;
+}
+
+void dlv__sender_abort(dlv__sender *s, dlv__xfer *x)
+{
+    if (!x->easy)
+        return;
+    curl_multi_remove_handle(s->multi, x->easy);
+    s->running--;
+    /* an abandoned handle may still hold a half-used connection: do not pool it */
+    curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+}
+
+void dlv__sender_wakeup(dlv__sender *s)
+{
+    curl_multi_wakeup(s->multi);
+}

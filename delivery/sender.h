@@ -1,0 +1,73 @@
+/*
+ * sender.h - private: the HTTP sender, one libcurl multi handle and its transfers.
+ *
+ * The sender knows nothing of the store or of backoff: it starts POSTs, waits for
+ * activity, and reports each finished transfer as status / short error text / duration
+ * / Retry-After. All calls except dlv__sender_wakeup() belong to the engine thread.
+ */
+#ifndef DELIVERY_SENDER_H
+#define DELIVERY_SENDER_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Per-sink transport settings (borrowed strings; NULL = unset). */
+typedef struct dlv__transport {
+    const char *url;
+    long timeout_ms;         /* whole request */
+    long connect_timeout_ms; /* TCP + TLS handshake */
+    const char *ca_file;
+    const char *client_cert;
+    const char *client_key;
+    int insecure; /* no peer/host verification */
+} dlv__transport;
+
+/* One transfer. The caller owns it and keeps body/headers alive until it finishes. */
+typedef struct dlv__xfer {
+    CURL *easy;
+    void *ud; /* the caller's */
+    long timeout_ms;
+    long connect_timeout_ms;
+    char errbuf[CURL_ERROR_SIZE];
+} dlv__xfer;
+
+/* What one finished attempt produced. */
+typedef struct dlv__outcome {
+    int status;           /* HTTP status, 0 when no response */
+    int transport_error;  /* 1 when no usable response (error holds why) */
+    char error[192];      /* short text, "" on a response */
+    char retry_after[64]; /* raw Retry-After value, "" when absent */
+    uint32_t duration_ms; /* total time of the transfer */
+} dlv__outcome;
+
+typedef struct dlv__sender {
+    CURLM *multi;
+    CURL **pool; /* idle easy handles */
+    size_t n_pool, cap_pool;
+    size_t running;
+} dlv__sender;
+
+int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen);
+void dlv__sender_cleanup(dlv__sender *s);
+
+/*
+ * Start POST `body` with `headers` (borrowed until done) on transfer x.
+ * 0, or -1 with a message (x is left unused).
+ */
+int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, const void *body,
+                      size_t body_len, struct curl_slist *headers, char *err, size_t errlen);
+
+/* Wait up to timeout_ms for activity (or a wakeup) and drive the transfers. */
+int dlv__sender_run(dlv__sender *s, int timeout_ms);
+
+/* Next finished transfer (and its outcome), or NULL. The easy handle is recycled. */
+dlv__xfer *dlv__sender_done(dlv__sender *s, dlv__outcome *out);
+
+/* Abandon a running transfer (no outcome is produced). */
+void dlv__sender_abort(dlv__sender *s, dlv__xfer *x);
+
+/* Make dlv__sender_run return early; any thread. */
+void dlv__sender_wakeup(dlv__sender *s);
+
+#endif
