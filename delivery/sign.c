@@ -1,0 +1,365 @@
+/*
+ * delivery/sign.c - Flipt and Standard Webhooks HMAC-SHA256 signatures and their
+ * constant-time verification (see sign.h), on OpenSSL 3 EVP_MAC.
+ */
+#include "delivery/sign.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#define MAC_LEN 32
+
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+struct part {
+    const void *p;
+    size_t n;
+};
+
+/* HMAC-SHA256 over the concatenation of parts. 0 or DLV_SIGN_ECRYPTO. */
+static int hmac_parts(const void *key, size_t klen, const struct part *parts, size_t nparts,
+                      unsigned char mac[MAC_LEN])
+{
+    static const unsigned char empty_key[1] = {0};
+    int rc = DLV_SIGN_ECRYPTO;
+    EVP_MAC_CTX *ctx = NULL;
+    size_t outl = 0;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[2];
+
+    (void)pthread_once(&hmac_once, hmac_fetch);
+    if (!hmac_alg)
+        return DLV_SIGN_ECRYPTO;
+    ctx = EVP_MAC_CTX_new(hmac_alg);
+    if (!ctx)
+        goto out;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    /* OpenSSL refuses a NULL key; an empty key is the same HMAC as a zero-length one. */
+    if (!EVP_MAC_init(ctx, klen ? key : empty_key, klen, params))
+        goto out;
+    for (size_t i = 0; i < nparts; i++)
+        if (parts[i].n && !EVP_MAC_update(ctx, parts[i].p, parts[i].n))
+            goto out;
+    if (!EVP_MAC_final(ctx, mac, &outl, MAC_LEN) || outl != MAC_LEN)
+        goto out;
+    rc = DLV_SIGN_OK;
+out:
+    EVP_MAC_CTX_free(ctx);
+    return rc;
+}
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int dlv_sign_flipt(const void *secret, size_t secret_len, const void *body, size_t body_len,
+                   char out[DLV_FLIPT_SIG_HEX_LEN + 1])
+{
+    unsigned char mac[MAC_LEN];
+    if ((!secret && secret_len) || (!body && body_len) || !out)
+        return DLV_SIGN_EINVAL;
+    struct part p = {body, body_len};
+    int rc = hmac_parts(secret, secret_len, &p, 1, mac);
+    if (rc == DLV_SIGN_OK)
+        to_hex(mac, MAC_LEN, out);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Standard base64 decode; padding optional; no whitespace. 0 or -1. */
+static int b64_decode(const char *s, size_t n, unsigned char *out, size_t *outn)
+{
+    while (n > 0 && s[n - 1] == '=')
+        n--;
+    if (n % 4 == 1)
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    *outn = o;
+    return 0;
+}
+
+int dlv_standard_key(const char *secret, unsigned char *key, size_t *key_len)
+{
+    if (!secret || !key || !key_len)
+        return DLV_SIGN_EINVAL;
+    size_t n = strlen(secret);
+    if (strncmp(secret, "whsec_", 6) == 0)
+        return b64_decode(secret + 6, n - 6, key, key_len) == 0 ? DLV_SIGN_OK : DLV_SIGN_EINVAL;
+    memcpy(key, secret, n);
+    *key_len = n;
+    return DLV_SIGN_OK;
+}
+
+/* The raw MAC of id.timestamp.body under `secret`. */
+static int standard_mac(const char *secret, const char *msg_id, const char *ts, const void *body,
+                        size_t body_len, unsigned char mac[MAC_LEN])
+{
+    size_t n = strlen(secret);
+    unsigned char stackkey[128];
+    unsigned char *key = n <= sizeof stackkey ? stackkey : malloc(n);
+    size_t klen = 0;
+    int rc;
+    if (!key)
+        return DLV_SIGN_ENOMEM;
+    rc = dlv_standard_key(secret, key, &klen);
+    if (rc == DLV_SIGN_OK) {
+        struct part parts[5] = {
+            {msg_id, strlen(msg_id)}, {".", 1}, {ts, strlen(ts)}, {".", 1}, {body, body_len}};
+        rc = hmac_parts(key, klen, parts, 5, mac);
+    }
+    OPENSSL_cleanse(key, n);
+    if (key != stackkey)
+        free(key);
+    return rc;
+}
+
+int dlv_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const void *body,
+                      size_t body_len, char *out, size_t outlen)
+{
+    unsigned char mac[MAC_LEN];
+    char ts[24];
+    if (!secret || !msg_id || (!body && body_len) || !out || outlen < DLV_STANDARD_TOKEN_LEN + 1)
+        return DLV_SIGN_EINVAL;
+    (void)snprintf(ts, sizeof ts, "%" PRId64, timestamp);
+    int rc = standard_mac(secret, msg_id, ts, body, body_len, mac);
+    if (rc == DLV_SIGN_OK) {
+        memcpy(out, "v1,", 3);
+        (void)EVP_EncodeBlock((unsigned char *)out + 3, mac, MAC_LEN);
+    }
+    OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+int dlv_sign_standard_header(const char *const *secrets, size_t n_secrets, const char *msg_id,
+                             int64_t timestamp, const void *body, size_t body_len,
+                             char **ret_header)
+{
+    if (!secrets || n_secrets == 0 || !ret_header)
+        return DLV_SIGN_EINVAL;
+    char *h = malloc(n_secrets * (DLV_STANDARD_TOKEN_LEN + 1));
+    if (!h)
+        return DLV_SIGN_ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < n_secrets; i++) {
+        if (i)
+            h[off++] = ' ';
+        int rc = dlv_sign_standard(secrets[i], msg_id, timestamp, body, body_len, h + off,
+                                   DLV_STANDARD_TOKEN_LEN + 1);
+        if (rc != DLV_SIGN_OK) {
+            free(h);
+            return rc;
+        }
+        off += DLV_STANDARD_TOKEN_LEN;
+    }
+    h[off] = '\0';
+    *ret_header = h;
+    return DLV_SIGN_OK;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int dlv_verify_flipt(const char *const *secrets, size_t n_secrets, const void *body,
+                     size_t body_len, const char *header)
+{
+    unsigned char want[MAC_LEN], mac[MAC_LEN];
+    if (!header)
+        return DLV_SIGN_EFORMAT;
+    while (*header == ' ' || *header == '\t')
+        header++;
+    size_t n = strlen(header);
+    while (n > 0 && (header[n - 1] == ' ' || header[n - 1] == '\t'))
+        n--;
+    if (n != 2 * MAC_LEN)
+        return DLV_SIGN_EFORMAT;
+    for (size_t i = 0; i < MAC_LEN; i++) {
+        int hi = hexval((unsigned char)header[2 * i]),
+            lo = hexval((unsigned char)header[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return DLV_SIGN_EFORMAT;
+        want[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (!secrets || n_secrets == 0)
+        return DLV_SIGN_EINVAL;
+    int rc = DLV_SIGN_EMISMATCH;
+    for (size_t i = 0; i < n_secrets; i++) {
+        struct part p = {body, body_len};
+        if (!secrets[i]) {
+            rc = DLV_SIGN_EINVAL;
+            break;
+        }
+        if (hmac_parts(secrets[i], strlen(secrets[i]), &p, 1, mac) != DLV_SIGN_OK) {
+            rc = DLV_SIGN_ECRYPTO;
+            break;
+        }
+        if (CRYPTO_memcmp(mac, want, MAC_LEN) == 0) {
+            rc = DLV_SIGN_OK;
+            break;
+        }
+    }
+    OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+int dlv_verify_standard(const char *const *secrets, size_t n_secrets, const char *msg_id,
+                        const char *timestamp, const void *body, size_t body_len,
+                        const char *sig_header, int64_t now_s, int64_t tolerance_s)
+{
+    unsigned char mac[MAC_LEN];
+    char b64[48];
+    if (!secrets || n_secrets == 0)
+        return DLV_SIGN_EINVAL;
+    if (!msg_id || !*msg_id || !timestamp || !sig_header)
+        return DLV_SIGN_EFORMAT;
+    /* timestamp: decimal digits only, no sign, bounded length */
+    size_t tl = strlen(timestamp);
+    if (tl == 0 || tl > 18)
+        return DLV_SIGN_ETIMESTAMP;
+    int64_t ts = 0;
+    for (size_t i = 0; i < tl; i++) {
+        if (timestamp[i] < '0' || timestamp[i] > '9')
+            return DLV_SIGN_ETIMESTAMP;
+        ts = ts * 10 + (timestamp[i] - '0');
+    }
+    if (tolerance_s >= 0 && (ts < now_s - tolerance_s || ts > now_s + tolerance_s))
+        return DLV_SIGN_ETIMESTAMP;
+
+    int rc = DLV_SIGN_EFORMAT; /* until a v1 token is seen */
+    for (size_t s = 0; s < n_secrets && rc != DLV_SIGN_OK; s++) {
+        if (!secrets[s])
+            return DLV_SIGN_EINVAL;
+        int mrc = standard_mac(secrets[s], msg_id, timestamp, body, body_len, mac);
+        if (mrc != DLV_SIGN_OK) {
+            rc = mrc;
+            break;
+        }
+        (void)EVP_EncodeBlock((unsigned char *)b64, mac, MAC_LEN);
+        const char *p = sig_header;
+        while (*p) {
+            while (*p == ' ')
+                p++;
+            const char *tok = p;
+            while (*p && *p != ' ')
+                p++;
+            size_t len = (size_t)(p - tok);
+            if (len < 3 || memcmp(tok, "v1,", 3) != 0)
+                continue;
+            if (rc == DLV_SIGN_EFORMAT)
+                rc = DLV_SIGN_EMISMATCH;
+            if (dlv_ct_equal(tok + 3, len - 3, b64, 44)) {
+                rc = DLV_SIGN_OK;
+                break;
+            }
+        }
+    }
+    OPENSSL_cleanse(mac, sizeof mac);
+    OPENSSL_cleanse(b64, sizeof b64);
+    return rc;
+}
+
+int dlv_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen)
+        return 0;
+    if (alen == 0)
+        return 1;
+    if (!a || !b)
+        return 0;
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+int dlv_ct_streq(const char *a, const char *b)
+{
+    if (!a || !b)
+        return 0;
+    /* Compare over the longer length so the time does not reveal a common prefix; the
+     * lengths themselves are not secret-dependent for fixed-format tokens. */
+    size_t la = strlen(a), lb = strlen(b);
+    size_t n = la > lb ? la : lb;
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ca = i < la ? (unsigned char)a[i] : 0;
+        unsigned char cb = i < lb ? (unsigned char)b[i] : 0;
+        diff |= (unsigned char)(ca ^ cb);
+    }
+    return diff == 0;
+}
+
+const char *dlv_sig_strerror(int code)
+{
+    switch (code) {
+    case DLV_SIGN_OK:
+        return "ok";
+    case DLV_SIGN_EINVAL:
+        return "invalid argument or secret (a whsec_ secret must be base64)";
+    case DLV_SIGN_ENOMEM:
+        return "out of memory";
+    case DLV_SIGN_ECRYPTO:
+        return "HMAC computation failed";
+    case DLV_SIGN_EMISMATCH:
+        return "signature does not match";
+    case DLV_SIGN_ETIMESTAMP:
+        return "webhook-timestamp missing, malformed or outside the tolerance";
+    case DLV_SIGN_EFORMAT:
+        return "signature header missing or malformed";
+    default:
+        return "unknown error";
+    }
+}
