@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delivery/sign.h"
 #include "outboxd-event.h"
 #include "outboxd-log.h"
 
@@ -138,15 +139,6 @@ static enum MHD_Result send_json(oin_server *s, struct MHD_Connection *c, unsign
 
 /* ---- checks on headers ---- */
 
-/* Constant-time equality of a[0..an) and b[0..bn); the time depends on an only. */
-static int ct_equal(const char *a, size_t an, const char *b, size_t bn)
-{
-    unsigned char d = (unsigned char)(an != bn);
-    for (size_t i = 0; i < an; i++)
-        d |= (unsigned char)(a[i] ^ (bn ? b[i % bn] : 0));
-    return d == 0;
-}
-
 static int token_ok(const oin_server *s, struct MHD_Connection *c)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -155,10 +147,9 @@ static int token_ok(const oin_server *s, struct MHD_Connection *c)
     const char *tok = h + 7;
     while (*tok == ' ')
         tok++;
-    size_t tn = strlen(tok);
     int ok = 0;
     for (size_t i = 0; i < s->cfg.n_tokens; i++) /* no early exit: same work for any match */
-        ok |= ct_equal(tok, tn, s->cfg.tokens[i], strlen(s->cfg.tokens[i]));
+        ok |= dlv_ct_streq(tok, s->cfg.tokens[i]);
     return ok;
 }
 
