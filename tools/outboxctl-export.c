@@ -68,7 +68,7 @@ static int export_one(void *ud, const obx_event *ev, const obx_delivery *d)
         if (x->limit && x->events >= x->limit)
             return 1;
         x->cur_id = ev->id;
-        x->cur = json_object();
+        x->cur = ctl_event_json(ev);
         x->dels = json_array();
         x->body = malloc(ev->body_len ? ev->body_len : 1);
         if (!x->cur || !x->dels || !x->body) {
@@ -78,11 +78,6 @@ static int export_one(void *ud, const obx_event *ev, const obx_delivery *d)
         }
         memcpy(x->body, ev->body, ev->body_len);
         x->body_len = ev->body_len;
-        json_object_set_new(x->cur, "id", json_integer((json_int_t)ev->id));
-        json_object_set_new(x->cur, "received", ctl_json_time(ev->received_ms));
-        json_object_set_new(x->cur, "received_ms", json_integer(ev->received_ms));
-        json_object_set_new(x->cur, "type", json_string(ev->type));
-        json_object_set_new(x->cur, "action", json_string(ev->action));
         json_object_set_new(x->cur, "deliveries", x->dels);
     }
     char nb[OBX_SINK_NAME_MAX + 8];
@@ -101,14 +96,8 @@ int ctl_cmd_export(ctl_ctx *c, int argc, char **argv)
         CTL_OPTION_SINCE,   CTL_OPTION_UNTIL, CTL_OPTION_LIMIT, CTL_OPTION_JSON, {0}};
     ctl_filter f = {0};
     int rc;
-    int opt = ctl_next_option(c, argc, argv, ":h", opts, &f, &rc);
-    if (opt == CTL_OPTS_RETURN)
+    if (ctl_parse_filters(c, argc, argv, opts, &f, &rc))
         return rc;
-    if (opt != CTL_OPTS_END)
-        return ctl_bad_option(argv[0], '?', argv);
-    if (optind < argc)
-        return ctl_usage_error(argv[0], "unexpected argument \"%s\" (export writes to stdout)",
-                               argv[optind]);
     obx_store *s;
     rc = ctl_open_store(c, 1, &s);
     if (rc)

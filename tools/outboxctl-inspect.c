@@ -179,18 +179,13 @@ static int list_one(void *ud, const obx_event *ev, const obx_delivery *d)
     char nb[OBX_SINK_NAME_MAX + 8];
     const char *sink = ctl_sinks_name(&l->sinks, d->sink_id, nb, sizeof nb);
     if (l->json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "id", json_integer((json_int_t)ev->id));
-        json_object_set_new(o, "type", json_string(ev->type));
-        json_object_set_new(o, "action", json_string(ev->action));
-        json_object_set_new(o, "received", ctl_json_time(ev->received_ms));
-        json_object_set_new(o, "received_ms", json_integer(ev->received_ms));
-        json_object_set_new(o, "body_bytes", json_integer((json_int_t)ev->body_len));
+        json_t *o = ctl_event_json(ev);
         json_t *dj = ctl_delivery_json(d, sink, 0);
-        if (dj)
+        if (o && dj)
             json_object_update(o, dj);
         json_decref(dj);
-        ctl_json_print(o, stdout);
+        if (o)
+            ctl_json_print(o, stdout);
         return 0;
     }
     char id[24], state[32], evn[128], recv[48], att[48], last[256], lastt[72], next[48];
@@ -231,13 +226,8 @@ int ctl_cmd_list(ctl_ctx *c, int argc, char **argv)
                                          CTL_OPTION_LIMIT,   CTL_OPTION_JSON,   {0}};
     ctl_filter f = {0};
     int rc;
-    int opt = ctl_next_option(c, argc, argv, ":h", opts, &f, &rc);
-    if (opt == CTL_OPTS_RETURN)
+    if (ctl_parse_filters(c, argc, argv, opts, &f, &rc))
         return rc;
-    if (opt != CTL_OPTS_END)
-        return ctl_bad_option(argv[0], '?', argv);
-    if (optind < argc)
-        return ctl_usage_error(argv[0], "unexpected argument \"%s\"", argv[optind]);
     if (!f.limit_set)
         f.limit = DEFAULT_LIST_LIMIT;
     obx_store *s;
@@ -470,13 +460,9 @@ static void show_human(ctl_ctx *c, const obx_event *e, ctl_sinks *sk)
 
 static int show_json(const obx_event *e, ctl_sinks *sk)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer((json_int_t)e->id));
-    json_object_set_new(o, "type", json_string(e->type));
-    json_object_set_new(o, "action", json_string(e->action));
-    json_object_set_new(o, "received", ctl_json_time(e->received_ms));
-    json_object_set_new(o, "received_ms", json_integer(e->received_ms));
-    json_object_set_new(o, "body_bytes", json_integer((json_int_t)e->body_len));
+    json_t *o = ctl_event_json(e);
+    if (!o)
+        return -1;
     json_t *arr = json_array();
     for (size_t i = 0; i < e->n_deliveries; i++) {
         char nb[OBX_SINK_NAME_MAX + 8];

@@ -98,6 +98,23 @@ int ctl_next_option(ctl_ctx *c, int argc, char **argv, const char *shorts,
     return CTL_OPTS_END;
 }
 
+int ctl_parse_filters(ctl_ctx *c, int argc, char **argv, const struct option *opts, ctl_filter *f,
+                      int *rc)
+{
+    int opt = ctl_next_option(c, argc, argv, ":h", opts, f, rc);
+    if (opt == CTL_OPTS_RETURN)
+        return 1;
+    if (opt != CTL_OPTS_END) {
+        *rc = ctl_bad_option(argv[0], '?', argv);
+        return 1;
+    }
+    if (optind < argc) {
+        *rc = ctl_usage_error(argv[0], "unexpected argument \"%s\"", argv[optind]);
+        return 1;
+    }
+    return 0;
+}
+
 int ctl_parse_simple(ctl_ctx *c, int argc, char **argv, int nmin, int nmax, const char *missing,
                      int *json, int *first, int *rc)
 {
@@ -212,6 +229,25 @@ void ctl_sinks_free(ctl_sinks *sk)
 static int set(json_t *o, const char *k, json_t *v)
 {
     return v ? json_object_set_new(o, k, v) : -1;
+}
+
+json_t *ctl_event_json(const obx_event *ev)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = 0;
+    bad |= set(o, "id", json_integer((json_int_t)ev->id));
+    bad |= set(o, "type", json_string(ev->type));
+    bad |= set(o, "action", json_string(ev->action));
+    bad |= set(o, "received", ctl_json_time(ev->received_ms));
+    bad |= set(o, "received_ms", json_integer(ev->received_ms));
+    bad |= set(o, "body_bytes", json_integer((json_int_t)ev->body_len));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int history)

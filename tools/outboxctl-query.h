@@ -98,6 +98,13 @@ int ctl_next_option(ctl_ctx *c, int argc, char **argv, const char *shorts,
                     const struct option *opts, ctl_filter *f, int *rc);
 
 /*
+ * Parse a command that takes only the options in `opts` (common and filter ones) and no
+ * operands. 0 on success; 1 when the command must return *rc.
+ */
+int ctl_parse_filters(ctl_ctx *c, int argc, char **argv, const struct option *opts, ctl_filter *f,
+                      int *rc);
+
+/*
  * Parse a command that takes only --json (when json is not NULL) and between nmin and
  * nmax operands; `missing` is the message when there are too few. On success returns 0
  * with *first = index of the first operand; else returns 1 and *rc is the exit code.
@@ -126,6 +133,10 @@ const char *ctl_last_outcome(const obx_delivery *d, char *buf, size_t n);
  * and *_ms), last status/error, reason, replays and, when `history` is set, the attempt
  * history. NULL when out of memory.
  */
+/* An event's header as JSON (new reference): id, type, action, received (RFC 3339 and
+ * _ms), body_bytes. NULL when out of memory. */
+json_t *ctl_event_json(const obx_event *ev);
+
 json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int history);
 
 /* Sink names by id, cached from one stats snapshot (the registry only grows; a sink

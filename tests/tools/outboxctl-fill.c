@@ -49,6 +49,19 @@ static const char *read_fixture(const char *name, char *buf, size_t cap)
     return buf;
 }
 
+static obx_store *open_owner(const char *dir)
+{
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_OWNER;
+    obx_store *s;
+    obx_error err = {0};
+    int rc = obx_open(dir, &o, &s, &err);
+    if (rc)
+        die("open", rc, &err);
+    return s;
+}
+
 static obx_result result(const obx_job *j, int outcome, int status, const char *error, int64_t now)
 {
     obx_result r = {0};
@@ -74,14 +87,9 @@ static void record1(obx_store *s, obx_result r)
 
 static int fill(const char *dir, int extra)
 {
-    obx_options o;
-    obx_options_init(&o);
-    o.flags = OBX_OPEN_OWNER;
-    obx_store *s;
+    obx_store *s = open_owner(dir);
     obx_error err = {0};
-    int rc = obx_open(dir, &o, &s, &err);
-    if (rc)
-        die("open", rc, &err);
+    int rc;
     uint32_t wh, sl;
     if ((rc = obx_sink_id(s, "webhook", &wh, &err)) || (rc = obx_sink_id(s, "slack", &sl, &err)))
         die("sink", rc, &err);
@@ -180,14 +188,9 @@ static int fill(const char *dir, int extra)
 
 static int enqueue_more(const char *dir, int count, const char *sink)
 {
-    obx_options o;
-    obx_options_init(&o);
-    o.flags = OBX_OPEN_OWNER;
-    obx_store *s;
+    obx_store *s = open_owner(dir);
     obx_error err = {0};
-    int rc = obx_open(dir, &o, &s, &err);
-    if (rc)
-        die("open", rc, &err);
+    int rc;
     uint32_t id;
     if ((rc = obx_sink_id(s, sink, &id, &err)))
         die("sink", rc, &err);
@@ -248,14 +251,7 @@ static int corrupt(const char *dir, uint64_t ev, uint32_t sink)
 
 static int hold(const char *dir)
 {
-    obx_options o;
-    obx_options_init(&o);
-    o.flags = OBX_OPEN_OWNER;
-    obx_store *s;
-    obx_error err = {0};
-    int rc = obx_open(dir, &o, &s, &err);
-    if (rc)
-        die("open", rc, &err);
+    obx_store *s = open_owner(dir);
     printf("ready\n");
     fflush(stdout);
     char buf[64];
