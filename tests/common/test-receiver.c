@@ -368,7 +368,7 @@ int trx_start(const trx_options *opts, trx **out, char *err, size_t errlen)
     if (o.threads == 0)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     else
-        flags |= MHD_USE_EPOLL;
+        flags |= MHD_USE_EPOLL | MHD_USE_TURBO;
     if (r->tls)
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem ops[8];
@@ -377,7 +377,7 @@ int trx_start(const trx_options *opts, trx **out, char *err, size_t errlen)
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, r};
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, r};
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 1000, NULL};
-    if (o.threads > 0)
+    if (o.threads > 1)
         ops[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)o.threads, NULL};
     if (r->tls) {
         ops[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o.tls_cert_pem};

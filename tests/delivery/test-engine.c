@@ -1,0 +1,600 @@
+/*
+ * test-engine.c - integration tests of the delivery engine against a real store and a
+ * real HTTP receiver on 127.0.0.1 (tests/common/test-receiver): success, retries,
+ * dead letters after the elapsed bound, Retry-After, transport errors, redirects not
+ * followed, signatures checked with OpenSSL directly, concurrency limits, ordered
+ * sinks, crash between send and commit, graceful stop, and waking on enqueue.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "engine-fixture.h"
+
+typedef struct fx {
+    char *dir;
+    obx_store *st;
+    trx *rx;
+    dlv_engine *eng;
+    dlv_sink_config sc[2];
+    size_t n_sc;
+    uint32_t sink_id[2];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->dir = tmpdir_new("engine");
+    assert_non_null(f->dir);
+    f->st = fx_open_store(f->dir);
+    assert_non_null(f->st);
+    char err[256];
+    assert_int_equal(trx_start(NULL, &f->rx, err, sizeof err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    dlv_engine_free(f->eng);
+    obx_close(f->st);
+    trx_stop(f->rx);
+    for (size_t i = 0; i < f->n_sc; i++)
+        dlv_sink_config_clear(&f->sc[i]);
+    rm_rf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Add a sink named `name` posting to the receiver's /hook; returns it for tweaking. */
+static dlv_sink_config *add_sink(fx *f, const char *name)
+{
+    dlv_sink_config *c = &f->sc[f->n_sc];
+    fx_sink(c, name, trx_url(f->rx, "/hook"));
+    obx_error err;
+    assert_int_equal(obx_sink_id(f->st, name, &f->sink_id[f->n_sc], &err), OBX_OK);
+    f->n_sc++;
+    return c;
+}
+
+static void start(fx *f, const dlv_engine_options *o)
+{
+    char err[256] = "";
+    int rc = dlv_engine_new(f->st, f->sc, f->n_sc, o, &f->eng, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "dlv_engine_new: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(dlv_engine_start(f->eng, err, sizeof err), 0);
+}
+
+static const char *BODY =
+    "{\"version\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"metadata\":{\"actor\":{"
+    "\"authentication\":\"none\",\"ip\":\"127.0.0.1\"}},\"payload\":{\"description\":\"\","
+    "\"enabled\":true,\"key\":\"my-flag\",\"name\":\"My Flag\",\"namespace_key\":\"default\"},"
+    "\"timestamp\":\"2024-06-09T12:00:00Z\",\"status\":\"success\"}";
+
+/* Start the engine, enqueue BODY and wait (bounded) for the delivery to reach `st`. */
+static uint64_t send_one(fx *f, int st, unsigned timeout_ms, obx_delivery *d)
+{
+    start(f, NULL);
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    assert_true(id > 0);
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], st, timeout_ms, d));
+    return id;
+}
+
+static void test_success(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    obx_delivery d;
+    uint64_t id = send_one(f, OBX_STATE_DELIVERED, 5000, &d);
+    assert_int_equal(d.attempts, 1);
+    assert_int_equal(d.last_status, 200);
+    obx_delivery_clear(&d);
+    assert_int_equal(trx_count(f->rx), 1);
+    const trx_request *q = trx_get(f->rx, 0);
+    assert_string_equal(q->method, "POST");
+    assert_string_equal(q->path, "/hook");
+    assert_int_equal(q->body_len, strlen(BODY));
+    assert_memory_equal(q->body, BODY, strlen(BODY));
+    assert_string_equal(trx_header_get(q, "Content-Type"), "application/json");
+    char ua[64];
+    snprintf(ua, sizeof ua, "outbox/%s", OBX_VERSION_STRING);
+    assert_string_equal(trx_header_get(q, "User-Agent"), ua);
+    char wid[64];
+    snprintf(wid, sizeof wid, "evt_%" PRIu64 "_%" PRIu32, id, f->sink_id[0]);
+    assert_string_equal(trx_header_get(q, "webhook-id"), wid);
+    assert_null(strchr(wid, '.'));
+    assert_null(trx_header_get(q, "Expect"));
+    /* no secret: no signature headers */
+    assert_null(trx_header_get(q, "X-Flipt-Webhook-Signature"));
+    assert_null(trx_header_get(q, "webhook-signature"));
+
+    dlv_metrics m;
+    assert_int_equal(dlv_engine_metrics(f->eng, &m), 0);
+    assert_int_equal(m.n_sinks, 1);
+    assert_int_equal(m.sinks[0].delivered, 1);
+    assert_int_equal(m.sinks[0].attempts, 1);
+    assert_int_equal(m.sinks[0].attempt_duration.count, 1);
+    assert_int_equal(m.sinks[0].latency.count, 1);
+    dlv_metrics_free(&m);
+    const char *names[2];
+    assert_int_equal(dlv_engine_insecure_sinks(f->eng, names, 2), 0);
+}
+
+static void test_500_then_success(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    trx_step steps[] = {{.status = 500}, {.status = 200}};
+    trx_script(f->rx, steps, 2);
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DELIVERED, 5000, &d);
+    assert_int_equal(d.attempts, 2);
+    assert_int_equal(d.n_history, 2);
+    assert_int_equal(d.history[0].status, 500);
+    assert_int_equal(d.history[1].status, 200);
+    obx_delivery_clear(&d);
+    assert_int_equal(trx_count(f->rx), 2);
+    const trx_request *a = trx_get(f->rx, 0), *b = trx_get(f->rx, 1);
+    assert_string_equal(trx_header_get(a, "webhook-id"), trx_header_get(b, "webhook-id"));
+    /* the retry waited for the initial interval (50 ms, no jitter) */
+    assert_true(b->arrived_mono_ms - a->arrived_mono_ms >= 45);
+}
+
+static void test_always_500_dead_after_bound(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->backoff.initial_interval_ms = 100;
+    c->backoff.max_interval_ms = 100;
+    c->backoff.max_elapsed_ms = 1000;
+    trx_step steps[] = {{.status = 500}};
+    trx_script(f->rx, steps, 1);
+    start(f, NULL);
+    int64_t t0 = trx_mono_ms();
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    obx_delivery d;
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DEAD, 5000, &d));
+    int64_t took = trx_mono_ms() - t0;
+    /* attempts at ~0, 100, ..., 1000 ms: the next one would pass the 1 s bound */
+    assert_in_range(d.attempts, 8, 11);
+    assert_int_equal(trx_count(f->rx), d.attempts);
+    assert_int_equal(d.last_status, 500);
+    assert_non_null(d.reason);
+    assert_non_null(strstr(d.reason, "500"));
+    assert_true(d.deadline_ms - d.first_attempt_ms == 1000);
+    const trx_request *first = trx_get(f->rx, 0), *last = trx_get(f->rx, d.attempts - 1);
+    assert_true(last->arrived_mono_ms - first->arrived_mono_ms <= 1000);
+    assert_true(last->arrived_mono_ms - first->arrived_mono_ms >= 700);
+    assert_true(took < 3000);
+    obx_delivery_clear(&d);
+    dlv_metrics m;
+    assert_int_equal(dlv_engine_metrics(f->eng, &m), 0);
+    assert_int_equal(m.sinks[0].dead, 1);
+    assert_int_equal(m.sinks[0].retried + 1, m.sinks[0].attempts);
+    dlv_metrics_free(&m);
+}
+
+static void test_dead_letter_on(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->dead_letter_on = calloc(1, sizeof(int));
+    c->dead_letter_on[0] = 410;
+    c->n_dead_letter_on = 1;
+    trx_step steps[] = {{.status = 410}};
+    trx_script(f->rx, steps, 1);
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DEAD, 5000, &d);
+    assert_int_equal(d.attempts, 1);
+    assert_non_null(strstr(d.reason, "410"));
+    obx_delivery_clear(&d);
+    fx_sleep_ms(100);
+    assert_int_equal(trx_count(f->rx), 1);
+}
+
+static void test_retry_after(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->backoff.max_elapsed_ms = 5000;
+    trx_step steps[] = {{.status = 429, .retry_after = "1"}, {.status = 200}};
+    trx_script(f->rx, steps, 2);
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DELIVERED, 5000, &d);
+    assert_int_equal(d.attempts, 2);
+    obx_delivery_clear(&d);
+    const trx_request *a = trx_get(f->rx, 0), *b = trx_get(f->rx, 1);
+    int64_t gap = b->arrived_mono_ms - a->arrived_mono_ms;
+    assert_true(gap >= 950); /* Retry-After: 1 obeyed, not the 50 ms backoff */
+    assert_true(gap <= 1600);
+}
+
+static void test_retry_after_past_bound(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->backoff.max_elapsed_ms = 2000;
+    trx_step steps[] = {{.status = 503, .retry_after = "30"}};
+    trx_script(f->rx, steps, 1);
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DEAD, 3000, &d);
+    assert_int_equal(d.attempts, 1);
+    assert_non_null(strstr(d.reason, "Retry-After"));
+    obx_delivery_clear(&d);
+}
+
+static void test_connection_refused(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    uint16_t port = trx_free_port();
+    assert_true(port > 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/hook", (unsigned)port);
+    free(c->url);
+    c->url = strdup(url);
+    c->backoff.max_elapsed_ms = 300;
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DEAD, 5000, &d);
+    assert_true(d.attempts >= 2);
+    assert_int_equal(d.last_status, 0);
+    assert_non_null(d.last_error);
+    assert_string_equal(d.last_error, "connection refused");
+    assert_non_null(strstr(d.reason, "connection refused"));
+    obx_delivery_clear(&d);
+}
+
+static void test_timeout(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->timeout_ms = 200;
+    c->backoff.max_elapsed_ms = 500;
+    trx_step steps[] = {{.action = TRX_HANG, .hang_ms = 3000}};
+    trx_script(f->rx, steps, 1);
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DEAD, 5000, &d);
+    assert_true(d.attempts >= 2);
+    assert_string_equal(d.last_error, "timeout after 200 ms");
+    assert_true(d.history[0].duration_ms >= 190 && d.history[0].duration_ms < 1000);
+    obx_delivery_clear(&d);
+}
+
+static void test_reset_and_close_retried(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    trx_step steps[] = {{.action = TRX_RESET}, {.action = TRX_CLOSE}, {.status = 204}};
+    trx_script(f->rx, steps, 3);
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DELIVERED, 5000, &d);
+    assert_int_equal(d.attempts, 3);
+    assert_int_equal(d.history[0].status, 0);
+    assert_non_null(d.history[0].error);
+    assert_non_null(d.history[1].error);
+    assert_int_equal(d.last_status, 204);
+    obx_delivery_clear(&d);
+}
+
+static void test_redirect_not_followed(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->backoff.max_elapsed_ms = 200;
+    trx_step steps[] = {{.status = 302, .location = "/elsewhere"}};
+    trx_script(f->rx, steps, 1);
+    obx_delivery d;
+    (void)send_one(f, OBX_STATE_DEAD, 5000, &d);
+    assert_int_equal(d.last_status, 302);
+    obx_delivery_clear(&d);
+    for (size_t i = 0; i < trx_count(f->rx); i++)
+        assert_string_equal(trx_get(f->rx, i)->path, "/hook");
+}
+
+static void hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+                        unsigned char out[32])
+{
+    unsigned int olen = 0;
+    assert_non_null(HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &olen));
+    assert_int_equal(olen, 32);
+}
+
+static void test_signatures(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->secrets = calloc(2, sizeof(char *));
+    c->secrets[0] = strdup("s3crET");
+    c->secrets[1] = strdup("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    c->n_secrets = 2;
+    c->signature = DLV_SIG_BOTH;
+    (void)send_one(f, OBX_STATE_DELIVERED, 5000, NULL);
+    const trx_request *q = trx_get(f->rx, 0);
+    assert_non_null(q);
+
+    /* Flipt: lower-case hex HMAC-SHA256 of the body with the first secret */
+    unsigned char mac[32];
+    hmac_sha256("s3crET", 6, q->body, q->body_len, mac);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    assert_string_equal(trx_header_get(q, "X-Flipt-Webhook-Signature"), hex);
+
+    /* Standard Webhooks: v1,<base64 HMAC(id.timestamp.body)> per secret, space separated */
+    const char *wid = trx_header_get(q, "webhook-id");
+    const char *ts = trx_header_get(q, "webhook-timestamp");
+    assert_non_null(wid);
+    assert_non_null(ts);
+    long long tsv = strtoll(ts, NULL, 10);
+    assert_true(llabs(tsv - (long long)(q->arrived_ms / 1000)) <= 2);
+    size_t mlen = strlen(wid) + strlen(ts) + q->body_len + 2;
+    char *msg = malloc(mlen + 1);
+    snprintf(msg, mlen + 1, "%s.%s.", wid, ts);
+    memcpy(msg + strlen(wid) + strlen(ts) + 2, q->body, q->body_len);
+    unsigned char key2[64];
+    int k2 = EVP_DecodeBlock(key2, (const unsigned char *)"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 32);
+    assert_int_equal(k2, 24);
+    char expect[256];
+    unsigned char b64a[64], b64b[64];
+    hmac_sha256("s3crET", 6, msg, mlen, mac);
+    EVP_EncodeBlock(b64a, mac, 32);
+    hmac_sha256(key2, 24, msg, mlen, mac);
+    EVP_EncodeBlock(b64b, mac, 32);
+    snprintf(expect, sizeof expect, "v1,%s v1,%s", b64a, b64b);
+    assert_string_equal(trx_header_get(q, "webhook-signature"), expect);
+    free(msg);
+}
+
+static void test_signature_flipt_only(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->secrets = calloc(1, sizeof(char *));
+    c->secrets[0] = strdup("s3crET");
+    c->n_secrets = 1;
+    c->signature = DLV_SIG_FLIPT;
+    (void)send_one(f, OBX_STATE_DELIVERED, 5000, NULL);
+    const trx_request *q = trx_get(f->rx, 0);
+    /* the spec's vector B: the 271-byte body with secret s3crET */
+    assert_int_equal(q->body_len, 271);
+    assert_string_equal(trx_header_get(q, "X-Flipt-Webhook-Signature"),
+                        "8820fc7ddd8a127297aa9fc8dc0939b7a97320b543ede98fe7ce4a2c992132d6");
+    assert_null(trx_header_get(q, "webhook-signature"));
+    assert_null(trx_header_get(q, "webhook-timestamp"));
+}
+
+static void test_concurrency_limit(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->max_in_flight = 4;
+    trx_step steps[] = {{.status = 200, .delay_ms = 50}};
+    trx_script(f->rx, steps, 1);
+    uint64_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = fx_enqueue(f->st, f->sink_id[0], BODY);
+    start(f, NULL);
+    assert_true(trx_wait(f->rx, 40, 10000));
+    for (int i = 0; i < 40; i++)
+        assert_true(fx_wait_state(f->st, ids[i], f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL));
+    assert_true(trx_max_concurrent(f->rx) <= 4);
+    assert_true(trx_max_concurrent(f->rx) >= 3);
+    /* keep-alive: connections reused, not one per request */
+    assert_true(trx_connections(f->rx) <= 8);
+}
+
+static void test_global_limit(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "a")->max_in_flight = 4;
+    add_sink(f, "b")->max_in_flight = 4;
+    trx_step steps[] = {{.status = 200, .delay_ms = 50}};
+    trx_script(f->rx, steps, 1);
+    for (int i = 0; i < 20; i++) {
+        assert_true(fx_enqueue(f->st, f->sink_id[0], BODY) > 0);
+        assert_true(fx_enqueue(f->st, f->sink_id[1], BODY) > 0);
+    }
+    dlv_engine_options o;
+    dlv_engine_options_init(&o);
+    o.max_in_flight_total = 3;
+    start(f, &o);
+    assert_true(trx_wait(f->rx, 40, 10000));
+    assert_true(trx_max_concurrent(f->rx) <= 3);
+    assert_true(trx_max_concurrent(f->rx) >= 2);
+}
+
+/* Ordered test: the receiver fails the first two attempts of event "n":3. */
+typedef struct ord_state {
+    int fails_left;
+} ord_state;
+
+static trx_step ordered_handler(void *ud, const trx_request *req)
+{
+    ord_state *os = ud;
+    trx_step st = {.status = 200};
+    if (strstr((const char *)req->body, "\"n\":3}") && os->fails_left > 0) {
+        os->fails_left--;
+        st.status = 500;
+    }
+    return st;
+}
+
+static void test_ordered(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->ordered = 1;
+    c->backoff.max_elapsed_ms = 5000;
+    ord_state os = {2};
+    trx_set_handler(f->rx, ordered_handler, &os);
+    uint64_t ids[8];
+    for (int i = 0; i < 8; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        ids[i] = fx_enqueue(f->st, f->sink_id[0], body);
+    }
+    start(f, NULL);
+    for (int i = 0; i < 8; i++)
+        assert_true(fx_wait_state(f->st, ids[i], f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL));
+    assert_int_equal(trx_count(f->rx), 10);
+    assert_int_equal(trx_max_concurrent(f->rx), 1);
+    /* arrival order: 0 1 2 3 3 3 4 5 6 7 */
+    int want[] = {0, 1, 2, 3, 3, 3, 4, 5, 6, 7};
+    for (size_t i = 0; i < 10; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "{\"n\":%d}", want[i]);
+        assert_string_equal((const char *)trx_get(f->rx, i)->body, body);
+    }
+}
+
+static void test_wakes_on_enqueue(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    start(f, NULL);
+    fx_sleep_ms(700); /* idle past a poll period */
+    int64_t t0 = trx_mono_ms();
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    assert_true(trx_wait(f->rx, 1, 3000));
+    int64_t lag = trx_get(f->rx, 0)->arrived_mono_ms - t0;
+    assert_true(lag < 200); /* the notify, not the 500 ms poll */
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL));
+}
+
+static void test_graceful_stop_releases(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    trx_step steps[] = {{.action = TRX_HANG}};
+    trx_script(f->rx, steps, 1);
+    start(f, NULL);
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    assert_true(trx_wait(f->rx, 1, 3000));
+    int64_t t0 = trx_mono_ms();
+    dlv_engine_stop(f->eng, 200);
+    int64_t took = trx_mono_ms() - t0;
+    assert_true(took >= 150 && took < 2000);
+    obx_delivery d;
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_PENDING, 1000, &d));
+    assert_int_equal(d.attempts, 0); /* released: no attempt counted */
+    assert_int_equal(d.in_doubt, 0);
+    obx_delivery_clear(&d);
+    dlv_metrics m;
+    assert_int_equal(dlv_engine_metrics(f->eng, &m), 0);
+    assert_int_equal(m.sinks[0].released, 1);
+    assert_int_equal(m.in_flight, 0);
+    dlv_metrics_free(&m);
+}
+
+static void test_graceful_stop_finishes(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    trx_step steps[] = {{.status = 200, .delay_ms = 300}};
+    trx_script(f->rx, steps, 1);
+    start(f, NULL);
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    assert_true(trx_wait(f->rx, 1, 3000));
+    dlv_engine_stop(f->eng, 5000);
+    /* committed before stop returned */
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 0, NULL));
+}
+
+static void test_bad_config(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    free(c->url);
+    c->url = strdup("ftp://127.0.0.1/x");
+    char err[256] = "";
+    assert_int_equal(dlv_engine_new(f->st, f->sc, f->n_sc, NULL, &f->eng, err, sizeof err), -1);
+    assert_null(f->eng);
+    assert_non_null(strstr(err, "hook"));
+    assert_non_null(strstr(err, "http"));
+}
+
+/* Crash between send and commit: a child process sends and aborts before recording; the
+ * restarted owner re-sends with the same webhook-id. */
+static void test_crash_between_send_and_commit(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    uint32_t sink = f->sink_id[0];
+    obx_close(f->st);
+    f->st = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("OUTBOX_CRASH_POINT", "delivery-before-record", 1);
+        obx_store *st = fx_open_store(f->dir);
+        dlv_engine *e = NULL;
+        char err[256];
+        if (!st || dlv_engine_new(st, f->sc, f->n_sc, NULL, &e, err, sizeof err) ||
+            dlv_engine_start(e, err, sizeof err))
+            _exit(3);
+        fx_sleep_ms(5000);
+        _exit(4); /* the crash point never fired */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_int_equal(trx_count(f->rx), 1);
+
+    f->st = fx_open_store(f->dir);
+    assert_non_null(f->st);
+    obx_delivery d;
+    assert_true(fx_wait_state(f->st, id, sink, OBX_STATE_PENDING, 0, &d));
+    assert_int_equal(d.in_doubt, 1);
+    obx_delivery_clear(&d);
+    start(f, NULL);
+    assert_true(fx_wait_state(f->st, id, sink, OBX_STATE_DELIVERED, 5000, &d));
+    assert_int_equal(d.in_doubt, 0);
+    obx_delivery_clear(&d);
+    assert_int_equal(trx_count(f->rx), 2);
+    assert_string_equal(trx_header_get(trx_get(f->rx, 0), "webhook-id"),
+                        trx_header_get(trx_get(f->rx, 1), "webhook-id"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_500_then_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_always_500_dead_after_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letter_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_past_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_and_close_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signature_flipt_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrency_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_global_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ordered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wakes_on_enqueue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graceful_stop_releases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graceful_stop_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_between_send_and_commit, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
