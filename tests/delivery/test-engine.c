@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "engine-fixture.h"
+#include "test-tls.h"
 
 typedef struct fx {
     char *dir;
@@ -515,6 +516,151 @@ static void test_graceful_stop_finishes(void **state)
     assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 0, NULL));
 }
 
+/* A replay by another process (as outboxctl does) is noticed within about a second. */
+static void test_replay_by_other_process(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->backoff.max_elapsed_ms = 100;
+    trx_step steps[] = {{.status = 500}};
+    trx_script(f->rx, steps, 1);
+    uint64_t id = send_one(f, OBX_STATE_DEAD, 5000, NULL);
+    trx_script(f->rx, NULL, 0); /* now 200 */
+    size_t before = trx_count(f->rx);
+    fx_sleep_ms(100);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        obx_options o;
+        obx_options_init(&o);
+        o.flags = 0; /* not the owner: a tool process */
+        obx_store *st = NULL;
+        obx_error err;
+        size_t n = 0;
+        if (obx_open(f->dir, &o, &st, &err) != OBX_OK ||
+            obx_replay(st, id, OBX_ALL_SINKS, 0, &n, &err) != OBX_OK || n != 1)
+            _exit(3);
+        obx_close(st);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    int64_t t0 = trx_mono_ms();
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 3000, NULL));
+    assert_true(trx_mono_ms() - t0 <= 1200);
+    assert_int_equal(trx_count(f->rx), before + 1);
+}
+
+/* An overdue backlog drains oldest first at the sink's limit; another sink's new events
+ * are not held up behind it. */
+static void test_backlog_and_new_events(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "slow")->max_in_flight = 4;
+    dlv_sink_config *b = add_sink(f, "fresh");
+    free(b->url);
+    b->url = strdup(trx_url(f->rx, "/fresh"));
+    trx_step steps[] = {{.status = 200, .delay_ms = 20}};
+    trx_script(f->rx, steps, 1);
+    enum { N = 200 };
+    uint64_t first = 0, last = 0;
+    for (int i = 0; i < N; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        last = fx_enqueue(f->st, f->sink_id[0], body);
+        if (i == 0)
+            first = last;
+    }
+    start(f, NULL);
+    assert_true(trx_wait(f->rx, 20, 5000));
+    int64_t t0 = trx_mono_ms();
+    uint64_t fresh = fx_enqueue(f->st, f->sink_id[1], "{\"fresh\":true}");
+    assert_true(fx_wait_state(f->st, fresh, f->sink_id[1], OBX_STATE_DELIVERED, 3000, NULL));
+    assert_true(trx_mono_ms() - t0 < 400);
+    /* the backlog was still draining when the new event got through */
+    obx_delivery d;
+    assert_false(fx_wait_state(f->st, last, f->sink_id[0], OBX_STATE_DELIVERED, 0, NULL));
+    assert_true(fx_wait_state(f->st, last, f->sink_id[0], OBX_STATE_DELIVERED, 10000, &d));
+    obx_delivery_clear(&d);
+    assert_true(fx_wait_state(f->st, first, f->sink_id[0], OBX_STATE_DELIVERED, 0, NULL));
+    assert_true(trx_max_concurrent(f->rx) <= 5); /* 4 slow + at most 1 fresh */
+    /* oldest first: the k-th backlog request is one of the first k + 8 events */
+    size_t k = 0;
+    for (size_t i = 0; i < trx_count(f->rx); i++) {
+        const trx_request *q = trx_get(f->rx, i);
+        if (strcmp(q->path, "/hook") != 0)
+            continue;
+        long n = strtol((const char *)q->body + 5, NULL, 10);
+        assert_true((size_t)n < k + 8);
+        k++;
+    }
+    assert_int_equal(k, N);
+}
+
+/* HTTPS: a self-signed receiver is refused without its CA (a retried TLS error), trusted
+ * through ca_file, and reached with the explicit insecure switch (which is reported). */
+static void test_tls(void **state)
+{
+    fx *f = *state;
+    char *cert = NULL, *key = NULL;
+    assert_int_equal(ttls_selfsigned(&cert, &key), 0);
+    char ca[1024];
+    snprintf(ca, sizeof ca, "%s/ca.pem", f->dir);
+    assert_int_equal(ttls_write_file(ca, cert), 0);
+    trx *tls = NULL;
+    char err[256];
+    trx_options ro = {.tls_cert_pem = cert, .tls_key_pem = key};
+    assert_int_equal(trx_start(&ro, &tls, err, sizeof err), 0);
+    const char *url = trx_url(tls, "/hook");
+    assert_int_equal(strncmp(url, "https://", 8), 0);
+
+    dlv_sink_config *untrusted = add_sink(f, "untrusted");
+    free(untrusted->url);
+    untrusted->url = strdup(url);
+    untrusted->backoff.max_elapsed_ms = 200;
+    dlv_sink_config *trusted = add_sink(f, "trusted");
+    free(trusted->url);
+    trusted->url = strdup(url);
+    trusted->ca_file = strdup(ca);
+    start(f, NULL);
+    uint64_t a = fx_enqueue(f->st, f->sink_id[0], BODY);
+    uint64_t b = fx_enqueue(f->st, f->sink_id[1], BODY);
+    obx_delivery d;
+    assert_true(fx_wait_state(f->st, a, f->sink_id[0], OBX_STATE_DEAD, 5000, &d));
+    assert_int_equal(d.last_status, 0);
+    assert_non_null(d.last_error);
+    assert_non_null(strstr(d.last_error, "TLS"));
+    assert_non_null(strstr(d.last_error, "certificate"));
+    obx_delivery_clear(&d);
+    assert_true(fx_wait_state(f->st, b, f->sink_id[1], OBX_STATE_DELIVERED, 5000, NULL));
+    const char *names[2];
+    assert_int_equal(dlv_engine_insecure_sinks(f->eng, names, 2), 0);
+    dlv_engine_free(f->eng);
+    f->eng = NULL;
+
+    /* insecure: no CA at all, verification off, and the engine says so */
+    dlv_sink_config_clear(&f->sc[0]);
+    dlv_sink_config_clear(&f->sc[1]);
+    f->n_sc = 0;
+    dlv_sink_config *ins = add_sink(f, "insecure");
+    free(ins->url);
+    ins->url = strdup(url);
+    ins->insecure = 1;
+    start(f, NULL);
+    assert_int_equal(dlv_engine_insecure_sinks(f->eng, names, 2), 1);
+    assert_string_equal(names[0], "insecure");
+    uint64_t c = fx_enqueue(f->st, f->sink_id[0], BODY);
+    assert_true(fx_wait_state(f->st, c, f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL));
+    assert_int_equal(trx_count(tls), 2);
+    dlv_engine_free(f->eng);
+    f->eng = NULL;
+    trx_stop(tls);
+    free(cert);
+    free(key);
+}
+
 static void test_bad_config(void **state)
 {
     fx *f = *state;
@@ -593,6 +739,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wakes_on_enqueue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_stop_releases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_stop_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_by_other_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_and_new_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_send_and_commit, setup, teardown),
     };
