@@ -1,0 +1,30 @@
+/*
+ * outboxd-args.h - outboxd's command line.
+ *
+ *   outboxd --config FILE [--listen HOST:PORT] [--data-dir DIR]
+ *           [--log-format json|text] [--log-level debug|info|warn|error] [--check-config]
+ *   outboxd --help | --version
+ */
+#ifndef OUTBOXD_ARGS_H
+#define OUTBOXD_ARGS_H
+
+#include <stdio.h>
+
+#include "outboxd-log.h"
+
+typedef struct od_args {
+    const char *config;   /* points into argv */
+    const char *listen;   /* NULL = from config */
+    const char *data_dir; /* NULL = from config */
+    olog_format log_format;
+    olog_level log_level;
+    int check_config;
+} od_args;
+
+/*
+ * Parse argv. Returns -1 to go on, or an exit code: 0 after --help/--version (printed to
+ * `out`), 2 on a usage error (message to `err`).
+ */
+int od_args_parse(int argc, char **argv, od_args *a, FILE *out, FILE *err);
+
+#endif

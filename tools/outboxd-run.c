@@ -1,0 +1,390 @@
+/*
+ * outboxd-run.c - the daemon's lifecycle: store, sinks, engine, sweeper, HTTP, signals,
+ * graceful shutdown; plus the glue the HTTP module calls back into (routing by each
+ * sink's event filter, Flipt signature verification, the /metrics page).
+ */
+#include "outboxd-run.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "delivery/engine.h"
+#include "delivery/filter.h"
+#include "delivery/sign.h"
+#include "outbox/outbox.h"
+#include "outboxd-ingest.h"
+#include "outboxd-log.h"
+#include "outboxd-metrics.h"
+#include "outboxd-sweeper.h"
+
+/* Retention sweeper: every 5 s, 1000 deliveries per transaction, 100k per tick at most. */
+#define SWEEP_INTERVAL_MS  5000
+#define SWEEP_BATCH        1000
+#define SWEEP_MAX_PER_TICK 100000
+/* How long shutdown waits for requests already waiting on the store. */
+#define INGEST_DRAIN_MS 10000
+
+typedef struct od_state {
+    const od_config *c;
+    obx_store *store;
+    uint32_t *ids; /* store sink id per configured sink */
+    dlv_engine *engine;
+    omet *metrics;
+    osw_sweeper *sweeper;
+    oin_server *http;
+    uint64_t *dead_seen; /* per sink: dead letters already logged */
+    uint64_t claim_errors_seen, commit_errors_seen;
+} od_state;
+
+void od_signals_block(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- callbacks from the HTTP module ---- */
+
+static size_t route(void *ud, const char *type, const char *action, uint32_t *sinks)
+{
+    const od_state *st = ud;
+    size_t k = 0;
+    for (size_t i = 0; i < st->c->n_sinks && k < OIN_MAX_ROUTES; i++)
+        if (dlv_filter_match(st->c->sinks[i].filter, type, action))
+            sinks[k++] = st->ids[i];
+    return k;
+}
+
+static int verify(void *ud, const char *body, size_t len, const char *header)
+{
+    const od_state *st = ud;
+    return dlv_verify_flipt(st->c->ingest_secrets, st->c->n_ingest_secrets, body, len, header) ==
+           DLV_SIGN_OK;
+}
+
+static void sink_label(obuf *b, const char *name)
+{
+    obuf_printf(b, "sink=\"");
+    obuf_label(b, name);
+    obuf_printf(b, "\"");
+}
+
+static void render_engine(const dlv_metrics *m, obuf *b)
+{
+    static const char *const outcomes[] = {"delivered", "retried", "dead", "released"};
+    obuf_printf(b, "# HELP outbox_deliveries_total Delivery outcomes since start, by sink "
+                   "(retried counts attempts that scheduled a retry).\n"
+                   "# TYPE outbox_deliveries_total counter\n");
+    for (size_t i = 0; i < m->n_sinks; i++) {
+        const dlv_sink_metrics *s = &m->sinks[i];
+        const uint64_t v[] = {s->delivered, s->retried, s->dead, s->released};
+        for (size_t o = 0; o < 4; o++) {
+            obuf_printf(b, "outbox_deliveries_total{");
+            sink_label(b, s->name);
+            obuf_printf(b, ",outcome=\"%s\"} %llu\n", outcomes[o], (unsigned long long)v[o]);
+        }
+    }
+    struct {
+        const char *name, *type, *help;
+        size_t off;
+    } fam[] = {
+        {"outbox_delivery_attempts_total", "counter", "HTTP attempts finished, by sink.",
+         offsetof(dlv_sink_metrics, attempts)},
+        {"outbox_delivery_render_errors_total", "counter",
+         "Template render failures (dead letters), by sink.",
+         offsetof(dlv_sink_metrics, render_errors)},
+        {"outbox_delivery_in_flight", "gauge", "Requests running now, by sink.",
+         offsetof(dlv_sink_metrics, in_flight)},
+        {"outbox_delivery_queued", "gauge", "Claimed deliveries waiting for a slot, by sink.",
+         offsetof(dlv_sink_metrics, queued)},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        obuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                    fam[f].type);
+        for (size_t i = 0; i < m->n_sinks; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&m->sinks[i] + fam[f].off, sizeof v);
+            obuf_printf(b, "%s{", fam[f].name);
+            sink_label(b, m->sinks[i].name);
+            obuf_printf(b, "} %llu\n", (unsigned long long)v);
+        }
+    }
+    const struct {
+        const char *name, *help;
+        const double *bounds;
+        size_t off;
+    } hist[] = {
+        {"outbox_attempt_duration_seconds", "Duration of each HTTP attempt, by sink.",
+         dlv_attempt_duration_bounds, offsetof(dlv_sink_metrics, attempt_duration)},
+        {"outbox_delivery_latency_seconds", "From event received to delivered, by sink.",
+         dlv_latency_bounds, offsetof(dlv_sink_metrics, latency)},
+    };
+    for (size_t h = 0; h < 2; h++) {
+        obuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", hist[h].name, hist[h].help,
+                    hist[h].name);
+        for (size_t i = 0; i < m->n_sinks; i++) {
+            const dlv_histogram *hg =
+                (const dlv_histogram *)((const char *)&m->sinks[i] + hist[h].off);
+            obuf lb = {.limit = 512};
+            sink_label(&lb, m->sinks[i].name);
+            omet_render_histogram(b, hist[h].name, lb.p ? lb.p : "", hist[h].bounds, hg->buckets,
+                                  DLV_HIST_BUCKETS, hg->sum);
+            obuf_free(&lb);
+        }
+    }
+    obuf_printf(b,
+                "# HELP outbox_engine_commits_total Result batches recorded in the store.\n"
+                "# TYPE outbox_engine_commits_total counter\noutbox_engine_commits_total %llu\n"
+                "# HELP outbox_engine_commit_errors_total Result batches the store refused.\n"
+                "# TYPE outbox_engine_commit_errors_total counter\n"
+                "outbox_engine_commit_errors_total %llu\n"
+                "# HELP outbox_engine_claim_errors_total Failed claims of due deliveries.\n"
+                "# TYPE outbox_engine_claim_errors_total counter\n"
+                "outbox_engine_claim_errors_total %llu\n",
+                (unsigned long long)m->commits, (unsigned long long)m->commit_errors,
+                (unsigned long long)m->claim_errors);
+}
+
+static void render(void *ud, obuf *b)
+{
+    od_state *st = ud;
+    omet_render_ingest(st->metrics, b);
+    obx_stats *stats = NULL;
+    if (obx_stats_get(st->store, &stats, NULL) != OBX_OK)
+        stats = NULL;
+    omet_render_store(stats, obx_now_ms(), b);
+    obx_stats_free(stats);
+    dlv_metrics m;
+    if (st->engine && dlv_engine_metrics(st->engine, &m) == 0) {
+        render_engine(&m, b);
+        dlv_metrics_free(&m);
+    }
+}
+
+/* ---- start-up helpers ---- */
+
+/* "scheme://host[:port]" of a URL: no userinfo, path or query (which may hold secrets). */
+static void url_origin(const char *url, char *out, size_t cap)
+{
+    const char *p = strstr(url, "://");
+    const char *host = p ? p + 3 : url;
+    size_t hl = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', hl);
+    if (at) {
+        hl -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    snprintf(out, cap, "%.*s%.*s", p ? (int)(p + 3 - url) : 0, url, (int)hl, host);
+}
+
+/* Log (warn) dead letters and engine store errors that appeared since the last check. */
+static void watch_engine(od_state *st)
+{
+    dlv_metrics m;
+    if (!st->engine || dlv_engine_metrics(st->engine, &m) != 0)
+        return;
+    for (size_t i = 0; i < m.n_sinks && i < st->c->n_sinks; i++) {
+        uint64_t dead = m.sinks[i].dead;
+        if (dead > st->dead_seen[i])
+            olog(OLOG_WARN, "dead letters", OLOG_S("sink", m.sinks[i].name),
+                 OLOG_I("new", (long long)(dead - st->dead_seen[i])),
+                 OLOG_I("total_since_start", (long long)dead),
+                 OLOG_S("hint", "outboxctl list --state dead; outboxctl replay"));
+        st->dead_seen[i] = dead;
+    }
+    if (m.claim_errors > st->claim_errors_seen || m.commit_errors > st->commit_errors_seen)
+        olog(OLOG_ERROR, "delivery engine store error", OLOG_S("error", m.last_error),
+             OLOG_I("claim_errors", (long long)m.claim_errors),
+             OLOG_I("commit_errors", (long long)m.commit_errors));
+    st->claim_errors_seen = m.claim_errors;
+    st->commit_errors_seen = m.commit_errors;
+    dlv_metrics_free(&m);
+}
+
+static int open_store(od_state *st)
+{
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_OWNER;
+    o.max_size = st->c->max_size;
+    o.durability = (obx_durability)st->c->durability;
+    obx_error err = {0};
+    int rc = obx_open(st->c->data_dir, &o, &st->store, &err);
+    if (rc != OBX_OK) {
+        olog(OLOG_ERROR, "cannot open the store", OLOG_S("path", st->c->data_dir),
+             OLOG_S("error", err.msg), OLOG_S("code", obx_strerror(rc)));
+        return -1;
+    }
+    for (size_t i = 0; i < st->c->n_sinks; i++) {
+        rc = obx_sink_id(st->store, st->c->sinks[i].name, &st->ids[i], &err);
+        if (rc != OBX_OK) {
+            olog(OLOG_ERROR, "cannot register sink", OLOG_S("sink", st->c->sinks[i].name),
+                 OLOG_S("error", err.msg));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int start_engine(od_state *st)
+{
+    char err[512];
+    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, NULL, &st->engine, err,
+                       sizeof err) != 0 ||
+        dlv_engine_start(st->engine, err, sizeof err) != 0) {
+        olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err));
+        return -1;
+    }
+    const char *names[64];
+    size_t n = dlv_engine_insecure_sinks(st->engine, names, 64);
+    for (size_t i = 0; i < n && i < 64; i++)
+        olog(OLOG_WARN, "TLS verification disabled for sink (tls insecure)",
+             OLOG_S("sink", names[i]));
+    return 0;
+}
+
+static int start_http(od_state *st, char *bound, size_t cap)
+{
+    oin_config ic = {
+        .listen = st->c->listen,
+        .max_body = st->c->max_body,
+        .tokens = st->c->tokens,
+        .n_tokens = st->c->n_tokens,
+        .verify = st->c->n_ingest_secrets ? verify : NULL,
+        .verify_ud = st,
+        .max_connections = st->c->max_connections,
+        .per_ip_limit = st->c->per_ip_limit,
+        .timeout_s = st->c->timeout_s,
+        .pool_threads = st->c->pool_threads,
+        .store = st->store,
+        .route = route,
+        .route_ud = st,
+        .render_metrics = render,
+        .metrics_ud = st,
+        .metrics = st->metrics,
+    };
+    char err[512];
+    st->http = oin_start(&ic, err, sizeof err);
+    if (!st->http) {
+        olog(OLOG_ERROR, "cannot start the HTTP listener", OLOG_S("error", err));
+        return -1;
+    }
+    char host[256];
+    uint16_t port;
+    if (oin_parse_listen(st->c->listen, host, sizeof host, &port, err, sizeof err) == 0)
+        snprintf(bound, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)oin_port(st->http));
+    else
+        snprintf(bound, cap, "%s", st->c->listen);
+    return 0;
+}
+
+static void log_started(const od_state *st, const char *bound)
+{
+    char names[1024] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < st->c->n_sinks; i++) {
+        const dlv_sink_config *s = &st->c->sinks[i];
+        int n = snprintf(names + len, sizeof names - len, "%s%s", i ? "," : "", s->name);
+        if (n > 0 && (size_t)n < sizeof names - len)
+            len += (size_t)n;
+        char origin[256];
+        url_origin(s->url ? s->url : "", origin, sizeof origin);
+        olog(OLOG_INFO, "sink", OLOG_S("sink", s->name), OLOG_I("id", st->ids[i]),
+             OLOG_S("target", origin), OLOG_S("mode", s->body ? "template" : "url"),
+             OLOG_S("signature", s->n_secrets ? dlv_signature_name(s->signature) : "none"),
+             OLOG_I("filter_pairs", (long long)dlv_filter_count(s->filter)),
+             OLOG_I("max_backoff_ms", (long long)s->backoff.max_elapsed_ms));
+    }
+    olog(OLOG_INFO, "started", OLOG_S("version", OUTBOX_VERSION), OLOG_S("listen", bound),
+         OLOG_S("store", st->c->data_dir), OLOG_I("max_size", (long long)st->c->max_size),
+         OLOG_I("sinks", (long long)st->c->n_sinks), OLOG_S("sink_names", names),
+         OLOG_S("auth", st->c->n_tokens && st->c->n_ingest_secrets ? "token+signature"
+                        : st->c->n_tokens                          ? "token"
+                        : st->c->n_ingest_secrets                  ? "signature"
+                                                                   : "none"),
+         OLOG_I("pid", (long long)getpid()));
+}
+
+/* Wait for SIGTERM/SIGINT, watching the engine once a second. Returns the signal. */
+static int wait_for_stop(od_state *st)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        struct timespec ts = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        if (sig == SIGHUP)
+            olog0(OLOG_WARN, "SIGHUP ignored: configuration reload is not supported; restart "
+                             "the daemon (pending deliveries resume)");
+        watch_engine(st);
+    }
+}
+
+int od_run(const od_config *c)
+{
+    od_state st = {.c = c};
+    int rc = 1;
+    char bound[300];
+    if (c->n_sinks > OIN_MAX_ROUTES) {
+        olog(OLOG_ERROR, "too many sinks", OLOG_I("sinks", (long long)c->n_sinks),
+             OLOG_I("max", OIN_MAX_ROUTES));
+        return 2;
+    }
+    st.ids = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.ids);
+    st.dead_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.dead_seen);
+    st.metrics = omet_new();
+    if (!st.ids || !st.dead_seen || !st.metrics) {
+        olog0(OLOG_ERROR, "out of memory");
+        goto out;
+    }
+    if (open_store(&st) != 0 || start_engine(&st) != 0)
+        goto out;
+    char err[256];
+    st.sweeper = osw_start(st.store, c->retention_ms, SWEEP_INTERVAL_MS, SWEEP_BATCH,
+                           SWEEP_MAX_PER_TICK, err, sizeof err);
+    if (!st.sweeper) {
+        olog(OLOG_ERROR, "cannot start the retention sweeper", OLOG_S("error", err));
+        goto out;
+    }
+    if (start_http(&st, bound, sizeof bound) != 0)
+        goto out;
+    log_started(&st, bound);
+
+    int sig = wait_for_stop(&st);
+    olog(OLOG_INFO, "stopping", OLOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+         OLOG_I("grace_ms", c->grace_ms));
+    oin_stop(st.http, INGEST_DRAIN_MS); /* in-flight ingests answered, listener closed */
+    st.http = NULL;
+    obx_shutdown(st.store);
+    dlv_engine_stop(st.engine, c->grace_ms);
+    watch_engine(&st);
+    rc = 0;
+out:
+    oin_stop(st.http, 0);
+    osw_stop(st.sweeper);
+    dlv_engine_free(st.engine);
+    obx_close(st.store);
+    if (rc == 0)
+        olog(OLOG_INFO, "stopped", OLOG_S("store", c->data_dir));
+    omet_free(st.metrics);
+    free(st.ids);
+    free(st.dead_seen);
+    return rc;
+}
