@@ -661,6 +661,51 @@ static void test_tls(void **state)
     free(key);
 }
 
+static int64_t clock_plus_hour(void *ud)
+{
+    (void)ud;
+    return obx_now_ms() + 3600 * 1000;
+}
+
+static double fixed_random(void *ud)
+{
+    return *(const double *)ud;
+}
+
+/* The clock and random source options drive timestamps and jitter. */
+static void test_clock_and_random(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->secrets = calloc(1, sizeof(char *));
+    c->secrets[0] = strdup("s3crET");
+    c->n_secrets = 1;
+    c->signature = DLV_SIG_STANDARD;
+    c->backoff.initial_interval_ms = 200;
+    c->backoff.max_interval_ms = 200;
+    c->backoff.randomization_factor = 0.5;
+    c->backoff.max_elapsed_ms = 5000;
+    trx_step steps[] = {{.status = 500}, {.status = 500}, {.status = 200}};
+    trx_script(f->rx, steps, 3);
+    dlv_engine_options o;
+    dlv_engine_options_init(&o);
+    o.clock = clock_plus_hour;
+    double r = 0.0; /* lowest jitter: 200 ms * (1 - 0.5) */
+    o.random = fixed_random;
+    o.random_ud = &r;
+    start(f, &o);
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    obx_delivery d;
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 5000, &d));
+    assert_true(d.first_attempt_ms > obx_now_ms() + 3500 * 1000); /* the engine's clock */
+    obx_delivery_clear(&d);
+    const trx_request *a = trx_get(f->rx, 0), *b = trx_get(f->rx, 1);
+    int64_t ts = strtoll(trx_header_get(a, "webhook-timestamp"), NULL, 10);
+    assert_true(ts - a->arrived_ms / 1000 >= 3598 && ts - a->arrived_ms / 1000 <= 3602);
+    int64_t gap = b->arrived_mono_ms - a->arrived_mono_ms;
+    assert_true(gap >= 95 && gap < 180);
+}
+
 static void test_bad_config(void **state)
 {
     fx *f = *state;
@@ -742,6 +787,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_by_other_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_and_new_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_and_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_send_and_commit, setup, teardown),
     };
