@@ -1,6 +1,6 @@
 /*
  * tools/outbox-config.h - outboxd's YAML configuration (DESIGN.md §6), loaded with libyaml.
- * (Not named config.h: that name is the generated build header, which tools/*.c include
+ * (Not named config.h: that name is the generated build header, which the tools sources include
  * as "config.h"; a tools/config.h would shadow it.)
  *
  * Sections: `outbox:` (the store), `ingest:` (the HTTP listener), Flipt's `audit:` block as

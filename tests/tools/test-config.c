@@ -1,0 +1,499 @@
+/*
+ * tests/tools/test-config.c - outboxd's YAML config loader: the example file, defaults,
+ * every sink key, Flipt's audit block and its messages, error paths and lines, ${ENV} and
+ * secret files, and that secrets never reach an error message.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "outbox-config.h"
+
+#define SINK_KEYS_TEXT                                                                             \
+    "name, url, events, headers, body, signing_secret, signing_secret_file, signing_secrets, "     \
+    "signature, max_backoff_duration, initial_interval, max_interval, multiplier, "                \
+    "randomization_factor, timeout, connect_timeout, max_in_flight, ordered, dead_letter_on, "     \
+    "ca_file, client_cert, client_key, insecure"
+
+static outbox_config *load_ok(const char *yaml)
+{
+    outbox_config *c = NULL;
+    char err[512] = "";
+    if (outbox_config_load_buffer("config.yaml", yaml, strlen(yaml), &c, err, sizeof err) != 0)
+        fail_msg("unexpected error: %s", err);
+    assert_non_null(c);
+    return c;
+}
+
+static void load_err(const char *yaml, const char *want)
+{
+    outbox_config *c = (outbox_config *)0x1;
+    char err[512] = "";
+    assert_int_equal(
+        outbox_config_load_buffer("config.yaml", yaml, strlen(yaml), &c, err, sizeof err), -1);
+    assert_ptr_equal(c, (outbox_config *)0x1);
+    if (strcmp(err, want) != 0)
+        fail_msg("error\n  got:  %s\n  want: %s", err, want);
+}
+
+static void test_example_loads(void **state)
+{
+    (void)state;
+    const char *root = getenv("OUTBOX_SOURCE_ROOT");
+    char path[1024];
+    (void)snprintf(path, sizeof path, "%s/tools/outboxd.example.yaml", root ? root : "..");
+    (void)unsetenv("OUTBOX_SIGNING_SECRET");
+    outbox_config *c = NULL;
+    char err[512] = "";
+    if (outbox_config_load(path, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(c->file, path);
+    assert_string_equal(c->outbox.path, "./outbox-data");
+    assert_int_equal(c->outbox.max_size, UINT64_C(1) << 30);
+    assert_int_equal(c->outbox.retention_ms, 24 * 3600 * 1000);
+    assert_string_equal(c->ingest.listen, "127.0.0.1:8080");
+    assert_int_equal(c->ingest.max_body, 1 << 20);
+    assert_null(c->ingest.signing_secret);
+    assert_int_equal(c->n_sinks, 1);
+    dlv_sink_config *s = &c->sinks[0];
+    assert_string_equal(s->name, "webhook");
+    assert_string_equal(s->url, "http://127.0.0.1:9000/hook");
+    assert_int_equal(s->n_secrets, 1);
+    assert_string_equal(s->secrets[0], "demo-secret-change-me");
+    assert_int_equal(s->signature, DLV_SIG_BOTH);
+    assert_int_equal(s->backoff.max_elapsed_ms, 15000);
+    assert_null(s->body);
+    assert_int_equal(dlv_filter_count(s->filter), 27);
+    assert_int_equal(outbox_config_find_sink(c, "webhook"), 0);
+    assert_int_equal(outbox_config_find_sink(c, "nope"), -1);
+    outbox_config_free(c);
+
+    assert_int_equal(outbox_config_load("/nonexistent/outbox.yaml", &c, err, sizeof err), -1);
+    assert_string_equal(err, "/nonexistent/outbox.yaml: cannot open: No such file or directory");
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    outbox_config *c = load_ok("");
+    assert_string_equal(c->outbox.path, "./outbox-data");
+    assert_int_equal(c->outbox.max_size, UINT64_C(1) << 30);
+    assert_int_equal(c->outbox.retention_ms, 86400000);
+    assert_int_equal(c->outbox.durability, OUTBOX_CONFIG_DURABILITY_FULL);
+    assert_string_equal(c->ingest.listen, "127.0.0.1:8080");
+    assert_int_equal(c->ingest.max_body, 1048576);
+    assert_int_equal(c->ingest.n_tokens, 0);
+    assert_int_equal(c->audit.buffer_capacity, 2);
+    assert_int_equal(c->audit.webhook_enabled, 0);
+    assert_int_equal(c->n_sinks, 0);
+    outbox_config_free(c);
+    outbox_config_free(NULL);
+
+    /* a minimal sink gets every default */
+    c = load_ok("sinks:\n  - name: a\n    url: http://127.0.0.1:1/x\n");
+    assert_int_equal(c->n_sinks, 1);
+    dlv_sink_config *s = &c->sinks[0];
+    assert_int_equal(s->timeout_ms, 10000);
+    assert_int_equal(s->connect_timeout_ms, 5000);
+    assert_int_equal(s->max_in_flight, 64);
+    assert_int_equal(s->backoff.initial_interval_ms, 500);
+    assert_int_equal(s->backoff.max_interval_ms, 60000);
+    assert_int_equal(s->backoff.max_elapsed_ms, 15000);
+    assert_true(s->backoff.multiplier == 1.5);
+    assert_true(s->backoff.randomization_factor == 0.5);
+    assert_int_equal(s->max_body_out, 1 << 20);
+    assert_null(s->filter); /* every event */
+    assert_int_equal(s->n_secrets, 0);
+    assert_int_equal(s->ordered, 0);
+    outbox_config_free(c);
+}
+
+static void test_every_key(void **state)
+{
+    (void)state;
+    outbox_config *c = load_ok("outbox:\n"
+                               "  path: /var/lib/outbox\n"
+                               "  max_size: 2GiB\n"
+                               "  retention: 1h30m\n"
+                               "  durability: nometasync\n"
+                               "ingest:\n"
+                               "  listen: '[::1]:9999'\n"
+                               "  max_body: 512KiB\n"
+                               "  tokens: [tok-a, tok-b]\n"
+                               "  signing_secret: ingest-secret\n"
+                               "  max_connections: 10\n"
+                               "  max_connections_per_ip: 2\n"
+                               "  idle_timeout: 5s\n"
+                               "  pool_threads: 4\n"
+                               "sinks:\n"
+                               "  - name: slack\n"
+                               "    url: https://hooks.example.com/x\n"
+                               "    events: [\"flag:*\", segment:created]\n"
+                               "    headers: {Content-Type: application/json, X-A: b}\n"
+                               "    body: '{\"text\": \"{{ .Type }}/{{ .Action }}\"}'\n"
+                               "    signing_secret: s1\n"
+                               "    signing_secrets: [s2, s3]\n"
+                               "    signature: standard\n"
+                               "    max_backoff_duration: 1h\n"
+                               "    initial_interval: 250ms\n"
+                               "    max_interval: 30s\n"
+                               "    multiplier: 2\n"
+                               "    randomization_factor: 0.25\n"
+                               "    timeout: 3s\n"
+                               "    connect_timeout: 1s\n"
+                               "    max_in_flight: 8\n"
+                               "    ordered: true\n"
+                               "    dead_letter_on: [400, 410]\n"
+                               "    ca_file: /ca.pem\n"
+                               "    client_cert: /c.pem\n"
+                               "    client_key: /c.key\n"
+                               "    insecure: yes\n"
+                               "  - name: second.sink_2\n"
+                               "    url: http://127.0.0.1:9000/b\n"
+                               "    max_backoff_duration: 5000000000\n");
+    assert_string_equal(c->outbox.path, "/var/lib/outbox");
+    assert_int_equal(c->outbox.max_size, UINT64_C(2) << 30);
+    assert_int_equal(c->outbox.retention_ms, 5400000);
+    assert_int_equal(c->outbox.durability, OUTBOX_CONFIG_DURABILITY_NOMETASYNC);
+    assert_string_equal(c->ingest.listen, "[::1]:9999");
+    assert_int_equal(c->ingest.max_body, 512 * 1024);
+    assert_int_equal(c->ingest.n_tokens, 2);
+    assert_string_equal(c->ingest.tokens[1], "tok-b");
+    assert_string_equal(c->ingest.signing_secret, "ingest-secret");
+    assert_int_equal(c->ingest.max_connections, 10);
+    assert_int_equal(c->ingest.max_connections_per_ip, 2);
+    assert_int_equal(c->ingest.idle_timeout_ms, 5000);
+    assert_int_equal(c->ingest.pool_threads, 4);
+    assert_int_equal(c->n_sinks, 2);
+    dlv_sink_config *s = &c->sinks[0];
+    assert_string_equal(s->name, "slack");
+    assert_string_equal(s->url, "https://hooks.example.com/x");
+    assert_int_equal(dlv_filter_count(s->filter), 4);
+    assert_true(dlv_filter_match(s->filter, "segment", "created"));
+    assert_false(dlv_filter_match(s->filter, "segment", "deleted"));
+    assert_int_equal(s->n_headers, 2);
+    assert_string_equal(s->headers[0].name, "Content-Type");
+    assert_string_equal(s->headers[0].value, "application/json");
+    assert_string_equal(s->headers[1].name, "X-A");
+    assert_string_equal(s->body, "{\"text\": \"{{ .Type }}/{{ .Action }}\"}");
+    assert_int_equal(s->n_secrets, 3);
+    assert_string_equal(s->secrets[0], "s1");
+    assert_string_equal(s->secrets[2], "s3");
+    assert_int_equal(s->signature, DLV_SIG_STANDARD);
+    assert_int_equal(s->backoff.max_elapsed_ms, 3600000);
+    assert_int_equal(s->backoff.initial_interval_ms, 250);
+    assert_int_equal(s->backoff.max_interval_ms, 30000);
+    assert_true(s->backoff.multiplier == 2.0);
+    assert_true(s->backoff.randomization_factor == 0.25);
+    assert_int_equal(s->timeout_ms, 3000);
+    assert_int_equal(s->connect_timeout_ms, 1000);
+    assert_int_equal(s->max_in_flight, 8);
+    assert_int_equal(s->ordered, 1);
+    assert_int_equal(s->n_dead_letter_on, 2);
+    assert_int_equal(s->dead_letter_on[1], 410);
+    assert_string_equal(s->ca_file, "/ca.pem");
+    assert_string_equal(s->client_cert, "/c.pem");
+    assert_string_equal(s->client_key, "/c.key");
+    assert_int_equal(s->insecure, 1);
+    /* a YAML integer duration is nanoseconds, as in Flipt */
+    assert_int_equal(c->sinks[1].backoff.max_elapsed_ms, 5000);
+    assert_string_equal(c->sinks[1].name, "second.sink_2");
+    outbox_config_free(c);
+}
+
+static void test_flipt_block(void **state)
+{
+    (void)state;
+    /* URL mode, unknown keys ignored (method: POST from Flipt's example), events shared */
+    outbox_config *c = load_ok("audit:\n"
+                               "  events: [\"flag:created\", \"segment:*\"]\n"
+                               "  unknown_flipt_key: 1\n"
+                               "  sinks:\n"
+                               "    log: {enabled: true}\n"
+                               "    webhook:\n"
+                               "      enabled: true\n"
+                               "      method: POST\n"
+                               "      url: http://127.0.0.1:9000/hook\n"
+                               "      max_backoff_duration: 0\n");
+    assert_int_equal(c->n_sinks, 1);
+    assert_string_equal(c->sinks[0].name, "webhook");
+    assert_int_equal(c->sinks[0].backoff.max_elapsed_ms, 15000); /* 0 => 15 s as Flipt */
+    assert_int_equal(c->sinks[0].n_secrets, 0);
+    assert_int_equal(dlv_filter_count(c->sinks[0].filter), 4);
+    assert_true(dlv_filter_match(c->sinks[0].filter, "flag", "created"));
+    assert_false(dlv_filter_match(c->sinks[0].filter, "flag", "deleted"));
+    outbox_config_free(c);
+
+    /* template mode: template-1, template-2; the webhook's secret signs them too */
+    c = load_ok("audit:\n"
+                "  sinks:\n"
+                "    webhook:\n"
+                "      enabled: true\n"
+                "      signing_secret: s3crET\n"
+                "      max_backoff_duration: 2m\n"
+                "      templates:\n"
+                "        - url: https://a.example.com/x\n"
+                "          headers:\n"
+                "            Authorization: Bearer abc\n"
+                "          body: |\n"
+                "            {\"type\":\"{{ .Type }}\"}\n"
+                "        - url: https://b.example.com/y\n"
+                "          body: '{}'\n"
+                "sinks:\n"
+                "  - name: other\n"
+                "    url: http://127.0.0.1:1/\n");
+    assert_int_equal(c->n_sinks, 3);
+    assert_string_equal(c->sinks[0].name, "template-1");
+    assert_string_equal(c->sinks[0].url, "https://a.example.com/x");
+    assert_int_equal(c->sinks[0].n_headers, 1);
+    assert_string_equal(c->sinks[0].headers[0].value, "Bearer abc");
+    assert_string_equal(c->sinks[0].body, "{\"type\":\"{{ .Type }}\"}\n");
+    assert_int_equal(c->sinks[0].backoff.max_elapsed_ms, 120000);
+    assert_string_equal(c->sinks[0].secrets[0], "s3crET");
+    assert_string_equal(c->sinks[1].name, "template-2");
+    assert_string_equal(c->sinks[1].body, "{}");
+    assert_string_equal(c->sinks[2].name, "other");
+    outbox_config_free(c);
+
+    /* disabled: validated loosely, no sink */
+    c = load_ok("audit:\n  sinks:\n    webhook:\n      enabled: false\n");
+    assert_int_equal(c->n_sinks, 0);
+    outbox_config_free(c);
+
+    /* Flipt's validation messages, in Flipt's order */
+    load_err("audit:\n  sinks:\n    webhook:\n      enabled: true\n",
+             "config.yaml:4: audit.sinks.webhook: url or template(s) not provided");
+    load_err("audit:\n  sinks:\n    webhook:\n      enabled: true\n      url: http://x/\n"
+             "      templates:\n        - url: http://y/\n          body: '{}'\n",
+             "config.yaml:4: audit.sinks.webhook: only one of url or template(s) allowed");
+    load_err("audit:\n  buffer:\n    capacity: 11\n",
+             "config.yaml:3: audit.buffer.capacity: buffer capacity below 2 or above 10");
+    load_err("audit:\n  buffer:\n    capacity: 1\n    flush_period: 1m\n",
+             "config.yaml:3: audit.buffer.capacity: buffer capacity below 2 or above 10");
+    load_err("audit:\n  buffer:\n    flush_period: 6m\n",
+             "config.yaml:3: audit.buffer.flush_period: flush period below 2 minutes or greater "
+             "than 5 minutes");
+    load_err("audit:\n  events: [\"*:created\", \"flag:created\"]\n",
+             "config.yaml:2: audit.events: repeated event pair: flag:created");
+    load_err("audit:\n  events: []\n", "config.yaml:2: audit.events: no event pairs exist");
+    load_err("audit:\n  events: [\"flag\"]\n",
+             "config.yaml:2: audit.events: invalid event pair: flag");
+    load_err("audit:\n  events: [\"flags:created\"]\n",
+             "config.yaml:2: audit.events: invalid noun: flags");
+    load_err("audit:\n  events: [\"flag:read\"]\n",
+             "config.yaml:2: audit.events: invalid verb: read");
+}
+
+static void test_flipt_block_durations(void **state)
+{
+    (void)state;
+    /* A plain integer is nanoseconds (15 ns > 0 => kept); a quoted "15" is Go's error. */
+    outbox_config *c = load_ok("audit:\n  sinks:\n    webhook:\n      enabled: true\n"
+                               "      url: http://x/\n      max_backoff_duration: 15\n");
+    assert_int_equal(c->sinks[0].backoff.max_elapsed_ms, 1); /* rounded up to 1 ms */
+    outbox_config_free(c);
+    load_err("audit:\n  sinks:\n    webhook:\n      enabled: true\n      url: http://x/\n"
+             "      max_backoff_duration: \"15\"\n",
+             "config.yaml:6: audit.sinks.webhook.max_backoff_duration: time: missing unit in "
+             "duration \"15\"");
+}
+
+static void test_error_paths_and_lines(void **state)
+{
+    (void)state;
+    load_err("sinks:\n"
+             "  - name: a\n"
+             "    url: http://127.0.0.1:1/\n"
+             "  - name: b\n"
+             "    url: http://127.0.0.1:2/\n"
+             "    timeout: 1d\n",
+             "config.yaml:6: sinks[1].timeout: time: unknown unit \"d\" in duration \"1d\"");
+    load_err("outbox:\n  path: ./d\n\n  # comment\n  retention: -5m\n",
+             "config.yaml:5: outbox.retention: must not be negative");
+    load_err("audit:\n  sinks:\n    webhook:\n      enabled: true\n      templates:\n"
+             "        - url: http://a/\n          body: '{}'\n        - url: http://b/\n",
+             "config.yaml:8: audit.sinks.webhook.templates[1].body: body not provided (an empty "
+             "body fails every event in Flipt)");
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    load_err("outbox:\n  pth: x\n",
+             "config.yaml:2: outbox.pth: unknown key (expected one of: path, max_size, "
+             "retention, durability)");
+    load_err("ingest:\n  listen: 127.0.0.1:1\n  bogus: 1\n",
+             "config.yaml:3: ingest.bogus: unknown key (expected one of: listen, max_body, "
+             "tokens, signing_secret, signing_secret_file, max_connections, "
+             "max_connections_per_ip, idle_timeout, pool_threads)");
+    load_err("sink:\n  - name: a\n",
+             "config.yaml:1: sink: unknown key (expected one of: outbox, ingest, audit, sinks)");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    retries: 3\n",
+             "config.yaml:4: sinks[0].retries: unknown key (expected one of: " SINK_KEYS_TEXT ")");
+    load_err("outbox:\n  max_size: 10XB\n",
+             "config.yaml:2: outbox.max_size: invalid size \"10XB\": unknown unit \"XB\" (use B, "
+             "KiB, MiB, GiB, TiB, or KB, MB, GB, TB for powers of 1000)");
+    load_err("outbox:\n  durability: fast\n",
+             "config.yaml:2: outbox.durability: expected full or nometasync, found \"fast\"");
+    load_err("outbox:\n  path: [a]\n",
+             "config.yaml:2: outbox.path: expected a string, found a list");
+    load_err("outbox:\n  path: a\n  path: b\n",
+             "config.yaml:3: outbox.path: duplicate key (first at line 2)");
+    load_err("ingest:\n  listen: localhost\n",
+             "config.yaml:2: ingest.listen: expected HOST:PORT, found \"localhost\"");
+    load_err("- a\n- b\n", "config.yaml:1: the top level must be a mapping, found a list");
+    load_err("outbox:\n  path: [a\n", "config.yaml:3: YAML syntax error: did not find expected "
+                                      "',' or ']' while parsing a flow sequence");
+    load_err("sinks:\n  - url: http://x/\n", "config.yaml:2: sinks[0].name: required");
+    load_err("sinks:\n  - name: a\n", "config.yaml:2: sinks[0].url: required");
+    load_err("sinks:\n  - name: a\n    url: ftp://x/\n",
+             "config.yaml:3: sinks[0].url: expected an http:// or https:// URL");
+    load_err("sinks:\n  - name: bad/name\n    url: http://x/\n",
+             "config.yaml:2: sinks[0].name: invalid sink name \"bad/name\": use 1 to 63 of A-Z "
+             "a-z 0-9 . _ -");
+    load_err(
+        "sinks:\n  - name: "
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    url: http://x/\n",
+        "config.yaml:2: sinks[0].name: invalid sink name "
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": use 1 to 63 of "
+        "A-Z a-z 0-9 . _ -");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n  - name: a\n    url: http://y/\n",
+             "config.yaml:4: sinks[1].name: duplicate sink name \"a\" (also sinks[0])");
+    load_err("audit:\n  sinks:\n    webhook: {enabled: true, url: 'http://x/'}\n"
+             "sinks:\n  - name: webhook\n    url: http://y/\n",
+             "config.yaml:5: sinks[0].name: duplicate sink name \"webhook\" (already made from "
+             "the audit block)");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    events: [\"flag:nope\"]\n",
+             "config.yaml:4: sinks[0].events: invalid verb: nope");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    signature: sometimes\n",
+             "config.yaml:4: sinks[0].signature: expected both, flipt, standard or none, found "
+             "\"sometimes\"");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    signature: flipt\n",
+             "config.yaml:2: sinks[0].signature: signature flipt needs a signing_secret");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    multiplier: 0.5\n",
+             "config.yaml:4: sinks[0].multiplier: 0.5 is out of range (1..1000)");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    max_in_flight: 0\n",
+             "config.yaml:4: sinks[0].max_in_flight: 0 is out of range (1..100000)");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    ordered: maybe\n",
+             "config.yaml:4: sinks[0].ordered: expected true or false, found \"maybe\"");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    dead_letter_on: [404, 204]\n",
+             "config.yaml:4: sinks[0].dead_letter_on[1]: 204 is a success status; it cannot "
+             "dead-letter");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    timeout: -1s\n",
+             "config.yaml:4: sinks[0].timeout: must be a positive duration, found \"-1s\"");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    client_cert: /c.pem\n",
+             "config.yaml:2: sinks[0].client_key: client_cert and client_key go together");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    headers: {\"Bad Name\": x}\n",
+             "config.yaml:4: sinks[0].headers.Bad Name: invalid header name");
+}
+
+#define SECRET "Zq7-topsecret-value-9"
+
+static void test_secrets(void **state)
+{
+    (void)state;
+    (void)setenv("OUTBOX_TEST_SECRET", SECRET, 1);
+    (void)unsetenv("OUTBOX_TEST_UNSET");
+    outbox_config *c = load_ok("ingest:\n  signing_secret: ${OUTBOX_TEST_SECRET}\n"
+                               "  tokens: [\"${OUTBOX_TEST_SECRET}\", literal]\n"
+                               "sinks:\n  - name: a\n    url: http://x/\n"
+                               "    signing_secret: \"${OUTBOX_TEST_SECRET}\"\n"
+                               "    signing_secrets: [\"x${OUTBOX_TEST_SECRET}\"]\n");
+    assert_string_equal(c->ingest.signing_secret, SECRET);
+    assert_string_equal(c->ingest.tokens[0], SECRET);
+    assert_string_equal(c->ingest.tokens[1], "literal");
+    assert_string_equal(c->sinks[0].secrets[0], SECRET);
+    /* only a whole-value ${NAME} is replaced */
+    assert_string_equal(c->sinks[0].secrets[1], "x${OUTBOX_TEST_SECRET}");
+    outbox_config_free(c);
+
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    signing_secret: ${OUTBOX_TEST_UNSET}\n",
+             "config.yaml:4: sinks[0].signing_secret: environment variable OUTBOX_TEST_UNSET is "
+             "not set");
+
+    /* secret file: trailing newline trimmed */
+    char dir[] = "/tmp/outbox-test-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[256], yaml[1024];
+    (void)snprintf(file, sizeof file, "%s/secret", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    assert_true(fputs(SECRET "\n", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    (void)snprintf(yaml, sizeof yaml,
+                   "ingest:\n  signing_secret_file: %s\naudit:\n  sinks:\n    webhook:\n"
+                   "      enabled: true\n      url: http://x/\n      signing_secret_file: %s\n",
+                   file, file);
+    c = load_ok(yaml);
+    assert_string_equal(c->ingest.signing_secret, SECRET);
+    assert_string_equal(c->sinks[0].secrets[0], SECRET);
+    outbox_config_free(c);
+    char want[1024];
+    (void)snprintf(yaml, sizeof yaml,
+                   "sinks:\n  - name: a\n    url: http://x/\n    signing_secret: inline\n"
+                   "    signing_secret_file: %s\n",
+                   file);
+    (void)snprintf(want, sizeof want,
+                   "config.yaml:5: sinks[0].signing_secret_file: only one of signing_secret or "
+                   "signing_secret_file allowed");
+    load_err(yaml, want);
+    (void)snprintf(yaml, sizeof yaml, "ingest:\n  signing_secret_file: %s/missing\n", dir);
+    (void)snprintf(want, sizeof want,
+                   "config.yaml:2: ingest.signing_secret_file: cannot open %s/missing: No such "
+                   "file or directory",
+                   dir);
+    load_err(yaml, want);
+    f = fopen(file, "w");
+    assert_non_null(f);
+    assert_int_equal(fclose(f), 0);
+    (void)snprintf(yaml, sizeof yaml, "ingest:\n  signing_secret_file: %s\n", file);
+    (void)snprintf(want, sizeof want, "config.yaml:2: ingest.signing_secret_file: %s is empty",
+                   file);
+    load_err(yaml, want);
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(rmdir(dir), 0);
+
+    /* secrets never appear in error text, whatever fails */
+    static const char *const bad[] = {
+        "sinks:\n  - name: a\n    url: http://x/\n    signing_secret: whsec_" SECRET "!\n",
+        "sinks:\n  - name: a\n    url: http://x/\n    signing_secret: " SECRET "\n"
+        "    headers: {Authorization: \"Bearer " SECRET "\\r\\nX: y\"}\n",
+        "sinks:\n  - name: a\n    url: http://x/\n    signing_secret: [" SECRET "]\n",
+        "ingest:\n  tokens: [" SECRET ", \"\"]\n",
+        "ingest:\n  signing_secret: {k: " SECRET "}\n",
+        "audit:\n  sinks:\n    webhook:\n      enabled: true\n      signing_secret: " SECRET "\n",
+        NULL,
+    };
+    for (size_t i = 0; bad[i]; i++) {
+        outbox_config *o = NULL;
+        char err[512] = "";
+        assert_int_equal(
+            outbox_config_load_buffer("config.yaml", bad[i], strlen(bad[i]), &o, err, sizeof err),
+            -1);
+        assert_true(strlen(err) > 0);
+        if (strstr(err, "topsecret"))
+            fail_msg("secret leaked in error %zu: %s", i, err);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_loads),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_flipt_block),
+        cmocka_unit_test(test_flipt_block_durations),
+        cmocka_unit_test(test_error_paths_and_lines),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_secrets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
