@@ -79,6 +79,7 @@ typedef struct sink_rt {
     int claiming;
     int dirty;
     int64_t next_due;      /* INT64_MAX: nothing pending; 0: unknown, ask */
+    int64_t retry_min;     /* earliest retry scheduled here since the last claim */
     size_t uncommitted;    /* results handed to the committer, not yet acknowledged */
     int64_t blocked_until; /* ordered: the head's next attempt */
     /* claimer request, under cl_mu */
@@ -499,8 +500,8 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
         s->blocked_until = d.next_attempt_ms;
         r.next_attempt_ms = jb->j->due_ms < d.next_attempt_ms ? jb->j->due_ms : d.next_attempt_ms;
     }
-    if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->next_due)
-        s->next_due = d.next_attempt_ms;
+    if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->retry_min)
+        s->retry_min = d.next_attempt_ms; /* a claim reply may not know of it yet */
     (void)push_result(e, jb->sink, &r);
     pthread_mutex_lock(&e->m_mu);
     dlv_sink_metrics *m = &s->m;
@@ -683,10 +684,14 @@ static void *loop_main(void *arg)
                 size_t room = claim_room(s, now);
                 if (!room)
                     continue;
-                if (s->dirty || s->next_due <= now)
+                int64_t due = s->next_due < s->retry_min ? s->next_due : s->retry_min;
+                if (s->dirty || due <= now) {
+                    if (s->retry_min <= now)
+                        s->retry_min = INT64_MAX;
                     ask_claim(e, i, room);
-                else if (s->next_due != INT64_MAX && s->next_due - now < wait)
-                    wait = s->next_due - now;
+                } else if (due != INT64_MAX && due - now < wait) {
+                    wait = due - now;
+                }
             }
             for (size_t i = 0; i < e->n; i++) {
                 sink_rt *s = &e->sinks[i];
@@ -779,6 +784,7 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         snprintf(s->m.name, sizeof s->m.name, "%s", name);
         s->m.sink_id = s->id;
         s->next_due = 0;
+        s->retry_min = INT64_MAX;
         s->dirty = 1;
         for (size_t k = 0; k < i; k++)
             if (e->sinks[k].id == s->id) {
