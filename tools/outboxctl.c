@@ -268,8 +268,11 @@ int ctl_open_store(ctl_ctx *c, int readonly, obx_store **out)
     obx_error err = {0};
     int orc = obx_open(c->data_dir, &o, out, &err);
     if (orc == OBX_ERR_NOTFOUND) {
-        ctl_err("no outbox store in %s (is the path right? outboxd creates it on first start)",
-                c->data_dir);
+        ctl_err("no outbox store in %s%s%s%s (is the path right? outboxd creates it on first "
+                "start)",
+                c->data_dir, !c->data_dir_arg && c->config ? " (outbox.path of " : "",
+                !c->data_dir_arg && c->config ? c->config_path : "",
+                !c->data_dir_arg && c->config ? ", relative to the current directory)" : "");
         return CTL_EXIT_ERROR;
     }
     if (orc) {
