@@ -106,6 +106,10 @@ static void test_errors(void **state)
     /* non-ASCII and quotes are escaped the way Go's time.quote does */
     bad("1\xc3\xa9", "time: unknown unit \"\\xc3\\xa9\" in duration \"1\\xc3\\xa9\"");
     bad("\"1s", "time: invalid duration \"\\\"1s\"");
+    bad("1..5s", "time: missing unit in duration \"1..5s\"");
+    bad("\xd9\xa3s", "time: invalid duration \"\\xd9\\xa3s\"");
+    bad("5\xc2\xb5x", "time: unknown unit \"\\xc2\\xb5x\" in duration \"5\\xc2\\xb5x\"");
+    bad("abc", "time: invalid duration \"abc\"");
     bad("1m\t", "time: unknown unit \"m\\x09\" in duration \"1m\\x09\"");
 }
 
