@@ -106,6 +106,16 @@ int64_t dlv_backoff_delay(const dlv_backoff_config *c, uint32_t attempts, dlv_un
 
 /* ---- decision ----------------------------------------------------------------------- */
 
+/* ms -> ns for messages, saturating instead of overflowing (about 292 years). */
+static int64_t ms_to_ns_sat(int64_t ms)
+{
+    if (ms > INT64_MAX / 1000000)
+        return INT64_MAX;
+    if (ms < INT64_MIN / 1000000)
+        return INT64_MIN;
+    return ms * 1000000;
+}
+
 /* vsnprintf through a function so that truncation of long error texts is accepted
  * (the reason is a bounded summary). */
 static void fmt_reason(char *buf, size_t n, const char *fmt, ...)
@@ -140,8 +150,8 @@ void dlv_backoff_decide(const dlv_backoff_config *c, const dlv_attempt_result *r
                            ? r->first_attempt_ms + c->max_elapsed_ms
                            : INT64_MAX;
     describe_last(r, last, sizeof last);
-    (void)dlv_duration_format(c->max_elapsed_ms * 1000000, bound, sizeof bound);
-    (void)dlv_duration_format((now_ms - r->first_attempt_ms) * 1000000, elapsed, sizeof elapsed);
+    (void)dlv_duration_format(ms_to_ns_sat(c->max_elapsed_ms), bound, sizeof bound);
+    (void)dlv_duration_format(ms_to_ns_sat(now_ms - r->first_attempt_ms), elapsed, sizeof elapsed);
 
     bool ra = (r->http_status == 429 || r->http_status == 503) && r->retry_after_ms >= 0;
     int64_t delay = ra ? r->retry_after_ms : dlv_backoff_delay(c, r->attempts, rnd, ud);
