@@ -5,10 +5,13 @@ replay of dead and delivered deliveries, purge with and without --yes, a corrupt
 (check reports it; list/show/export skip it with a warning), export/import round trip,
 sign/listen/render when built, usage (2) and not-found (3) exit codes.
 
-usage: test-outboxctl.py OUTBOXCTL OUTBOXCTL_FILL
+usage: test-outboxctl.py OUTBOXCTL OUTBOXCTL_FILL [OUTBOXD]
+With OUTBOXD: replay of dead letters while the daemon delivers new events loses nothing
+and duplicates nothing.
 Every subprocess has a timeout; every scratch directory is removed at the end.
 """
 import base64
+import http.server
 import json
 import os
 import shutil
@@ -16,10 +19,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
+import urllib.request
 
-CTL = FILL = None
+CTL = FILL = OUTBOXD = None
 FIXTURES = os.environ.get("OUTBOX_FIXTURES", "tests/fixtures")
 TIMEOUT = 30
 
@@ -508,16 +513,149 @@ class TryTest(unittest.TestCase):
         self.assertNotIn(b"hush-hush", out)
 
 
+class Receiver:
+    """A loopback webhook receiver: answers `status` (settable), records every webhook-id
+    it answered with a 2xx."""
+
+    def __init__(self):
+        self.status = 500
+        self.ok_ids = []
+        self.requests = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(n)
+                with outer.lock:
+                    outer.requests += 1
+                    st = outer.status
+                    if 200 <= st < 300:
+                        outer.ok_ids.append(self.headers.get("webhook-id"))
+                self.send_response(st)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DaemonTest(unittest.TestCase):
+    """outboxctl next to a running outboxd."""
+
+    def setUp(self):
+        if not OUTBOXD:
+            self.skipTest("outboxd not built")
+        self.tmp = tempfile.mkdtemp(prefix="outboxctl-daemon-")
+        self.dir = os.path.join(self.tmp, "store")
+        self.rx = Receiver()
+        self.port = free_port()
+        self.cfg = os.path.join(self.tmp, "outboxd.yaml")
+        with open(self.cfg, "w") as f:
+            f.write("outbox:\n  path: %s\n  max_size: 64MiB\n"
+                    "ingest:\n  listen: 127.0.0.1:%d\n"
+                    "sinks:\n  - name: webhook\n    url: http://127.0.0.1:%d/hook\n"
+                    "    events: ['*:*']\n    max_backoff_duration: 1s\n"
+                    "    initial_interval: 100ms\n    max_interval: 200ms\n"
+                    % (self.dir, self.port, self.rx.port))
+        self.log = open(os.path.join(self.tmp, "outboxd.log"), "w")
+        self.d = subprocess.Popen([OUTBOXD, "--config", self.cfg], stdout=self.log,
+                                  stderr=subprocess.STDOUT)
+        wait_port(self.port)
+
+    def tearDown(self):
+        if hasattr(self, "d"):
+            self.d.terminate()
+            try:
+                self.d.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.d.kill()
+                self.d.wait()
+            self.log.close()
+        if hasattr(self, "rx"):
+            self.rx.close()
+        if hasattr(self, "tmp"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def post(self, n, tag):
+        url = "http://127.0.0.1:%d/v1/events" % self.port
+        for i in range(n):
+            body = json.dumps({"version": "0.2", "type": "flag", "action": "created",
+                               "metadata": {"actor": {}}, "payload": {"key": "%s-%d" % (tag, i)},
+                               "timestamp": "2024-06-09T12:00:00Z", "status": "success"})
+            req = urllib.request.Request(url, data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                self.assertEqual(r.status, 202)
+
+    def stats(self):
+        _, out, _ = run("--config", self.cfg, "stats", "--json", check_rc=0)
+        return json.loads(out)["total"]
+
+    def wait_for(self, pred, what, seconds=30):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            st = self.stats()
+            if pred(st):
+                return st
+            time.sleep(0.2)
+        self.fail("timed out waiting for %s: %s" % (what, self.stats()))
+
+    def test_replay_while_delivering_loses_and_duplicates_nothing(self):
+        self.post(40, "first")
+        self.wait_for(lambda st: st["dead"] == 40, "40 dead letters")
+        # live reads while the daemon runs
+        _, out, _ = run("--config", self.cfg, "list", "--state", "dead", "--limit", "0",
+                        "--json", check_rc=0)
+        dead = jlines(out)
+        self.assertEqual(len(dead), 40)
+        self.assertTrue(all(d["attempts"] >= 1 and d["reason"] for d in dead))
+        # the receiver recovers; new events arrive while the dead letters are replayed
+        with self.rx.lock:
+            self.rx.status = 200
+        poster = threading.Thread(target=self.post, args=(40, "second"))
+        poster.start()
+        rc, out, err = run("--config", self.cfg, "replay", "--dead", "--json")
+        poster.join(timeout=TIMEOUT)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["replayed"], 40)
+        st = self.wait_for(lambda st: st["delivered"] == 80 and st["pending"] == 0 and
+                           st["inflight"] == 0, "80 delivered")
+        self.assertEqual(st["dead"], 0)
+        time.sleep(0.5)  # anything sent twice would have arrived by now
+        with self.rx.lock:
+            ids = list(self.rx.ok_ids)
+        self.assertEqual(len(ids), 80, "2xx answers: one per delivery, no duplicates")
+        self.assertEqual(len(set(ids)), 80)
+        # replayed ones kept their webhook-id: the dead letters' ids are among the answered
+        dead_ids = {"evt_%d_%d" % (d["id"], d["sink_id"]) for d in dead}
+        self.assertTrue(dead_ids <= set(ids))
+        self.assertEqual(run("--config", self.cfg, "check")[0], 0)
+
+
 def main():
-    global CTL, FILL
+    global CTL, FILL, OUTBOXD
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
     CTL, FILL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    if len(sys.argv) > 3:
+        OUTBOXD = os.path.abspath(sys.argv[3])
     os.environ.pop("OUTBOX_DATA_DIR", None)
     loader = unittest.defaultTestLoader
     suite = unittest.TestSuite([loader.loadTestsFromTestCase(OutboxctlTest),
-                                loader.loadTestsFromTestCase(TryTest)])
+                                loader.loadTestsFromTestCase(TryTest),
+                                loader.loadTestsFromTestCase(DaemonTest)])
     res = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if res.wasSuccessful() else 1
 
