@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "outbox-config.h"
 #include "outboxctl-out.h"
 #include "outboxctl-query.h"
 #include "outboxctl-time.h"
@@ -18,9 +19,19 @@
 
 /* ---- stats ---- */
 
-static void add_sink_json(json_t *arr, const obx_sink_stats *ss, int64_t now)
+/* -1 without a config; else whether the config names the sink. */
+static int configured(const ctl_ctx *c, const char *name)
+{
+    if (!c->config)
+        return -1;
+    return outbox_config_find_sink(c->config, name) >= 0;
+}
+
+static void add_sink_json(json_t *arr, const obx_sink_stats *ss, int64_t now, int conf)
 {
     json_t *o = json_object();
+    if (conf >= 0)
+        json_object_set_new(o, "configured", json_boolean(conf));
     json_object_set_new(o, "name", json_string(ss->name));
     json_object_set_new(o, "id", json_integer(ss->id));
     json_object_set_new(o, "pending", json_integer((json_int_t)ss->pending));
@@ -89,10 +100,10 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         json_object_set_new(o, "full", json_boolean(st->used_bytes >= high));
         json_t *arr = json_array();
         for (size_t i = 0; i < st->n_sinks; i++)
-            add_sink_json(arr, &st->sinks[i], c->now_ms);
+            add_sink_json(arr, &st->sinks[i], c->now_ms, configured(c, st->sinks[i].name));
         json_object_set_new(o, "sinks", arr);
         json_t *t = json_array();
-        add_sink_json(t, &tot, c->now_ms);
+        add_sink_json(t, &tot, c->now_ms, -1);
         json_t *t0 = json_incref(json_array_get(t, 0));
         json_object_del(t0, "name");
         json_object_del(t0, "id");
@@ -137,7 +148,10 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
                 snprintf(next, sizeof next, "now");
             else
                 ctl_age(ss->next_due_ms, c->now_ms, next, sizeof next);
-            const char *row[] = {ss->name, p, f, d, dl, de, old, next};
+            char name[OBX_SINK_NAME_MAX + 24];
+            snprintf(name, sizeof name, "%s%s", ss->name,
+                     i < st->n_sinks && configured(c, ss->name) == 0 ? " (not in config)" : "");
+            const char *row[] = {name, p, f, d, dl, de, old, next};
             ctl_table_add(t, row);
         }
         if (t && st->n_sinks == 0)
@@ -145,6 +159,16 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         else
             ctl_table_flush(t);
         ctl_table_free(t);
+        const outbox_config *cfg = c->config;
+        for (size_t i = 0; cfg && i < cfg->n_sinks; i++) {
+            int known = 0;
+            for (size_t k = 0; k < st->n_sinks; k++)
+                known |= strcmp(st->sinks[k].name, cfg->sinks[i].name) == 0;
+            if (!known)
+                printf("sink %s is in the config but not in the store yet (outboxd registers "
+                       "it when it starts)\n",
+                       cfg->sinks[i].name);
+        }
         if (tot.in_doubt)
             printf("\nin doubt: an attempt started before a crash and its outcome is unknown; "
                    "it is re-sent with the same webhook-id\n");
