@@ -394,6 +394,32 @@ static void test_errors(void **state)
              "config.yaml:4: sinks[0].headers.Bad Name: invalid header name");
 }
 
+/* Template bodies are parsed at load when the engine is built in (DLV_HAVE_TEMPLATE comes
+ * with template_dep); otherwise the source is kept and tmpl stays NULL. */
+static void test_template_body(void **state)
+{
+    (void)state;
+    outbox_config *c = load_ok("sinks:\n  - name: t\n    url: http://x/\n"
+                               "    body: '{\"t\": \"{{ .Type }}\"}'\n");
+    assert_string_equal(c->sinks[0].body, "{\"t\": \"{{ .Type }}\"}");
+#ifdef DLV_HAVE_TEMPLATE
+    assert_non_null(c->sinks[0].tmpl);
+#else
+    assert_null(c->sinks[0].tmpl);
+#endif
+    outbox_config_free(c);
+#ifdef DLV_HAVE_TEMPLATE
+    outbox_config *o = NULL;
+    char err[512] = "";
+    const char *bad = "sinks:\n  - name: t\n    url: http://x/\n\n    body: '{{ .Type '\n";
+    assert_int_equal(
+        outbox_config_load_buffer("config.yaml", bad, strlen(bad), &o, err, sizeof err), -1);
+    assert_null(o);
+    if (strncmp(err, "config.yaml:5: sinks[0].body: ", 30) != 0 || strlen(err) <= 30)
+        fail_msg("unexpected: %s", err);
+#endif
+}
+
 #define SECRET "Zq7-topsecret-value-9"
 
 static void test_secrets(void **state)
@@ -494,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_error_paths_and_lines),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_template_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
