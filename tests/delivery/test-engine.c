@@ -502,6 +502,43 @@ static void test_graceful_stop_releases(void **state)
     dlv_metrics_free(&m);
 }
 
+/* Stopping with work queued behind the running requests releases all of it. */
+static void test_stop_releases_queued(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook")->max_in_flight = 4;
+    trx_step steps[] = {{.status = 200, .delay_ms = 300}};
+    trx_script(f->rx, steps, 1);
+    enum { N = 50 };
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = fx_enqueue(f->st, f->sink_id[0], BODY);
+    start(f, NULL);
+    assert_true(trx_wait(f->rx, 4, 3000));
+    dlv_engine_stop(f->eng, 0);
+    obx_stats *st = NULL;
+    obx_error err;
+    assert_int_equal(obx_stats_get(f->st, &st, &err), OBX_OK);
+    assert_int_equal(st->sinks[0].inflight, 0);
+    assert_int_equal(st->sinks[0].in_doubt, 0);
+    assert_int_equal(st->sinks[0].pending + st->sinks[0].delivered, N);
+    assert_true(st->sinks[0].pending >= N - 8);
+    obx_stats_free(st);
+    for (int i = 0; i < N; i++) {
+        obx_delivery d;
+        if (fx_wait_state(f->st, ids[i], f->sink_id[0], OBX_STATE_PENDING, 0, &d)) {
+            assert_int_equal(d.attempts, 0);
+            obx_delivery_clear(&d);
+        }
+    }
+    dlv_metrics m;
+    assert_int_equal(dlv_engine_metrics(f->eng, &m), 0);
+    assert_in_range(m.sinks[0].released, 4, 8); /* 4 running + up to 4 claimed ahead */
+    assert_int_equal(m.sinks[0].in_flight, 0);
+    assert_int_equal(m.sinks[0].queued, 0);
+    dlv_metrics_free(&m);
+}
+
 static void test_graceful_stop_finishes(void **state)
 {
     fx *f = *state;
@@ -783,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ordered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wakes_on_enqueue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_stop_releases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_releases_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_stop_finishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_by_other_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_and_new_events, setup, teardown),
