@@ -874,6 +874,11 @@ void dlv_engine_stop(dlv_engine *e, unsigned grace_ms)
     pthread_mutex_unlock(&e->cm_mu);
     pthread_join(e->commit_th, NULL);
     obx_set_notify(e->store, NULL, NULL);
+    /* A no-op write as a fence: the writer runs batches one after another and calls the
+     * notify callback inside a batch, so once this returns no call that read the old
+     * callback (and this engine) can still be running. */
+    obx_result fence = {.event_id = 0, .sink_id = 0, .outcome = OBX_OUTCOME_RELEASE};
+    (void)obx_record(e->store, &fence, 1, NULL);
     e->started = 0;
     /* claim replies that raced with the stop are released (none expected: the engine
      * thread waits for its claims before it exits) */
