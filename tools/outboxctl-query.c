@@ -172,6 +172,12 @@ int ctl_filter_query(obx_store *s, const ctl_filter *f, obx_query *q)
     return CTL_EXIT_OK;
 }
 
+const char *ctl_webhook_id(const obx_delivery *d, char *buf, size_t n)
+{
+    snprintf(buf, n, "evt_%llu_%u", (unsigned long long)d->event_id, d->sink_id);
+    return buf;
+}
+
 const char *ctl_state_label(const obx_delivery *d)
 {
     const char *n = obx_state_name(d->state);
@@ -258,6 +264,8 @@ json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int hist
     int bad = 0;
     bad |= set(o, "sink", json_string(sink_name));
     bad |= set(o, "sink_id", json_integer(d->sink_id));
+    char wid[64];
+    bad |= set(o, "webhook_id", json_string(ctl_webhook_id(d, wid, sizeof wid)));
     bad |= set(o, "state", json_string(ctl_state_label(d)));
     bad |= set(o, "in_doubt", json_boolean(d->in_doubt));
     bad |= set(o, "attempts", json_integer(d->attempts));

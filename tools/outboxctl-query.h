@@ -121,6 +121,10 @@ void ctl_corrupt_warn(void *counter, uint64_t event_id, uint32_t sink_id, const 
 /* Build the store query (resolves --sink). Returns an exit code (0 ok). */
 int ctl_filter_query(obx_store *s, const ctl_filter *f, obx_query *q);
 
+/* The webhook-id header the delivery engine sends for d on every attempt
+ * (evt_<event id>_<sink id>, delivery/engine.h), written into buf. */
+const char *ctl_webhook_id(const obx_delivery *d, char *buf, size_t n);
+
 /* "pending", "inflight", "delivered", "dead". */
 const char *ctl_state_label(const obx_delivery *d);
 
