@@ -17,7 +17,7 @@
 /* Per-sink things prepared once at dlv_engine_new (request.c owns their contents). */
 typedef struct dlv__prepared {
     const dlv_sink_config *cfg; /* borrowed from the caller */
-    void *tmpl;                 /* parsed body template (template mode) or NULL */
+    const struct gotmpl *tmpl;  /* the config's parsed template (template mode) or NULL */
     dlv__transport transport;
     size_t limit; /* max_in_flight, 1 when ordered */
     int ordered;

@@ -24,6 +24,7 @@
 #include "delivery/sink.h"
 #include "outbox/version.h"
 #ifdef DLV_HAVE_TEMPLATE
+#include "delivery/gojson.h"
 #include "delivery/template.h"
 #endif
 
@@ -151,12 +152,29 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 }
 
 #ifdef DLV_HAVE_TEMPLATE
+/* Render the sink's template for this event: 0, 1 (render error in err), -1 (memory). */
 static int render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
                   size_t errlen)
 {
     size_t cap = p->cfg->max_body_out ? p->cfg->max_body_out : DLV_SINK_MAX_BODY_OUT;
-    return dlv__render_template(p->tmpl, job->body, job->body_len, cap, &rq->rendered,
-                                &rq->body_len, err, errlen);
+    gotmpl_event *ev = NULL;
+    int rc = gotmpl_event_parse(job->body, job->body_len, &ev, err, errlen);
+    if (rc == GOTMPL_OK)
+        rc = gotmpl_execute(p->tmpl, ev, cap, &rq->rendered, &rq->body_len, err, errlen);
+    gotmpl_event_free(ev);
+    if (rc == GOTMPL_ENOMEM) {
+        snprintf(err, errlen, "out of memory rendering the template");
+        return -1;
+    }
+    if (rc != GOTMPL_OK)
+        return 1;
+    if (!gojson_valid(rq->rendered, rq->body_len)) {
+        /* Flipt's message; the rendered text holds event data only, cut short */
+        snprintf(err, errlen, "invalid JSON: %.160s%s", rq->rendered,
+                 rq->body_len > 160 ? "..." : "");
+        return 1;
+    }
+    return 0;
 }
 #endif
 
