@@ -282,8 +282,14 @@ class TestDelivery(Base):
 
 class TestBadInput(Base):
     def test_each_bad_input_refused_daemon_keeps_serving(self):
+        self.bad_inputs("")
+
+    def test_each_bad_input_refused_pool_mode(self):
+        self.bad_inputs("  pool_threads: 2\n")
+
+    def bad_inputs(self, ingest_yaml):
         write_config(self.cfg, sink_yaml("webhook", self.rx.url),
-                     ingest_yaml="  tokens: [t0ken]\n")
+                     ingest_yaml="  tokens: [t0ken]\n" + ingest_yaml)
         d = self.start()
         auth = {"Authorization": "Bearer t0ken"}
         cases = [
@@ -379,7 +385,13 @@ class TestRetries(Base):
 
 class TestLifecycle(Base):
     def test_sigterm_under_load_loses_nothing_acknowledged(self):
-        write_config(self.cfg, sink_yaml("webhook", self.rx.url))
+        self.sigterm_under_load("")
+
+    def test_sigterm_under_load_pool_mode(self):
+        self.sigterm_under_load("  pool_threads: 2\n")
+
+    def sigterm_under_load(self, ingest_yaml):
+        write_config(self.cfg, sink_yaml("webhook", self.rx.url), ingest_yaml=ingest_yaml)
         self.rx.status = 503  # keep everything pending while we load and stop
         d = self.start()
         acked, stop = [], threading.Event()
