@@ -671,6 +671,14 @@ static void stop_committers(oin_server *s)
     s->n_committers = 0;
 }
 
+static void server_free(oin_server *s)
+{
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->q_cv);
+    free(s);
+}
+
 oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
 {
     oin_server *s = calloc(1, sizeof *s);
@@ -722,10 +730,7 @@ fail:
     stop_committers(s);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    pthread_cond_destroy(&s->q_cv);
-    free(s);
+    server_free(s);
     return NULL;
 }
 
@@ -772,8 +777,5 @@ void oin_stop(oin_server *s, unsigned wait_ms)
     MHD_stop_daemon(s->d); /* closes the listen socket unless quiesced above */
     if (s->quiesced_fd >= 0)
         close(s->quiesced_fd);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    pthread_cond_destroy(&s->q_cv);
-    free(s);
+    server_free(s);
 }

@@ -151,11 +151,12 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 }
 
 /*
- * One request. ctype NULL = no Content-Type; extra = one more header line or NULL.
- * `h` NULL = a fresh handle; else reused (keep-alive).
+ * One request. ctype NULL = no Content-Type; extra = NULL or a NULL-terminated list of
+ * more header lines. `h` NULL = a fresh handle; else reused (keep-alive).
  */
 static void request(CURL *h, const fixture *f, const char *method, const char *path,
-                    const char *ctype, const char *body, size_t len, const char *extra, resp *r)
+                    const char *ctype, const char *body, size_t len, const char *const *extra,
+                    resp *r)
 {
     int own = h == NULL;
     if (own)
@@ -167,8 +168,8 @@ static void request(CURL *h, const fixture *f, const char *method, const char *p
     snprintf(cth, sizeof cth, "Content-Type: %s", ctype ? ctype : "");
     hd = curl_slist_append(hd, cth); /* "Content-Type:" alone removes the header */
     hd = curl_slist_append(hd, "Expect:");
-    if (extra)
-        hd = curl_slist_append(hd, extra);
+    for (size_t i = 0; extra && extra[i]; i++)
+        hd = curl_slist_append(hd, extra[i]);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
@@ -413,10 +414,10 @@ static void test_auth(void **state)
     assert_int_equal(r.status, 401);
     assert_non_null(strstr(r.body, "bearer token"));
     request(NULL, f, "POST", "/v1/events", "application/json", EV1, strlen(EV1),
-            "Authorization: Bearer tok-on", &r);
+            (const char *[]){"Authorization: Bearer tok-on", NULL}, &r);
     assert_int_equal(r.status, 401);
     request(NULL, f, "POST", "/v1/events", "application/json", EV1, strlen(EV1),
-            "Authorization: Bearer tok-two", &r); /* right token, no signature */
+            (const char *[]){"Authorization: Bearer tok-two", NULL}, &r); /* no signature */
     assert_int_equal(r.status, 401);
     assert_non_null(strstr(r.body, "missing X-Flipt-Webhook-Signature"));
     assert_int_equal(stored_events(f), 0);
@@ -426,35 +427,18 @@ static void test_auth(void **state)
 static void test_signature(void **state)
 {
     fixture *f = fixture_new(1, 0);
-    /* Two extra headers: put the token in the URL-less way via a second request helper. */
-    CURL *h = curl_easy_init();
-    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
-    hd = curl_slist_append(hd, "Authorization: Bearer tok-one");
-    hd = curl_slist_append(hd, "X-Flipt-Webhook-Signature: bad");
-    char url[128];
-    snprintf(url, sizeof url, "%s/v1/events", f->base);
     resp r;
-    memset(&r, 0, sizeof r);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, EV1);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+    request(
+        NULL, f, "POST", "/v1/events", "application/json", EV1, strlen(EV1),
+        (const char *[]){"Authorization: Bearer tok-one", "X-Flipt-Webhook-Signature: bad", NULL},
+        &r);
     assert_int_equal(r.status, 401);
     assert_non_null(strstr(r.body, "invalid X-Flipt-Webhook-Signature"));
-    curl_slist_free_all(hd);
-    hd = curl_slist_append(NULL, "Content-Type: application/json");
-    hd = curl_slist_append(hd, "Authorization: Bearer tok-one");
-    hd = curl_slist_append(hd, "X-Flipt-Webhook-Signature: good");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    memset(&r, 0, sizeof r);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+    request(
+        NULL, f, "POST", "/v1/events", "application/json", EV1, strlen(EV1),
+        (const char *[]){"Authorization: Bearer tok-one", "X-Flipt-Webhook-Signature: good", NULL},
+        &r);
     assert_int_equal(r.status, 202);
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(h);
     assert_int_equal(stored_events(f), 1);
     fixture_free(f);
 }
