@@ -368,7 +368,8 @@ int trx_start(const trx_options *opts, trx **out, char *err, size_t errlen)
     if (o.threads == 0)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     else
-        flags |= MHD_USE_EPOLL | MHD_USE_TURBO;
+        flags |= MHD_USE_POLL; /* epoll mode (0.9.75) left some answers unsent until the client
+                                  timed out */
     if (r->tls)
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem ops[8];

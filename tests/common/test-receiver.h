@@ -6,8 +6,9 @@
  * concurrent requests (and their maximum) so tests can check concurrency limits.
  *
  * Threading: by default one thread per connection, so delays and hangs of one request
- * never hold another. With `threads` > 0 a pool of that many epoll threads serves all
- * connections (faster, for benchmarks; delays then hold a pool thread).
+ * never hold another. With `threads` > 0 a pool of that many poll() threads serves all
+ * connections (faster, for benchmarks; delays then hold a pool thread). epoll mode is not
+ * used: with libmicrohttpd 0.9.75 it left some answers unsent under load.
  *
  * Ownership: trx_start() returns a receiver freed by trx_stop(). Recorded requests are
  * owned by the receiver; pointers from trx_get() stay valid until trx_stop() (records

@@ -3,7 +3,9 @@
  * (default 100,000) drained by the engine to a local no-op HTTP receiver, results
  * committed. Prints deliveries/s. Bounded: gives up after 60 s (exit 1).
  *
- * Usage: bench-engine [N] [max_in_flight]
+ * Usage: bench-engine [N] [max_in_flight]; BENCH_RX_THREADS sets the receiver's threads
+ * (default 1: one poll thread, which leaves the most CPU to the engine; 0 = one thread
+ * per connection).
  */
 #include <inttypes.h>
 #include <stdio.h>
