@@ -61,7 +61,7 @@ typedef struct trx_request {
 typedef trx_step (*trx_handler_fn)(void *ud, const trx_request *req);
 
 typedef struct trx_options {
-    unsigned threads;         /* 0 = a thread per connection; n = n epoll pool threads */
+    unsigned threads;         /* 0 = a thread per connection; n = n poll() threads */
     int no_record;            /* only count requests (benchmarks) */
     const char *tls_cert_pem; /* serve HTTPS with this certificate and key (PEM text) */
     const char *tls_key_pem;
