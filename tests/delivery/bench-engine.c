@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     dlv_sink_config_init(&sc);
     trx_options ro = {.threads = (unsigned)(getenv("BENCH_RX_THREADS")
                                                 ? strtoul(getenv("BENCH_RX_THREADS"), NULL, 10)
-                                                : 0),
+                                                : 1),
                       .no_record = 1};
     if (!st || trx_start(&ro, &rx, err, sizeof err) != 0) {
         fprintf(stderr, "setup failed: %s\n", err);
