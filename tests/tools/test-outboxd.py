@@ -427,6 +427,37 @@ class TestLifecycle(Base):
         wait_for(lambda: want <= set(self.rx.bodies()), 60, "every acknowledged event")
         self.assertEqual(d2.stop(), 0)
 
+    def test_slow_clients_cannot_exhaust_the_server(self):
+        import socket
+        write_config(self.cfg, sink_yaml("webhook", self.rx.url),
+                     ingest_yaml="  max_connections_per_ip: 3\n  idle_timeout: 1s\n")
+        d = self.start()
+        slow = []
+        for _ in range(3):  # hold every slot this address may use, mid-headers
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        time.sleep(0.2)
+        # Over the per-address limit: the server closes the new connection at once.
+        extra = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            got = extra.recv(100)
+        except ConnectionResetError:
+            got = b""
+        self.assertEqual(got, b"", "a 4th connection from one address was served")
+        extra.close()
+        # The idle timeout drops the slow clients; then the daemon serves again.
+        for s in slow:
+            s.settimeout(5)
+            try:
+                self.assertEqual(s.recv(100), b"")
+            except ConnectionResetError:
+                pass
+            s.close()
+        self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        self.assertEqual(d.stop(), 0)
+
     def test_second_daemon_on_same_dir_refused(self):
         write_config(self.cfg, sink_yaml("webhook", self.rx.url))
         d = self.start()
