@@ -24,18 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "outbox/outbox.h"
+#include "bench-common.h"
 #include "test-receiver.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static char body[301];
-static atomic_int stop_flag;
 static double phase_s = 3;
 
 static obx_store *open_owner(const char *dir, double *secs)
@@ -46,13 +38,13 @@ static obx_store *open_owner(const char *dir, double *secs)
     o.max_size = 8ull << 30;
     obx_store *s = NULL;
     obx_error err = {0};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (obx_open(dir, &o, &s, &err) != OBX_OK) {
         fprintf(stderr, "open %s: %s\n", dir, err.msg);
         exit(1);
     }
     if (secs)
-        *secs = now_s() - t0;
+        *secs = bench_now_s() - t0;
     return s;
 }
 
@@ -66,7 +58,7 @@ static void fill(const char *dir, long n)
     static uint64_t ids[B];
     for (int i = 0; i < B; i++)
         evs[i] = (obx_event_in){"flag", "created", body, 300, 0, NULL, 1};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long done = 0; done < n; done += B) {
         for (int i = 0; i < B; i++)
             evs[i].sinks = &sink;
@@ -76,53 +68,19 @@ static void fill(const char *dir, long n)
             exit(1);
         }
     }
-    printf("# filled %ld pending deliveries in %.1f s\n", n, now_s() - t0);
+    printf("# filled %ld pending deliveries in %.1f s\n", n, bench_now_s() - t0);
     obx_close(s);
-}
-
-typedef struct prod {
-    obx_store *s;
-    uint32_t sink;
-    uint64_t done;
-} prod;
-
-static void *produce(void *arg)
-{
-    prod *p = arg;
-    while (!atomic_load(&stop_flag)) {
-        obx_event_in e = {"flag", "created", body, 300, 0, &p->sink, 1};
-        uint64_t id;
-        if (obx_enqueue(p->s, &e, 1, &id, NULL) == OBX_OK)
-            p->done++;
-    }
-    return NULL;
 }
 
 static double enqueue_rate(obx_store *s, uint32_t sink)
 {
-    enum { P = 32 };
-    pthread_t th[P];
-    prod p[P];
-    atomic_store(&stop_flag, 0);
-    double t0 = now_s();
-    for (int i = 0; i < P; i++) {
-        p[i] = (prod){s, sink, 0};
-        pthread_create(&th[i], NULL, produce, &p[i]);
-    }
-    usleep((useconds_t)(phase_s * 1e6));
-    atomic_store(&stop_flag, 1);
-    uint64_t total = 0;
-    for (int i = 0; i < P; i++) {
-        pthread_join(th[i], NULL);
-        total += p[i].done;
-    }
-    return (double)total / (now_s() - t0);
+    return bench_enqueue_rate(s, &sink, 1, 32, phase_s);
 }
 
 static double claim_rate(obx_store *s, uint32_t sink)
 {
     uint64_t done = 0;
-    double t0 = now_s(), t;
+    double t0 = bench_now_s(), t;
     obx_result r[64];
     do {
         obx_job *jobs;
@@ -136,9 +94,9 @@ static double claim_rate(obx_store *s, uint32_t sink)
         obx_record(s, r, n, NULL);
         obx_jobs_free(jobs, n);
         done += n;
-        t = now_s();
+        t = bench_now_s();
     } while (t - t0 < phase_s);
-    return (double)done / (now_s() - t0);
+    return (double)done / (bench_now_s() - t0);
 }
 
 typedef struct lib_figs {
@@ -151,10 +109,10 @@ static lib_figs lib_phase(const char *dir)
     obx_store *s = open_owner(dir, &f.open_s);
     uint32_t sink;
     obx_sink_id(s, "webhook", &sink, NULL);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     obx_stats *st;
     obx_stats_get(s, &st, NULL);
-    f.stats_s = now_s() - t0;
+    f.stats_s = bench_now_s() - t0;
     obx_stats_free(st);
     f.enqueue = enqueue_rate(s, sink);
     f.claim = claim_rate(s, sink);
@@ -214,7 +172,7 @@ static daemon_figs daemon_phase(const char *dir, const char *build)
     fclose(c);
     char exe[600];
     snprintf(exe, sizeof exe, "%s/tools/outboxd", build);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     pid_t pid = fork();
     if (pid == 0) {
         int null = open("/dev/null", 1);
@@ -222,21 +180,21 @@ static daemon_figs daemon_phase(const char *dir, const char *build)
         execl(exe, exe, "--config", cfg, (char *)NULL);
         _exit(127);
     }
-    while (!can_connect(port) && now_s() - t0 < 30)
+    while (!can_connect(port) && bench_now_s() - t0 < 30)
         usleep(1000);
-    f.start_s = now_s() - t0;
+    f.start_s = bench_now_s() - t0;
     size_t before = trx_count(rx);
-    double d0 = now_s();
+    double d0 = bench_now_s();
     usleep((useconds_t)(phase_s * 1e6));
-    f.deliver_rate = (double)(trx_count(rx) - before) / (now_s() - d0);
+    f.deliver_rate = (double)(trx_count(rx) - before) / (bench_now_s() - d0);
     f.rss_kib = rss_kib(pid);
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "%s/tools/outboxctl --data-dir %s stats --json >/dev/null", build,
              dir);
-    double s0 = now_s();
+    double s0 = bench_now_s();
     if (system(cmd) != 0)
         fprintf(stderr, "outboxctl stats failed\n");
-    f.ctl_stats_s = now_s() - s0;
+    f.ctl_stats_s = bench_now_s() - s0;
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     trx_stop(rx);
