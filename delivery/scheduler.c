@@ -12,9 +12,10 @@
  * - The committer thread records results with obx_record in batches: while one batch is
  *   being committed, the next accumulates.
  *
- * Claims are sized to keep about one round of work queued behind the running requests
- * (2 x max_in_flight per sink); queued jobs are in flight in the store, so a crash shows
- * them in doubt and re-sends them. An ordered sink claims one job at a time and only
+ * Claims are sized to keep up to max(prefetch, max_in_flight) jobs queued behind the
+ * running requests of a sink, so that a claim commit (an fsync) never leaves it idle;
+ * queued jobs are in flight in the store, so a crash shows them in doubt and re-sends
+ * them. An ordered sink claims one job at a time and only
  * after the previous result is committed.
  */
 #include "config.h"
@@ -156,6 +157,7 @@ void dlv_engine_options_init(dlv_engine_options *o)
     o->max_in_flight_total = 512;
     o->poll_ms = 500;
     o->commit_batch = 4096;
+    o->prefetch = 256;
 }
 
 static void hist_add(dlv_histogram *h, const double *bounds, double v)
@@ -614,7 +616,7 @@ static void start_ready(dlv_engine *e)
 }
 
 /* How many jobs sink s would take now (0 = none). */
-static size_t claim_room(const sink_rt *s, int64_t now)
+static size_t claim_room(const sink_rt *s, size_t prefetch, int64_t now)
 {
     if (s->claiming)
         return 0;
@@ -623,9 +625,12 @@ static size_t claim_room(const sink_rt *s, int64_t now)
             return 0;
         return 1;
     }
+    /* keep up to `queue` claimed jobs waiting behind the running ones, so that a claim
+     * commit never leaves the sink idle; ask again when half of them are gone */
+    size_t queue = prefetch > s->p.limit ? prefetch : s->p.limit;
     size_t have = s->active + s->n_ready;
-    size_t target = 2 * s->p.limit;
-    if (have >= target || s->n_ready >= s->p.limit)
+    size_t target = s->p.limit + queue;
+    if (have >= target || s->n_ready > queue / 2)
         return 0;
     size_t room = target - have;
     size_t min_batch = s->p.limit / 4 ? s->p.limit / 4 : 1;
@@ -681,7 +686,7 @@ static void *loop_main(void *arg)
             start_ready(e);
             for (size_t i = 0; i < e->n; i++) {
                 sink_rt *s = &e->sinks[i];
-                size_t room = claim_room(s, now);
+                size_t room = claim_room(s, e->o.prefetch, now);
                 if (!room)
                     continue;
                 int64_t due = s->next_due < s->retry_min ? s->next_due : s->retry_min;
@@ -752,6 +757,8 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
             e->o.poll_ms = 500;
         if (!e->o.commit_batch)
             e->o.commit_batch = 4096;
+        if (!e->o.prefetch)
+            e->o.prefetch = 256;
     }
     dlv_rng_seed(&e->rng, (uint64_t)obx_now_ms() ^ (uint64_t)(uintptr_t)e);
     pthread_mutex_init(&e->in_mu, NULL);

@@ -59,7 +59,10 @@ typedef struct dlv_engine_options {
     size_t max_in_flight_total; /* all sinks together (default 512) */
     unsigned poll_ms;           /* obx_next_due poll period (default 500) */
     size_t commit_batch;        /* max results per obx_record (default 4096) */
-    dlv_clock_fn clock;         /* NULL = obx_now_ms */
+    size_t prefetch;    /* per sink: claimed deliveries kept waiting behind the running ones,
+                           at least max_in_flight (default 256). They are in flight in the
+                           store: after a crash they show in doubt and are sent again. */
+    dlv_clock_fn clock; /* NULL = obx_now_ms */
     void *clock_ud;
     dlv_random_fn random; /* NULL = an internal xorshift seeded from the clock */
     void *random_ud;
