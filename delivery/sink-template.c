@@ -19,9 +19,12 @@ int dlv_sink__parse_template(const char *src, size_t len, struct gotmpl **out, c
     gotmpl *t = NULL;
     if (err && errlen)
         err[0] = '\0';
-    if (gotmpl_parse(src, len, &t, err, errlen) != 0 || !t) {
+    int rc = gotmpl_parse(src, len, &t, err, errlen);
+    if (rc != 0 || !t) {
         if (t)
             gotmpl_free(t);
+        if (rc == GOTMPL_ENOMEM)
+            return -2;
         if (err && errlen && !err[0])
             (void)snprintf(err, errlen, "template parse failed");
         return -1;
