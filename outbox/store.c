@@ -512,6 +512,18 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     MDB_stat est;
     mdb_env_stat(s->env, &est);
     s->page_size = est.ms_psize;
+    /* A data.mdb shorter than its last used page (a truncated copy, a disk error) would
+     * fault with SIGBUS on the first access through the map: refuse it. */
+    MDB_envinfo einfo;
+    mdb_env_info(s->env, &einfo);
+    if (stat(data, &st) == 0 &&
+        (uint64_t)st.st_size < ((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize) {
+        rc = obx_fail(err, OBX_ERR_CORRUPT,
+                      "%s: data.mdb is truncated (%llu bytes; the store uses %llu)", dir,
+                      (unsigned long long)st.st_size,
+                      (unsigned long long)(((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize));
+        goto fail;
+    }
     int dead = 0;
     mdb_reader_check(s->env, &dead);
 
