@@ -37,7 +37,7 @@ struct oin_server {
     int quiesced_fd; /* ours to close after MHD_stop_daemon, or -1 */
     uint16_t port;
     atomic_int closing;
-    atomic_int waiting; /* requests between a complete body and their answer */
+    atomic_int waiting; /* requests between a complete body and their answer being sent */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* signalled when waiting drops to 0 during shutdown */
     /* Pool mode: complete requests wait here (connection suspended) for a committer. */
@@ -62,6 +62,7 @@ typedef struct req {
     int *routed;                 /* per event: stored (1) or unrouted (0) */
     uint64_t *ids;               /* k ids once committed */
     int committed;               /* the commit has finished: rc holds its result */
+    int counted;                 /* counted in waiting until its answer is sent */
     int rc;                      /* obx_enqueue's result */
     char errmsg[256];            /* its message when rc != OBX_OK */
     uint64_t t0_us;              /* when the body was complete */
@@ -243,7 +244,7 @@ static enum MHD_Result events_data(oin_server *s, req *r, const char *data, size
         return MHD_NO;
     }
     if (r->len + n > r->cap) {
-        size_t nc = r->cap * 2;
+        size_t nc = r->cap ? r->cap * 2 : 4096;
         while (nc < r->len + n)
             nc *= 2;
         if (nc > s->cfg.max_body)
@@ -463,7 +464,6 @@ static void *committer(void *arg)
             nx = r->next; /* r may be answered and freed once resumed */
             r->next = NULL;
             MHD_resume_connection(r->conn);
-            waiting_done(s);
         }
         pthread_mutex_lock(&s->mu);
     }
@@ -480,11 +480,12 @@ static enum MHD_Result events_finish(oin_server *s, struct MHD_Connection *c, re
         return ret;
     if (r->committed) /* nothing routed */
         return events_answer(s, c, r);
+    /* Counted until its answer has been sent (completed()), so shutdown waits for it. */
     atomic_fetch_add(&s->waiting, 1);
+    r->counted = 1;
     if (s->n_committers == 0) { /* thread per connection: wait right here */
         r->next = NULL;
         commit_list(s, r);
-        waiting_done(s);
         return events_answer(s, c, r);
     }
     r->conn = c;
@@ -551,9 +552,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
+    oin_server *s = cls;
     req *r = *con_cls;
-    if (r && *con_cls != &get_marker)
+    if (r && *con_cls != &get_marker) {
+        int counted = r->counted;
         req_free(r);
+        if (counted) /* its answer is sent (or the connection failed): no longer waiting */
+            waiting_done(s);
+    }
     *con_cls = NULL;
 }
 
