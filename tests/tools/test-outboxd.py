@@ -191,11 +191,11 @@ class Daemon:
         return rc
 
 
-def write_config(path, sinks_yaml, ingest_yaml="", outbox_yaml=""):
+def write_config(path, sinks_yaml, ingest_yaml="", retention="1h"):
     with open(path, "w") as f:
-        f.write("outbox:\n  path: ./unused\n  max_size: 64MiB\n  retention: 1h\n%s"
+        f.write("outbox:\n  path: ./unused\n  max_size: 64MiB\n  retention: %s\n"
                 "ingest:\n  listen: 127.0.0.1:0\n  max_body: 4KiB\n%s"
-                "sinks:\n%s" % (outbox_yaml, ingest_yaml, sinks_yaml))
+                "sinks:\n%s" % (retention, ingest_yaml, sinks_yaml))
 
 
 def sink_yaml(name, url, extra=""):
@@ -466,6 +466,17 @@ class TestLifecycle(Base):
         self.assertNotEqual(rc, 0)
         self.assertIn("owned by another outboxd", d2.stderr())
         self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        self.assertEqual(d.stop(), 0)
+
+    def test_retention_sweeps_delivered_events(self):
+        write_config(self.cfg, sink_yaml("webhook", self.rx.url), retention="200ms")
+        d = self.start()
+        st, _, _ = d.post(event("old"))
+        self.assertEqual(st, 202)
+        wait_for(lambda: self.rx.bodies(), 10, "delivery")
+        # The sweeper runs every 5 s and deletes deliveries delivered > retention ago.
+        wait_for(lambda: d.metric("outbox_store_events") == 0, 20, "retention sweep")
+        self.assertEqual(d.metric('outbox_delivered{sink="webhook"}'), 0)
         self.assertEqual(d.stop(), 0)
 
     def test_health_and_metrics(self):
