@@ -533,6 +533,22 @@ class TestConfig(Base):
         r = self.run_daemon("--config", self.cfg, "--check-config")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(os.path.exists(self.data))
+        r = self.run_daemon("--config", self.cfg, "--data-dir", self.data, "--listen", "nonsense")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--listen", r.stderr.decode())
+        self.assertFalse(os.path.exists(self.data))
+
+    def test_port_in_use_exits_1(self):
+        import socket
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        write_config(self.cfg, sink_yaml("webhook", self.rx.url))
+        r = self.run_daemon("--config", self.cfg, "--data-dir", self.data, "--listen",
+                            "127.0.0.1:%d" % busy.getsockname()[1])
+        busy.close()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Address already in use", r.stderr.decode())
 
     def test_example_config_starts(self):
         example = os.path.join(SRC, "tools", "outboxd.example.yaml")
