@@ -513,6 +513,100 @@ class TryTest(unittest.TestCase):
         self.assertNotIn(b"hush-hush", out)
 
 
+# flipt-compat.md 3.7: fixtures and some vectors (id, template, event overrides, output or
+# error class). "valid": false vectors must exit 1 (the engine would not send them).
+E = {"version": "0.2", "type": "flag", "action": "created",
+     "metadata": {"actor": {"authentication": "none", "ip": "127.0.0.1"}},
+     "payload": {"key": "my-flag", "name": "My Flag", "description": "", "enabled": True,
+                 "namespace_key": "default"},
+     "timestamp": "2024-06-09T12:00:00Z", "status": "success"}
+NUM = '{"rank":1,"rollout":33.3,"big":1000000,"small":1e-7,"huge":1e21,"i7":12345678}'
+VECTORS = [
+    ("T01", '{"event":"{{ .Type }}:{{ .Action }}"}', None, '{"event":"flag:created"}', True),
+    ("T05", "{{ toJson .Metadata }}", {"metadata": {}}, '{"actor":{}}', True),
+    ("T08", "{{ toJson .Payload }}", None, '{"description":"","enabled":true,"key":"my-flag",'
+     '"name":"My Flag","namespace_key":"default"}', True),
+    ("T09", "{{ toJson . }}", None, '{"version":"0.2","type":"flag","action":"created",'
+     '"metadata":{"actor":{"authentication":"none","ip":"127.0.0.1"}},"payload":'
+     '{"description":"","enabled":true,"key":"my-flag","name":"My Flag","namespace_key":'
+     '"default"},"timestamp":"2024-06-09T12:00:00Z","status":"success"}', True),
+    ("T11", '{{- if eq .Action "created" -}} yes {{- else -}} no {{- end -}}', None, "yes",
+     False),
+    ("T21", "{{ toJson .Payload }}", "NUM", '{"big":1000000,"huge":1e+21,"i7":12345678,'
+     '"rank":1,"rollout":33.3,"small":1e-7}', True),
+    ("T28", "{{ toJson .Payload.d }}", {"payload": {"d": "<b>\u00e9</b> & \"q\"\n"}},
+     '"\\u003cb\\u003e\u00e9\\u003c/b\\u003e \\u0026 \\"q\\"\\n"', True),
+    ("T36", '{\n  "a": "{{ .Type }}",\n  {{- /* note */ -}}\n  {{- if .Payload.enabled }}\n'
+     '  "on": true\n  {{- end }}\n}', None, '{\n  "a": "flag",\n  "on": true\n}', True),
+    ("T23", "{{ eq .Payload.rank 1 }}", "NUM", "incompatible types for comparison", None),
+    ("T27", "{{ .Payload.key }}", {"status": "denied", "payload": None},
+     "nil pointer evaluating interface {}.key", None),
+    ("T39", "{{ .version }}", None, "can't evaluate field version", None),
+    ("T42", "{{ if .Type }}x", None, "unexpected EOF", None),
+]
+
+
+class RenderTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="outboxctl-render-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        return path
+
+    def event(self, over):
+        if over == "NUM":
+            ev = json.dumps(dict(E, payload=None))
+            return ev.replace('"payload": null', '"payload": ' + NUM)
+        ev = dict(E)
+        ev.update(over or {})
+        return json.dumps(ev)
+
+    def test_vectors(self):
+        for vid, tmpl, over, want, valid in VECTORS:
+            with self.subTest(vid):
+                t = self.write(vid + ".tmpl", tmpl)
+                e = self.write(vid + ".json", self.event(over))
+                rc, out, err = run("render", "--template", t, "--event", e)
+                if valid is None:  # parse/exec error
+                    self.assertEqual(rc, 1)
+                    self.assertIn(want, err)
+                    self.assertIn("template: :1", err)
+                    self.assertEqual(out, "")
+                elif valid:
+                    self.assertEqual(rc, 0, err)
+                    self.assertEqual(out, want)
+                else:
+                    self.assertEqual(rc, 1)
+                    self.assertIn("invalid JSON: " + want, err)
+                    rc, out, _ = run("render", "--template", t, "--event", e, "--raw")
+                    self.assertEqual((rc, out), (0, want))
+
+    def test_configured_sink(self):
+        cfg = self.write("outboxd.yaml",
+                         "outbox:\n  path: %s\nsinks:\n"
+                         "  - name: slack\n    url: http://127.0.0.1:9/x\n"
+                         "    body: '{\"text\": \"{{ .Type }}/{{ .Action }}\"}'\n"
+                         "  - name: plain\n    url: http://127.0.0.1:9/y\n"
+                         % os.path.join(self.tmp, "store"))
+        e = os.path.join(FIXTURES, "events", "flag-created.json")
+        rc, out, err = run("--config", cfg, "render", "--sink", "slack", "--event", e)
+        self.assertEqual((rc, out), (0, '{"text": "flag/created"}'), err)
+        rc, out, err = run("--config", cfg, "render", "--sink", "plain", "--event", e)
+        self.assertEqual(rc, 0)
+        with open(e) as f:
+            self.assertEqual(out, f.read())
+        self.assertIn("URL mode", err)
+        self.assertEqual(run("--config", cfg, "render", "--sink", "nope", "--event", e)[0], 3)
+        self.assertEqual(run("render", "--sink", "slack", "--event", e)[0], 2)
+        self.assertEqual(run("render", "--event", e)[0], 2)
+
+
 class Receiver:
     """A loopback webhook receiver: answers `status` (settable), records every webhook-id
     it answered with a 2xx."""
@@ -656,6 +750,7 @@ def main():
     loader = unittest.defaultTestLoader
     suite = unittest.TestSuite([loader.loadTestsFromTestCase(OutboxctlTest),
                                 loader.loadTestsFromTestCase(TryTest),
+                                loader.loadTestsFromTestCase(RenderTest),
                                 loader.loadTestsFromTestCase(DaemonTest)])
     res = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if res.wasSuccessful() else 1
