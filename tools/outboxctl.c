@@ -96,11 +96,13 @@ static const command commands[] = {
      "the daemon must be stopped. With --url the bodies are POSTed to a running daemon,\n"
      "which routes them by its own configuration. Importing twice stores twice.\n"},
     {"render", ctl_cmd_render, "print the body a template renders for an event",
-     "usage: outboxctl render --template FILE --event FILE\n"
-     "       outboxctl render --config FILE --sink NAME --event FILE\n"
+     "usage: outboxctl render --template FILE --event FILE [--raw]\n"
+     "       outboxctl render --config FILE --sink NAME --event FILE [--raw]\n"
      "\n"
-     "Prints the rendered body. Exit 1 with the Go-style error when the template does not\n"
-     "parse or execute, or when its output is not valid JSON (it would not be sent).\n"},
+     "Prints the body the delivery engine renders for the event (a JSON event as producers\n"
+     "POST it; '-' = stdin). Exit 1 with the Go-style error when the template does not\n"
+     "parse or execute, or when its output is not valid JSON (it would not be sent; --raw\n"
+     "prints it anyway). A sink without a template (URL mode) sends the event as is.\n"},
     {"listen", ctl_cmd_listen, "a receiver for trying things out",
      "usage: outboxctl listen --port P [--host 127.0.0.1] [--secret S] [--status CODE]\n"
      "                        [--count N] [--json]\n"
