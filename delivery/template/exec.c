@@ -47,6 +47,7 @@ typedef enum { T_VALUE, T_ANY, T_STRING } ptype;
 
 /* ------------------------------------------------------------------ errors */
 
+__attribute__((noreturn)) static void oom(state *s);
 static void oom(state *s)
 {
     s->rc = GOTMPL_ENOMEM;
@@ -55,6 +56,7 @@ static void oom(state *s)
     longjmp(s->jb, 1);
 }
 
+__attribute__((noreturn)) static void too_big(state *s, const char *what);
 static void too_big(state *s, const char *what)
 {
     s->rc = GOTMPL_ETOOBIG;
@@ -83,6 +85,7 @@ static void location(state *s, const node *n, int *line, size_t *col)
     *col = last_nl == (size_t)-1 ? pos : pos - (last_nl + 1);
 }
 
+__attribute__((format(printf, 2, 3), noreturn)) static void errorf(state *s, const char *fmt, ...);
 static void errorf(state *s, const char *fmt, ...)
 {
     s->rc = GOTMPL_EEXEC;
@@ -1009,7 +1012,7 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
         ptype t = (int)nargs < sg->nfixed ? sg->fixed[nargs] : sg->vtype;
         push_arg(s, validate_type(s, *final, t));
     }
-    gv *a = s->args + base;
+    gv *a = s->args ? s->args + base : NULL;
     size_t n = s->nargs - base;
     const char *msg = NULL;
     gv r = mk(GV_INVALID);

@@ -129,6 +129,8 @@ static void *palloc(parser *p, size_t size)
     return r;
 }
 
+__attribute__((format(printf, 3, 4), noreturn)) static void fail(parser *p, int line,
+                                                                 const char *fmt, ...);
 static void fail(parser *p, int line, const char *fmt, ...)
 {
     if (p->errlen) {
@@ -183,6 +185,7 @@ static void ignore(parser *p)
     p->start_line = p->line;
 }
 
+__attribute__((format(printf, 2, 3))) static void lex_error(parser *p, const char *fmt, ...);
 static void lex_error(parser *p, const char *fmt, ...)
 {
     item it;
