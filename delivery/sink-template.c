@@ -1,14 +1,10 @@
 /*
- * delivery/sink-template.c - the seam between the sink model and the Go-template engine:
- * parse and free a sink's template. Built against the engine (delivery/template.h) when
- * template_dep defines DLV_HAVE_TEMPLATE; without it, templates are kept as source only
- * (tmpl stays NULL) and the sender refuses such sinks with a clear message.
+ * delivery/sink-template.c - the seam between the sink model and the Go-template engine
+ * (delivery/template.h): parse and free a sink's template.
  */
 #include "sink-internal.h"
 
 #include <stddef.h>
-
-#ifdef DLV_HAVE_TEMPLATE
 #include <stdio.h>
 
 #include "delivery/template.h"
@@ -35,26 +31,5 @@ int dlv_sink__parse_template(const char *src, size_t len, struct gotmpl **out, c
 
 void dlv_sink__free_template(struct gotmpl *t)
 {
-    if (t)
-        gotmpl_free(t);
+    gotmpl_free(t);
 }
-
-#else
-
-int dlv_sink__parse_template(const char *src, size_t len, struct gotmpl **out, char *err,
-                             size_t errlen)
-{
-    (void)src;
-    (void)len;
-    (void)err;
-    (void)errlen;
-    *out = NULL;
-    return 0;
-}
-
-void dlv_sink__free_template(struct gotmpl *t)
-{
-    (void)t;
-}
-
-#endif

@@ -394,30 +394,38 @@ static void test_errors(void **state)
              "config.yaml:4: sinks[0].headers.Bad Name: invalid header name");
 }
 
-/* Template bodies are parsed at load when the engine is built in (DLV_HAVE_TEMPLATE comes
- * with template_dep); otherwise the source is kept and tmpl stays NULL. */
+/* Template bodies are parsed at load (delivery/template.h); a syntax error names the key
+ * path, the line and the engine's Go-style message. */
 static void test_template_body(void **state)
 {
     (void)state;
     outbox_config *c = load_ok("sinks:\n  - name: t\n    url: http://x/\n"
-                               "    body: '{\"t\": \"{{ .Type }}\"}'\n");
-    assert_string_equal(c->sinks[0].body, "{\"t\": \"{{ .Type }}\"}");
-#ifdef DLV_HAVE_TEMPLATE
+                               "    body: '{\"t\": \"{{ .Type }}\"}'\n"
+                               "audit:\n  sinks:\n    webhook:\n      enabled: true\n"
+                               "      templates:\n        - url: http://a/\n"
+                               "          body: '{{ toJson .Payload }}'\n");
+    assert_int_equal(c->n_sinks, 2);
+    assert_string_equal(c->sinks[1].name, "t");
+    assert_string_equal(c->sinks[1].body, "{\"t\": \"{{ .Type }}\"}");
+    assert_non_null(c->sinks[1].tmpl);
     assert_non_null(c->sinks[0].tmpl);
-#else
-    assert_null(c->sinks[0].tmpl);
-#endif
     outbox_config_free(c);
-#ifdef DLV_HAVE_TEMPLATE
+
     outbox_config *o = NULL;
     char err[512] = "";
     const char *bad = "sinks:\n  - name: t\n    url: http://x/\n\n    body: '{{ .Type '\n";
     assert_int_equal(
         outbox_config_load_buffer("config.yaml", bad, strlen(bad), &o, err, sizeof err), -1);
     assert_null(o);
-    if (strncmp(err, "config.yaml:5: sinks[0].body: ", 30) != 0 || strlen(err) <= 30)
+    if (strncmp(err, "config.yaml:5: sinks[0].body: template: ", 40) != 0)
         fail_msg("unexpected: %s", err);
-#endif
+    const char *bad2 = "audit:\n  sinks:\n    webhook:\n      enabled: true\n"
+                       "      templates:\n        - url: http://a/\n"
+                       "          body: '{{ nosuchfunc .Type }}'\n";
+    assert_int_equal(
+        outbox_config_load_buffer("config.yaml", bad2, strlen(bad2), &o, err, sizeof err), -1);
+    if (strncmp(err, "config.yaml:7: audit.sinks.webhook.templates[0].body: template: ", 64) != 0)
+        fail_msg("unexpected: %s", err);
 }
 
 #define SECRET "Zq7-topsecret-value-9"
