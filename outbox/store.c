@@ -312,10 +312,14 @@ static void *writer_main(void *arg)
         s->stat_batches++;
         s->stat_ops += n;
 
+        /* Wake each submitter of the batch on its own semaphore (no thundering herd).
+         * An op lives on its submitter's stack: never touch it after its post. */
+        for (obx_op *op = list; op;) {
+            obx_op *next = op->next;
+            sem_post(&op->sem);
+            op = next;
+        }
         pthread_mutex_lock(&s->mu);
-        for (obx_op *op = list; op; op = op->next)
-            op->done = 2; /* visible to waiters under the lock */
-        pthread_cond_broadcast(&s->cv_done);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -344,10 +348,12 @@ int store_submit(obx_store *s, obx_op *op)
         s->head = op;
     s->tail = op;
     s->qlen++;
+    sem_init(&op->sem, 0, 0);
     pthread_cond_signal(&s->cv_work);
-    while (op->done != 2)
-        pthread_cond_wait(&s->cv_done, &s->mu);
     pthread_mutex_unlock(&s->mu);
+    while (sem_wait(&op->sem) != 0 && errno == EINTR)
+        ;
+    sem_destroy(&op->sem);
     return op->rc;
 }
 
@@ -460,7 +466,6 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     s->dir = strdup(dir);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
-    pthread_cond_init(&s->cv_done, NULL);
     s->ctx.delta = calloc(OBX_MAX_SINKS, sizeof *s->ctx.delta);
     s->ctx.touched_flag = calloc(OBX_MAX_SINKS, 1);
     s->ctx.touched_list = calloc(OBX_MAX_SINKS, sizeof *s->ctx.touched_list);
@@ -575,7 +580,6 @@ void obx_close(obx_store *s)
         close(s->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv_work);
-    pthread_cond_destroy(&s->cv_done);
     buf_free(&s->ctx.buf);
     free(s->ctx.delta);
     free(s->ctx.touched_flag);

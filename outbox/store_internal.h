@@ -8,6 +8,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 
 #include "codec.h"
@@ -35,6 +36,7 @@ typedef struct obx_op {
     int rc;
     obx_error err;
     int done;
+    sem_t sem; /* owner mode: posted by the writer when the op's batch is finished */
     struct obx_op *next;
     union {
         struct {
@@ -104,7 +106,6 @@ struct obx_store {
     int writer_running;
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
-    pthread_cond_t cv_done;
     obx_op *head, *tail;
     unsigned qlen;       /* ops queued */
     unsigned last_batch; /* size of the previous batch: how many submitters it released */
