@@ -387,33 +387,6 @@ out:
 
 /* ---- sign ---- */
 
-static unsigned char *read_all(FILE *in, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, in);
-        n += got;
-        if (got == 0)
-            break;
-        if (n == cap) {
-            unsigned char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(in)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 int ctl_cmd_sign(ctl_ctx *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -456,19 +429,10 @@ int ctl_cmd_sign(ctl_ctx *c, int argc, char **argv)
     if (argc - optind > 1)
         return ctl_usage_error(argv[0], "one body file (got \"%s\" too)", argv[optind + 1]);
     const char *path = optind < argc ? argv[optind] : "-";
-    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!in) {
-        ctl_err("%s: cannot open: %s", path, strerror(errno));
-        return CTL_EXIT_ERROR;
-    }
     size_t len = 0;
-    unsigned char *body = read_all(in, &len);
-    if (in != stdin)
-        fclose(in);
-    if (!body) {
-        ctl_err("%s: cannot read", path);
+    char *body = ctl_read_file(path, &len);
+    if (!body)
         return CTL_EXIT_ERROR;
-    }
     char flipt[DLV_FLIPT_SIG_HEX_LEN + 1], std[DLV_STANDARD_TOKEN_LEN + 16], tsbuf[32];
     snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)ts);
     int fr = dlv_sign_flipt(secret, strlen(secret), body, len, flipt);

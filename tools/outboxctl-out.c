@@ -4,11 +4,13 @@
  */
 #include "outboxctl-out.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "outboxctl-time.h"
+#include "outboxctl.h"
 
 #define FLUSH_ROWS 1000
 
@@ -472,4 +474,44 @@ void ctl_bytes_fmt(uint64_t n, char *buf, size_t bufn)
         snprintf(buf, bufn, "%llu B", (unsigned long long)n);
     else
         snprintf(buf, bufn, "%.1f %s", v, u[i]);
+}
+
+/* ---- files ---- */
+
+char *ctl_read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        ctl_err("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!buf || bad) {
+        ctl_err("%s: cannot read%s", path, buf ? "" : " (out of memory)");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }

@@ -68,6 +68,12 @@ void ctl_body_print(const unsigned char *body, size_t len, FILE *f);
 char *ctl_base64_encode(const unsigned char *in, size_t len);
 unsigned char *ctl_base64_decode(const char *in, size_t len, size_t *out_len);
 
+/*
+ * Read a whole file ('-' = stdin) into a malloc'd, NUL-terminated buffer (caller frees);
+ * *len excludes the NUL. NULL after printing the error.
+ */
+char *ctl_read_file(const char *path, size_t *len);
+
 /* "12.3 MiB". buf should hold 32 bytes. */
 void ctl_bytes_fmt(uint64_t n, char *buf, size_t bufn);
 

@@ -15,49 +15,11 @@
 #include "delivery/template.h"
 #include "outbox-config.h"
 #include "outboxctl-config.h"
+#include "outboxctl-out.h"
 #include "outboxctl-query.h"
 #include "outboxctl.h"
 
 enum { OPT_TEMPLATE = CTL_OPT_LOCAL, OPT_EVENT, OPT_RAW };
-
-/* Read a whole file ('-' = stdin); NUL-terminated. NULL with the error printed. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) {
-        ctl_err("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!buf || bad) {
-        ctl_err("%s: cannot read%s", path, buf ? "" : " (out of memory)");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 static void print_exact(const char *out, size_t len)
 {
@@ -114,7 +76,7 @@ int ctl_cmd_render(ctl_ctx *c, int argc, char **argv)
     gotmpl_event *ev = NULL;
     char err[1024];
     rc = CTL_EXIT_ERROR;
-    if (!(ev_bytes = slurp(event_path, &ev_len)))
+    if (!(ev_bytes = ctl_read_file(event_path, &ev_len)))
         goto out;
     if (sink) {
         if ((rc = ctl_config_resolve(c)))
@@ -145,7 +107,7 @@ int ctl_cmd_render(ctl_ctx *c, int argc, char **argv)
             ctl_err("out of memory");
             goto out;
         }
-    } else if (!(src = slurp(tmpl_path, &src_len))) {
+    } else if (!(src = ctl_read_file(tmpl_path, &src_len))) {
         goto out;
     }
     if (gotmpl_parse(src, src_len, &t, err, sizeof err) != GOTMPL_OK) {
