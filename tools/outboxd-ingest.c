@@ -6,9 +6,14 @@
  * shutdown) is refused in the first call, before any body byte is read: MHD then closes
  * the connection instead of reading the body. A body that grows past max_body while
  * streaming (chunked) aborts the connection. A complete body is parsed and validated
- * (outboxd-event.c), routed, and stored with one obx_enqueue() call; the thread blocks
- * there until the group commit is synced, which is why each connection has its own
- * thread: hundreds of requests can share one commit.
+ * (outboxd-event.c) and routed; then it is stored durably before the 202 is queued:
+ * - thread per connection: the connection's thread blocks in obx_enqueue(), so many
+ *   requests wait on (and share) one group commit;
+ * - pool mode: the connection is suspended and the request parked in a queue; committer
+ *   threads store everything parked with one obx_enqueue() and resume the connections,
+ *   whose handler then answers from the recorded result.
+ * A stored request stays counted in `waiting` until MHD reports its answer sent, so a
+ * graceful stop never drops the 202 of a durable event.
  */
 #include "outboxd-ingest.h"
 
