@@ -1223,7 +1223,6 @@ static void walk_range(state *s, gv dot, const node *r)
     case GV_INT:
     case GV_UINT8:
         if (nd > 1) {
-            s->at = r;
             errorf(s, "can't use %s to iterate over more than one variable", vstr(s, &val));
         }
         count = val.u.i > 0 ? (size_t)val.u.i : 0;
@@ -1231,7 +1230,6 @@ static void walk_range(state *s, gv dot, const node *r)
     case GV_INVALID:
         break;
     default:
-        s->at = r;
         errorf(s, "range can't iterate over %s", vstr(s, &val));
     }
     gokv *keys = NULL;

@@ -981,8 +981,6 @@ static node *number_node(parser *p, item t)
         fail(p, t.line, "unsupported: number constant %s", text);
     int floaty = !is_hex && strpbrk(text, ".eE") != NULL;
     if (!floaty) {
-        if (text[0] == '+')
-            fail(p, t.line, "unsupported: number constant %s", text);
         errno = 0;
         char *end;
         long long v = strtoll(text, &end, 0);

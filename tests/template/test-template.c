@@ -121,6 +121,8 @@ static void test_literals(void **st)
     (void)st;
     expect_out("{{ 1 }} {{ 1.5 }} {{ 1e6 }} {{ 1.0 }} {{ 0x1F }} {{ 017 }} {{ -0 }}", NULL,
                "1 1.5 1e+06 1 31 15 0");
+    expect_out("{{ +1 }} {{ -0x10 }} {{ .5 }} {{ 1. }} {{ 1e-7 }} {{ 2E3 }}", NULL,
+               "1 -16 0.5 1 1e-07 2000");
     expect_out("{{ 'a' }} {{ '\\n' }} {{ true }} {{ false }}", NULL, "97 10 true false");
     expect_out("{{ \"\\u00e9\\x41\\101\\t\" }}", NULL,
                "\xc3\xa9"
@@ -191,7 +193,8 @@ static void test_control(void **st)
                "{\"payload\":{\"b\":1,\"a\":{}}}", "map[],1,");
     expect_out("{{ range 3 }}{{ . }}{{ end }}{{ range $i := 2 }}{{ $i }}{{ end }}", NULL, "01201");
     expect_out("{{ range 0 }}x{{ else }}zero{{ end }}", NULL, "zero");
-    expect_err("{{ range .Type }}{{ end }}", NULL, GOTMPL_EEXEC, "range can't iterate over flag");
+    expect_err("{{ range .Type }}{{ end }}", NULL, GOTMPL_EEXEC,
+               "template: :1:9: executing \"\" at <.Type>: range can't iterate over flag");
     expect_err("{{ range $i, $v := 3 }}{{ end }}", NULL, GOTMPL_EEXEC,
                "can't use 3 to iterate over more than one variable");
     expect_err("{{ break }}", NULL, GOTMPL_ESYNTAX, "{{break}} outside {{range}}");
