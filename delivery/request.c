@@ -23,10 +23,8 @@
 #include "delivery/sign.h"
 #include "delivery/sink.h"
 #include "outbox/version.h"
-#ifdef DLV_HAVE_TEMPLATE
 #include "delivery/gojson.h"
 #include "delivery/template.h"
-#endif
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -76,14 +74,8 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
         }
     }
     if (c->body && !c->tmpl) {
-        snprintf(err, errlen, "sink '%s': the body template is not parsed (template engine %s)",
-                 name,
-#ifdef DLV_HAVE_TEMPLATE
-                 "did not parse it"
-#else
-                 "not built in"
-#endif
-        );
+        snprintf(err, errlen,
+                 "sink '%s': the body template was not parsed (dlv_sink_config_set_body)", name);
         return -1;
     }
     if (c->n_secrets && (c->signature & DLV_SIG_STANDARD)) {
@@ -151,7 +143,6 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     return 0;
 }
 
-#ifdef DLV_HAVE_TEMPLATE
 /* Render the sink's template for this event: 0, 1 (render error in err), -1 (memory). */
 static int render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
                   size_t errlen)
@@ -176,7 +167,6 @@ static int render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, 
     }
     return 0;
 }
-#endif
 
 int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_ms, dlv__request *rq,
                        char *err, size_t errlen)
@@ -184,17 +174,12 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
     const dlv_sink_config *c = p->cfg;
     memset(rq, 0, sizeof *rq);
     if (p->tmpl) {
-#ifdef DLV_HAVE_TEMPLATE
         int rc = render(p, job, rq, err, errlen);
         if (rc != 0) {
             dlv__request_clear(rq);
             return rc;
         }
         rq->body = (const unsigned char *)rq->rendered;
-#else
-        snprintf(err, errlen, "template engine not built in");
-        return 1;
-#endif
     } else {
         rq->body = job->body;
         rq->body_len = job->body_len;

@@ -14,11 +14,7 @@
 
 #include "engine-fixture.h"
 
-static const char *BODY =
-    "{\"version\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"metadata\":{\"actor\":{"
-    "\"authentication\":\"none\",\"ip\":\"127.0.0.1\"}},\"payload\":{\"description\":\"\","
-    "\"enabled\":true,\"key\":\"my-flag\",\"name\":\"My Flag\",\"namespace_key\":\"default\"},"
-    "\"timestamp\":\"2024-06-09T12:00:00Z\",\"status\":\"success\"}";
+#define BODY FX_BODY
 
 static uint64_t delivered(obx_store *st)
 {

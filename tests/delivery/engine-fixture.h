@@ -33,6 +33,44 @@ static inline obx_store *fx_open_store(const char *dir)
     return s;
 }
 
+/* The 271-byte Flipt event of flipt-compat.md §1.2. */
+static const char FX_BODY[] =
+    "{\"version\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"metadata\":{\"actor\":{"
+    "\"authentication\":\"none\",\"ip\":\"127.0.0.1\"}},\"payload\":{\"description\":\"\","
+    "\"enabled\":true,\"key\":\"my-flag\",\"name\":\"My Flag\",\"namespace_key\":\"default\"},"
+    "\"timestamp\":\"2024-06-09T12:00:00Z\",\"status\":\"success\"}";
+
+/* A store and receiver in a fresh temp dir (the engine is the test's). */
+typedef struct fx_base {
+    char *dir;
+    obx_store *st;
+    trx *rx;
+} fx_base;
+
+/* 0 on success; prints why not. */
+static inline int fx_base_open(fx_base *b, const char *tag)
+{
+    char err[256] = "";
+    b->dir = tmpdir_new(tag);
+    b->st = b->dir ? fx_open_store(b->dir) : NULL;
+    if (!b->st || trx_start(NULL, &b->rx, err, sizeof err) != 0) {
+        fprintf(stderr, "fixture: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static inline void fx_base_close(fx_base *b)
+{
+    obx_close(b->st);
+    trx_stop(b->rx);
+    if (b->dir) {
+        rm_rf(b->dir);
+        free(b->dir);
+    }
+    memset(b, 0, sizeof *b);
+}
+
 /* A URL-mode sink named `name` posting to `url`, with small test-friendly backoff. */
 static inline void fx_sink(dlv_sink_config *c, const char *name, const char *url)
 {

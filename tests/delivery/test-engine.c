@@ -35,12 +35,11 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    f->dir = tmpdir_new("engine");
-    assert_non_null(f->dir);
-    f->st = fx_open_store(f->dir);
-    assert_non_null(f->st);
-    char err[256];
-    assert_int_equal(trx_start(NULL, &f->rx, err, sizeof err), 0);
+    fx_base b;
+    assert_int_equal(fx_base_open(&b, "engine"), 0);
+    f->dir = b.dir;
+    f->st = b.st;
+    f->rx = b.rx;
     *state = f;
     return 0;
 }
@@ -49,12 +48,10 @@ static int teardown(void **state)
 {
     fx *f = *state;
     dlv_engine_free(f->eng);
-    obx_close(f->st);
-    trx_stop(f->rx);
     for (size_t i = 0; i < f->n_sc; i++)
         dlv_sink_config_clear(&f->sc[i]);
-    rm_rf(f->dir);
-    free(f->dir);
+    fx_base b = {f->dir, f->st, f->rx};
+    fx_base_close(&b);
     free(f);
     return 0;
 }
@@ -80,11 +77,7 @@ static void start(fx *f, const dlv_engine_options *o)
     assert_int_equal(dlv_engine_start(f->eng, err, sizeof err), 0);
 }
 
-static const char *BODY =
-    "{\"version\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"metadata\":{\"actor\":{"
-    "\"authentication\":\"none\",\"ip\":\"127.0.0.1\"}},\"payload\":{\"description\":\"\","
-    "\"enabled\":true,\"key\":\"my-flag\",\"name\":\"My Flag\",\"namespace_key\":\"default\"},"
-    "\"timestamp\":\"2024-06-09T12:00:00Z\",\"status\":\"success\"}";
+#define BODY FX_BODY
 
 /* Start the engine, enqueue BODY and wait (bounded) for the delivery to reach `st`. */
 static uint64_t send_one(fx *f, int st, unsigned timeout_ms, obx_delivery *d)
