@@ -136,8 +136,9 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     st->map_size = info.me_mapsize;
     if (!s->owner) {
         /* A tool does not know the daemon's cap; the map size is the closest truth. */
-        st->max_size = info.me_mapsize;
-        st->high_water = info.me_mapsize / 100 * s->opts.high_water_pct;
+        st->max_size = info.me_mapsize > 2 * OBX_MAP_HEADROOM ? info.me_mapsize - OBX_MAP_HEADROOM
+                                                               : info.me_mapsize;
+        st->high_water = st->max_size / 100 * s->opts.high_water_pct;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", s->dir);

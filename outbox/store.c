@@ -125,6 +125,11 @@ uint64_t store_high_water(const obx_store *s)
     return s->opts.max_size / 100 * s->opts.high_water_pct;
 }
 
+uint64_t store_map_size(const obx_store *s)
+{
+    return s->opts.max_size + (s->opts.high_water_pct < 100 ? OBX_MAP_HEADROOM : 0);
+}
+
 /* Pages in use by every tree (including the freelist and the two meta pages). */
 uint64_t store_used_bytes(obx_store *s, MDB_txn *txn)
 {
@@ -499,7 +504,7 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     if (!mrc)
         mrc = mdb_env_set_maxreaders(s->env, 512);
     if (!mrc && s->owner)
-        mrc = mdb_env_set_mapsize(s->env, (size_t)s->opts.max_size);
+        mrc = mdb_env_set_mapsize(s->env, (size_t)store_map_size(s));
     if (mrc) {
         rc = obx_mdb_fail(err, mrc, "create environment");
         goto fail;

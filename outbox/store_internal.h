@@ -133,6 +133,16 @@ int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc);
 void ctx_reset(txn_ctx *ctx, uint64_t next_id);
 uint64_t store_used_bytes(obx_store *s, MDB_txn *txn);
 uint64_t store_high_water(const obx_store *s);
+/*
+ * Map room beyond max_size, for the writes that free space (claims, results, retention,
+ * dead-letter moves) once enqueue has stopped at the high-water mark. LMDB cannot reuse
+ * the pages freed by the latest commits, so with a small max_size the 10 % margin ran
+ * out and every write, retention included, failed with MDB_MAP_FULL for good. Not added
+ * with high_water_pct 100 (then the map itself is the cap).
+ */
+#define OBX_MAP_HEADROOM (4ull << 20)
+/* The LMDB map size the owner sets: max_size plus OBX_MAP_HEADROOM when it applies. */
+uint64_t store_map_size(const obx_store *s);
 
 /* Read helpers (inspect.c / ops.c). */
 int rd_begin(obx_store *s, MDB_txn **txn, obx_error *err);
