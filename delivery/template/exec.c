@@ -36,7 +36,8 @@ typedef struct state {
     gv *args;
     size_t nargs, cargs;
     const node *at;
-    int brk; /* 0, 1 = break, 2 = continue */
+    int brk;                   /* 0, 1 = break, 2 = continue */
+    uint64_t steps, max_steps; /* nodes walked and range iterations, and the budget */
     jmp_buf jb;
     int rc;
     char *err;
@@ -1193,6 +1194,18 @@ static gv eval_pipeline(state *s, gv dot, const node *pipe)
 
 /* ------------------------------------------------------------------ walk */
 
+static void step(state *s)
+{
+    if (++s->steps > s->max_steps) {
+        s->rc = GOTMPL_ETOOBIG;
+        if (s->errlen)
+            snprintf(s->err, s->errlen,
+                     "template: execution exceeds %llu steps (nodes and range iterations)",
+                     (unsigned long long)s->max_steps);
+        longjmp(s->jb, 1);
+    }
+}
+
 static void walk(state *s, gv dot, const node *n);
 
 static void check_out(state *s)
@@ -1243,6 +1256,7 @@ static void walk_range(state *s, gv dot, const node *r)
         count = gokv_sorted(val.u.c.j, keys, count);
     }
     for (size_t i = 0; i < count; i++) {
+        step(s);
         ran = 1;
         gv index, elem;
         if (val.kind == GV_SLICE) {
@@ -1291,6 +1305,7 @@ static void walk_range(state *s, gv dot, const node *r)
 static void walk(state *s, gv dot, const node *n)
 {
     s->at = n;
+    step(s);
     switch (n->type) {
     case N_LIST:
         for (size_t i = 0; i < n->u.list.n && !s->brk; i++)
@@ -1359,6 +1374,7 @@ int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, size_t max_out, char
         lim = max_out > (SIZE_MAX - extra) / 8 ? SIZE_MAX : max_out * 8 + extra;
     }
     goarena_init(&s->arena, lim);
+    s->max_steps = GOTMPL_MAX_STEPS_BASE + 16 * (uint64_t)max_out;
     int rc;
     if (setjmp(s->jb)) {
         rc = s->rc ? s->rc : GOTMPL_EEXEC;

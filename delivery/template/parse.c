@@ -1240,7 +1240,7 @@ static node *command(parser *p)
     return cmd;
 }
 
-#define MAX_DEPTH 1000
+#define MAX_DEPTH 200
 
 static node *pipeline(parser *p, const char *context, itype end)
 {
@@ -1590,8 +1590,8 @@ static int check_printf(parser *p, const node *n)
 int gotmpl_parse(const char *src, size_t len, gotmpl **out, char *err, size_t errlen)
 {
     parser *p = calloc(1, sizeof *p);
-    gotmpl *t = calloc(1, sizeof *t);
-    char *copy = malloc(len + 1);
+    gotmpl *volatile t = calloc(1, sizeof *t);
+    char *volatile copy = malloc(len + 1);
     int rc = GOTMPL_ENOMEM;
     if (!p || !t || !copy)
         goto out;

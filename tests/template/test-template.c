@@ -402,6 +402,32 @@ static void test_output_cap(void **st)
     assert_non_null(strstr(buf, "intermediate"));
     assert_int_equal(render("{{ range .Payload }}{{ . }}{{ end }}", E, 5, buf, sizeof buf),
                      GOTMPL_ETOOBIG);
+    assert_int_equal(render("{{ range 100000000000 }}{{ end }}", E, 1000, buf, sizeof buf),
+                     GOTMPL_ETOOBIG);
+    assert_non_null(strstr(buf, "execution exceeds"));
+}
+
+/* ---- nesting limit (keeps the C stack bounded; Go has none this low) ---- */
+static void test_nesting(void **st)
+{
+    (void)st;
+    char src[2048], buf[512];
+    size_t k = 0;
+    k += (size_t)snprintf(src + k, sizeof src - k, "{{ ");
+    for (int i = 0; i < 190; i++)
+        src[k++] = '(';
+    k += (size_t)snprintf(src + k, sizeof src - k, "len .Type");
+    for (int i = 0; i < 190; i++)
+        src[k++] = ')';
+    snprintf(src + k, sizeof src - k, " }}");
+    assert_int_equal(render(src, E, 0, buf, sizeof buf), GOTMPL_OK);
+    assert_string_equal(buf, "4");
+    k = 0;
+    for (int i = 0; i < 250; i++)
+        k += (size_t)snprintf(src + k, sizeof src - k, "{{if 1}}");
+    src[k] = '\0';
+    assert_int_equal(render(src, E, 0, buf, sizeof buf), GOTMPL_ESYNTAX);
+    assert_non_null(strstr(buf, "unsupported: nesting deeper than 200"));
 }
 
 /* ---- events ---- */
@@ -525,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_printf),
         cmocka_unit_test(test_printf_refused),
         cmocka_unit_test(test_output_cap),
+        cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_threads),
     };

@@ -26,6 +26,9 @@
 
 #include <stddef.h>
 
+/* Base of the execution step budget (see gotmpl_execute). */
+#define GOTMPL_MAX_STEPS_BASE 10000000ULL
+
 typedef struct gotmpl gotmpl;             /* parsed template; immutable */
 typedef struct gotmpl_event gotmpl_event; /* a decoded Flipt audit event; immutable */
 
@@ -71,7 +74,10 @@ void gotmpl_event_free(gotmpl_event *e);
 /*
  * Execute a template with the event as dot.
  * @param[in]  max_out  cap on the output in bytes (0 = no cap other than memory).
- *                      Intermediate strings are capped at 8 * max_out + 1 MiB in total.
+ *                      Intermediate strings are capped at 8 * max_out + 1 MiB in total,
+ *                      and the work at GOTMPL_MAX_STEPS_BASE + 16 * max_out steps (nodes
+ *                      walked plus range iterations), so that e.g. `range 1000000000000`
+ *                      fails cleanly instead of running for hours (Go has no such limit).
  * @param[out] out      malloc'd output, NUL-terminated (NUL not counted), caller frees;
  *                      set only on success.
  * @param[out] out_len  output length.
