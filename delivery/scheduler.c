@@ -77,6 +77,7 @@ typedef struct sink_rt {
     job *ready_head, *ready_tail;
     size_t n_ready;
     size_t active;
+    size_t pub_active, pub_ready; /* last published gauges */
     int claiming;
     int dirty;
     int64_t next_due;      /* INT64_MAX: nothing pending; 0: unknown, ask */
@@ -446,9 +447,6 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
         else
             enqueue_ready(s, jb);
     }
-    pthread_mutex_lock(&e->m_mu);
-    s->m.queued = s->n_ready;
-    pthread_mutex_unlock(&e->m_mu);
 }
 
 /* Take in what the other threads posted. Returns 1 when a stop was requested. */
@@ -541,11 +539,21 @@ static void running_del(dlv_engine *e, job *jb)
     jb->next = jb->prev = NULL;
 }
 
-static void update_gauges(dlv_engine *e, sink_rt *s)
+/* Publish the in-flight and queued gauges (one lock, and only when something changed). */
+static void publish_gauges(dlv_engine *e)
 {
+    int changed = 0;
+    for (size_t i = 0; i < e->n && !changed; i++)
+        changed = e->sinks[i].active != e->sinks[i].pub_active ||
+                  e->sinks[i].n_ready != e->sinks[i].pub_ready;
+    if (!changed)
+        return;
     pthread_mutex_lock(&e->m_mu);
-    s->m.in_flight = s->active;
-    s->m.queued = s->n_ready;
+    for (size_t i = 0; i < e->n; i++) {
+        sink_rt *s = &e->sinks[i];
+        s->m.in_flight = s->pub_active = s->active;
+        s->m.queued = s->pub_ready = s->n_ready;
+    }
     e->gm.in_flight = e->total_active;
     pthread_mutex_unlock(&e->m_mu);
 }
@@ -653,8 +661,8 @@ static void *loop_main(void *arg)
                 job *jb;
                 while ((jb = dequeue_ready(&e->sinks[i])) != NULL)
                     record_release(e, jb);
-                update_gauges(e, &e->sinks[i]);
             }
+            publish_gauges(e);
         }
         int64_t mono = mono_ms();
         int64_t now = now_ms(e);
@@ -719,11 +727,9 @@ static void *loop_main(void *arg)
             finish_attempt(e, jb, &o);
             job_free(jb);
         }
-        for (size_t i = 0; i < e->n; i++)
-            update_gauges(e, &e->sinks[i]);
+        publish_gauges(e);
     }
-    for (size_t i = 0; i < e->n; i++)
-        update_gauges(e, &e->sinks[i]);
+    publish_gauges(e);
     return NULL;
 }
 
