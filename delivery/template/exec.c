@@ -11,6 +11,7 @@
 #include "gotmpl-internal.h"
 #include "tree.h"
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1401,4 +1402,29 @@ done:
     free(s->args);
     free(s);
     return rc;
+}
+
+int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, size_t max_out, char **out,
+                  size_t *out_len, char *err, size_t errlen)
+{
+    gotmpl_event *ev = NULL;
+    int rc = gotmpl_event_parse(event, event_len, &ev, err, errlen);
+    if (rc != GOTMPL_OK)
+        return rc;
+    char *body = NULL;
+    size_t len = 0;
+    rc = gotmpl_execute(t, ev, max_out, &body, &len, err, errlen);
+    gotmpl_event_free(ev);
+    if (rc != GOTMPL_OK)
+        return rc;
+    if (!gojson_valid(body, len)) {
+        if (errlen)
+            snprintf(err, errlen, "invalid JSON: %.*s", len > (size_t)INT_MAX ? INT_MAX : (int)len,
+                     body);
+        free(body);
+        return GOTMPL_EJSON;
+    }
+    *out = body;
+    *out_len = len;
+    return GOTMPL_OK;
 }

@@ -486,6 +486,31 @@ static void test_events(void **st)
     }
 }
 
+/* ---- gotmpl_render: decode + execute + json.Valid, like Flipt's template sink ---- */
+static void test_render(void **st)
+{
+    (void)st;
+    gotmpl *t;
+    char err[256], *out;
+    size_t len;
+    const char *src = "{\"t\":\"{{ .Type }}\"}";
+    assert_int_equal(gotmpl_parse(src, strlen(src), &t, err, sizeof err), GOTMPL_OK);
+    assert_int_equal(gotmpl_render(t, E, strlen(E), 0, &out, &len, err, sizeof err), GOTMPL_OK);
+    assert_string_equal(out, "{\"t\":\"flag\"}");
+    free(out);
+    assert_int_equal(gotmpl_render(t, "{", 1, 0, &out, &len, err, sizeof err), GOTMPL_EEVENT);
+    gotmpl_free(t);
+    src = "{{ .Type }}";
+    assert_int_equal(gotmpl_parse(src, strlen(src), &t, err, sizeof err), GOTMPL_OK);
+    assert_int_equal(gotmpl_render(t, E, strlen(E), 0, &out, &len, err, sizeof err), GOTMPL_EJSON);
+    assert_string_equal(err, "invalid JSON: flag");
+    gotmpl_free(t);
+    assert_int_equal(gotmpl_parse("", 0, &t, err, sizeof err), GOTMPL_OK);
+    assert_int_equal(gotmpl_render(t, E, strlen(E), 0, &out, &len, err, sizeof err), GOTMPL_EJSON);
+    assert_string_equal(err, "invalid JSON: ");
+    gotmpl_free(t);
+}
+
 /* ---- concurrency: one template, one event, several threads ---- */
 #include <pthread.h>
 struct job {
@@ -553,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_output_cap),
         cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_events),
+        cmocka_unit_test(test_render),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

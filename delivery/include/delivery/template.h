@@ -38,8 +38,9 @@ enum {
     GOTMPL_ESYNTAX = -1, /* parse error or unsupported construct (message in err) */
     GOTMPL_ENOMEM = -2,  /* allocation failed */
     GOTMPL_EEXEC = -3,   /* execution error, as Go would report it (message in err) */
-    GOTMPL_ETOOBIG = -4, /* output (or intermediate values) over the cap */
+    GOTMPL_ETOOBIG = -4, /* output, intermediate values or steps over the cap */
     GOTMPL_EEVENT = -5,  /* event JSON not decodable into the Flipt Event model */
+    GOTMPL_EJSON = -6,   /* rendered body is not valid JSON (gotmpl_render only) */
 };
 
 /*
@@ -88,6 +89,18 @@ void gotmpl_event_free(gotmpl_event *e);
  */
 int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, size_t max_out, char **out,
                    size_t *out_len, char *err, size_t errlen);
+
+/*
+ * What Flipt's template sink does per event: decode the event, execute, and require the
+ * output to pass json.Valid (else GOTMPL_EJSON with "invalid JSON: <rendered>", the
+ * rendered text truncated to fit err). Convenience over the three calls above.
+ * @param[in]  event, event_len  the event body as stored (borrowed).
+ * Other parameters and ownership as gotmpl_execute.
+ * @return GOTMPL_OK, GOTMPL_EEVENT, GOTMPL_EEXEC, GOTMPL_ETOOBIG, GOTMPL_EJSON or
+ *         GOTMPL_ENOMEM.
+ */
+int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, size_t max_out, char **out,
+                  size_t *out_len, char *err, size_t errlen);
 
 /*
  * The event encoded as Go's json.Marshal of Flipt's Event (= `toJson .`, the URL-mode body
