@@ -167,6 +167,20 @@ static void test_execution_error_dead_never_sent(void **state)
     assert_int_equal(trx_count(f->rx), 0);
 }
 
+static void test_output_cap_dead_never_sent(void **state)
+{
+    fx *f = *state;
+    set_body(f, "{\"payload\": {{ toJson .Payload }}}");
+    f->sc.max_body_out = 32; /* the payload alone is longer */
+    uint64_t id = run(f, OBX_STATE_DEAD);
+    obx_delivery d;
+    assert_true(fx_wait_state(f->st, id, f->sink_id, OBX_STATE_DEAD, 0, &d));
+    assert_non_null(strstr(d.reason, "exceeds 32 bytes"));
+    obx_delivery_clear(&d);
+    fx_sleep_ms(100);
+    assert_int_equal(trx_count(f->rx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +188,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_configured_content_type_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_json_dead_never_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_error_dead_never_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_cap_dead_never_sent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
