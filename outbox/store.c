@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,9 @@ int obx_mdb_fail(obx_error *err, int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL)
         return obx_fail(err, OBX_ERR_FULL, "%s: store map is full (%s)", what, mdb_strerror(rc));
+    /* A full disk is the same retryable condition for callers (the daemon's 503). */
+    if (rc == ENOSPC || rc == EDQUOT)
+        return obx_fail(err, OBX_ERR_FULL, "%s: disk full (%s)", what, mdb_strerror(rc));
     return obx_fail(err, OBX_ERR_LMDB, "%s: %s", what, mdb_strerror(rc));
 }
 
@@ -247,6 +251,11 @@ static void run_batch(obx_store *s, obx_op *list)
             obx_crash_point("enqueue-after-commit");
         if (rc) {
             obx_mdb_fail(&err, rc, "commit");
+            /* LMDB reports a short write on a full disk as EIO: name it, retryable. */
+            struct statvfs vfs;
+            if ((rc == EIO || rc == ENOSPC) && statvfs(s->dir, &vfs) == 0 &&
+                (uint64_t)vfs.f_bavail * vfs.f_frsize < OBX_MAP_HEADROOM)
+                obx_fail(&err, OBX_ERR_FULL, "commit: disk full (%s)", mdb_strerror(rc));
             for (obx_op *op = list; op; op = op->next) {
                 if (op->done)
                     continue;
@@ -709,6 +718,92 @@ int obx_replay(obx_store *s, uint64_t id, uint32_t sink_id, int64_t now_ms, size
 int obx_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_error *err)
 {
     return replay_or_purge(s, OP_PURGE, id, sink_id, 0, count, err);
+}
+
+/* Submit n ops as one batch (tools: one transaction; owner: queued together). */
+static int submit_many(obx_store *s, obx_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ops[i].done = 0;
+        ops[i].next = i + 1 < n ? &ops[i + 1] : NULL;
+    }
+    if (!s->owner) {
+        if (s->opts.flags & OBX_OPEN_READONLY) {
+            for (size_t i = 0; i < n; i++)
+                ops[i].rc = obx_fail(&ops[i].err, OBX_ERR_STATE, "store opened read-only");
+            return OBX_ERR_STATE;
+        }
+        pthread_mutex_lock(&s->mu);
+        run_batch(s, ops);
+        pthread_mutex_unlock(&s->mu);
+        return OBX_OK;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < n; i++)
+            ops[i].rc = obx_fail(&ops[i].err, OBX_ERR_CLOSED, "store is closing");
+        return OBX_ERR_CLOSED;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sem_init(&ops[i].sem, 0, 0);
+        ops[i].next = NULL;
+        if (s->tail)
+            s->tail->next = &ops[i];
+        else
+            s->head = &ops[i];
+        s->tail = &ops[i];
+        s->qlen++;
+    }
+    pthread_cond_signal(&s->cv_work);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        while (sem_wait(&ops[i].sem) != 0 && errno == EINTR)
+            ;
+        sem_destroy(&ops[i].sem);
+    }
+    return OBX_OK;
+}
+
+static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now,
+                obx_error *err)
+{
+    if (n == 0)
+        return OBX_OK;
+    obx_op *ops = calloc(n, sizeof *ops);
+    if (!ops)
+        return obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        ops[i].kind = kind;
+        ops[i].u.replay.id = t[i].event_id;
+        ops[i].u.replay.sink = t[i].sink_id;
+        ops[i].u.replay.now = now ? now : obx_now_ms();
+    }
+    int rc = submit_many(s, ops, n);
+    int txn_failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        t[i].rc = ops[i].rc;
+        t[i].count = ops[i].rc ? 0 : ops[i].u.replay.count;
+        if (ops[i].rc && ops[i].rc != OBX_ERR_STATE && ops[i].rc != OBX_ERR_NOTFOUND &&
+            !txn_failed) {
+            txn_failed = 1;
+            if (err)
+                *err = ops[i].err;
+            rc = ops[i].rc;
+        }
+    }
+    free(ops);
+    return rc;
+}
+
+int obx_replay_many(obx_store *s, obx_target *t, size_t n, int64_t now_ms, obx_error *err)
+{
+    return many(s, OP_REPLAY, t, n, now_ms, err);
+}
+
+int obx_purge_many(obx_store *s, obx_target *t, size_t n, obx_error *err)
+{
+    return many(s, OP_PURGE, t, n, 0, err);
 }
 
 int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *removed,

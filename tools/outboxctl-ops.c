@@ -75,6 +75,34 @@ static void progress_show(progress *p, size_t done, size_t total, int final)
     fflush(stderr);
 }
 
+/*
+ * Replay (replay=1) or purge the next chunk of pairs from *pos in one store transaction
+ * (one sync per chunk instead of one per delivery). Adds to *done / *skipped; on a store
+ * failure returns its code and sets *failed to the index of the pair that failed.
+ */
+#define BULK_CHUNK 512
+static int bulk(obx_store *s, int replay, const pair *v, size_t n, size_t *pos, int64_t now,
+                size_t *done, size_t *skipped, size_t *failed, obx_error *err)
+{
+    obx_target t[BULK_CHUNK];
+    size_t m = n - *pos < BULK_CHUNK ? n - *pos : BULK_CHUNK;
+    for (size_t j = 0; j < m; j++)
+        t[j] = (obx_target){v[*pos + j].ev, v[*pos + j].sink, 0, 0};
+    int rc = replay ? obx_replay_many(s, t, m, now, err) : obx_purge_many(s, t, m, err);
+    for (size_t j = 0; j < m; j++) {
+        if (t[j].rc == OBX_OK && t[j].count)
+            *done += t[j].count;
+        else if (t[j].rc == OBX_OK || t[j].rc == OBX_ERR_STATE || t[j].rc == OBX_ERR_NOTFOUND)
+            (*skipped)++;
+        else if (rc == OBX_OK)
+            rc = t[j].rc;
+        if (t[j].rc != OBX_OK && t[j].rc != OBX_ERR_STATE && t[j].rc != OBX_ERR_NOTFOUND)
+            *failed = *pos + j;
+    }
+    *pos += m;
+    return rc;
+}
+
 static void print_result(int json, int dry, const char *verb, const char *verb_past, size_t n,
                          size_t events, size_t skipped)
 {
@@ -242,21 +270,17 @@ int ctl_cmd_replay(ctl_ctx *c, int argc, char **argv)
     size_t events = distinct_events(col.v, col.n), done = 0, skipped = 0;
     if (!dry) {
         progress pg = {isatty(2), 0, "replaying"};
-        for (size_t i = 0; i < col.n; i++) {
-            size_t cnt = 0;
-            int r = obx_replay(s, col.v[i].ev, col.v[i].sink, c->now_ms, &cnt, &err);
-            if (r == OBX_OK)
-                done += cnt;
-            else if (r == OBX_ERR_STATE || r == OBX_ERR_NOTFOUND)
-                skipped++;
-            else {
+        size_t i = 0;
+        while (i < col.n && rc == CTL_EXIT_OK) {
+            size_t k = 0;
+            int r = bulk(s, 1, col.v, col.n, &i, c->now_ms, &done, &skipped, &k, &err);
+            if (r != OBX_OK) {
                 progress_show(&pg, i, col.n, 1);
                 ctl_err("replaying event %llu: %s (%zu replayed before this)",
-                        (unsigned long long)col.v[i].ev, err.msg, done);
+                        (unsigned long long)col.v[k].ev, err.msg, done);
                 rc = CTL_EXIT_ERROR;
-                break;
             }
-            progress_show(&pg, i + 1, col.n, 0);
+            progress_show(&pg, i, col.n, 0);
         }
         progress_show(&pg, col.n, col.n, 1);
     } else {
@@ -359,21 +383,18 @@ int ctl_cmd_purge(ctl_ctx *c, int argc, char **argv)
     }
     size_t done = 0, skipped = 0;
     progress pg = {isatty(2), 0, "purging"};
-    for (size_t i = 0; i < col.n; i++) {
-        size_t cnt = 0;
-        int r = obx_purge(s, col.v[i].ev, col.v[i].sink, &cnt, &err);
-        if (r == OBX_OK && cnt)
-            done += cnt;
-        else if (r == OBX_OK || r == OBX_ERR_STATE || r == OBX_ERR_NOTFOUND)
-            skipped++;
-        else {
+    size_t i = 0;
+    while (i < col.n) {
+        size_t k = 0;
+        int r = bulk(s, 0, col.v, col.n, &i, 0, &done, &skipped, &k, &err);
+        if (r != OBX_OK) {
             progress_show(&pg, i, col.n, 1);
             ctl_err("purging event %llu: %s (%zu deleted before this)",
-                    (unsigned long long)col.v[i].ev, err.msg, done);
+                    (unsigned long long)col.v[k].ev, err.msg, done);
             rc = CTL_EXIT_ERROR;
             goto out;
         }
-        progress_show(&pg, i + 1, col.n, 0);
+        progress_show(&pg, i, col.n, 0);
     }
     progress_show(&pg, col.n, col.n, 1);
     print_result(f.json, 0, "purge", "purged", done, events, skipped);

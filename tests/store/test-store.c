@@ -767,6 +767,58 @@ static void test_concurrent_reader_process(void **state)
     assert_int_equal(sink_stats(f->s, f->a).pending, 300);
 }
 
+/* Bulk replay and purge: one transaction for many targets, each with its own result. */
+static void test_replay_purge_many(void **state)
+{
+    fixture *f = *state;
+    uint64_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = enqueue1(f->s, "{}", &f->a, 1);
+    int64_t now = obx_now_ms();
+    obx_job *jobs;
+    size_t n;
+    assert_int_equal(obx_claim_due(f->s, f->a, now + 1, 20, &jobs, &n, NULL, NULL), OBX_OK);
+    assert_int_equal(n, 20);
+    obx_result r[20];
+    for (size_t i = 0; i < n; i++) /* the first 15 die, the last 5 stay pending */
+        r[i] = (obx_result){.event_id = jobs[i].event_id, .sink_id = f->a,
+                            .outcome = i < 15 ? OBX_OUTCOME_DEAD : OBX_OUTCOME_RETRY,
+                            .started_ms = now, .status = 500, .reason = "x",
+                            .next_attempt_ms = now + 60000};
+    assert_int_equal(obx_record(f->s, r, n, NULL), OBX_OK);
+    obx_jobs_free(jobs, n);
+
+    obx_target t[21];
+    for (int i = 0; i < 20; i++)
+        t[i] = (obx_target){ids[i], OBX_ALL_SINKS, -1, 0};
+    t[20] = (obx_target){999999, OBX_ALL_SINKS, -1, 0};
+    /* replay the first 10 dead ones, plus pending ones and an unknown id */
+    obx_target rt[8] = {t[0], t[1], t[2], t[3], t[4], t[15], t[16], t[20]};
+    assert_int_equal(obx_replay_many(f->s, rt, 8, now + 2, NULL), OBX_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(rt[i].rc, OBX_OK);
+        assert_int_equal(rt[i].count, 1);
+    }
+    assert_int_equal(rt[5].rc, OBX_ERR_STATE);
+    assert_int_equal(rt[6].rc, OBX_ERR_STATE);
+    assert_int_equal(rt[7].rc, OBX_ERR_NOTFOUND);
+    obx_sink_stats ss = sink_stats(f->s, f->a);
+    assert_int_equal(ss.dead, 10);
+    assert_int_equal(ss.pending, 10);
+    /* purge the remaining dead ones and try the pending ones */
+    assert_int_equal(obx_purge_many(f->s, t, 20, NULL), OBX_OK);
+    size_t purged = 0;
+    for (int i = 0; i < 20; i++)
+        purged += t[i].count;
+    assert_int_equal(purged, 10);
+    assert_int_equal(t[0].rc, OBX_ERR_STATE); /* replayed: pending now */
+    assert_int_equal(t[10].rc, OBX_OK);
+    ss = sink_stats(f->s, f->a);
+    assert_int_equal(ss.dead, 0);
+    assert_int_equal(ss.pending, 10);
+    assert_check_clean(f->s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_record_is_reported),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test(test_map_full_no_partial_ack),
+        cmocka_unit_test_setup_teardown(test_replay_purge_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_reader_process, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);

@@ -298,6 +298,22 @@ int obx_replay(obx_store *s, uint64_t id, uint32_t sink_id, int64_t now_ms, size
 /* Delete dead letter(s) of event `id` (sink or all); the event goes with its last one. */
 int obx_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_error *err);
 
+/* One delivery (or, with OBX_ALL_SINKS, every delivery of an event) for a bulk call. */
+typedef struct obx_target {
+    uint64_t event_id;
+    uint32_t sink_id; /* or OBX_ALL_SINKS */
+    int rc;           /* out: OBX_OK, OBX_ERR_STATE, OBX_ERR_NOTFOUND, ... */
+    size_t count;     /* out: deliveries replayed or purged */
+} obx_target;
+
+/*
+ * Bulk replay / purge: the same as calling obx_replay / obx_purge for each target, but in
+ * one write transaction (one sync). Each target gets its own rc and count; the call
+ * returns OBX_OK unless the transaction itself failed (then nothing changed).
+ */
+int obx_replay_many(obx_store *s, obx_target *t, size_t n, int64_t now_ms, obx_error *err);
+int obx_purge_many(obx_store *s, obx_target *t, size_t n, obx_error *err);
+
 /*
  * Retention: delete delivered deliveries whose delivered-at <= before_ms, oldest first,
  * at most `max` in one short transaction (call again while *removed == max). Events
