@@ -420,9 +420,9 @@ static int fmt_x(gobuf *b, double v, int prec, char fmt)
 /* Digits of |v| rounded to n significant digits (n >= 1), trailing zeros trimmed. */
 static int digits_sig(double v, int n, char *d, int *dp)
 {
-    char buf[400];
-    if (n > 300)
-        n = 300;
+    char buf[900]; /* a double has at most 767 significant decimal digits */
+    if (n > 800)
+        n = 800;
     snprintf(buf, sizeof buf, "%.*e", n - 1, fabs(v));
     int e10;
     int nd = parse_e(buf, d, &e10);

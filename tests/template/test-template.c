@@ -361,6 +361,8 @@ static void test_printf(void **st)
                NULL, "%!s(<nil>)|<nil>|%!d(<nil>)");
     expect_out("{{ printf \"%q\" 65 }}|{{ printf \"%x\" 1.0 }}|{{ printf \"%x\" -3 }}", NULL,
                "'A'|0x1p+00|-3");
+    expect_out("{{ printf \"%.30f|%.25g\" 0.1 0.1 }}", NULL,
+               "0.100000000000000005551115123126|0.1000000000000000055511151");
     expect_out("{{ printf \"%6.2f|%-8.1e|%+.1f|%08.3f|% .2f\" 3.14159 1234.5 2.0 -3.5 1.0 }}", NULL,
                "  3.14|1.2e+03 |+2.0|-003.500| 1.00");
     expect_out("{{ printf \"%#g|%#.0f|%#x|%#.3x\" 1.0 3.0 255 \"ab\" }}", NULL,
