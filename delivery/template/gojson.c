@@ -239,15 +239,12 @@ static int parse_e(const char *s, char *digs, int *e10)
     return n;
 }
 
+/* Does digs (n digits) * 10^(e10 - n + 1) parse back to want? No decimal point is
+ * written, so the result does not depend on LC_NUMERIC. */
 static int roundtrips(const char *digs, int n, int e10, double want)
 {
     char buf[48];
-    int k = 0;
-    buf[k++] = digs[0];
-    buf[k++] = '.';
-    for (int i = 1; i < n; i++)
-        buf[k++] = digs[i];
-    snprintf(buf + k, sizeof buf - (size_t)k, "e%d", e10);
+    snprintf(buf, sizeof buf, "%.*se%d", n, digs, e10 - n + 1);
     return strtod(buf, NULL) == want;
 }
 
@@ -444,7 +441,7 @@ static int digits_fixed(double v, int prec, char *d, size_t dsize, int *dp)
     int nd = 0, intdigits = 0, seen_dot = 0, lead = 1;
     *dp = 0;
     for (char *s = buf; *s; s++) {
-        if (*s == '.') {
+        if (*s < '0' || *s > '9') { /* the decimal point, whatever the locale */
             seen_dot = 1;
             continue;
         }
