@@ -744,10 +744,14 @@ int gofmt_check_format(const char *f, size_t n, char *err, size_t errlen)
             continue;
         }
         i++;
-        int sharp = 0;
+        int sharp = 0, zero = 0, minus = 0;
         while (i < n && strchr("#0+- ", f[i]) && f[i]) {
             if (f[i] == '#')
                 sharp = 1;
+            else if (f[i] == '0')
+                zero = 1;
+            else if (f[i] == '-')
+                minus = 1;
             i++;
         }
         if (i < n && (f[i] == '[' || f[i] == '*'))
@@ -769,6 +773,15 @@ int gofmt_check_format(const char *f, size_t n, char *err, size_t errlen)
             return 0; /* %!(NOVERB) */
         if (!verb_supported((unsigned char)f[i]) || (sharp && f[i] == 'v'))
             goto bad;
+        if (zero && !minus && (f[i] == 's' || f[i] == 'q')) {
+            /* Go 1.19 pads strings with zeros here, later releases with spaces (#56486) */
+            if (errlen)
+                snprintf(err, errlen,
+                         "unsupported: the 0 flag with %%%c (zero padding of strings differs "
+                         "between Go releases)",
+                         f[i]);
+            return -1;
+        }
         i++;
         continue;
     bad:

@@ -374,6 +374,9 @@ static void test_printf_refused(void **st)
     (void)st;
     expect_err("{{ printf \"%p\" 1 }}", NULL, GOTMPL_ESYNTAX, "unsupported: printf verb");
     expect_err("{{ printf \"%E\" 1.0 }}", NULL, GOTMPL_ESYNTAX, "unsupported: printf verb");
+    expect_err("{{ printf \"%05s\" \"a\" }}", NULL, GOTMPL_ESYNTAX,
+               "unsupported: the 0 flag with %s");
+    expect_out("{{ printf \"%-05s|%05d\" \"a\" 7 }}", NULL, "a    |00007");
     expect_err("x\n{{ printf \"%c\" 1 }}", NULL, GOTMPL_ESYNTAX, "template: :2: unsupported");
     expect_err("{{ printf \"%[1]d\" 1 }}", NULL, GOTMPL_ESYNTAX, "unsupported: printf");
     expect_err("{{ printf \"%*d\" 1 2 }}", NULL, GOTMPL_ESYNTAX, "unsupported: printf");
