@@ -84,6 +84,7 @@ typedef struct sink_rt {
     int64_t retry_min;     /* earliest retry scheduled here since the last claim */
     size_t uncommitted;    /* results handed to the committer, not yet acknowledged */
     int64_t blocked_until; /* ordered: the head's next attempt */
+    int recovering;        /* ordered: first claim since start not taken in yet */
     /* claimer request, under cl_mu */
     size_t want;
     /* commit acks, under in_mu */
@@ -423,21 +424,30 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
     b->jobs = r->jobs;
     b->n = r->n;
     b->left = r->n;
+    /* An ordered sink's first claim after start looks at a window: the delivery left in
+     * flight by a crash (in doubt, made due at the restart, so behind the others) goes
+     * first; the rest of the window goes back untouched. */
+    size_t pick = 0;
+    int window = s->p.ordered && r->n > 1;
+    if (window)
+        for (size_t k = r->n; k-- > 0;)
+            if (r->jobs[k].in_doubt &&
+                (!r->jobs[pick].in_doubt || r->jobs[k].event_id < r->jobs[pick].event_id))
+                pick = k;
+    s->recovering = 0;
     for (size_t k = 0; k < r->n; k++) {
-        job *jb = calloc(1, sizeof *jb);
+        job *jb = (window && k != pick) ? NULL : calloc(1, sizeof *jb);
         if (!jb) {
-            /* release the rest so they do not stay in flight */
-            for (; k < r->n; k++) {
-                obx_result rr = {.event_id = r->jobs[k].event_id,
-                                 .sink_id = r->jobs[k].sink_id,
-                                 .outcome = OBX_OUTCOME_RELEASE};
-                (void)push_result(e, r->sink, &rr);
-                if (--b->left == 0) {
-                    obx_jobs_free(b->jobs, b->n);
-                    free(b);
-                }
+            /* not taken (window) or out of memory: back to pending, no attempt counted */
+            obx_result rr = {.event_id = r->jobs[k].event_id,
+                             .sink_id = r->jobs[k].sink_id,
+                             .outcome = OBX_OUTCOME_RELEASE};
+            (void)push_result(e, r->sink, &rr);
+            if (--b->left == 0) {
+                obx_jobs_free(b->jobs, b->n);
+                free(b);
             }
-            break;
+            continue;
         }
         jb->j = &r->jobs[k];
         jb->b = b;
@@ -624,6 +634,9 @@ static void start_ready(dlv_engine *e)
 }
 
 /* How many jobs sink s would take now (0 = none). */
+/* Deliveries an ordered sink's first claim looks at to find one left in doubt. */
+#define ORDERED_RECOVERY_WINDOW 1024
+
 static size_t claim_room(const sink_rt *s, size_t prefetch, int64_t now)
 {
     if (s->claiming)
@@ -631,7 +644,7 @@ static size_t claim_room(const sink_rt *s, size_t prefetch, int64_t now)
     if (s->p.ordered) {
         if (s->active || s->n_ready || s->uncommitted || now < s->blocked_until)
             return 0;
-        return 1;
+        return s->recovering ? ORDERED_RECOVERY_WINDOW : 1;
     }
     /* keep up to `queue` claimed jobs waiting behind the running ones, so that a claim
      * commit never leaves the sink idle; ask again when half of them are gone */
@@ -836,6 +849,8 @@ int dlv_engine_start(dlv_engine *e, char *err, size_t errlen)
     e->stop_req = 0;
     e->cl_stop = 0;
     e->cm_stop = 0;
+    for (size_t i = 0; i < e->n; i++)
+        e->sinks[i].recovering = e->sinks[i].p.ordered;
     if (pthread_create(&e->commit_th, NULL, committer_main, e) != 0) {
         snprintf(err, errlen, "engine: cannot start the committer thread");
         return -1;

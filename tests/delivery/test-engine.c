@@ -751,12 +751,10 @@ static void test_bad_config(void **state)
 
 /* Crash between send and commit: a child process sends and aborts before recording; the
  * restarted owner re-sends with the same webhook-id. */
-static void test_crash_between_send_and_commit(void **state)
+/* Close the store, then run the engine in a child process that aborts right before its
+ * first obx_record (after sending); reopen the store as the owner. */
+static void crash_before_record(fx *f)
 {
-    fx *f = *state;
-    add_sink(f, "hook");
-    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
-    uint32_t sink = f->sink_id[0];
     obx_close(f->st);
     f->st = NULL;
     pid_t pid = fork();
@@ -776,10 +774,18 @@ static void test_crash_between_send_and_commit(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGABRT);
-    assert_int_equal(trx_count(f->rx), 1);
-
     f->st = fx_open_store(f->dir);
     assert_non_null(f->st);
+}
+
+static void test_crash_between_send_and_commit(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook");
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    uint32_t sink = f->sink_id[0];
+    crash_before_record(f);
+    assert_int_equal(trx_count(f->rx), 1);
     obx_delivery d;
     assert_true(fx_wait_state(f->st, id, sink, OBX_STATE_PENDING, 0, &d));
     assert_int_equal(d.in_doubt, 1);
@@ -791,6 +797,32 @@ static void test_crash_between_send_and_commit(void **state)
     assert_int_equal(trx_count(f->rx), 2);
     assert_string_equal(trx_header_get(trx_get(f->rx, 0), "webhook-id"),
                         trx_header_get(trx_get(f->rx, 1), "webhook-id"));
+}
+
+/* An ordered sink keeps its order across a crash: the head that was in flight (now in
+ * doubt, due at the restart) is sent again before the ones queued behind it. */
+static void test_ordered_crash_keeps_order(void **state)
+{
+    fx *f = *state;
+    add_sink(f, "hook")->ordered = 1;
+    uint64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        ids[i] = fx_enqueue(f->st, f->sink_id[0], body);
+    }
+    crash_before_record(f);
+    assert_int_equal(trx_count(f->rx), 1);
+    start(f, NULL);
+    for (int i = 0; i < 5; i++)
+        assert_true(fx_wait_state(f->st, ids[i], f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL));
+    assert_int_equal(trx_count(f->rx), 6);
+    int want[] = {0, 0, 1, 2, 3, 4};
+    for (size_t i = 0; i < 6; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "{\"n\":%d}", want[i]);
+        assert_string_equal((const char *)trx_get(f->rx, i)->body, body);
+    }
 }
 
 int main(void)
@@ -821,6 +853,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clock_and_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_send_and_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ordered_crash_keeps_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

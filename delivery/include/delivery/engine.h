@@ -20,7 +20,9 @@
  * the previous result is committed. A retrying head blocks the sink until its next
  * attempt: the engine keeps the backoff time in memory and records the RETRY with the
  * head's previous due time, so that it stays first in the sink's due index (a restart
- * therefore retries the head at once).
+ * therefore retries the head at once). After a crash the store makes the in-doubt head
+ * due at the restart, behind the others: the first claim of an ordered sink looks at up
+ * to 1024 due deliveries, takes the in-doubt one first and releases the rest.
  *
  * Requests. POST to the sink url; body = the event body as received (URL mode) or the
  * sink's Go template rendered per attempt (template mode; output must be valid JSON or
