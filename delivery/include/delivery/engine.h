@@ -33,7 +33,8 @@
  * No Expect: 100-continue; redirects are not followed; http and https only.
  *
  * Crash testing: the committer calls obx_crash_point("delivery-before-record") right
- * before each obx_record, so a test can kill the process between send and commit.
+ * before each obx_record holding an attempt's result (not for batches of releases only),
+ * so a test can kill the process between send and commit.
  *
  * Threads. dlv_engine_new/start/stop/free are called from one controlling thread;
  * dlv_engine_kick, dlv_engine_metrics and dlv_engine_insecure_sinks from any thread.
