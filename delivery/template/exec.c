@@ -298,15 +298,21 @@ static gv eval_arg(state *s, gv dot, ptype typ, const node *n);
 static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at,
                     const node *const *args, size_t nargs, const gv *final);
 
+/* Go's String() of a node, cut to fit buf (for error messages). */
+static void node_text(const node *n, char *buf, size_t size)
+{
+    gobuf b;
+    gobuf_init(&b, 4096);
+    tree_node_string(&b, n);
+    snprintf(buf, size, "%s", b.p ? b.p : "");
+    gobuf_free(&b);
+}
+
 static void not_a_function(state *s, const node *const *args, size_t nargs, const gv *final)
 {
     if (nargs > 1 || final) {
-        gobuf b;
-        gobuf_init(&b, 4096);
-        tree_node_string(&b, args[0]);
         char tmp[200];
-        snprintf(tmp, sizeof tmp, "%s", b.p ? b.p : "");
-        gobuf_free(&b);
+        node_text(args[0], tmp, sizeof tmp);
         errorf(s, "can't give argument to non-function %s", tmp);
     }
 }
@@ -410,12 +416,8 @@ static gv eval_chain_node(state *s, gv dot, const node *n, const node *const *ar
 {
     s->at = n;
     if (n->u.field.inner->type == N_NIL) {
-        gobuf b;
-        gobuf_init(&b, 4096);
-        tree_node_string(&b, n);
         char tmp[200];
-        snprintf(tmp, sizeof tmp, "%s", b.p ? b.p : "");
-        gobuf_free(&b);
+        node_text(n, tmp, sizeof tmp);
         errorf(s, "indirection through explicit nil in %s", tmp);
     }
     gv pipe = eval_arg(s, dot, T_ANY, n->u.field.inner);
@@ -497,12 +499,8 @@ static gv eval_arg(state *s, gv dot, ptype typ, const node *n)
     if (typ == T_STRING) {
         if (n->type == N_STRING)
             return mkstr(n->u.text.s, n->u.text.n);
-        gobuf b;
-        gobuf_init(&b, 4096);
-        tree_node_string(&b, n);
         char tmp[200];
-        snprintf(tmp, sizeof tmp, "%s", b.p ? b.p : "");
-        gobuf_free(&b);
+        node_text(n, tmp, sizeof tmp);
         errorf(s, "expected string; found %s", tmp);
     }
     switch (n->type) {

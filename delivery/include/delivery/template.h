@@ -18,6 +18,15 @@
  * address there). Printing those values in ways only visible at run time is an execution
  * error with the same "unsupported: " prefix.
  *
+ * Known differences from Go (each fails visibly, never renders differently, except the
+ * last three): caps on output, intermediate strings, steps and nesting depth (200);
+ * number literals with '_', 0b/0o prefixes, hex floats or beyond int64 are refused;
+ * methods of audit.Event (e.g. .DecodeToAttributes) are "can't evaluate field"; the 0
+ * flag with %s/%q is refused (Go changed it); event JSON with invalid UTF-8 is refused
+ * (Go would substitute U+FFFD); `slice` of an array takes len as its capacity (Go's
+ * decoder may leave spare capacity, so slice beyond len differs); unicode.IsPrint (for
+ * %q and js) is approximated outside Latin-1; js follows Go 1.19 (spec vector T31).
+ *
  * Threads: a parsed gotmpl and a gotmpl_event are immutable; any number of threads may
  * execute the same template against the same or different events at once.
  */
