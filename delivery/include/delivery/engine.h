@@ -26,8 +26,9 @@
  *
  * Requests. POST to the sink url; body = the event body as received (URL mode) or the
  * sink's Go template rendered per attempt (template mode; output must be valid JSON or
- * the delivery is dead, never sent). Headers: Content-Type: application/json (template
- * mode: unless configured), User-Agent: outbox/<version>, webhook-id:
+ * the delivery is dead, never sent; the template must have been parsed into the config
+ * by dlv_sink_config_set_body). Headers: Content-Type: application/json and User-Agent:
+ * outbox/<version> (each unless a configured header sets it), webhook-id:
  * evt_<event id>_<sink id> (the same on every attempt), configured headers, and the
  * signatures (X-Flipt-Webhook-Signature; webhook-timestamp and webhook-signature).
  * No Expect: 100-continue; redirects are not followed; http and https only.
