@@ -239,6 +239,13 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                         (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
                         (unsigned long long)s->opts.max_size,
                         (unsigned long long)s->opts.max_size, s->opts.high_water_pct);
+    if (ctx->room_bytes != UINT64_MAX &&
+        ctx->added_bytes + estimate + OBX_DISK_RESERVE > ctx->room_bytes)
+        return obx_fail(&op->err, OBX_ERR_FULL,
+                        "disk almost full: %llu bytes left for the store, %llu kept for "
+                        "deliveries and retention; retry later",
+                        (unsigned long long)ctx->room_bytes,
+                        (unsigned long long)OBX_DISK_RESERVE);
     int64_t now = obx_now_ms();
     for (size_t i = 0; i < op->u.enq.n; i++) {
         const obx_event_in *e = &evs[i];

@@ -129,6 +129,17 @@ uint64_t store_high_water(const obx_store *s)
     return s->opts.max_size / 100 * s->opts.high_water_pct;
 }
 
+uint64_t store_room_bytes(obx_store *s, uint64_t used)
+{
+    struct statvfs vfs;
+    if (statvfs(s->dir, &vfs) != 0)
+        return UINT64_MAX;
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    uint64_t file = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
+    return (uint64_t)vfs.f_bavail * vfs.f_frsize + (file > used ? file - used : 0);
+}
+
 uint64_t store_map_size(const obx_store *s)
 {
     return s->opts.max_size + (s->opts.high_water_pct < 100 ? OBX_MAP_HEADROOM : 0);
@@ -208,6 +219,7 @@ static void run_batch(obx_store *s, obx_op *list)
         ctx_reset(ctx, s->next_id);
         ctx->txn = txn;
         ctx->used_bytes = store_used_bytes(s, txn);
+        ctx->room_bytes = store_room_bytes(s, ctx->used_bytes);
         obx_op *broken = NULL;
         for (obx_op *op = list; op; op = op->next) {
             if (op->done)

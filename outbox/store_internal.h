@@ -86,6 +86,7 @@ typedef struct txn_ctx {
     uint64_t enqueued_delta;
     uint64_t next_id;      /* next event id to hand out */
     uint64_t used_bytes;   /* at txn start, for the high-water check */
+    uint64_t room_bytes;   /* at txn start: store_room_bytes() */
     uint64_t added_bytes;  /* estimate of what this txn added */
     int notify;            /* deliveries became due: wake the scheduler after commit */
     obx_buf buf;           /* encode scratch */
@@ -143,6 +144,15 @@ uint64_t store_high_water(const obx_store *s);
 #define OBX_MAP_HEADROOM (4ull << 20)
 /* The LMDB map size the owner sets: max_size plus OBX_MAP_HEADROOM when it applies. */
 uint64_t store_map_size(const obx_store *s);
+/*
+ * Disk kept free for the writes that free space (claims, results, retention): enqueue is
+ * refused (OBX_ERR_FULL) when it would leave less than this for new pages. Without it a
+ * full disk let enqueue take the last free bytes and then every other write failed.
+ */
+#define OBX_DISK_RESERVE (1ull << 20)
+/* Bytes LMDB can still use for new pages: free space on the store's filesystem plus the
+ * file's pages not in use (`used` = store_used_bytes). UINT64_MAX if statvfs fails. */
+uint64_t store_room_bytes(obx_store *s, uint64_t used);
 
 /* Read helpers (inspect.c / ops.c). */
 int rd_begin(obx_store *s, MDB_txn **txn, obx_error *err);
