@@ -552,25 +552,36 @@ static int comparable(const gv *v)
     return v->kind != GV_MAP && v->kind != GV_SLICE;
 }
 
-static const char *uncomparable(state *s, const gv *v)
+/* reflect.Kind of a value, as far as eq's "can compare" rule needs it */
+static int reflect_kind(const gv *v)
 {
-    gobuf b;
-    gobuf_init(&b, 400);
-    gobuf_puts(&b, "uncomparable type ");
-    gobuf_puts(&b, dyn_type(v));
-    gobuf_puts(&b, ": ");
-    gobuf_puts(&b, vstr(s, v));
-    return take_string(s, &b).u.s.p;
+    switch (v->kind) {
+    case GV_EVENT:
+    case GV_META:
+        return GV_EVENT; /* both structs */
+    default:
+        return v->kind;
+    }
 }
 
-/* returns 0/1, or -1 with the error message in *msg */
+static const char *fmt_msg(state *s, const char *a, const char *b, const char *c, const char *d,
+                           const char *e)
+{
+    gobuf g;
+    gobuf_init(&g, 600);
+    gobuf_puts(&g, a);
+    gobuf_puts(&g, b);
+    gobuf_puts(&g, c);
+    gobuf_puts(&g, d ? d : "");
+    gobuf_puts(&g, e ? e : "");
+    return take_string(s, &g).u.s.p;
+}
+
+/* text/template's eq with the rules and messages of current Go (1.19 lacked the type
+ * names): 0/1, or -1 with *msg. */
 static int fn_eq(state *s, gv a1, const gv *rest, size_t n, const char **msg)
 {
     a1 = indirect_iface(a1);
-    if (a1.kind != GV_INVALID && !comparable(&a1)) {
-        *msg = uncomparable(s, &a1);
-        return -1;
-    }
     if (n == 0) {
         *msg = "missing argument for comparison";
         return -1;
@@ -586,7 +597,8 @@ static int fn_eq(state *s, gv a1, const gv *rest, size_t n, const char **msg)
             else if (k1 == K_UINT && k2 == K_INT)
                 t = a.u.i >= 0 && a1.u.i == a.u.i;
             else if (a1.kind != GV_INVALID && a.kind != GV_INVALID) {
-                *msg = "incompatible types for comparison";
+                *msg = fmt_msg(s, "incompatible types for comparison: ", dyn_type(&a1), " and ",
+                               dyn_type(&a), NULL);
                 return -1;
             }
         } else {
@@ -604,28 +616,43 @@ static int fn_eq(state *s, gv a1, const gv *rest, size_t n, const char **msg)
             case K_STRING:
                 t = strcmp_n(&a1.u.s, &a.u.s) == 0;
                 break;
-            default:
-                if (a.kind == GV_INVALID || a1.kind == GV_INVALID) {
-                    t = a.kind == a1.kind;
-                } else {
-                    if (!comparable(&a)) {
-                        *msg = uncomparable(s, &a);
-                        return -1;
-                    }
-                    if (a.kind != a1.kind) {
-                        t = 0;
-                    } else if (a.kind == GV_EVENT && a.u.ev->payload &&
-                               (json_is_object(a.u.ev->payload) ||
-                                json_is_array(a.u.ev->payload))) {
-                        *msg = json_is_object(a.u.ev->payload)
-                                   ? "runtime error: comparing uncomparable type "
-                                     "map[string]interface {}"
-                                   : "runtime error: comparing uncomparable type []interface {}";
-                        return -1;
-                    } else {
-                        t = a.u.ev == a1.u.ev;
-                    }
+            default: {
+                int r1 = reflect_kind(&a1), r2 = reflect_kind(&a);
+                if (r1 != r2 && r1 != GV_INVALID && r2 != GV_INVALID) {
+                    gobuf g;
+                    gobuf_init(&g, 900);
+                    gobuf_puts(&g, "non-comparable types ");
+                    gobuf_puts(&g, vstr(s, &a1));
+                    gobuf_puts(&g, ": ");
+                    gobuf_puts(&g, dyn_type(&a1));
+                    gobuf_puts(&g, ", ");
+                    gobuf_puts(&g, dyn_type(&a));
+                    gobuf_puts(&g, ": ");
+                    gobuf_puts(&g, vstr(s, &a));
+                    *msg = take_string(s, &g).u.s.p;
+                    return -1;
                 }
+                /* values from JSON are never nil maps/slices: only the zero Value is nil */
+                int n1 = a1.kind == GV_INVALID, n2 = a.kind == GV_INVALID;
+                if (n1 || n2) {
+                    t = n1 == n2;
+                } else if (!comparable(&a)) {
+                    *msg =
+                        fmt_msg(s, "non-comparable type ", vstr(s, &a), ": ", dyn_type(&a), NULL);
+                    return -1;
+                } else if (a.kind != a1.kind) {
+                    t = 0; /* audit.Event vs audit.Metadata */
+                } else if (a.kind == GV_EVENT && a.u.ev->payload &&
+                           (json_is_object(a.u.ev->payload) || json_is_array(a.u.ev->payload))) {
+                    *msg = json_is_object(a.u.ev->payload)
+                               ? "runtime error: comparing uncomparable type "
+                                 "map[string]interface {}"
+                               : "runtime error: comparing uncomparable type []interface {}";
+                    return -1;
+                } else {
+                    t = a.u.ev == a1.u.ev;
+                }
+            }
             }
         }
         if (t)
@@ -634,7 +661,7 @@ static int fn_eq(state *s, gv a1, const gv *rest, size_t n, const char **msg)
     return 0;
 }
 
-static int fn_lt(gv a1, gv a2, const char **msg)
+static int fn_lt(state *s, gv a1, gv a2, const char **msg)
 {
     a1 = indirect_iface(a1);
     a2 = indirect_iface(a2);
@@ -648,7 +675,8 @@ static int fn_lt(gv a1, gv a2, const char **msg)
             return a1.u.i < 0 || a1.u.i < a2.u.i;
         if (k1 == K_UINT && k2 == K_INT)
             return a2.u.i >= 0 && a1.u.i < a2.u.i;
-        *msg = "incompatible types for comparison";
+        *msg = fmt_msg(s, "incompatible types for comparison: ", dyn_type(&a1), " and ",
+                       dyn_type(&a2), NULL);
         return -1;
     }
     switch (k1) {
@@ -1096,13 +1124,13 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
     }
     case F_LT:
     case F_GE: {
-        int t = fn_lt(a[0], a[1], &msg);
+        int t = fn_lt(s, a[0], a[1], &msg);
         r = mkbool(fn == F_LT ? t == 1 : t == 0);
         break;
     }
     case F_LE:
     case F_GT: {
-        int t = fn_lt(a[0], a[1], &msg);
+        int t = fn_lt(s, a[0], a[1], &msg);
         if (t == 0)
             t = fn_eq(s, a[0], a + 1, 1, &msg);
         r = mkbool(fn == F_LE ? t == 1 : t == 0);

@@ -87,7 +87,9 @@ static void test_vectors(void **st)
             }
         } else {
             int want = v->kind == VEC_PARSE ? GOTMPL_ESYNTAX : GOTMPL_EEXEC;
-            if (rc != want || strcmp(buf, v->err) != 0) {
+            /* the spec's messages are Go 1.19's; newer Go may append detail (T23 gains
+             * ": float64 and int"), so the spec text must be a prefix of ours */
+            if (rc != want || strncmp(buf, v->err, strlen(v->err)) != 0) {
                 print_error("%s: want error %d [%s] got %d [%s]\n", v->id, want, v->err, rc, buf);
                 failed++;
             }
@@ -265,9 +267,17 @@ static void test_compare(void **st)
     expect_err("{{ lt true false }}", NULL, GOTMPL_EEXEC,
                "error calling lt: invalid type for comparison");
     expect_err("{{ lt 1 1.5 }}", NULL, GOTMPL_EEXEC,
-               "error calling lt: incompatible types for comparison");
+               "error calling lt: incompatible types for comparison: int and float64");
+    expect_err("{{ eq .Payload.enabled \"true\" }}", NULL, GOTMPL_EEXEC,
+               "error calling eq: incompatible types for comparison: bool and string");
+    expect_out("{{ eq .Payload .Payload.missing }} {{ eq .Payload.missing .Payload }} "
+               "{{ eq .Metadata.Actor .Metadata.Actor }} {{ eq .Metadata .Metadata }}",
+               NULL, "false false true true");
+    expect_err("{{ eq .Payload .Metadata.Actor }}", NULL, GOTMPL_EEXEC,
+               "error calling eq: non-comparable types map[");
+    expect_err("{{ eq . . }}", NULL, GOTMPL_EEXEC, "comparing uncomparable type");
     expect_err("{{ eq .Payload .Payload }}", NULL, GOTMPL_EEXEC,
-               "error calling eq: uncomparable type map[string]interface {}");
+               "error calling eq: non-comparable type map[description: ");
     expect_err("{{ eq 1 }}", NULL, GOTMPL_EEXEC, "missing argument for comparison");
     expect_err("{{ lt 1 }}", NULL, GOTMPL_EEXEC, "wrong number of args for lt: want 2 got 1");
     expect_err("{{ lt .Payload.missing 1 }}", NULL, GOTMPL_EEXEC, "invalid type for comparison");
