@@ -138,6 +138,8 @@ static int cmp_pair(const void *a, const void *b)
 
 static size_t distinct_events(pair *v, size_t n)
 {
+    if (n == 0)
+        return 0; /* v may be NULL: qsort must not see it */
     qsort(v, n, sizeof *v, cmp_pair);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
