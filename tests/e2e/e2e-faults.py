@@ -26,6 +26,18 @@ BOUND_MS = 1500
 LATE_MS = 250 * h.SLOW  # dispatch lateness tolerated on a busy machine
 
 
+def first_then(first, rest):
+    """A route answering `first` to the first request of each webhook-id, then `rest`."""
+    seen = set()
+
+    def answer(req):
+        if req.wid in seen:
+            return rest
+        seen.add(req.wid)
+        return first
+    return answer
+
+
 class Faults(h.Case):
     prefix = "obx-e2e-faults-"
 
@@ -80,7 +92,8 @@ class Faults(h.Case):
             "s400": ([A(400)], retry),
             "s400dl": ([A(400)], dl_on),
             "s410dl": ([A(410)], dl_on),
-            "ra_in": ([A(503, retry_after="1"), A(200)], "    max_backoff_duration: 5s\n"),
+            "ra_in": (first_then(A(503, retry_after="1"), A(200)),
+                      "    max_backoff_duration: 5s\n"),
             "ra_out": ([A(503, retry_after="30")], retry),
             "slow": ([A(200, delay=1.0)], retry + "    timeout: 300ms\n"),
             "reset": ([A(kind="reset_mid_body")], retry),
@@ -90,7 +103,7 @@ class Faults(h.Case):
         }
         sinks = ""
         for name, (answers, extra) in cases.items():
-            self.rx.routes["/" + name] = list(answers)
+            self.rx.routes["/" + name] = answers if callable(answers) else list(answers)
             sinks += h.sink_yaml(name, self.rx.url("/" + name), extra=extra)
         # TLS failure: a receiver whose self-signed certificate does not verify.
         certs = h.make_certs(self.td.path)

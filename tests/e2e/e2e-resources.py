@@ -157,20 +157,12 @@ class TestFull(Base):
             self.fill_and_recover(self.data, "disk-full-fallback")
             return
         self.addCleanup(subprocess.run, ["umount", "-l", mnt], capture_output=True)
-        # A 1 MiB ballast file on the same filesystem stands for the operator's fix: once
-        # the disk is full it is deleted. LMDB needs free pages to record anything (claims,
-        # results, retention), so on a full disk deliveries stall until some space frees.
-        ballast = os.path.join(mnt, "ballast")
-        with open(ballast, "wb") as f:
-            f.write(b"\0" * (1 << 20))
-        print("\n  disk full: store on a 4 MiB tmpfs, outbox.max_size 64MiB, 1 MiB ballast "
-              "deleted once intake is refused")
+        print("\n  disk full: store on a 4 MiB tmpfs, outbox.max_size 64MiB")
         h.write_config(self.cfg, h.sink_yaml("webhook", self.rx.url(),
                                              extra="    max_in_flight: 4\n"
                                                    "    max_backoff_duration: 1h\n"),
                        max_size="64MiB", retention="1s")
-        self.fill_and_recover(os.path.join(mnt, "data"), "disk-full",
-                              on_full=lambda: os.unlink(ballast))
+        self.fill_and_recover(os.path.join(mnt, "data"), "disk-full")
 
 
 class TestConnections(Base):

@@ -150,8 +150,8 @@ class Answer:
 
 class Receiver:
     """Recording webhook receiver. `script(req) -> Answer` decides each answer; by default
-    `routes` maps a path to a list of Answers consumed in order (the last one repeats), and
-    other paths get 200. Optional TLS: pass an ssl.SSLContext as `tls`."""
+    `routes` maps a path to a list of Answers consumed in order (the last one repeats) or to
+    a function of the request, and other paths get 200. Optional TLS: pass an ssl.SSLContext as `tls`."""
 
     def __init__(self, tls=None):
         self.tls = tls
@@ -180,6 +180,9 @@ class Receiver:
             return self.script(req)
         with self.lock:
             seq = self.routes.get(req.path)
+        if callable(seq):
+            return seq(req)
+        with self.lock:
             if not seq:
                 return Answer(200)
             return seq.pop(0) if len(seq) > 1 else seq[0]
