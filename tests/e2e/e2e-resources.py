@@ -156,13 +156,17 @@ class TestFull(Base):
                            max_size="1MiB", retention="1s")
             self.fill_and_recover(self.data, "disk-full-fallback")
             return
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt], capture_output=True)
         print("\n  disk full: store on a 4 MiB tmpfs, outbox.max_size 64MiB")
         h.write_config(self.cfg, h.sink_yaml("webhook", self.rx.url(),
                                              extra="    max_in_flight: 4\n"
                                                    "    max_backoff_duration: 1h\n"),
                        max_size="64MiB", retention="1s")
-        self.fill_and_recover(os.path.join(mnt, "data"), "disk-full")
+        try:
+            self.fill_and_recover(os.path.join(mnt, "data"), "disk-full")
+        finally:  # before tearDown removes the temp dir
+            for d in self.daemons:
+                d.kill()
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
 class TestConnections(Base):
