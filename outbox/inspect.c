@@ -131,6 +131,9 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     st->max_size = s->opts.max_size;
     st->high_water = store_high_water(s);
     st->schema_version = OBX_SCHEMA_VERSION;
+    for (int i = 0; i <= OBX_BATCH_BUCKETS; i++)
+        st->commit_batches[i] = __atomic_load_n(&s->batch_hist[i], __ATOMIC_RELAXED);
+    st->commit_ops = __atomic_load_n(&s->stat_ops, __ATOMIC_RELAXED);
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     st->map_size = info.me_mapsize;

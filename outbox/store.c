@@ -336,7 +336,11 @@ static void *writer_main(void *arg)
 
         run_batch(s, list);
         s->stat_batches++;
-        s->stat_ops += n;
+        __atomic_add_fetch(&s->stat_ops, n, __ATOMIC_RELAXED);
+        unsigned b = 0;
+        while (b < OBX_BATCH_BUCKETS && (1u << b) < n)
+            b++;
+        __atomic_add_fetch(&s->batch_hist[b], 1, __ATOMIC_RELAXED);
 
         /* Wake each submitter of the batch on its own semaphore (no thundering herd).
          * An op lives on its submitter's stack: never touch it after its post. */

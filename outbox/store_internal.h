@@ -114,6 +114,7 @@ struct obx_store {
     int closed_for_enqueue;
 
     uint64_t stat_batches, stat_ops; /* group-commit statistics (writer thread) */
+    uint64_t batch_hist[OBX_BATCH_BUCKETS + 1]; /* written by the writer, read atomically */
     obx_notify_fn notify;
     void *notify_ud;
     txn_ctx ctx;

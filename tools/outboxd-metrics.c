@@ -229,4 +229,12 @@ void omet_render_store(const obx_stats *st, int64_t now_ms, obuf *b)
                 (unsigned long long)st->events, (unsigned long long)st->enqueued,
                 (unsigned long long)st->used_bytes, (unsigned long long)st->file_bytes,
                 (unsigned long long)st->max_size, (unsigned long long)st->high_water);
+    double bounds[OBX_BATCH_BUCKETS];
+    for (int i = 0; i < OBX_BATCH_BUCKETS; i++)
+        bounds[i] = (double)(1u << i);
+    obuf_printf(b, "# HELP outbox_store_commit_batch_size Operations (enqueues, claims, results, "
+                   "replays) per group commit of the store writer.\n"
+                   "# TYPE outbox_store_commit_batch_size histogram\n");
+    omet_render_histogram(b, "outbox_store_commit_batch_size", "", bounds, st->commit_batches,
+                          OBX_BATCH_BUCKETS, (double)st->commit_ops);
 }

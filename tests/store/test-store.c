@@ -492,6 +492,15 @@ static void test_concurrent_enqueue(void **state)
         free(p[t].ids);
     }
     assert_int_equal(sink_stats(f->s, f->a).pending, seen);
+    /* the commit batch histogram saw every enqueue, some of them sharing a commit */
+    obx_stats *st;
+    assert_int_equal(obx_stats_get(f->s, &st, NULL), OBX_OK);
+    uint64_t commits = 0;
+    for (int i = 0; i <= OBX_BATCH_BUCKETS; i++)
+        commits += st->commit_batches[i];
+    assert_true(st->commit_ops >= seen);
+    assert_true(commits > 0 && commits < st->commit_ops);
+    obx_stats_free(st);
     assert_check_clean(f->s);
 }
 

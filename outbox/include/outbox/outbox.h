@@ -337,6 +337,8 @@ typedef struct obx_sink_stats {
     int64_t next_due_ms;       /* INT64_MAX if none */
 } obx_sink_stats;
 
+#define OBX_BATCH_BUCKETS 13 /* commit batch size histogram: upper bounds 1, 2, 4, ..., 4096 */
+
 typedef struct obx_stats {
     uint64_t events;      /* events stored */
     uint64_t enqueued;    /* events ever acknowledged */
@@ -346,6 +348,10 @@ typedef struct obx_stats {
     uint64_t high_water;  /* bytes at which enqueue starts failing */
     uint64_t map_size;
     uint32_t schema_version;
+    /* Group commits by this process since it opened the store (owner only; zero in tools):
+     * commit_batches[i] counts commits of at most 2^i operations, the last slot the rest. */
+    uint64_t commit_batches[OBX_BATCH_BUCKETS + 1];
+    uint64_t commit_ops; /* operations committed in those commits */
     size_t n_sinks;
     obx_sink_stats *sinks;
 } obx_stats;
