@@ -20,7 +20,7 @@ for m in 1 2 3; do [ -f "$tmp/lat$m.dat" ] || echo "p50 0" >"$tmp/lat$m.dat"; do
 [ -s "$tmp/tput.dat" ] || { echo "plot.sh: no enqueue table in $results" >&2; exit 1; }
 
 gnuplot <<GP
-set terminal pngcairo size 1100,420 font ",10"
+set terminal pngcairo size 1100,420 font ",10" noenhanced
 set output "$png"
 set multiplot layout 1,2
 set title "Library enqueue, full durability (300-byte events)"
@@ -32,7 +32,7 @@ set grid
 plot "$tmp/tput.dat" using 1:2 with linespoints lw 2 title "outbox (acknowledged)", \
      "$tmp/tput.dat" using 1:3 with linespoints lw 2 dt 2 title "raw LMDB, same batch (ceiling)"
 unset logscale x
-set title "HTTP ingest ack latency at ~1000 events/s"
+set title "HTTP ingest ack latency, paced at about 1000 events per second"
 set xlabel "percentile"
 set ylabel "ms"
 set key left top
