@@ -141,6 +141,49 @@ static void test_second_owner_refused_reader_allowed(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/*
+ * With the store closed, open its LMDB environment directly and rewrite one value of
+ * database `db`: edit() gets a copy of the old value (at least 16 bytes of room) and may
+ * change its bytes and length. Used to plant bad versions and corrupt records.
+ */
+typedef void (*raw_edit_fn)(unsigned char *val, size_t *len);
+
+static void raw_edit(const char *dir, const char *db, const void *key, size_t klen,
+                     raw_edit_fn edit)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 12);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val k = {klen, (void *)key}, val;
+    assert_int_equal(mdb_get(txn, dbi, &k, &val), 0);
+    size_t len = val.mv_size;
+    unsigned char *copy = malloc(len + 16);
+    memcpy(copy, val.mv_data, len);
+    edit(copy, &len);
+    MDB_val nv = {len, copy};
+    assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(copy);
+}
+
+static void set_schema_99(unsigned char *v, size_t *len)
+{
+    v[0] = v[1] = v[2] = 0;
+    v[3] = 99;
+    *len = 4;
+}
+
+static void flip_last_byte(unsigned char *v, size_t *len)
+{
+    v[*len - 1] ^= 0x5a;
+}
+
 static void test_schema_mismatch(void **state)
 {
     (void)state;
@@ -148,19 +191,7 @@ static void test_schema_mismatch(void **state)
     obx_store *s = open_owner(d, 0);
     obx_close(s);
     /* Rewrite the version with plain LMDB. */
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 12);
-    assert_int_equal(mdb_env_open(env, d, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    unsigned char v[4] = {0, 0, 0, 99};
-    MDB_val k = {6, "schema"}, val = {4, v};
-    assert_int_equal(mdb_put(txn, dbi, &k, &val, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_edit(d, "meta", "schema", 6, set_schema_99);
 
     obx_options o;
     obx_options_init(&o);
@@ -607,28 +638,11 @@ static void test_corrupt_record_is_reported(void **state)
     obx_close(s);
 
     /* Flip a byte inside the victim's delivery record, with plain LMDB. */
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 12);
-    assert_int_equal(mdb_env_open(env, d, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "deliveries", 0, &dbi), 0);
     unsigned char k[12] = {0};
     for (int i = 7; i >= 0; i--)
         k[i] = (unsigned char)(bad >> (8 * (7 - i)));
     k[11] = (unsigned char)a;
-    MDB_val key = {12, k}, val;
-    assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
-    unsigned char *copy = malloc(val.mv_size);
-    memcpy(copy, val.mv_data, val.mv_size);
-    copy[val.mv_size - 1] ^= 0x5a;
-    MDB_val nv = {val.mv_size, copy};
-    assert_int_equal(mdb_put(txn, dbi, &key, &nv, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-    free(copy);
+    raw_edit(d, "deliveries", k, sizeof k, flip_last_byte);
 
     s = open_owner(d, 0);
     obx_event *e;
