@@ -481,10 +481,7 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
             obx_event e;
             obx_error de;
             uint64_t id = k.mv_size == 8 ? be64_get(k.mv_data) : 0;
-            if (!store_val_ok(s, &v))
-                problem(&c, "event %llu: corrupt record: points past the end of data.mdb",
-                        (unsigned long long)id);
-            else if (codec_event_decode(v.mv_data, v.mv_size, &e, NULL, NULL, &de) != OBX_OK)
+            if (codec_event_decode(v.mv_data, v.mv_size, &e, NULL, NULL, &de) != OBX_OK)
                 problem(&c, "event %llu: %s", (unsigned long long)id, de.msg);
             else {
                 free(e.type);
@@ -507,12 +504,6 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
             uint32_t sink = be32_get((unsigned char *)k.mv_data + 8);
             obx_delivery d = {.event_id = ev, .sink_id = sink};
             obx_error de;
-            if (!store_val_ok(s, &v)) {
-                problem(&c, "delivery event %llu sink %u: corrupt record: points past the end "
-                            "of data.mdb",
-                        (unsigned long long)ev, sink);
-                goto next;
-            }
             if (codec_delivery_decode(v.mv_data, v.mv_size, &d, &de) != OBX_OK) {
                 problem(&c, "delivery event %llu sink %u: %s", (unsigned long long)ev, sink,
                         de.msg);

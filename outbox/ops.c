@@ -142,10 +142,6 @@ int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_de
                         (unsigned long long)ev, sink);
     if (rc)
         return obx_mdb_fail(err, rc, "read delivery");
-    if (!store_val_ok(s, &val))
-        return obx_fail(err, OBX_ERR_CORRUPT,
-                        "event %llu sink %u: corrupt record: points past the end of data.mdb",
-                        (unsigned long long)ev, sink);
     rc = codec_delivery_decode(val.mv_data, val.mv_size, d, err);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];
@@ -169,12 +165,6 @@ int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t
         return obx_fail(err, OBX_ERR_NOTFOUND, "no event with id %llu", (unsigned long long)ev);
     if (rc)
         return obx_mdb_fail(err, rc, "read event");
-    if (!store_val_ok(s, &val)) {
-        out->id = ev;
-        return obx_fail(err, OBX_ERR_CORRUPT,
-                        "event %llu: corrupt record: points past the end of data.mdb",
-                        (unsigned long long)ev);
-    }
     rc = codec_event_decode(val.mv_data, val.mv_size, out, sinks, n_sinks, err);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];

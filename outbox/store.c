@@ -559,9 +559,6 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
                       (unsigned long long)(((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize));
         goto fail;
     }
-    s->map_lo = (uintptr_t)einfo.me_mapaddr;
-    s->map_hi = s->map_lo + einfo.me_mapsize;
-    s->file_known = (uint64_t)st.st_size;
     int dead = 0;
     mdb_reader_check(s->env, &dead);
 
@@ -581,25 +578,6 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
 fail:
     obx_close(s);
     return rc;
-}
-
-int store_val_ok(obx_store *s, const MDB_val *v)
-{
-    uintptr_t p = (uintptr_t)v->mv_data;
-    if (p < s->map_lo || p >= s->map_hi)
-        return 1; /* not in the map: a dirty page of this write transaction */
-    if (v->mv_size > s->map_hi - p)
-        return 0;
-    uint64_t end = (uint64_t)(p - s->map_lo) + v->mv_size;
-    if (end <= __atomic_load_n(&s->file_known, __ATOMIC_RELAXED))
-        return 1;
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/data.mdb", s->dir);
-    if (stat(path, &st) != 0)
-        return 0;
-    __atomic_store_n(&s->file_known, (uint64_t)st.st_size, __ATOMIC_RELAXED);
-    return end <= (uint64_t)st.st_size;
 }
 
 void obx_shutdown(obx_store *s)

@@ -113,8 +113,6 @@ struct obx_store {
     int stopping;
     int closed_for_enqueue;
 
-    uintptr_t map_lo, map_hi; /* LMDB's read-only map, for store_val_ok */
-    uint64_t file_known;      /* data.mdb size last seen (it only grows); atomic */
     uint64_t stat_batches, stat_ops; /* group-commit statistics (writer thread) */
     uint64_t batch_hist[OBX_BATCH_BUCKETS + 1]; /* written by the writer, read atomically */
     obx_notify_fn notify;
@@ -165,13 +163,6 @@ int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t
                size_t *n_sinks, obx_error *err);
 int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t cnt[CNT_N]);
 int meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
-
-/*
- * Whether a value LMDB returned can be read safely: a value inside the map must end
- * within data.mdb (a corrupt page reference pointing past the end of the file would fault
- * with SIGBUS). Values outside the map are a write transaction's dirty pages (heap).
- */
-int store_val_ok(obx_store *s, const MDB_val *v);
 
 /* Recover deliveries left in flight by a crash (owner open). */
 int store_recover_inflight(obx_store *s, obx_error *err);
