@@ -103,6 +103,7 @@ void obx_options_init(obx_options *o)
     o->durability = OBX_DURABILITY_FULL;
     o->history = 10;
     o->max_batch = 4096;
+    o->prefill = 1;
 }
 
 static const char *state_names[] = {NULL, "pending", "inflight", "delivered", "dead"};
@@ -137,6 +138,8 @@ uint64_t store_room_bytes(obx_store *s, uint64_t used)
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     uint64_t file = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
+    if (s->file_bytes > file) /* zero-filled ahead by prefill.c: already allocated */
+        file = s->file_bytes;
     return (uint64_t)vfs.f_bavail * vfs.f_frsize + (file > used ? file - used : 0);
 }
 
@@ -216,6 +219,7 @@ static void run_batch(obx_store *s, obx_op *list)
                 }
             return;
         }
+        store_prefill(s);
         ctx_reset(ctx, s->next_id);
         ctx->txn = txn;
         ctx->used_bytes = store_used_bytes(s, txn);
@@ -594,9 +598,10 @@ void obx_close(obx_store *s)
     if (!s)
         return;
     if (s->writer_running && getenv("OBX_DEBUG_BATCH"))
-        fprintf(stderr, "batches %llu ops %llu avg %.1f\n", (unsigned long long)s->stat_batches,
-                (unsigned long long)s->stat_ops,
-                s->stat_batches ? (double)s->stat_ops / (double)s->stat_batches : 0.0);
+        fprintf(stderr, "batches %llu ops %llu avg %.1f prefills %llu\n",
+                (unsigned long long)s->stat_batches, (unsigned long long)s->stat_ops,
+                s->stat_batches ? (double)s->stat_ops / (double)s->stat_batches : 0.0,
+                (unsigned long long)s->stat_prefills);
     if (s->writer_running) {
         pthread_mutex_lock(&s->mu);
         s->stopping = 1;

@@ -114,6 +114,8 @@ struct obx_store {
     int closed_for_enqueue;
 
     uint64_t stat_batches, stat_ops; /* group-commit statistics (writer thread) */
+    uint64_t stat_prefills;          /* zero-fill extensions of data.mdb (writer thread) */
+    uint64_t file_bytes;             /* owner: data.mdb's size as of the last prefill check */
     uint64_t batch_hist[OBX_BATCH_BUCKETS + 1]; /* written by the writer, read atomically */
     obx_notify_fn notify;
     void *notify_ud;
@@ -134,6 +136,9 @@ int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
 int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc);
 void ctx_reset(txn_ctx *ctx, uint64_t next_id);
 uint64_t store_used_bytes(obx_store *s, MDB_txn *txn);
+/* prefill.c: in the owner's write txn, before it writes, extend data.mdb with zeros when
+ * less than half a chunk is left past the last page (see prefill.c). Never fails. */
+void store_prefill(obx_store *s);
 uint64_t store_high_water(const obx_store *s);
 /*
  * Map room beyond max_size, for the writes that free space (claims, results, retention,

@@ -562,7 +562,9 @@ static int outbox_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, 
         }
         return 0;
     }
-    return unknown_key(x, k, path, "path, max_size, retention, durability");
+    if (strcmp(key, "prefill") == 0)
+        return get_bool(x, v, path, &s->prefill);
+    return unknown_key(x, k, path, "path, max_size, retention, durability, prefill");
 }
 
 /* ---- ingest: ---------------------------------------------------------------------------- */
@@ -1241,6 +1243,7 @@ int outbox_config_defaults(outbox_config *c)
     c->outbox.max_size = UINT64_C(1) << 30;
     c->outbox.retention_ms = INT64_C(24) * 3600 * 1000;
     c->outbox.durability = OUTBOX_CONFIG_DURABILITY_FULL;
+    c->outbox.prefill = 1;
     c->ingest.listen = strdup(DEFAULT_LISTEN);
     c->ingest.max_body = UINT64_C(1) << 20;
     c->ingest.max_connections = 1024;

@@ -35,6 +35,7 @@ typedef struct outbox_config_store {
     uint64_t max_size;    /* bytes; default 1 GiB */
     int64_t retention_ms; /* default 24 h */
     int durability;       /* OUTBOX_CONFIG_DURABILITY_*; default FULL */
+    int prefill;          /* zero-fill data.mdb ahead of its last page; default 1 */
 } outbox_config_store;
 
 typedef struct outbox_config_ingest {

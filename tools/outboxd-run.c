@@ -219,6 +219,7 @@ static int open_store(od_state *st)
     o.flags = OBX_OPEN_OWNER;
     o.max_size = st->c->max_size;
     o.durability = (obx_durability)st->c->durability;
+    o.prefill = st->c->prefill;
     obx_error err = {0};
     int rc = obx_open(st->c->data_dir, &o, &st->store, &err);
     if (rc != OBX_OK) {

@@ -22,6 +22,7 @@ typedef struct od_config {
     const char *data_dir;      /* outbox.path (after --data-dir) */
     uint64_t max_size;         /* outbox.max_size, bytes */
     int durability;            /* outbox.durability: obx_durability value */
+    int prefill;               /* outbox.prefill */
     int64_t retention_ms;      /* outbox.retention */
     const char *listen;        /* ingest.listen (after --listen) */
     size_t max_body;           /* ingest.max_body */

@@ -68,6 +68,7 @@ int main(int argc, char **argv)
         .data_dir = a.data_dir ? a.data_dir : cfg->outbox.path,
         .max_size = cfg->outbox.max_size,
         .durability = cfg->outbox.durability,
+        .prefill = cfg->outbox.prefill,
         .retention_ms = cfg->outbox.retention_ms,
         .listen = listen,
         .max_body = (size_t)cfg->ingest.max_body,

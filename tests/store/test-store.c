@@ -700,6 +700,68 @@ static void test_backup(void **state)
 }
 
 
+static uint64_t file_size(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* prefill.c: data.mdb is zero-filled ahead of LMDB's last page, keeps ahead as the store
+ * grows, and what is written there stays readable across a reopen; off means off. */
+static void test_prefill(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new("prefill");
+    obx_store *s = open_owner(dir, 0);
+    uint32_t sink;
+    assert_int_equal(obx_sink_id(s, "webhook", &sink, NULL), OBX_OK);
+    enqueue1(s, "{\"first\":1}", &sink, 1);
+    uint64_t first = file_size(dir);
+    assert_true(first >= (4u << 20) - 4096);
+    /* The tail is zeros: LMDB's pages are at the front. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static unsigned char tail[65536];
+    assert_int_equal(fseek(fp, -(long)sizeof tail, SEEK_END), 0);
+    assert_int_equal(fread(tail, 1, sizeof tail, fp), sizeof tail);
+    fclose(fp);
+    for (size_t i = 0; i < sizeof tail; i++)
+        if (tail[i])
+            fail_msg("byte %zu of the prefilled tail is %u", i, tail[i]);
+    /* Grow past the prefilled space: it is extended again, ahead of the data. */
+    static char body[2048];
+    memset(body, 'x', sizeof body - 1);
+    for (int i = 0; i < 3000; i++)
+        enqueue1(s, body, &sink, 1);
+    assert_true(file_size(dir) > first);
+    obx_close(s);
+    s = open_owner(dir, 0);
+    assert_int_equal(sink_stats(s, sink).pending, 3001);
+    assert_check_clean(s);
+    obx_close(s);
+    rm_rf(dir);
+    free(dir);
+
+    /* prefill = 0: the file holds only LMDB's pages. */
+    dir = tmpdir_new("noprefill");
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_OWNER;
+    o.prefill = 0;
+    assert_int_equal(obx_open(dir, &o, &s, NULL), OBX_OK);
+    assert_int_equal(obx_sink_id(s, "webhook", &sink, NULL), OBX_OK);
+    enqueue1(s, "{\"first\":1}", &sink, 1);
+    assert_true(file_size(dir) < (1u << 20));
+    obx_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* With no high-water margin the LMDB map itself fills: MDB_MAP_FULL must fail only the
  * enqueue that hit it, acknowledge nothing partial, and leave the store consistent. */
 static void test_map_full_no_partial_ack(void **state)
@@ -858,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_record_is_reported),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test(test_map_full_no_partial_ack),
+        cmocka_unit_test(test_prefill),
         cmocka_unit_test_setup_teardown(test_replay_purge_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_reader_process, setup, teardown),
     };

@@ -87,6 +87,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->outbox.max_size, UINT64_C(1) << 30);
     assert_int_equal(c->outbox.retention_ms, 86400000);
     assert_int_equal(c->outbox.durability, OUTBOX_CONFIG_DURABILITY_FULL);
+    assert_int_equal(c->outbox.prefill, 1);
     assert_string_equal(c->ingest.listen, "127.0.0.1:8080");
     assert_int_equal(c->ingest.max_body, 1048576);
     assert_int_equal(c->ingest.n_tokens, 0);
@@ -123,6 +124,7 @@ static void test_every_key(void **state)
                                "  max_size: 2GiB\n"
                                "  retention: 1h30m\n"
                                "  durability: nometasync\n"
+                               "  prefill: false\n"
                                "ingest:\n"
                                "  listen: '[::1]:9999'\n"
                                "  max_body: 512KiB\n"
@@ -162,6 +164,7 @@ static void test_every_key(void **state)
     assert_int_equal(c->outbox.max_size, UINT64_C(2) << 30);
     assert_int_equal(c->outbox.retention_ms, 5400000);
     assert_int_equal(c->outbox.durability, OUTBOX_CONFIG_DURABILITY_NOMETASYNC);
+    assert_int_equal(c->outbox.prefill, 0);
     assert_string_equal(c->ingest.listen, "[::1]:9999");
     assert_int_equal(c->ingest.max_body, 512 * 1024);
     assert_int_equal(c->ingest.n_tokens, 2);
@@ -328,7 +331,7 @@ static void test_errors(void **state)
     (void)state;
     load_err("outbox:\n  pth: x\n",
              "config.yaml:2: outbox.pth: unknown key (expected one of: path, max_size, "
-             "retention, durability)");
+             "retention, durability, prefill)");
     load_err("ingest:\n  listen: 127.0.0.1:1\n  bogus: 1\n",
              "config.yaml:3: ingest.bogus: unknown key (expected one of: listen, max_body, "
              "tokens, signing_secret, signing_secret_file, max_connections, "

@@ -85,6 +85,9 @@ typedef struct obx_options {
     obx_durability durability; /* default OBX_DURABILITY_FULL */
     unsigned history;          /* attempts kept per delivery (default 10, max 64) */
     unsigned max_batch;        /* max operations per group commit (default 4096) */
+    int prefill;               /* owner: keep 4..32 MiB of zero-filled space ahead of the
+                                  last page so synced commits overwrite allocated blocks
+                                  (default 1; 0 on copy-on-write filesystems) */
 } obx_options;
 
 /* Fill *o with the defaults above. */
