@@ -22,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -295,6 +298,44 @@ static void run_batch(obx_store *s, obx_op *list)
     }
 }
 
+/*
+ * Waking submitters. Every waiting submitter sleeps on one futex word; the writer marks
+ * each op of a finished batch, bumps the word and wakes all sleepers with ONE system call.
+ * Measured at 32 producers on a 2-vCPU VM, one semaphore post per op took ~0.2 ms per
+ * batch (the writer was preempted by the threads it woke), a quarter of the commit cycle.
+ * Submitters still queued for the next batch wake spuriously, see their op unfinished
+ * and sleep again; there are few of them, since a batch takes everything queued (up to
+ * max_batch).
+ */
+static void futex_wait(unsigned *word, unsigned seen)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void wake_batch(obx_store *s, obx_op *list)
+{
+    /* An op lives on its submitter's stack: never touch it after marking it. */
+    for (obx_op *op = list; op;) {
+        obx_op *next = op->next;
+        __atomic_store_n(&op->finished, 1, __ATOMIC_RELEASE);
+        op = next;
+    }
+    __atomic_add_fetch(&s->wake_word, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &s->wake_word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Block until the writer has finished `op` (a lost wake-up is impossible: the word is
+ * read before the flag, and FUTEX_WAIT returns at once if the word moved since). */
+static void op_wait(obx_store *s, obx_op *op)
+{
+    for (;;) {
+        unsigned seen = __atomic_load_n(&s->wake_word, __ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&op->finished, __ATOMIC_ACQUIRE))
+            return;
+        futex_wait(&s->wake_word, seen);
+    }
+}
+
 #define GROUP_WAIT_NS 200000L /* at most 0.2 ms for stragglers of the previous batch */
 
 static void *writer_main(void *arg)
@@ -346,13 +387,7 @@ static void *writer_main(void *arg)
             b++;
         __atomic_add_fetch(&s->batch_hist[b], 1, __ATOMIC_RELAXED);
 
-        /* Wake each submitter of the batch on its own semaphore (no thundering herd).
-         * An op lives on its submitter's stack: never touch it after its post. */
-        for (obx_op *op = list; op;) {
-            obx_op *next = op->next;
-            sem_post(&op->sem);
-            op = next;
-        }
+        wake_batch(s, list);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -382,12 +417,10 @@ int store_submit(obx_store *s, obx_op *op)
         s->head = op;
     s->tail = op;
     s->qlen++;
-    sem_init(&op->sem, 0, 0);
+    op->finished = 0;
     pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
-    while (sem_wait(&op->sem) != 0 && errno == EINTR)
-        ;
-    sem_destroy(&op->sem);
+    op_wait(s, op);
     return op->rc;
 }
 
@@ -767,7 +800,7 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
         return OBX_ERR_CLOSED;
     }
     for (size_t i = 0; i < n; i++) {
-        sem_init(&ops[i].sem, 0, 0);
+        ops[i].finished = 0;
         ops[i].next = NULL;
         if (s->tail)
             s->tail->next = &ops[i];
@@ -778,11 +811,8 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
     }
     pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < n; i++) {
-        while (sem_wait(&ops[i].sem) != 0 && errno == EINTR)
-            ;
-        sem_destroy(&ops[i].sem);
-    }
+    for (size_t i = 0; i < n; i++)
+        op_wait(s, &ops[i]);
     return OBX_OK;
 }
 

@@ -8,7 +8,6 @@
 
 #include <lmdb.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdarg.h>
 
 #include "codec.h"
@@ -36,7 +35,8 @@ typedef struct obx_op {
     int rc;
     obx_error err;
     int done;
-    sem_t sem; /* owner mode: posted by the writer when the op's batch is finished */
+    unsigned finished; /* owner mode: set (release) by the writer when the op's batch is
+                          finished; the submitter waits for it on the store's wake word */
     struct obx_op *next;
     union {
         struct {
@@ -117,6 +117,7 @@ struct obx_store {
     uint64_t stat_prefills;          /* zero-fill extensions of data.mdb (writer thread) */
     uint64_t file_bytes;             /* owner: data.mdb's size as of the last prefill check */
     uint64_t batch_hist[OBX_BATCH_BUCKETS + 1]; /* written by the writer, read atomically */
+    unsigned wake_word; /* futex: bumped after each batch's ops are marked finished */
     obx_notify_fn notify;
     void *notify_ud;
     txn_ctx ctx;
