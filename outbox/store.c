@@ -343,6 +343,7 @@ static void *writer_main(void *arg)
     obx_store *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        s->want = 1;
         while (!s->head && !s->stopping)
             pthread_cond_wait(&s->cv_work, &s->mu);
         if (!s->head && s->stopping)
@@ -360,10 +361,12 @@ static void *writer_main(void *arg)
                 dl.tv_sec++;
                 dl.tv_nsec -= 1000000000L;
             }
+            s->want = s->last_batch;
             while (s->qlen < s->last_batch && !s->stopping &&
                    pthread_cond_timedwait(&s->cv_work, &s->mu, &dl) == 0)
                 ;
         }
+        s->want = UINT_MAX; /* busy: the queue is looked at again after this batch */
         /* Take up to max_batch operations. */
         obx_op *list = s->head, *last = list;
         unsigned n = 1;
@@ -418,7 +421,8 @@ int store_submit(obx_store *s, obx_op *op)
     s->tail = op;
     s->qlen++;
     op->finished = 0;
-    pthread_cond_signal(&s->cv_work);
+    if (s->qlen >= s->want)
+        pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
     op_wait(s, op);
     return op->rc;
@@ -809,7 +813,8 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
         s->tail = &ops[i];
         s->qlen++;
     }
-    pthread_cond_signal(&s->cv_work);
+    if (s->qlen >= s->want)
+        pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
     for (size_t i = 0; i < n; i++)
         op_wait(s, &ops[i]);

@@ -110,6 +110,9 @@ struct obx_store {
     obx_op *head, *tail;
     unsigned qlen;       /* ops queued */
     unsigned last_batch; /* size of the previous batch: how many submitters it released */
+    unsigned want;       /* queue length at which the waiting writer wants a signal (1 when
+                            idle, last_batch while gathering, UINT_MAX while committing):
+                            one wake-up of the writer per batch, not one per submit */
     int stopping;
     int closed_for_enqueue;
 
