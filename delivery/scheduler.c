@@ -860,10 +860,12 @@ int dlv_engine_start(dlv_engine *e, char *err, size_t errlen)
         snprintf(err, errlen, "engine: cannot start the committer thread");
         return -1;
     }
+    pthread_setname_np(e->commit_th, "dlv-commit");
     if (pthread_create(&e->claim_th, NULL, claimer_main, e) != 0) {
         snprintf(err, errlen, "engine: cannot start the claimer thread");
         goto stop_commit;
     }
+    pthread_setname_np(e->claim_th, "dlv-claim");
     if (pthread_create(&e->loop_th, NULL, loop_main, e) != 0) {
         snprintf(err, errlen, "engine: cannot start the engine thread");
         pthread_mutex_lock(&e->cl_mu);
@@ -873,6 +875,7 @@ int dlv_engine_start(dlv_engine *e, char *err, size_t errlen)
         pthread_join(e->claim_th, NULL);
         goto stop_commit;
     }
+    pthread_setname_np(e->loop_th, "dlv-send");
     e->started = 1;
     obx_set_notify(e->store, on_notify, e);
     return 0;

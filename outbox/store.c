@@ -613,6 +613,7 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
             goto fail;
         }
         s->writer_running = 1;
+        pthread_setname_np(s->writer, "obx-writer");
     }
     *out = s;
     return OBX_OK;

@@ -719,6 +719,7 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
             goto fail;
         }
         s->n_committers++;
+        pthread_setname_np(s->committers[i], "ingest-commit");
     }
     if (v6)
         flags |= MHD_USE_IPv6;

@@ -105,6 +105,7 @@ osw_sweeper *osw_start(obx_store *store, int64_t retention_ms, int64_t interval_
         free(w);
         return NULL;
     }
+    pthread_setname_np(w->th, "retention");
     return w;
 }
 
