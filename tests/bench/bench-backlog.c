@@ -8,6 +8,8 @@
  *   - outboxd: start-up time (exec to accepting on its port), deliveries/s to a local
  *     no-op receiver while it drains the backlog, resident memory (VmRSS) after that;
  *   - `outboxctl stats` wall time next to the running daemon.
+ * Then fan-out: outboxd with 8 sinks, each a webhook to its own local receiver, draining
+ * events routed to all 8: deliveries/s in total and the slowest and fastest sink's share.
  * Prints a table with the backlog/empty ratios. Bounded: each phase a few seconds.
  */
 #include <errno.h>
@@ -48,27 +50,39 @@ static obx_store *open_owner(const char *dir, double *secs)
     return s;
 }
 
-static void fill(const char *dir, long n)
+#define MAX_SINKS 8
+
+/* The name of sink i, in the store and in the daemon's config alike. */
+static const char *sink_name(int i)
+{
+    static char names[MAX_SINKS][16];
+    snprintf(names[i], sizeof names[i], i ? "webhook-%d" : "webhook", i + 1);
+    return names[i];
+}
+
+/* Store n events, each routed to sinks 0..n_sinks-1. */
+static void fill(const char *dir, long n, int n_sinks)
 {
     obx_store *s = open_owner(dir, NULL);
-    uint32_t sink;
-    obx_sink_id(s, "webhook", &sink, NULL);
+    uint32_t sink[MAX_SINKS];
+    for (int i = 0; i < n_sinks; i++)
+        obx_sink_id(s, sink_name(i), &sink[i], NULL);
     enum { B = 1000 };
     static obx_event_in evs[B];
     static uint64_t ids[B];
     for (int i = 0; i < B; i++)
-        evs[i] = (obx_event_in){"flag", "created", body, 300, 0, NULL, 1};
+        evs[i] = (obx_event_in){"flag", "created", body, 300, 0, NULL, (size_t)n_sinks};
     double t0 = bench_now_s();
     for (long done = 0; done < n; done += B) {
         for (int i = 0; i < B; i++)
-            evs[i].sinks = &sink;
+            evs[i].sinks = sink;
         obx_error err;
         if (obx_enqueue(s, evs, (size_t)(n - done < B ? n - done : B), ids, &err) != OBX_OK) {
             fprintf(stderr, "fill: %s\n", err.msg);
             exit(1);
         }
     }
-    printf("# filled %ld pending deliveries in %.1f s\n", n, bench_now_s() - t0);
+    printf("# filled %ld pending deliveries in %.1f s\n", n * n_sinks, bench_now_s() - t0);
     obx_close(s);
 }
 
@@ -146,19 +160,30 @@ static int can_connect(uint16_t port)
 
 typedef struct daemon_figs {
     double start_s, deliver_rate, ctl_stats_s;
+    double min_share, max_share; /* the slowest and fastest sink's share of deliveries */
     long rss_kib;
 } daemon_figs;
 
-static daemon_figs daemon_phase(const char *dir, const char *build)
+static size_t received(trx **rx, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += trx_count(rx[i]);
+    return total;
+}
+
+/* outboxd with n_sinks sinks, each a webhook to its own receiver, on the store at dir. */
+static daemon_figs daemon_phase(const char *dir, const char *build, int n_sinks)
 {
     daemon_figs f = {0};
-    trx_options ro = {.threads = 2, .no_record = 1};
-    trx *rx;
+    trx_options ro = {.threads = n_sinks > 1 ? 1 : 2, .no_record = 1};
+    trx *rx[MAX_SINKS];
     char err[256];
-    if (trx_start(&ro, &rx, err, sizeof err) != 0) {
-        fprintf(stderr, "receiver: %s\n", err);
-        exit(1);
-    }
+    for (int i = 0; i < n_sinks; i++)
+        if (trx_start(&ro, &rx[i], err, sizeof err) != 0) {
+            fprintf(stderr, "receiver: %s\n", err);
+            exit(1);
+        }
     uint16_t port = trx_free_port();
     char cfg[600], listen[64];
     snprintf(cfg, sizeof cfg, "%s.yaml", dir);
@@ -166,9 +191,11 @@ static daemon_figs daemon_phase(const char *dir, const char *build)
     FILE *c = fopen(cfg, "w");
     fprintf(c,
             "outbox:\n  path: %s\n  max_size: 8GiB\n  retention: 24h\n"
-            "ingest:\n  listen: %s\n"
-            "sinks:\n  - name: webhook\n    url: %s\n    max_in_flight: 64\n",
-            dir, listen, trx_url(rx, "/hook"));
+            "ingest:\n  listen: %s\nsinks:\n",
+            dir, listen);
+    for (int i = 0; i < n_sinks; i++)
+        fprintf(c, "  - name: %s\n    url: %s\n    max_in_flight: 64\n", sink_name(i),
+                trx_url(rx[i], "/hook"));
     fclose(c);
     char exe[600];
     snprintf(exe, sizeof exe, "%s/tools/outboxd", build);
@@ -183,10 +210,19 @@ static daemon_figs daemon_phase(const char *dir, const char *build)
     while (!can_connect(port) && bench_now_s() - t0 < 30)
         usleep(1000);
     f.start_s = bench_now_s() - t0;
-    size_t before = trx_count(rx);
+    size_t before[MAX_SINKS], total0 = received(rx, n_sinks);
+    for (int i = 0; i < n_sinks; i++)
+        before[i] = trx_count(rx[i]);
     double d0 = bench_now_s();
     usleep((useconds_t)(phase_s * 1e6));
-    f.deliver_rate = (double)(trx_count(rx) - before) / (bench_now_s() - d0);
+    size_t total = received(rx, n_sinks) - total0;
+    f.deliver_rate = (double)total / (bench_now_s() - d0);
+    f.min_share = 1;
+    for (int i = 0; i < n_sinks; i++) {
+        double share = total ? (double)(trx_count(rx[i]) - before[i]) / (double)total : 0;
+        f.min_share = share < f.min_share ? share : f.min_share;
+        f.max_share = share > f.max_share ? share : f.max_share;
+    }
     f.rss_kib = rss_kib(pid);
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "%s/tools/outboxctl --data-dir %s stats --json >/dev/null", build,
@@ -197,7 +233,8 @@ static daemon_figs daemon_phase(const char *dir, const char *build)
     f.ctl_stats_s = bench_now_s() - s0;
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
-    trx_stop(rx);
+    for (int i = 0; i < n_sinks; i++)
+        trx_stop(rx[i]);
     unlink(cfg);
     return f;
 }
@@ -222,16 +259,19 @@ int main(void)
         build = "build";
     memset(body, 'x', 300);
     const char *tmp = getenv("TMPDIR");
-    char empty[512], full[512];
+    char empty[512], full[512], fan[512];
     snprintf(empty, sizeof empty, "%s/outbox-bench-empty-%d", tmp ? tmp : "/tmp", (int)getpid());
     snprintf(full, sizeof full, "%s/outbox-bench-backlog-%d", tmp ? tmp : "/tmp", (int)getpid());
+    snprintf(fan, sizeof fan, "%s/outbox-bench-fanout-%d", tmp ? tmp : "/tmp", (int)getpid());
 
-    fill(full, backlog);
+    fill(full, backlog, 1);
     /* Empty store: a sink with a few events so the daemon has something to deliver. */
-    fill(empty, 20000);
+    fill(empty, 20000, 1);
     lib_figs le = lib_phase(empty), lb = lib_phase(full);
-    fill(empty, 200000); /* enough for the daemon to drain for the whole phase */
-    daemon_figs de = daemon_phase(empty, build), db = daemon_phase(full, build);
+    fill(empty, 200000, 1); /* enough for the daemon to drain for the whole phase */
+    daemon_figs de = daemon_phase(empty, build, 1), db = daemon_phase(full, build, 1);
+    fill(fan, 40000, MAX_SINKS); /* 320,000 deliveries: more than a phase drains */
+    daemon_figs df = daemon_phase(fan, build, MAX_SINKS);
 
     printf("# backlog benchmark: %ld pending deliveries vs an empty store (%.0f s phases)\n",
            backlog, phase_s);
@@ -247,7 +287,16 @@ int main(void)
            db.deliver_rate, 100 * db.deliver_rate / (de.deliver_rate > 0 ? de.deliver_rate : 1));
     printf("%-34s %14ld %14ld\n", "outboxd RSS KiB", de.rss_kib, db.rss_kib);
     printf("%-34s %14.3f %14.3f\n", "outboxctl stats s", de.ctl_stats_s, db.ctl_stats_s);
+    printf("# fan-out: outboxd, %d sinks (one receiver each), events routed to all: %.0f "
+           "deliveries/s (%.0f events/s); per-sink share %.1f%%..%.1f%% (even: %.1f%%)\n",
+           MAX_SINKS, df.deliver_rate, df.deliver_rate / MAX_SINKS, 100 * df.min_share,
+           100 * df.max_share, 100.0 / MAX_SINKS);
+    if (df.deliver_rate <= 0 || df.min_share <= 0) {
+        fprintf(stderr, "FAIL: a sink received nothing in the fan-out phase\n");
+        return 1;
+    }
     rm_rf(empty);
     rm_rf(full);
+    rm_rf(fan);
     return 0;
 }

@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """bench-outboxd.py - HTTP ingest benchmark of the real outboxd binary.
 
-1. Acknowledged (durable) events/s: wrk, 64 keep-alive connections, one 271-byte Flipt
-   event per POST, against outboxd with one sink (delivering to a fast no-op receiver
-   while the load runs, as in production), in both HTTP threading modes
-   (ingest.pool_threads: 0 = a thread per connection, 2 = epoll pool + committers).
-2. The same wrk load against bench-outboxd-nop (the same HTTP server library and mode,
-   answering 202 without storing): the ceiling of the HTTP layer on this machine.
-3. Ack latency percentiles at about 1,000 events/s (wrk with a per-request delay).
-4. For comparison, the ingest path alone: the sink's receiver never answers, so the
-   delivery engine uses no CPU meanwhile. The targets are judged on the delivering rows.
+For each daemon setup, three wrk runs, one 271-byte Flipt event per POST, keep-alive:
+  max rate, 64 connections   durable acks/s and ack latency p50/p99/p99.9 at that rate
+  max rate, 1 connection     acks/s and latency of one client posting back to back
+  paced ~1,000 events/s      ack latency p50/p99/p99.9 (10 connections, ~10 ms apart)
+Setups: one sink delivering to a fast no-op receiver meanwhile (as in production), in
+both HTTP threading modes (ingest.pool_threads 0 = a thread per connection, 2 = epoll
+pool + committers), and the ingest path alone (the sink's receiver never answers, so
+delivery uses no CPU). The same loads against bench-outboxd-nop (the same HTTP server
+library, answering 202 without storing) give the ceiling of the HTTP layer here.
+wrk's own --latency table stops at p99: a Lua done() hook prints p99.9.
 
 usage: bench-outboxd.py OUTBOXD NOP_SERVER [SECONDS]   (needs wrk; skipped (77) without)
-Prints a table; targets: >= 30,000 events/s durable, p99 <= 5 ms at 1,000/s.
+Prints a table; targets: >= 30,000 events/s durable (>= 40 % of the ceiling) at 64
+connections, p99 <= 5 ms at 1,000/s. Targets are reported, never asserted.
 """
 import json
 import os
@@ -39,6 +41,10 @@ def lua(path, delay_ms=None):
                 '  if status ~= 202 then non202 = (non202 or 0) + 1 end\nend\n')
         if delay_ms:
             f.write("function delay()\n  return %d\nend\n" % delay_ms)
+        f.write('function done(summary, latency, requests)\n'
+                '  io.write(string.format("LATENCY %.3f %.3f %.3f %.3f\\n",\n'
+                '    latency:percentile(50) / 1000, latency:percentile(90) / 1000,\n'
+                '    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))\nend\n')
 
 
 def wrk(url, script, conns, threads, seconds):
@@ -48,9 +54,8 @@ def wrk(url, script, conns, threads, seconds):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    pct = {}
-    for p, v, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
-        pct[p] = float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    lat = re.search(r"^LATENCY ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", out, re.M)
+    pct = dict(zip(("50", "90", "99", "99.9"), map(float, lat.groups()))) if lat else {}
     return rps, int(non2xx.group(1)) if non2xx else 0, errors.group(0) if errors else "", pct
 
 
@@ -106,6 +111,8 @@ def main():
         stall.bind(("127.0.0.1", 0))
         stall.listen(1024)
         stall_url = "http://127.0.0.1:%d/hook" % stall.getsockname()[1]
+        runs = (("64 connections, max rate", load, 64, 2), ("1 connection, max rate", load, 1, 1),
+                ("paced ~1,000/s", paced, 10, 1))
         rows = []
         for pool, sink in ((0, None), (2, None), (2, stall_url)):
             d, port = start_outboxd(outboxd, tmp, sink or "http://127.0.0.1:%d/hook" % rx_port,
@@ -113,39 +120,54 @@ def main():
             procs.append(d)
             url = "http://127.0.0.1:%d/v1/events" % port
             wrk(url, load, 64, 2, 1)  # warm-up
-            rps, bad, errs, _ = wrk(url, load, 64, 2, seconds)
-            lat_rps, _, _, pct = wrk(url, paced, 10, 1, seconds)
+            res = [wrk(url, script, conns, threads, seconds)
+                   for _, script, conns, threads in runs]
             with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
                 metrics = r.read().decode()
             d.terminate()
             d.wait(60)
             stored = re.search(r'outbox_ingest_events_total\{outcome="stored"\} (\d+)', metrics)
-            rows.append((pool, sink, rps, bad, lat_rps, pct, stored.group(1) if stored else "?"))
+            rows.append((pool, sink, res, stored.group(1) if stored else "?"))
         nop_p, nop_port = start_nop(nop)
         procs.append(nop_p)
-        ceil, _, _, _ = wrk("http://127.0.0.1:%d/v1/events" % nop_port, load, 64, 2, seconds)
+        nop_url = "http://127.0.0.1:%d/v1/events" % nop_port
+        ceil = [wrk(nop_url, load, conns, threads, seconds)
+                for _, _, conns, threads in runs[:2]]
         print("outboxd ingest benchmark (%ds per row, 271-byte events, full durability, "
               "%d CPUs, load average %.1f)" % (seconds, os.cpu_count(), os.getloadavg()[0]))
-        print("%-56s %12s" % ("measurement", "value"))
-        print("%-56s %12.0f" % ("no-op HTTP server (thread per connection) req/s: ceiling",
-                                ceil))
+        print("%-40s %10s %8s %9s %9s %9s" % ("run", "events/s", "ceiling", "p50 ms",
+                                                "p99 ms", "p99.9 ms"))
+
+        def line(name, r, c=None):
+            pct = r[3]
+            print("%-40s %10.0f %8s %9.2f %9.2f %9.2f" % (
+                name, r[0], "%.0f%%" % (100.0 * r[0] / c[0]) if c and c[0] else "",
+                pct.get("50", float("nan")), pct.get("99", float("nan")),
+                pct.get("99.9", float("nan"))))
+
+        print("no-op HTTP server (thread per connection): the ceiling")
+        for (name, _, _, _), r in zip(runs, ceil):
+            line("  " + name, r)
         best = None
-        for pool, sink, rps, bad, lat_rps, pct, stored in rows:
-            mode = "pool_threads=%d (%s), %s" % (
+        for pool, sink, res, stored in rows:
+            print("pool_threads=%d (%s), %s" % (
                 pool, "epoll pool" if pool else "thread per connection",
-                "deliveries stalled (ingest path alone)" if sink else "delivering meanwhile")
-            print(mode)
-            print("%-56s %12.0f" % ("  durable acks/s, 64 keep-alive connections", rps))
-            print("%-56s %11.0f%%" % ("  of the no-op ceiling", 100.0 * rps / ceil if ceil else 0))
-            print("%-56s %12d" % ("  non-202 answers", bad))
-            print("%-56s %12s" % ("  events stored (from /metrics)", stored))
-            print("%-56s %12.0f" % ("  paced run: achieved events/s", lat_rps))
-            for p in ("50", "90", "99"):
-                print("%-56s %10.2fms" % ("  ack latency p%s" % p, pct.get(p, float("nan"))))
-            if not sink and (best is None or rps > best[0]):
-                best = (rps, pct.get("99", 1e9))
-        ok = best[0] >= 30000 and best[1] <= 5.0
-        print("targets (>= 30,000/s, p99 <= 5 ms): %s" % ("met" if ok else "NOT met"))
+                "deliveries stalled (ingest path alone)" if sink else "delivering meanwhile"))
+            for i, ((name, _, _, _), r) in enumerate(zip(runs, res)):
+                line("  " + name, r, ceil[i] if i < 2 else None)
+            bad = sum(r[1] for r in res)
+            print("  non-202 answers %d, socket errors %s, events stored (from /metrics) %s" % (
+                bad, "; ".join(r[2] for r in res if r[2]) or "none", stored))
+            if bad:
+                print("FAIL: outboxd answered something else than 202")
+                return 1
+            if not sink and (best is None or res[0][0] > best[0]):
+                best = (res[0][0], res[2][3].get("99", 1e9), ceil[0][0])
+        verdict = lambda ok: "met" if ok else "NOT met"
+        print("targets, delivering meanwhile: 64 connections >= 30,000/s: %.0f/s, %s; "
+              ">= 40 %% of the ceiling: %.0f %%, %s; p99 <= 5 ms at 1,000/s: %.2f ms, %s" % (
+                  best[0], verdict(best[0] >= 30000), 100.0 * best[0] / best[2],
+                  verdict(best[0] >= 0.4 * best[2]), best[1], verdict(best[1] <= 5.0)))
         return 0
     finally:
         for p in procs:
