@@ -12,12 +12,10 @@ usage: test-outboxd.py OUTBOXD [OUTBOXCTL]   (stdlib only; every wait is bounded
 """
 import hashlib
 import hmac
-import http.client
 import http.server
 import json
 import os
 import shutil
-import signal
 import socketserver
 import subprocess
 import sys
@@ -25,6 +23,9 @@ import tempfile
 import threading
 import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import harness  # noqa: E402  (the outboxd process helper shared with the e2e suites)
 
 OUTBOXD = None
 OUTBOXCTL = None
@@ -100,95 +101,12 @@ class Receiver:
         self.server.server_close()
 
 
-class Daemon:
-    """One outboxd process; stderr is collected line by line (JSON logs)."""
+class Daemon(harness.Daemon):
+    """One outboxd process (tests/e2e/harness.py), debug logs, its stderr collected."""
 
     def __init__(self, config_path, data_dir, extra=(), listen="127.0.0.1:0", wait=True):
-        args = [OUTBOXD, "--config", config_path, "--data-dir", data_dir, "--log-format",
-                "json", "--log-level", "debug"]
-        if listen:
-            args += ["--listen", listen]
-        args += list(extra)
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.lines = []
-        self.lock = threading.Lock()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.port = None
-        if wait:
-            started = wait_for(lambda: self.find("started") or self._died(), 20, "daemon start")
-            if not isinstance(started, dict):
-                raise AssertionError("outboxd exited %s:\n%s" % (self.proc.returncode,
-                                                                 self.stderr()))
-            self.port = int(started["listen"].rsplit(":", 1)[1])
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            with self.lock:
-                self.lines.append(raw.decode(errors="replace"))
-        self.proc.stderr.close()
-
-    def _died(self):
-        return self.proc.poll() is not None and "exited"
-
-    def logs(self):
-        out = []
-        with self.lock:
-            lines = list(self.lines)
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"msg": "<not json>", "raw": line})
-        return out
-
-    def find(self, msg):
-        for rec in self.logs():
-            if rec.get("msg") == msg:
-                return rec
-        return None
-
-    def stderr(self):
-        with self.lock:
-            return "".join(self.lines)
-
-    def request(self, method, path, body=None, headers=None, timeout=10):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            data = r.read()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
-        finally:
-            c.close()
-
-    def post(self, body, ctype="application/json", headers=None):
-        h = {"Content-Type": ctype}
-        h.update(headers or {})
-        return self.request("POST", "/v1/events", body, h)
-
-    def metrics(self):
-        st, _, data = self.request("GET", "/metrics")
-        assert st == 200, st
-        return data.decode()
-
-    def metric(self, name_with_labels):
-        for line in self.metrics().splitlines():
-            if line.startswith(name_with_labels + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("outboxd did not stop within %ss" % timeout)
-        self.reader.join(5)
-        return rc
+        super().__init__(config_path, data_dir, listen=listen, wait=wait, extra=extra,
+                         log_level="debug")
 
 
 def write_config(path, sinks_yaml, ingest_yaml="", retention="1h"):
@@ -572,6 +490,6 @@ class TestConfig(Base):
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: test-outboxd.py OUTBOXD [OUTBOXCTL]")
-    OUTBOXD = os.path.abspath(sys.argv[1])
+    OUTBOXD = harness.OUTBOXD = os.path.abspath(sys.argv[1])
     OUTBOXCTL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
     unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[3:])
