@@ -12,10 +12,11 @@ trap 'rm -rf "$tmp"' EXIT
 # "producers events/s x-single raw-rows/s raw-commits/s" rows of bench-store.
 awk '/^# library enqueue/ {on=1; next} on && /^[0-9]+ / {print $1, $2, $4} on && /^#/ {on=0}' \
   "$results" >"$tmp/tput.dat"
-# "mode-index percentile ms" rows of the outboxd ingest benchmark.
+# "percentile ms" rows per threading mode, from the paced rows of the ingest benchmark
+# ("  paced ~1,000/s  events/s  p50  p99  p99.9" under each "pool_threads=" heading).
 awk -v dir="$tmp" '/^pool_threads=/ {m++}
-     /ack latency p[0-9.]+/ {v=$NF; sub(/ms$/, "", v); p=$3; print p, v > (dir "/lat" m ".dat")}' \
-  "$results"
+     m && /^  paced/ {f = dir "/lat" m ".dat"; print "p50", $(NF-2) > f
+                      print "p99", $(NF-1) > f; print "p99.9", $NF > f}' "$results"
 for m in 1 2 3; do [ -f "$tmp/lat$m.dat" ] || echo "p50 0" >"$tmp/lat$m.dat"; done
 [ -s "$tmp/tput.dat" ] || { echo "plot.sh: no enqueue table in $results" >&2; exit 1; }
 
