@@ -132,29 +132,27 @@ static void test_enqueue_after_commit(void **state)
     free(dir);
 }
 
-static void do_grow_n(obx_store *s, uint32_t sink, int n)
-{
-    static char body[2048];
-    memset(body, 'h', sizeof body - 1);
-    for (int i = 0; i < n; i++) {
-        obx_event_in e = ev_in(body, &sink, 1);
-        uint64_t id;
-        assert_int_equal(obx_enqueue(s, &e, 1, &id, NULL), OBX_OK);
-    }
-}
-
-/* Enqueue 2 KiB events one by one (each acknowledged id to the ledger) until killed: the
- * store grows past its zero-filled space, so a prefill starts and is killed midway. */
-static void do_grow(obx_store *s, uint32_t sink, int fd)
+/* Enqueue n 2 KiB events one by one, writing each acknowledged id to fd (if >= 0).
+ * Returns 0, or -1 at the first failure. */
+static int grow(obx_store *s, uint32_t sink, int n, int fd)
 {
     static char body[2048];
     memset(body, 'g', sizeof body - 1);
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < n; i++) {
         obx_event_in e = ev_in(body, &sink, 1);
         uint64_t id;
-        if (obx_enqueue(s, &e, 1, &id, NULL) != OBX_OK || write(fd, &id, 8) != 8)
-            _exit(3);
+        if (obx_enqueue(s, &e, 1, &id, NULL) != OBX_OK || (fd >= 0 && write(fd, &id, 8) != 8))
+            return -1;
     }
+    return 0;
+}
+
+/* Grow until killed: the store outgrows its zero-filled space, so a prefill starts and
+ * is killed midway. */
+static void do_grow(obx_store *s, uint32_t sink, int fd)
+{
+    if (grow(s, sink, 20000, fd) != 0)
+        _exit(3);
 }
 
 static void test_prefill_partial(void **state)
@@ -180,7 +178,7 @@ static void test_prefill_partial(void **state)
     free(ids);
     assert_clean(s);
     /* The store keeps working (and filling ahead) after the crash. */
-    do_grow_n(s, sink, 2000);
+    assert_int_equal(grow(s, sink, 2000, -1), 0);
     assert_int_equal(events_stored(s), 3 + acked + 2000);
     assert_clean(s);
     obx_close(s);
