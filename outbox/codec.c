@@ -1,6 +1,6 @@
 /*
  * codec.c - encoding and decoding of the store's records (see codec.h for the format).
- * Uses msgpack-c for the payload and a table-driven CRC32C for integrity.
+ * Uses msgpack-c for the payload and CRC32C (hardware or table) for integrity.
  */
 #include "codec.h"
 
@@ -43,9 +43,12 @@ static int buf_write(void *data, const char *src, size_t len)
     return 0;
 }
 
-/* CRC32C (Castagnoli), reflected polynomial 0x82F63B78. */
+/* CRC32C (Castagnoli), reflected polynomial 0x82F63B78: the SSE4.2 crc32 instruction
+ * when the CPU has it (~20x the table's speed; every record written or read is summed),
+ * else a table. */
 static uint32_t crc_table[256];
 static int crc_ready;
+static int crc_hw_ok;
 
 static void crc_init(void)
 {
@@ -55,10 +58,14 @@ static void crc_init(void)
             c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
         crc_table[i] = c;
     }
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc_hw_ok = __builtin_cpu_supports("sse4.2");
+#endif
     __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
 }
 
-uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t codec_crc32c_table(uint32_t crc, const void *data, size_t len)
 {
     if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
         crc_init(); /* idempotent: concurrent callers compute the same table */
@@ -67,6 +74,36 @@ uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
     while (len--)
         crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
+}
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
+                                                          size_t len)
+{
+    uint64_t c = ~crc;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8); /* unaligned, little-endian as the instruction expects */
+        c = _mm_crc32_u64(c, v);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = _mm_crc32_u8(c32, *p++);
+    return ~c32;
+}
+#endif
+
+uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
+{
+    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
+        crc_init();
+#if defined(__x86_64__)
+    if (crc_hw_ok)
+        return crc_hw(crc, data, len);
+#endif
+    return codec_crc32c_table(crc, data, len);
 }
 
 /* Start a record: format byte and room for the checksum. */

@@ -25,7 +25,11 @@ typedef struct obx_buf {
 
 void buf_free(obx_buf *b);
 
+/* CRC32C of data, continuing from crc (0 to start): the CPU's crc32 instruction when it
+ * has SSE4.2, else codec_crc32c_table(). */
 uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len);
+/* The portable table-driven CRC32C (tests compare the two). */
+uint32_t codec_crc32c_table(uint32_t crc, const void *data, size_t len);
 
 /* Event record: received time, type, action, body, routed sink ids. */
 typedef struct rec_event {
