@@ -80,7 +80,7 @@ uint32_t codec_crc32c_table(uint32_t crc, const void *data, size_t len)
 #include <nmmintrin.h>
 
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
-                                                          size_t len)
+                                                         size_t len)
 {
     uint64_t c = ~crc;
     for (; len >= 8; p += 8, len -= 8) {

@@ -45,9 +45,8 @@ static void test_crc32c_paths_agree(void **state)
             uint32_t want = codec_crc32c_table(0, buf + off, len);
             assert_int_equal(obx_crc32c(0, buf + off, len), want);
             size_t half = len / 2;
-            assert_int_equal(obx_crc32c(obx_crc32c(0, buf + off, half), buf + off + half,
-                                        len - half),
-                             want);
+            assert_int_equal(
+                obx_crc32c(obx_crc32c(0, buf + off, half), buf + off + half, len - half), want);
         }
 }
 
