@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define PAGE 256 /* records per read transaction while listing */
 
@@ -594,5 +595,35 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err)
     snprintf(path, sizeof path, "%s/data.mdb", dest);
     if (chmod(path, 0600) != 0)
         return obx_fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
+    return OBX_OK;
+}
+
+int obx_owner_pid(const char *dir, long *pid, obx_error *err)
+{
+    *pid = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/outbox.lock", dir);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return OBX_OK; /* never owned: no lock file */
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f)
+        return obx_fail(err, OBX_ERR_IO, "/proc/locks: %s", strerror(errno));
+    /* "1: FLOCK  ADVISORY  WRITE 26941 fe:00:10952882 0 EOF" (major:minor in hex) */
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char kind[16], mode[16], rw[16];
+        long p;
+        unsigned maj, min;
+        unsigned long long ino;
+        if (sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, mode, rw, &p, &maj, &min,
+                   &ino) == 7 &&
+            strcmp(kind, "FLOCK") == 0 && strcmp(rw, "WRITE") == 0 && ino == st.st_ino &&
+            maj == major(st.st_dev) && min == minor(st.st_dev)) {
+            *pid = p;
+            break;
+        }
+    }
+    fclose(f);
     return OBX_OK;
 }

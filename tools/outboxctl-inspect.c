@@ -67,6 +67,9 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         obx_close(s);
         return CTL_EXIT_ERROR;
     }
+    long owner = -1; /* the daemon's pid, 0 if none runs, -1 if unknown */
+    if (obx_owner_pid(c->data_dir, &owner, NULL) != OBX_OK)
+        owner = -1;
     uint64_t cap = c->config_max_size ? c->config_max_size : st->max_size;
     uint64_t high = c->config_max_size ? c->config_max_size / 100 * 90 : st->high_water;
     obx_sink_stats tot = {0};
@@ -90,6 +93,8 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         json_object_set_new(o, "data_dir", json_string(c->data_dir));
         json_object_set_new(o, "now", ctl_json_time(c->now_ms));
         json_object_set_new(o, "schema_version", json_integer(st->schema_version));
+        json_object_set_new(o, "daemon_pid", owner > 0 ? json_integer(owner) : json_null());
+        json_object_set_new(o, "daemon_running", owner < 0 ? json_null() : json_boolean(owner > 0));
         json_object_set_new(o, "events", json_integer((json_int_t)st->events));
         json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
         json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
@@ -117,6 +122,10 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         ctl_bytes_fmt(high, highb, sizeof highb);
         ctl_bytes_fmt(st->file_bytes, fileb, sizeof fileb);
         printf("outbox   %s (schema %u)\n", c->data_dir, st->schema_version);
+        if (owner > 0)
+            printf("daemon   running (pid %ld)\n", owner);
+        else if (owner == 0)
+            printf("daemon   not running: nothing is being delivered\n");
         printf("events   %llu stored, %llu accepted since the store was created\n",
                (unsigned long long)st->events, (unsigned long long)st->enqueued);
         printf("size     %s used of %s (%.0f%%); new events are refused above %s; file %s\n", used,
@@ -172,6 +181,12 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         if (tot.in_doubt)
             printf("\nin doubt: an attempt started before a crash and its outcome is unknown; "
                    "it is re-sent with the same webhook-id\n");
+        if (owner == 0 && tot.inflight)
+            printf("\nno daemon owns this outbox, yet %llu deliveries are in flight: their "
+                   "attempts were cut off (a crash or kill) and their outcome is unknown; outboxd "
+                   "marks them in doubt and re-sends them with the same webhook-id when it "
+                   "starts\n",
+                   (unsigned long long)tot.inflight);
     }
     obx_stats_free(st);
     obx_close(s);

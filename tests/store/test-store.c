@@ -184,6 +184,31 @@ static void flip_last_byte(unsigned char *v, size_t *len)
     v[*len - 1] ^= 0x5a;
 }
 
+/* obx_owner_pid: the owner's pid while an owner handle is open, 0 once it is closed (and
+ * for a directory never owned), without taking the lock. */
+static void test_owner_pid(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new("ownerpid");
+    long pid = -1;
+    assert_int_equal(obx_owner_pid(dir, &pid, NULL), OBX_OK);
+    assert_int_equal(pid, 0);
+    obx_store *s = open_owner(dir, 0);
+    assert_int_equal(obx_owner_pid(dir, &pid, NULL), OBX_OK);
+    assert_int_equal(pid, (long)getpid());
+    /* Asking did not disturb the owner: a second owner is still refused. */
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_OWNER;
+    obx_store *s2 = NULL;
+    assert_int_equal(obx_open(dir, &o, &s2, NULL), OBX_ERR_LOCKED);
+    obx_close(s);
+    assert_int_equal(obx_owner_pid(dir, &pid, NULL), OBX_OK);
+    assert_int_equal(pid, 0);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_schema_mismatch(void **state)
 {
     (void)state;
@@ -910,6 +935,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_private_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_owner_refused_reader_allowed, setup, teardown),
         cmocka_unit_test(test_schema_mismatch),
+        cmocka_unit_test(test_owner_pid),
         cmocka_unit_test_setup_teardown(test_enqueue_claim_deliver, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_and_redelivery, setup, teardown),

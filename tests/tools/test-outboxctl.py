@@ -93,11 +93,16 @@ class OutboxctlTest(unittest.TestCase):
         self.assertGreaterEqual(st["max_size"], st["high_water"])
         # oldest pending of slack is ev2, received 9h ago
         self.assertAlmostEqual(sl["oldest_pending_age_ms"] / 3600000.0, 9.0, delta=0.1)
+        # no daemon owns the store, so ev4's attempt was cut off: said, in both forms
+        self.assertIsNone(st["daemon_pid"])
+        self.assertIs(st["daemon_running"], False)
         # the human form names both sinks and the totals
         _, out, _ = self.s.ctl("stats", check_rc=0)
         self.assertIn("webhook", out)
         self.assertIn("TOTAL", out)
         self.assertIn("9h ago", out)
+        self.assertIn("daemon   not running", out)
+        self.assertIn("no daemon owns this outbox, yet 1 deliveries are in flight", out)
 
     # ---- list ----
     def test_list_json_filters(self):
@@ -706,6 +711,10 @@ class DaemonTest(unittest.TestCase):
         self.fail("timed out waiting for %s: %s" % (what, self.stats()))
 
     def test_replay_while_delivering_loses_and_duplicates_nothing(self):
+        _, out, _ = run("--config", self.cfg, "stats", "--json", check_rc=0)
+        self.assertEqual(json.loads(out)["daemon_pid"], self.d.pid)  # found, not disturbed
+        _, out, _ = run("--config", self.cfg, "stats", check_rc=0)
+        self.assertIn("daemon   running (pid %d)" % self.d.pid, out)
         self.post(40, "first")
         self.wait_for(lambda st: st["dead"] == 40, "40 dead letters")
         # live reads while the daemon runs

@@ -401,6 +401,14 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
 int obx_backup(obx_store *s, const char *dest, obx_error *err);
 
 /*
+ * The pid of the process that owns the outbox at `dir` (holds its owner lock), found in
+ * /proc/locks without touching the lock, so a daemon starting meanwhile is never refused.
+ * @param[out] pid  the owner's pid, or 0 when no process owns it (no daemon running).
+ * @return OBX_OK, or OBX_ERR_IO when /proc/locks cannot be read (Linux only).
+ */
+int obx_owner_pid(const char *dir, long *pid, obx_error *err);
+
+/*
  * Test-only crash points. When the environment variable OUTBOX_CRASH_POINT equals `name`
  * (and OUTBOX_CRASH_AFTER, default 1, hits have been counted), the process aborts right
  * there. The store calls it at "enqueue-before-commit", "enqueue-after-commit" (committed,
