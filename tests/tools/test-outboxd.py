@@ -26,6 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import harness  # noqa: E402  (the outboxd process helper shared with the e2e suites)
+from harness import event, sink_yaml, wait_for  # noqa: E402
 
 OUTBOXD = None
 OUTBOXCTL = None
@@ -37,23 +38,6 @@ FIXTURES = os.path.join(SRC, "tests", "fixtures", "events")
 def fixture(name):
     with open(os.path.join(FIXTURES, name), "rb") as f:
         return f.read().rstrip(b"\n")
-
-
-def event(key, action="created", typ="flag"):
-    """A Flipt v0.2 event whose payload key makes it recognisable at the receiver."""
-    return ('{"version":"0.2","type":"%s","action":"%s","metadata":{"actor":{}},'
-            '"payload":{"key":"%s"},"timestamp":"2024-06-09T12:00:00Z","status":"success"}'
-            % (typ, action, key)).encode()
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 class Receiver:
@@ -114,11 +98,6 @@ def write_config(path, sinks_yaml, ingest_yaml="", retention="1h"):
         f.write("outbox:\n  path: ./unused\n  max_size: 64MiB\n  retention: %s\n"
                 "ingest:\n  listen: 127.0.0.1:0\n  max_body: 4KiB\n%s"
                 "sinks:\n%s" % (retention, ingest_yaml, sinks_yaml))
-
-
-def sink_yaml(name, url, extra=""):
-    return ("  - name: %s\n    url: %s\n    events: [\"*:*\"]\n"
-            "    initial_interval: 50ms\n    max_interval: 200ms\n%s" % (name, url, extra))
 
 
 class Base(unittest.TestCase):
