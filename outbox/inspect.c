@@ -135,6 +135,9 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     for (int i = 0; i <= OBX_BATCH_BUCKETS; i++)
         st->commit_batches[i] = __atomic_load_n(&s->batch_hist[i], __ATOMIC_RELAXED);
     st->commit_ops = __atomic_load_n(&s->stat_ops, __ATOMIC_RELAXED);
+    for (int i = 0; i <= OBX_COMMIT_BUCKETS; i++)
+        st->commit_us[i] = __atomic_load_n(&s->commit_hist[i], __ATOMIC_RELAXED);
+    st->commit_us_sum = __atomic_load_n(&s->commit_us_sum, __ATOMIC_RELAXED);
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     st->map_size = info.me_mapsize;

@@ -204,6 +204,26 @@ static int wr_begin(obx_store *s, MDB_txn **txn, obx_error *err)
     return obx_fail(err, OBX_ERR_LMDB, "begin write transaction: retries exhausted");
 }
 
+const uint32_t obx_commit_bounds_us[OBX_COMMIT_BUCKETS] = {100,  250,   500,   1000,   2500,
+                                                           5000, 10000, 25000, 100000, 1000000};
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Count one commit's duration in the histogram (read by obx_stats_get from any thread). */
+static void note_commit_time(obx_store *s, int64_t us)
+{
+    unsigned b = 0;
+    while (b < OBX_COMMIT_BUCKETS && (int64_t)obx_commit_bounds_us[b] < us)
+        b++;
+    __atomic_add_fetch(&s->commit_hist[b], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->commit_us_sum, (uint64_t)(us > 0 ? us : 0), __ATOMIC_RELAXED);
+}
+
 /* Apply a list of ops in one transaction; sets each op's rc/err. Returns after commit. */
 static void run_batch(obx_store *s, obx_op *list)
 {
@@ -265,7 +285,9 @@ static void run_batch(obx_store *s, obx_op *list)
             has_enqueue |= op->kind == OP_ENQUEUE;
         if (has_enqueue)
             obx_crash_point("enqueue-before-commit");
+        int64_t t0 = mono_us();
         rc = mdb_txn_commit(txn);
+        note_commit_time(s, mono_us() - t0);
         if (has_enqueue && !rc)
             obx_crash_point("enqueue-after-commit");
         if (rc) {

@@ -120,6 +120,8 @@ struct obx_store {
     uint64_t stat_prefills;          /* zero-fill extensions of data.mdb (writer thread) */
     uint64_t file_bytes;             /* owner: data.mdb's size as of the last prefill check */
     uint64_t batch_hist[OBX_BATCH_BUCKETS + 1]; /* written by the writer, read atomically */
+    uint64_t commit_hist[OBX_COMMIT_BUCKETS + 1]; /* commit durations, likewise */
+    uint64_t commit_us_sum;
     unsigned wake_word; /* futex: bumped after each batch's ops are marked finished */
     obx_notify_fn notify;
     void *notify_ud;

@@ -237,4 +237,12 @@ void omet_render_store(const obx_stats *st, int64_t now_ms, obuf *b)
                    "# TYPE outbox_store_commit_batch_size histogram\n");
     omet_render_histogram(b, "outbox_store_commit_batch_size", "", bounds, st->commit_batches,
                           OBX_BATCH_BUCKETS, (double)st->commit_ops);
+    double secs[OBX_COMMIT_BUCKETS];
+    for (int i = 0; i < OBX_COMMIT_BUCKETS; i++)
+        secs[i] = obx_commit_bounds_us[i] / 1e6;
+    obuf_printf(b, "# HELP outbox_store_commit_seconds Duration of the store writer's commits "
+                   "(page writes and syncs): the disk latency every acknowledgement waits for.\n"
+                   "# TYPE outbox_store_commit_seconds histogram\n");
+    omet_render_histogram(b, "outbox_store_commit_seconds", "", secs, st->commit_us,
+                          OBX_COMMIT_BUCKETS, (double)st->commit_us_sum / 1e6);
 }

@@ -556,6 +556,12 @@ static void test_concurrent_enqueue(void **state)
         commits += st->commit_batches[i];
     assert_true(st->commit_ops >= seen);
     assert_true(commits > 0 && commits < st->commit_ops);
+    /* ...and the duration histogram timed each of those commits */
+    uint64_t timed = 0;
+    for (int i = 0; i <= OBX_COMMIT_BUCKETS; i++)
+        timed += st->commit_us[i];
+    assert_true(timed >= commits);
+    assert_true(st->commit_us_sum > 0);
     obx_stats_free(st);
     assert_check_clean(f->s);
 }

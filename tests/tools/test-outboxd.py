@@ -156,6 +156,12 @@ class TestDelivery(Base):
         m = d.metrics()
         self.assertIn('outbox_ingest_events_total{outcome="stored"} 6', m)
         self.assertIn('outbox_pending{sink="webhook"}', m)
+        # the store's commits (two acknowledgements, claims, results) and how long they took
+        commits = d.metric("outbox_store_commit_seconds_count")
+        self.assertGreaterEqual(commits, 2)
+        self.assertEqual(d.metric('outbox_store_commit_seconds_bucket{le="+Inf"}'), commits)
+        self.assertGreater(d.metric("outbox_store_commit_seconds_sum"), 0)
+        self.assertIn('outbox_store_commit_seconds_bucket{le="0.001"}', m)
         self.assertNotIn("s3crET", m)
         self.assertEqual(d.stop(), 0)
         self.assertNotIn("s3crET", d.stderr())

@@ -341,6 +341,9 @@ typedef struct obx_sink_stats {
 } obx_sink_stats;
 
 #define OBX_BATCH_BUCKETS 13 /* commit batch size histogram: upper bounds 1, 2, 4, ..., 4096 */
+#define OBX_COMMIT_BUCKETS 10 /* commit (and sync) duration histogram: see obx_commit_bounds_us */
+/* Upper bounds, in microseconds, of the commit duration histogram's buckets. */
+extern const uint32_t obx_commit_bounds_us[OBX_COMMIT_BUCKETS];
 
 typedef struct obx_stats {
     uint64_t events;      /* events stored */
@@ -355,6 +358,11 @@ typedef struct obx_stats {
      * commit_batches[i] counts commits of at most 2^i operations, the last slot the rest. */
     uint64_t commit_batches[OBX_BATCH_BUCKETS + 1];
     uint64_t commit_ops; /* operations committed in those commits */
+    /* Their durations (mdb_txn_commit: page writes and syncs): commit_us[i] counts commits
+     * of at most obx_commit_bounds_us[i], the last slot the rest; commit_us_sum in total.
+     * The disk's sync latency bounds every acknowledgement. */
+    uint64_t commit_us[OBX_COMMIT_BUCKETS + 1];
+    uint64_t commit_us_sum;
     size_t n_sinks;
     obx_sink_stats *sinks;
 } obx_stats;
