@@ -5,7 +5,10 @@
  *
  * Record = [format byte 0x01][CRC32C of payload, little-endian u32][msgpack payload].
  * A record whose format byte, checksum or msgpack shape is wrong decodes to
- * OBX_ERR_CORRUPT with a message naming the field; decoding never crashes.
+ * OBX_ERR_CORRUPT with a message naming the field; decoding never crashes. A failed
+ * allocation while decoding is OBX_ERR_NOMEM, never OBX_ERR_CORRUPT: callers treat
+ * corruption as permanent (a dead letter, a dropped index entry), a memory shortage as
+ * a reason to fail the whole operation and try again later.
  */
 #ifndef OUTBOX_CODEC_H
 #define OUTBOX_CODEC_H
@@ -86,9 +89,9 @@ static inline uint32_t be32_get(const unsigned char *p)
 /* Key layouts. */
 #define KEY_EVENT_LEN 8  /* event id */
 #define KEY_DELIV_LEN 12 /* event id, sink id */
-#define KEY_DUE_LEN 20   /* sink id, due ms, event id */
-#define KEY_PEND_LEN 12  /* sink id, event id */
-#define KEY_TIME_LEN 20  /* time ms, event id, sink id (dead, done) */
+#define KEY_DUE_LEN   20 /* sink id, due ms, event id */
+#define KEY_PEND_LEN  12 /* sink id, event id */
+#define KEY_TIME_LEN  20 /* time ms, event id, sink id (dead, done) */
 
 static inline void key_deliv(unsigned char *k, uint64_t ev, uint32_t sink)
 {

@@ -144,7 +144,7 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     if (!s->owner) {
         /* A tool does not know the daemon's cap; the map size is the closest truth. */
         st->max_size = info.me_mapsize > 2 * OBX_MAP_HEADROOM ? info.me_mapsize - OBX_MAP_HEADROOM
-                                                               : info.me_mapsize;
+                                                              : info.me_mapsize;
         st->high_water = st->max_size / 100 * s->opts.high_water_pct;
     }
     char path[4096];
@@ -224,7 +224,17 @@ typedef struct lister {
     void *ud;
     size_t emitted;
     int stop;
+    int rc;        /* a read failure that is not corruption (out of memory): listing stops */
+    obx_error err; /* its message */
 } lister;
+
+/* Stop the listing with a read error that says nothing about the record. */
+static int list_fail(lister *l, const obx_error *e)
+{
+    l->rc = e->code;
+    l->err = *e;
+    return 1;
+}
 
 static void key_parts(MDB_dbi dbi, const obx_store *s, const unsigned char *k, uint64_t *ev,
                       uint32_t *sink)
@@ -253,6 +263,10 @@ static int visit(lister *l, MDB_txn *txn, uint64_t ev, uint32_t sink)
     obx_delivery d;
     obx_error e;
     int rc = load_delivery(s, txn, ev, sink, &d, &e);
+    if (rc && rc != OBX_ERR_CORRUPT && rc != OBX_ERR_NOTFOUND) {
+        obx_delivery_clear(&d);
+        return list_fail(l, &e);
+    }
     if (rc) {
         if (rc == OBX_ERR_CORRUPT && l->on_corrupt)
             l->on_corrupt(l->ud, ev, sink, e.msg);
@@ -272,7 +286,7 @@ static int visit(lister *l, MDB_txn *txn, uint64_t ev, uint32_t sink)
         free(evr.type);
         free(evr.action);
         free(evr.body);
-        return 0;
+        return rc != OBX_ERR_CORRUPT && rc != OBX_ERR_NOTFOUND ? list_fail(l, &e) : 0;
     }
     int match = (!q->type || strcmp(q->type, evr.type) == 0) &&
                 (!q->action || strcmp(q->action, evr.action) == 0) &&
@@ -336,7 +350,8 @@ static int walk(lister *l, MDB_dbi dbi, const unsigned char *lo, size_t lo_len,
             k.mv_data = resume;
             mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
             if (!rev) {
-                if (mrc == 0 && k.mv_size == resume_len && memcmp(k.mv_data, resume, resume_len) == 0)
+                if (mrc == 0 && k.mv_size == resume_len &&
+                    memcmp(k.mv_data, resume, resume_len) == 0)
                     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
             } else {
                 mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
@@ -367,6 +382,11 @@ static int walk(lister *l, MDB_dbi dbi, const unsigned char *lo, size_t lo_len,
         }
         mdb_cursor_close(cur);
         mdb_txn_abort(txn);
+        if (l->rc) {
+            if (err)
+                *err = l->err;
+            return l->rc;
+        }
         if (mrc && mrc != MDB_NOTFOUND)
             return obx_mdb_fail(err, mrc, "list");
         if (stop || mrc == MDB_NOTFOUND || n == 0)
@@ -374,10 +394,10 @@ static int walk(lister *l, MDB_dbi dbi, const unsigned char *lo, size_t lo_len,
     }
 }
 
-int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt,
-             void *ud, obx_error *err)
+int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt, void *ud,
+             obx_error *err)
 {
-    lister l = {s, q, fn, on_corrupt, ud, 0, 0};
+    lister l = {s, q, fn, on_corrupt, ud, 0, 0, 0, {0}};
     unsigned char lo[KEY_DUE_LEN];
     if (q->state == OBX_STATE_DEAD)
         return walk(&l, s->db_dead, NULL, 0, NULL, 0, err);
@@ -398,6 +418,8 @@ typedef struct checker {
     obx_problem_fn fn;
     void *ud;
     size_t problems;
+    int rc;        /* out of memory while decoding: the check fails, it reports nothing */
+    obx_error err; /* its message */
 } checker;
 
 __attribute__((format(printf, 2, 3))) static void problem(checker *c, const char *fmt, ...)
@@ -428,7 +450,7 @@ static void check_index(checker *c, MDB_txn *txn, MDB_dbi dbi, const char *name,
         return;
     MDB_val k, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
+    while (rc == 0 && !c->rc) {
         if (k.mv_size != klen) {
             problem(c, "%s index: key of %zu bytes (want %zu)", name, k.mv_size, klen);
         } else {
@@ -447,14 +469,18 @@ static void check_index(checker *c, MDB_txn *txn, MDB_dbi dbi, const char *name,
             obx_delivery d;
             obx_error e;
             int lr = load_delivery(c->s, txn, ev, sink, &d, &e);
+            if (lr == OBX_ERR_NOMEM && !c->rc) {
+                c->rc = lr;
+                c->err = e;
+            }
             if (lr == OBX_ERR_NOTFOUND)
                 problem(c, "%s index: entry for event %llu sink %u has no delivery record", name,
                         (unsigned long long)ev, sink);
             else if (lr == OBX_OK && want && d.state != want &&
                      !(want == OBX_STATE_PENDING && d.state == OBX_STATE_INFLIGHT &&
                        dbi == c->s->db_pend))
-                problem(c, "%s index: event %llu sink %u is %s", name, (unsigned long long)ev,
-                        sink, obx_state_name(d.state));
+                problem(c, "%s index: event %llu sink %u is %s", name, (unsigned long long)ev, sink,
+                        obx_state_name(d.state));
             obx_delivery_clear(&d);
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -464,12 +490,12 @@ static void check_index(checker *c, MDB_txn *txn, MDB_dbi dbi, const char *name,
 
 int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err)
 {
-    checker c = {s, fn, ud, 0};
+    checker c = {s, fn, ud, 0, 0, {0}};
     MDB_txn *txn;
     int rc = rd_begin(s, &txn, err);
     if (rc)
         return rc;
-    uint64_t (*cnts)[CNT_N] = calloc(OBX_MAX_SINKS, sizeof *cnts);
+    uint64_t(*cnts)[CNT_N] = calloc(OBX_MAX_SINKS, sizeof *cnts);
     if (!cnts) {
         mdb_txn_abort(txn);
         return obx_fail(err, OBX_ERR_NOMEM, "out of memory");
@@ -485,7 +511,12 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
             obx_event e;
             obx_error de;
             uint64_t id = k.mv_size == 8 ? be64_get(k.mv_data) : 0;
-            if (codec_event_decode(v.mv_data, v.mv_size, &e, NULL, NULL, &de) != OBX_OK)
+            int dr = codec_event_decode(v.mv_data, v.mv_size, &e, NULL, NULL, &de);
+            if (dr == OBX_ERR_NOMEM) {
+                c.rc = dr;
+                c.err = de;
+                break;
+            } else if (dr != OBX_OK)
                 problem(&c, "event %llu: %s", (unsigned long long)id, de.msg);
             else {
                 free(e.type);
@@ -497,7 +528,7 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
         mdb_cursor_close(cur);
     }
     /* Deliveries: decode, check their event and index entries, count by state. */
-    if (mdb_cursor_open(txn, s->db_deliv, &cur) == 0) {
+    if (!c.rc && mdb_cursor_open(txn, s->db_deliv, &cur) == 0) {
         int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (mrc == 0) {
             if (k.mv_size != KEY_DELIV_LEN) {
@@ -508,7 +539,13 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
             uint32_t sink = be32_get((unsigned char *)k.mv_data + 8);
             obx_delivery d = {.event_id = ev, .sink_id = sink};
             obx_error de;
-            if (codec_delivery_decode(v.mv_data, v.mv_size, &d, &de) != OBX_OK) {
+            int dr = codec_delivery_decode(v.mv_data, v.mv_size, &d, &de);
+            if (dr == OBX_ERR_NOMEM) {
+                c.rc = dr;
+                c.err = de;
+                break;
+            }
+            if (dr != OBX_OK) {
                 problem(&c, "delivery event %llu sink %u: %s", (unsigned long long)ev, sink,
                         de.msg);
                 goto next;
@@ -557,11 +594,15 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
         }
         mdb_cursor_close(cur);
     }
+    if (c.rc)
+        goto out; /* out of memory: what is left to compare would be wrong */
     check_index(&c, txn, s->db_due, "due", OBX_STATE_PENDING, KEY_DUE_LEN);
     check_index(&c, txn, s->db_pend, "pending", OBX_STATE_PENDING, KEY_PEND_LEN);
     check_index(&c, txn, s->db_flight, "inflight", OBX_STATE_INFLIGHT, KEY_DELIV_LEN);
     check_index(&c, txn, s->db_dead, "dead", OBX_STATE_DEAD, KEY_TIME_LEN);
     check_index(&c, txn, s->db_done, "done", OBX_STATE_DELIVERED, KEY_TIME_LEN);
+    if (c.rc)
+        goto out;
     /* Counters vs what the records say. */
     static const char *cn[] = {"pending", "inflight", "in doubt", "delivered", "dead"};
     for (uint32_t sink = 1; sink < OBX_MAX_SINKS; sink++) {
@@ -575,10 +616,16 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
     uint64_t ecount = 0;
     meta_get_u64(s, txn, "events", &ecount);
     if (ecount != events)
-        problem(&c, "event counter is %llu but %llu events are stored",
-                (unsigned long long)ecount, (unsigned long long)events);
+        problem(&c, "event counter is %llu but %llu events are stored", (unsigned long long)ecount,
+                (unsigned long long)events);
+out:
     mdb_txn_abort(txn);
     free(cnts);
+    if (c.rc) {
+        if (err)
+            *err = c.err;
+        return c.rc;
+    }
     if (problems)
         *problems = c.problems;
     return OBX_OK;

@@ -10,6 +10,10 @@
  *   dead:      deliveries + dead[(t,ev,sink)]
  * Logical errors are found before the first write, so a failing operation leaves the
  * transaction as it found it; an LMDB error is returned as OBX_ERR_LMDB with *mdb_rc.
+ * Only a record that is really damaged (OBX_ERR_CORRUPT) or gone (OBX_ERR_NOTFOUND) is
+ * skipped or dead-lettered; any other read failure, out of memory above all, fails the
+ * operation whole (the writer aborts the transaction), so a passing shortage never turns
+ * into a dead letter or a delivery dropped from the due index.
  */
 #include "store_internal.h"
 
@@ -26,6 +30,19 @@
             return OBX_ERR_LMDB;                                                                   \
         }                                                                                          \
     } while (0)
+
+/* A read failure that says nothing about the record (memory, LMDB): fail the op whole. */
+static int read_failed(int rc)
+{
+    return rc != OBX_OK && rc != OBX_ERR_NOTFOUND && rc != OBX_ERR_CORRUPT;
+}
+
+/* Fail op with a read error `e` (its code and message), for op_breaks_txn. */
+static int fail_read(obx_op *op, const obx_error *e)
+{
+    op->err = *e;
+    return e->code == OBX_ERR_NOMEM ? OBX_ERR_NOMEM : OBX_ERR_LMDB;
+}
 
 static void cnt(txn_ctx *ctx, uint32_t sink, int idx, int64_t d)
 {
@@ -145,8 +162,7 @@ int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_de
     rc = codec_delivery_decode(val.mv_data, val.mv_size, d, err);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];
-        snprintf(tmp, sizeof tmp, "event %llu sink %u: %s", (unsigned long long)ev, sink,
-                 err->msg);
+        snprintf(tmp, sizeof tmp, "event %llu sink %u: %s", (unsigned long long)ev, sink, err->msg);
         memcpy(err->msg, tmp, sizeof err->msg - 1);
         err->msg[sizeof err->msg - 1] = 0;
     }
@@ -190,8 +206,8 @@ static int idx_due(obx_store *s, txn_ctx *ctx, uint32_t sink, int64_t t, uint64_
 {
     unsigned char k[KEY_DUE_LEN];
     key_due(k, sink, t, ev);
-    return add ? put(ctx->txn, s->db_due, k, sizeof k, "", 0, 0) : del(ctx->txn, s->db_due, k,
-                                                                        sizeof k);
+    return add ? put(ctx->txn, s->db_due, k, sizeof k, "", 0, 0)
+               : del(ctx->txn, s->db_due, k, sizeof k);
 }
 
 static int idx_pend(obx_store *s, txn_ctx *ctx, uint32_t sink, uint64_t ev, int add)
@@ -237,15 +253,14 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                         "store full: %llu of %llu bytes in use (cap %llu, high-water %u%%); "
                         "retry later",
                         (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
-                        (unsigned long long)s->opts.max_size,
-                        (unsigned long long)s->opts.max_size, s->opts.high_water_pct);
+                        (unsigned long long)s->opts.max_size, (unsigned long long)s->opts.max_size,
+                        s->opts.high_water_pct);
     if (ctx->room_bytes != UINT64_MAX &&
         ctx->added_bytes + estimate + OBX_DISK_RESERVE > ctx->room_bytes)
         return obx_fail(&op->err, OBX_ERR_FULL,
                         "disk almost full: %llu bytes left for the store, %llu kept for "
                         "deliveries and retention; retry later",
-                        (unsigned long long)ctx->room_bytes,
-                        (unsigned long long)OBX_DISK_RESERVE);
+                        (unsigned long long)ctx->room_bytes, (unsigned long long)OBX_DISK_RESERVE);
     int64_t now = obx_now_ms();
     for (size_t i = 0; i < op->u.enq.n; i++) {
         const obx_event_in *e = &evs[i];
@@ -253,15 +268,22 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         memcpy(sinks, e->sinks, e->n_sinks * sizeof *sinks);
         qsort(sinks, e->n_sinks, sizeof *sinks, cmp_u32);
         uint64_t id = ctx->next_id++;
-        rec_event r = {e->received_ms ? e->received_ms : now, e->type, e->action, e->body,
-                       e->body_len, sinks, e->n_sinks};
+        rec_event r = {e->received_ms ? e->received_ms : now,
+                       e->type,
+                       e->action,
+                       e->body,
+                       e->body_len,
+                       sinks,
+                       e->n_sinks};
         if (codec_event_encode(&ctx->buf, &r) != OBX_OK)
             return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory encoding event");
         unsigned char k[KEY_EVENT_LEN];
         be64_put(k, id);
         TRY(put(ctx->txn, s->db_events, k, sizeof k, ctx->buf.p, ctx->buf.len, MDB_APPEND));
         for (size_t j = 0; j < e->n_sinks; j++) {
-            obx_delivery d = {.event_id = id, .sink_id = sinks[j], .state = OBX_STATE_PENDING,
+            obx_delivery d = {.event_id = id,
+                              .sink_id = sinks[j],
+                              .state = OBX_STATE_PENDING,
                               .next_attempt_ms = now};
             TRY(save_delivery(s, ctx, &d, MDB_APPEND));
             TRY(idx_due(s, ctx, sinks[j], now, id, 1));
@@ -295,8 +317,11 @@ void obx_jobs_free(obx_job *jobs, size_t n)
 static int bury(obx_store *s, txn_ctx *ctx, obx_delivery *d, int from_state, const char *why)
 {
     int64_t now = obx_now_ms();
+    char *reason = strdup(why);
+    if (!reason)
+        return ENOMEM;
     free(d->reason);
-    d->reason = strdup(why);
+    d->reason = reason;
     d->state = OBX_STATE_DEAD;
     d->done_ms = now;
     int rc = save_delivery(s, ctx, d, 0);
@@ -313,7 +338,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     uint32_t sink = op->u.claim.sink;
     size_t max = op->u.claim.max;
-    unsigned char (*keys)[KEY_DUE_LEN] = malloc(max * KEY_DUE_LEN);
+    unsigned char(*keys)[KEY_DUE_LEN] = malloc(max * KEY_DUE_LEN);
     if (!keys)
         return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     op->u.claim.jobs = NULL;
@@ -363,7 +388,13 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             goto lmdb;
         obx_delivery d;
         obx_error e;
-        if (load_delivery(s, ctx->txn, ev, sink, &d, &e) != OBX_OK) {
+        int lr = load_delivery(s, ctx->txn, ev, sink, &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            ret = fail_read(op, &e);
+            goto fail;
+        }
+        if (lr != OBX_OK) {
             /* Stale or corrupt: the due entry is dropped so it cannot block the sink;
              * obx_check reports the record. */
             obx_delivery_clear(&d);
@@ -374,7 +405,13 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             continue;
         }
         obx_event evr;
-        if (load_event(s, ctx->txn, ev, &evr, NULL, NULL, &e) != OBX_OK) {
+        lr = load_event(s, ctx->txn, ev, &evr, NULL, NULL, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            ret = fail_read(op, &e);
+            goto fail;
+        }
+        if (lr != OBX_OK) {
             char why[300];
             snprintf(why, sizeof why, "event record unreadable: %s", e.msg);
             rc = bury(s, ctx, &d, OBX_STATE_PENDING, why);
@@ -418,12 +455,14 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     }
     op->u.claim.jobs = jobs;
     op->u.claim.n = got;
-    return ret;
+    return OBX_OK;
 lmdb:
+    *mdb_rc = rc;
+    ret = OBX_ERR_LMDB;
+fail:
     free(keys);
     obx_jobs_free(jobs, got);
-    *mdb_rc = rc;
-    return OBX_ERR_LMDB;
+    return ret;
 }
 
 /* ---- record results ---- */
@@ -434,8 +473,12 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         const obx_result *r = &op->u.rec.results[i];
         obx_delivery d;
         obx_error e;
-        if (load_delivery(s, ctx->txn, r->event_id, r->sink_id, &d, &e) != OBX_OK ||
-            d.state != OBX_STATE_INFLIGHT) {
+        int lr = load_delivery(s, ctx->txn, r->event_id, r->sink_id, &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            return fail_read(op, &e); /* the result is kept by the caller, not dropped */
+        }
+        if (lr != OBX_OK || d.state != OBX_STATE_INFLIGHT) {
             obx_delivery_clear(&d);
             continue; /* purged or replayed meanwhile, or corrupt: nothing to record */
         }
@@ -454,8 +497,15 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             d.last_status = r->status;
             free(d.last_error);
             d.last_error = r->error ? strdup(r->error) : NULL;
-            if (delivery_push_attempt(&d, r->started_ms, r->duration_ms, r->status, r->error,
+            char *reason = NULL;
+            if (r->outcome != OBX_OUTCOME_DELIVERED && r->outcome != OBX_OUTCOME_RETRY)
+                reason = strdup(r->reason ? r->reason : "dead");
+            if ((r->error && !d.last_error) ||
+                (r->outcome != OBX_OUTCOME_DELIVERED && r->outcome != OBX_OUTCOME_RETRY &&
+                 !reason) ||
+                delivery_push_attempt(&d, r->started_ms, r->duration_ms, r->status, r->error,
                                       s->opts.history) != OBX_OK) {
+                free(reason);
                 obx_delivery_clear(&d);
                 return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
             }
@@ -489,7 +539,7 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                 d.state = OBX_STATE_DEAD;
                 d.done_ms = end;
                 free(d.reason);
-                d.reason = strdup(r->reason ? r->reason : "dead");
+                d.reason = reason;
                 if (!rc)
                     rc = idx_time(ctx->txn, s->db_dead, end, r->event_id, r->sink_id, 1);
                 obx_crash_point("dead-move");
@@ -552,7 +602,14 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         matched++;
         obx_error e;
         obx_delivery d;
-        if (load_delivery(s, ctx->txn, ev, sinks[i], &d, &e) != OBX_OK) {
+        int lr = load_delivery(s, ctx->txn, ev, sinks[i], &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            for (size_t j = 0; j < m; j++)
+                obx_delivery_clear(&ds[j]);
+            return fail_read(op, &e);
+        }
+        if (lr != OBX_OK) {
             obx_delivery_clear(&d);
             continue;
         }
@@ -622,7 +679,7 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     size_t max = op->u.sweep.max;
-    unsigned char (*keys)[KEY_TIME_LEN] = malloc(max * KEY_TIME_LEN);
+    unsigned char(*keys)[KEY_TIME_LEN] = malloc(max * KEY_TIME_LEN);
     if (!keys)
         return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     MDB_cursor *cur;
@@ -649,6 +706,10 @@ static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         int lr = load_delivery(s, ctx->txn, ev, sink, &d, &e);
         int state = d.state;
         obx_delivery_clear(&d);
+        if (!rc && read_failed(lr)) {
+            free(keys);
+            return fail_read(op, &e);
+        }
         if (lr == OBX_OK && state != OBX_STATE_DELIVERED)
             continue; /* stale index entry (replayed): just drop it */
         unsigned char dk[KEY_DELIV_LEN];
@@ -710,13 +771,19 @@ int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     *mdb_rc = 0;
     switch (op->kind) {
-    case OP_ENQUEUE: return op_enqueue(s, ctx, op, mdb_rc);
-    case OP_CLAIM: return op_claim(s, ctx, op, mdb_rc);
-    case OP_RECORD: return op_record(s, ctx, op, mdb_rc);
+    case OP_ENQUEUE:
+        return op_enqueue(s, ctx, op, mdb_rc);
+    case OP_CLAIM:
+        return op_claim(s, ctx, op, mdb_rc);
+    case OP_RECORD:
+        return op_record(s, ctx, op, mdb_rc);
     case OP_REPLAY:
-    case OP_PURGE: return op_replay_purge(s, ctx, op, mdb_rc);
-    case OP_SWEEP: return op_sweep(s, ctx, op, mdb_rc);
-    case OP_SINK: return op_sink(s, ctx, op, mdb_rc);
+    case OP_PURGE:
+        return op_replay_purge(s, ctx, op, mdb_rc);
+    case OP_SWEEP:
+        return op_sweep(s, ctx, op, mdb_rc);
+    case OP_SINK:
+        return op_sink(s, ctx, op, mdb_rc);
     }
     return obx_fail(&op->err, OBX_ERR_INVALID, "unknown operation");
 }
@@ -743,8 +810,15 @@ int store_recover_inflight(obx_store *s, obx_error *err)
         rc = mdb_cursor_del(cur, 0);
         obx_delivery d = {0};
         obx_error e;
-        if (!rc && load_delivery(s, txn, ev, sink, &d, &e) == OBX_OK &&
-            d.state == OBX_STATE_INFLIGHT) {
+        int lr = rc ? OBX_OK : load_delivery(s, txn, ev, sink, &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            if (cur)
+                mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            return obx_fail(err, e.code, "recover in-flight deliveries: %s", e.msg);
+        }
+        if (!rc && lr == OBX_OK && d.state == OBX_STATE_INFLIGHT) {
             d.state = OBX_STATE_PENDING;
             if (!d.in_doubt)
                 cnt(ctx, sink, CNT_IN_DOUBT, 1);

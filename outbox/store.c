@@ -9,7 +9,8 @@
  * operation of the batch fails and nothing is acknowledged. An operation that fails on
  * its own (store full, not found) is dropped from the batch without affecting the rest:
  * logical failures are detected before anything is written, and an LMDB failure (e.g.
- * MDB_MAP_FULL) aborts the transaction, fails that operation and re-runs the others.
+ * MDB_MAP_FULL) or a failed allocation aborts the transaction, fails that operation and
+ * re-runs the others (op_breaks_txn): an operation fails whole and changes nothing.
  *
  * Tool processes (outboxctl) have no writer thread: each operation runs in its own
  * write transaction; LMDB serializes writers across processes.
@@ -39,19 +40,32 @@ const char *obx_version(void)
 const char *obx_strerror(int code)
 {
     switch (code) {
-    case OBX_OK: return "ok";
-    case OBX_ERR_INVALID: return "invalid argument";
-    case OBX_ERR_NOMEM: return "out of memory";
-    case OBX_ERR_IO: return "I/O error";
-    case OBX_ERR_LMDB: return "LMDB error";
-    case OBX_ERR_FULL: return "store full";
-    case OBX_ERR_LOCKED: return "outbox owned by another process";
-    case OBX_ERR_VERSION: return "schema version mismatch";
-    case OBX_ERR_NOTFOUND: return "not found";
-    case OBX_ERR_CORRUPT: return "corrupt record";
-    case OBX_ERR_CLOSED: return "store shutting down";
-    case OBX_ERR_STATE: return "not allowed in this state";
-    default: return "unknown error";
+    case OBX_OK:
+        return "ok";
+    case OBX_ERR_INVALID:
+        return "invalid argument";
+    case OBX_ERR_NOMEM:
+        return "out of memory";
+    case OBX_ERR_IO:
+        return "I/O error";
+    case OBX_ERR_LMDB:
+        return "LMDB error";
+    case OBX_ERR_FULL:
+        return "store full";
+    case OBX_ERR_LOCKED:
+        return "outbox owned by another process";
+    case OBX_ERR_VERSION:
+        return "schema version mismatch";
+    case OBX_ERR_NOTFOUND:
+        return "not found";
+    case OBX_ERR_CORRUPT:
+        return "corrupt record";
+    case OBX_ERR_CLOSED:
+        return "store shutting down";
+    case OBX_ERR_STATE:
+        return "not allowed in this state";
+    default:
+        return "unknown error";
     }
 }
 
@@ -72,6 +86,8 @@ int obx_mdb_fail(obx_error *err, int rc, const char *what)
     if (rc == MDB_MAP_FULL)
         return obx_fail(err, OBX_ERR_FULL, "%s: store map is full (%s)", what, mdb_strerror(rc));
     /* A full disk is the same retryable condition for callers (the daemon's 503). */
+    if (rc == ENOMEM)
+        return obx_fail(err, OBX_ERR_NOMEM, "%s: out of memory", what);
     if (rc == ENOSPC || rc == EDQUOT)
         return obx_fail(err, OBX_ERR_FULL, "%s: disk full (%s)", what, mdb_strerror(rc));
     return obx_fail(err, OBX_ERR_LMDB, "%s: %s", what, mdb_strerror(rc));
@@ -253,7 +269,7 @@ static void run_batch(obx_store *s, obx_op *list)
                 continue;
             memset(&op->err, 0, sizeof op->err);
             op->rc = op_apply(s, ctx, op, &mdb_rc);
-            if (op->rc == OBX_ERR_LMDB && mdb_rc) {
+            if (op_breaks_txn(op->rc)) {
                 broken = op;
                 break;
             }
@@ -269,8 +285,12 @@ static void run_batch(obx_store *s, obx_op *list)
                     op->u.claim.jobs = NULL;
                     op->u.claim.n = 0;
                 }
-            /* Fail the op that broke the txn; a map-full enqueue is "store full". */
-            obx_mdb_fail(&broken->err, mdb_rc, broken->kind == OP_ENQUEUE ? "enqueue" : "write");
+            /* Fail the op that broke the txn (a map-full enqueue is "store full"); an op
+             * that failed without an LMDB code (out of memory, a failed read) keeps its own
+             * message. */
+            if (mdb_rc)
+                obx_mdb_fail(&broken->err, mdb_rc,
+                             broken->kind == OP_ENQUEUE ? "enqueue" : "write");
             broken->rc = broken->err.code;
             broken->done = 1;
             int left = 0;
@@ -460,8 +480,8 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events}, {"deliveries", &s->db_deliv},
-               {"due", &s->db_due},   {"pending", &s->db_pend}, {"dead", &s->db_dead},
+    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events},  {"deliveries", &s->db_deliv},
+               {"due", &s->db_due},   {"pending", &s->db_pend},   {"dead", &s->db_dead},
                {"done", &s->db_done}, {"inflight", &s->db_flight}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, f, dbs[i].dbi);
@@ -700,8 +720,7 @@ static int finish(obx_op *op, int rc, obx_error *err)
     return rc;
 }
 
-int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
-                obx_error *err)
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err)
 {
     if (!s->owner)
         return obx_fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
@@ -844,8 +863,7 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
     return OBX_OK;
 }
 
-static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now,
-                obx_error *err)
+static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now, obx_error *err)
 {
     if (n == 0)
         return OBX_OK;

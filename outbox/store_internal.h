@@ -14,8 +14,8 @@
 #include "outbox/outbox.h"
 
 #define OBX_SCHEMA_VERSION 1u
-#define OBX_MAX_SINKS 1024u
-#define OBX_MAX_ROUTES 64u
+#define OBX_MAX_SINKS      1024u
+#define OBX_MAX_ROUTES     64u
 
 /* Per-sink counter slots, stored in meta under "c" + be32(sink). */
 enum { CNT_PENDING, CNT_INFLIGHT, CNT_IN_DOUBT, CNT_DELIVERED, CNT_DEAD, CNT_N };
@@ -78,18 +78,18 @@ typedef struct obx_op {
 /* Per-transaction scratch: counter deltas, applied once before commit. */
 typedef struct txn_ctx {
     MDB_txn *txn;
-    int64_t (*delta)[CNT_N]; /* indexed by sink id, OBX_MAX_SINKS rows */
+    int64_t (*delta)[CNT_N];     /* indexed by sink id, OBX_MAX_SINKS rows */
     unsigned char *touched_flag; /* OBX_MAX_SINKS bytes */
     uint32_t *touched_list;      /* sinks with deltas, n_touched of them */
     size_t n_touched;
     int64_t events_delta;
     uint64_t enqueued_delta;
-    uint64_t next_id;      /* next event id to hand out */
-    uint64_t used_bytes;   /* at txn start, for the high-water check */
-    uint64_t room_bytes;   /* at txn start: store_room_bytes() */
-    uint64_t added_bytes;  /* estimate of what this txn added */
-    int notify;            /* deliveries became due: wake the scheduler after commit */
-    obx_buf buf;           /* encode scratch */
+    uint64_t next_id;     /* next event id to hand out */
+    uint64_t used_bytes;  /* at txn start, for the high-water check */
+    uint64_t room_bytes;  /* at txn start: store_room_bytes() */
+    uint64_t added_bytes; /* estimate of what this txn added */
+    int notify;           /* deliveries became due: wake the scheduler after commit */
+    obx_buf buf;          /* encode scratch */
 } txn_ctx;
 
 struct obx_store {
@@ -119,7 +119,7 @@ struct obx_store {
     uint64_t stat_batches, stat_ops; /* group-commit statistics (writer thread) */
     uint64_t stat_prefills;          /* zero-fill extensions of data.mdb (writer thread) */
     uint64_t file_bytes;             /* owner: data.mdb's size as of the last prefill check */
-    uint64_t batch_hist[OBX_BATCH_BUCKETS + 1]; /* written by the writer, read atomically */
+    uint64_t batch_hist[OBX_BATCH_BUCKETS + 1];   /* written by the writer, read atomically */
     uint64_t commit_hist[OBX_COMMIT_BUCKETS + 1]; /* commit durations, likewise */
     uint64_t commit_us_sum;
     unsigned wake_word; /* futex: bumped after each batch's ops are marked finished */
@@ -128,16 +128,22 @@ struct obx_store {
     txn_ctx ctx;
 };
 
-int obx_fail(obx_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int obx_fail(obx_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int obx_mdb_fail(obx_error *err, int rc, const char *what);
 
 /* Run operations: through the writer (owner) or in one direct write txn (tools). */
 int store_submit(obx_store *s, obx_op *op);
 
 /* ops.c: apply one operation inside ctx->txn. Returns OBX_OK, a logical error (txn still
- * usable, nothing written by this op), or OBX_ERR_LMDB with *mdb_rc set (txn unusable). */
+ * usable, nothing written by this op), OBX_ERR_LMDB with *mdb_rc set (txn unusable), or
+ * OBX_ERR_NOMEM / OBX_ERR_LMDB with op->err set and *mdb_rc 0 (a failed allocation or
+ * read part-way: the op may have written, so the txn must be aborted too). */
 int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
+/* Whether op_apply's result means the transaction must be aborted (the op fails whole). */
+static inline int op_breaks_txn(int rc)
+{
+    return rc == OBX_ERR_LMDB || rc == OBX_ERR_NOMEM;
+}
 /* Write accumulated counter deltas and next_id into meta. */
 int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc);
 void ctx_reset(txn_ctx *ctx, uint64_t next_id);
