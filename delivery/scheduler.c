@@ -20,6 +20,7 @@
  */
 #include "config.h"
 #include "engine-internal.h"
+#include "obx_hooks.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -244,7 +245,7 @@ static void *committer_main(void *arg)
             obx_error oe = {0};
             for (size_t i = 0; i < k; i++) {
                 if (mine[off + i].r.outcome != OBX_OUTCOME_RELEASE) {
-                    obx_crash_point("delivery-before-record"); /* after a send */
+                    OBX_CRASH_POINT("delivery-before-record"); /* after a send */
                     break;
                 }
             }

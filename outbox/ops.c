@@ -542,7 +542,7 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                 d.reason = reason;
                 if (!rc)
                     rc = idx_time(ctx->txn, s->db_dead, end, r->event_id, r->sink_id, 1);
-                obx_crash_point("dead-move");
+                OBX_CRASH_POINT("dead-move");
                 if (!rc)
                     rc = idx_pend(s, ctx, r->sink_id, r->event_id, 0);
                 cnt(ctx, r->sink_id, CNT_DEAD, 1);
@@ -733,7 +733,7 @@ static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                 rc = dr;
         }
         op->u.sweep.removed++;
-        obx_crash_point("retention");
+        OBX_CRASH_POINT("retention");
     }
     free(keys);
     TRY(rc);

@@ -93,9 +93,10 @@ int obx_mdb_fail(obx_error *err, int rc, const char *what)
     return obx_fail(err, OBX_ERR_LMDB, "%s: %s", what, mdb_strerror(rc));
 }
 
+#ifdef OBX_TEST_HOOKS
 static long crash_hits;
 
-void obx_crash_point(const char *name)
+void obx__crash_point(const char *name)
 {
     /* Read each time (a few calls per commit): tests set it in forked children. */
     const char *want = getenv("OUTBOX_CRASH_POINT");
@@ -106,6 +107,7 @@ void obx_crash_point(const char *name)
     if (__atomic_add_fetch(&crash_hits, 1, __ATOMIC_SEQ_CST) >= after)
         abort();
 }
+#endif
 
 int64_t obx_now_ms(void)
 {
@@ -304,12 +306,12 @@ static void run_batch(obx_store *s, obx_op *list)
         for (obx_op *op = list; op; op = op->next)
             has_enqueue |= op->kind == OP_ENQUEUE;
         if (has_enqueue)
-            obx_crash_point("enqueue-before-commit");
+            OBX_CRASH_POINT("enqueue-before-commit");
         int64_t t0 = mono_us();
         rc = mdb_txn_commit(txn);
         note_commit_time(s, mono_us() - t0);
         if (has_enqueue && !rc)
-            obx_crash_point("enqueue-after-commit");
+            OBX_CRASH_POINT("enqueue-after-commit");
         if (rc) {
             obx_mdb_fail(&err, rc, "commit");
             /* LMDB reports a short write on a full disk as EIO: name it, retryable. */
@@ -425,7 +427,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, list);
-        s->stat_batches++;
         __atomic_add_fetch(&s->stat_ops, n, __ATOMIC_RELAXED);
         unsigned b = 0;
         while (b < OBX_BATCH_BUCKETS && (1u << b) < n)
@@ -677,11 +678,6 @@ void obx_close(obx_store *s)
 {
     if (!s)
         return;
-    if (s->writer_running && getenv("OBX_DEBUG_BATCH"))
-        fprintf(stderr, "batches %llu ops %llu avg %.1f prefills %llu\n",
-                (unsigned long long)s->stat_batches, (unsigned long long)s->stat_ops,
-                s->stat_batches ? (double)s->stat_ops / (double)s->stat_batches : 0.0,
-                (unsigned long long)s->stat_prefills);
     if (s->writer_running) {
         pthread_mutex_lock(&s->mu);
         s->stopping = 1;

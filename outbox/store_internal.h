@@ -11,6 +11,7 @@
 #include <stdarg.h>
 
 #include "codec.h"
+#include "obx_hooks.h"
 #include "outbox/outbox.h"
 
 #define OBX_SCHEMA_VERSION 1u
@@ -116,9 +117,8 @@ struct obx_store {
     int stopping;
     int closed_for_enqueue;
 
-    uint64_t stat_batches, stat_ops; /* group-commit statistics (writer thread) */
-    uint64_t stat_prefills;          /* zero-fill extensions of data.mdb (writer thread) */
-    uint64_t file_bytes;             /* owner: data.mdb's size as of the last prefill check */
+    uint64_t stat_ops;   /* operations committed by the group-commit writer */
+    uint64_t file_bytes; /* owner: data.mdb's size as of the last prefill check */
     uint64_t batch_hist[OBX_BATCH_BUCKETS + 1];   /* written by the writer, read atomically */
     uint64_t commit_hist[OBX_COMMIT_BUCKETS + 1]; /* commit durations, likewise */
     uint64_t commit_us_sum;

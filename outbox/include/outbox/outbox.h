@@ -416,15 +416,6 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err);
  */
 int obx_owner_pid(const char *dir, long *pid, obx_error *err);
 
-/*
- * Test-only crash points. When the environment variable OUTBOX_CRASH_POINT equals `name`
- * (and OUTBOX_CRASH_AFTER, default 1, hits have been counted), the process aborts right
- * there. The store calls it at "enqueue-before-commit", "enqueue-after-commit" (committed,
- * callers not yet woken), "dead-move" (a dead-letter move half written), and "retention"
- * (a sweep half done); the delivery engine adds its own. Costs one branch when unset.
- */
-void obx_crash_point(const char *name);
-
 /* Wall clock in ms (CLOCK_REALTIME). */
 int64_t obx_now_ms(void);
 
