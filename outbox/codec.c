@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void buf_free(obx_buf *b)
+void obx__buf_free(obx_buf *b)
 {
     if (!b)
         return;
@@ -65,7 +65,7 @@ static void crc_init(void)
     __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
 }
 
-uint32_t codec_crc32c_table(uint32_t crc, const void *data, size_t len)
+uint32_t obx__crc32c_table(uint32_t crc, const void *data, size_t len)
 {
     if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
         crc_init(); /* idempotent: concurrent callers compute the same table */
@@ -95,7 +95,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uns
 }
 #endif
 
-uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t obx__crc32c(uint32_t crc, const void *data, size_t len)
 {
     if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
         crc_init();
@@ -103,7 +103,7 @@ uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
     if (crc_hw_ok)
         return crc_hw(crc, data, len);
 #endif
-    return codec_crc32c_table(crc, data, len);
+    return obx__crc32c_table(crc, data, len);
 }
 
 /* Start a record: format byte and room for the checksum. */
@@ -120,7 +120,7 @@ static int rec_begin(obx_buf *b, msgpack_packer *pk)
 
 static void rec_end(obx_buf *b)
 {
-    uint32_t crc = obx_crc32c(0, b->p + 5, b->len - 5);
+    uint32_t crc = obx__crc32c(0, b->p + 5, b->len - 5);
     for (int i = 0; i < 4; i++)
         b->p[1 + i] = (unsigned char)(crc >> (8 * i));
 }
@@ -135,7 +135,7 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str_body(pk, s, n);
 }
 
-int codec_event_encode(obx_buf *b, const rec_event *e)
+int obx__codec_event_encode(obx_buf *b, const rec_event *e)
 {
     msgpack_packer pk;
     if (rec_begin(b, &pk) != 0)
@@ -156,7 +156,7 @@ int codec_event_encode(obx_buf *b, const rec_event *e)
     return OBX_OK;
 }
 
-int codec_delivery_encode(obx_buf *b, const obx_delivery *d)
+int obx__codec_delivery_encode(obx_buf *b, const obx_delivery *d)
 {
     msgpack_packer pk;
     if (rec_begin(b, &pk) != 0)
@@ -247,34 +247,15 @@ static int msgpack_shape_ok(const unsigned char *p, size_t len)
         } else if (c >= 0xa0 && c <= 0xbf) {
             skip = c & 0x1f;
         } else {
-            static const unsigned char width[] = {/* c4 bin8 */ 1,
-                                                  2,
-                                                  4,
-                                                  /* c7 ext */ 1,
-                                                  2,
-                                                  4,
-                                                  /* ca float */ 4,
-                                                  8,
-                                                  /* cc uint */ 1,
-                                                  2,
-                                                  4,
-                                                  8,
-                                                  /* d0 int */ 1,
-                                                  2,
-                                                  4,
-                                                  8,
-                                                  /* d4 fixext */ 2,
-                                                  3,
-                                                  5,
-                                                  9,
-                                                  17,
-                                                  /* d9 str */ 1,
-                                                  2,
-                                                  4,
-                                                  /* dc array */ 2,
-                                                  4,
-                                                  /* de map */ 2,
-                                                  4};
+            static const unsigned char width[] = {/* c4 bin8 */ 1,   2, 4,
+                                                  /* c7 ext */ 1,    2, 4,
+                                                  /* ca float */ 4,  8,
+                                                  /* cc uint */ 1,   2, 4, 8,
+                                                  /* d0 int */ 1,    2, 4, 8,
+                                                  /* d4 fixext */ 2, 3, 5, 9, 17,
+                                                  /* d9 str */ 1,    2, 4,
+                                                  /* dc array */ 2,  4,
+                                                  /* de map */ 2,    4};
             if (c < 0xc4 || c > 0xdf)
                 return 0; /* 0xc1 is never used */
             unsigned w = width[c - 0xc4];
@@ -315,7 +296,7 @@ static int rec_open(const void *data, size_t len, msgpack_unpacked *u, obx_error
         return corrupt(err, "unknown record format");
     uint32_t want =
         (uint32_t)p[1] | ((uint32_t)p[2] << 8) | ((uint32_t)p[3] << 16) | ((uint32_t)p[4] << 24);
-    if (obx_crc32c(0, p + 5, len - 5) != want)
+    if (obx__crc32c(0, p + 5, len - 5) != want)
         return corrupt(err, "checksum mismatch");
     if (!msgpack_shape_ok(p + 5, len - 5))
         return corrupt(err, "bad msgpack payload");
@@ -385,8 +366,8 @@ static int get_str(const msgpack_object *o, char **out)
     return FIELD_OK;
 }
 
-int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
-                       size_t *n_sinks, obx_error *err)
+int obx__codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
+                            size_t *n_sinks, obx_error *err)
 {
     msgpack_unpacked u;
     int rc = rec_open(data, len, &u, err);
@@ -451,7 +432,7 @@ fail:
     return fr == FIELD_NOMEM ? nomem(err, what) : corrupt(err, what);
 }
 
-int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err)
+int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err)
 {
     msgpack_unpacked u;
     int rc = rec_open(data, len, &u, err);
@@ -517,8 +498,8 @@ fail:
     return fr == FIELD_NOMEM ? nomem(err, what) : corrupt(err, what);
 }
 
-int delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms, int status,
-                          const char *error, unsigned keep)
+int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms,
+                               int status, const char *error, unsigned keep)
 {
     char *copy = NULL;
     if (error && !(copy = strdup(error)))

@@ -20,19 +20,19 @@
 
 #define OBX_REC_FORMAT 0x01
 
-/* A growable byte buffer (owned; free with buf_free). */
+/* A growable byte buffer (owned; free with obx__buf_free). */
 typedef struct obx_buf {
     unsigned char *p;
     size_t len, cap;
 } obx_buf;
 
-void buf_free(obx_buf *b);
+void obx__buf_free(obx_buf *b);
 
 /* CRC32C of data, continuing from crc (0 to start): the CPU's crc32 instruction when it
- * has SSE4.2, else codec_crc32c_table(). */
-uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len);
+ * has SSE4.2, else obx__crc32c_table(). */
+uint32_t obx__crc32c(uint32_t crc, const void *data, size_t len);
 /* The portable table-driven CRC32C (tests compare the two). */
-uint32_t codec_crc32c_table(uint32_t crc, const void *data, size_t len);
+uint32_t obx__crc32c_table(uint32_t crc, const void *data, size_t len);
 
 /* Event record: received time, type, action, body, routed sink ids. */
 typedef struct rec_event {
@@ -46,18 +46,18 @@ typedef struct rec_event {
 } rec_event;
 
 /* Encode into b (b->len reset first). Returns OBX_OK or OBX_ERR_NOMEM. */
-int codec_event_encode(obx_buf *b, const rec_event *e);
+int obx__codec_event_encode(obx_buf *b, const rec_event *e);
 /* Decode into an obx_event (id not set, deliveries empty) plus its sink list (malloc'd). */
-int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
-                       size_t *n_sinks, obx_error *err);
+int obx__codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
+                            size_t *n_sinks, obx_error *err);
 
-int codec_delivery_encode(obx_buf *b, const obx_delivery *d);
+int obx__codec_delivery_encode(obx_buf *b, const obx_delivery *d);
 /* Decode into d (strings malloc'd; clear with obx_delivery_clear). event_id/sink_id untouched. */
-int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err);
+int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err);
 
 /* Append one attempt to d's history keeping at most `keep` (newest last); copies error. */
-int delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms, int status,
-                          const char *error, unsigned keep);
+int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms,
+                               int status, const char *error, unsigned keep);
 
 /* Big-endian helpers for keys. */
 static inline void be64_put(unsigned char *p, uint64_t v)

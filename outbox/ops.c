@@ -55,7 +55,7 @@ static void cnt(txn_ctx *ctx, uint32_t sink, int idx, int64_t d)
     ctx->delta[sink][idx] += d;
 }
 
-void ctx_reset(txn_ctx *ctx, uint64_t next_id)
+void obx__ctx_reset(txn_ctx *ctx, uint64_t next_id)
 {
     for (size_t i = 0; i < ctx->n_touched; i++) {
         uint32_t k = ctx->touched_list[i];
@@ -70,7 +70,7 @@ void ctx_reset(txn_ctx *ctx, uint64_t next_id)
     ctx->notify = 0;
 }
 
-int meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v)
+int obx__meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v)
 {
     MDB_val k = {strlen(key), (void *)key}, val;
     int rc = mdb_get(txn, s->db_meta, &k, &val);
@@ -85,7 +85,7 @@ static int meta_put_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t v)
     return mdb_put(txn, s->db_meta, &k, &val, 0);
 }
 
-int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t c[CNT_N])
+int obx__read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t c[CNT_N])
 {
     unsigned char kb[5] = {'c'};
     be32_put(kb + 1, sink);
@@ -97,13 +97,13 @@ int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t c[CNT_N])
     return rc;
 }
 
-int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc)
+int obx__ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc)
 {
     MDB_txn *txn = ctx->txn;
     for (size_t i = 0; i < ctx->n_touched; i++) {
         uint32_t sink = ctx->touched_list[i];
         uint64_t c[CNT_N];
-        read_counters(s, txn, sink, c);
+        obx__read_counters(s, txn, sink, c);
         for (int j = 0; j < CNT_N; j++) {
             int64_t v = (int64_t)c[j] + ctx->delta[sink][j];
             c[j] = v < 0 ? 0 : (uint64_t)v;
@@ -115,13 +115,13 @@ int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc)
     }
     if (ctx->events_delta) {
         uint64_t n = 0;
-        meta_get_u64(s, txn, "events", &n);
+        obx__meta_get_u64(s, txn, "events", &n);
         int64_t v = (int64_t)n + ctx->events_delta;
         TRY(meta_put_u64(s, txn, "events", v < 0 ? 0 : (uint64_t)v));
     }
     if (ctx->enqueued_delta) {
         uint64_t n = 0;
-        meta_get_u64(s, txn, "enqueued", &n);
+        obx__meta_get_u64(s, txn, "enqueued", &n);
         TRY(meta_put_u64(s, txn, "enqueued", n + ctx->enqueued_delta));
     }
     if (ctx->next_id != s->next_id)
@@ -144,8 +144,8 @@ static int del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
-                  obx_error *err)
+int obx__load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
+                       obx_error *err)
 {
     unsigned char k[KEY_DELIV_LEN];
     key_deliv(k, ev, sink);
@@ -155,11 +155,11 @@ int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_de
     d->sink_id = sink;
     int rc = mdb_get(txn, s->db_deliv, &key, &val);
     if (rc == MDB_NOTFOUND)
-        return obx_fail(err, OBX_ERR_NOTFOUND, "no delivery for event %llu and sink %u",
-                        (unsigned long long)ev, sink);
+        return obx__fail(err, OBX_ERR_NOTFOUND, "no delivery for event %llu and sink %u",
+                         (unsigned long long)ev, sink);
     if (rc)
-        return obx_mdb_fail(err, rc, "read delivery");
-    rc = codec_delivery_decode(val.mv_data, val.mv_size, d, err);
+        return obx__mdb_fail(err, rc, "read delivery");
+    rc = obx__codec_delivery_decode(val.mv_data, val.mv_size, d, err);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];
         snprintf(tmp, sizeof tmp, "event %llu sink %u: %s", (unsigned long long)ev, sink, err->msg);
@@ -169,8 +169,8 @@ int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_de
     return rc;
 }
 
-int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
-               size_t *n_sinks, obx_error *err)
+int obx__load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
+                    size_t *n_sinks, obx_error *err)
 {
     unsigned char k[KEY_EVENT_LEN];
     be64_put(k, ev);
@@ -178,10 +178,10 @@ int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t
     memset(out, 0, sizeof *out);
     int rc = mdb_get(txn, s->db_events, &key, &val);
     if (rc == MDB_NOTFOUND)
-        return obx_fail(err, OBX_ERR_NOTFOUND, "no event with id %llu", (unsigned long long)ev);
+        return obx__fail(err, OBX_ERR_NOTFOUND, "no event with id %llu", (unsigned long long)ev);
     if (rc)
-        return obx_mdb_fail(err, rc, "read event");
-    rc = codec_event_decode(val.mv_data, val.mv_size, out, sinks, n_sinks, err);
+        return obx__mdb_fail(err, rc, "read event");
+    rc = obx__codec_event_decode(val.mv_data, val.mv_size, out, sinks, n_sinks, err);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];
         snprintf(tmp, sizeof tmp, "event %llu: %s", (unsigned long long)ev, err->msg);
@@ -194,7 +194,7 @@ int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t
 
 static int save_delivery(obx_store *s, txn_ctx *ctx, const obx_delivery *d, unsigned flags)
 {
-    if (codec_delivery_encode(&ctx->buf, d) != OBX_OK)
+    if (obx__codec_delivery_encode(&ctx->buf, d) != OBX_OK)
         return ENOMEM;
     unsigned char k[KEY_DELIV_LEN];
     key_deliv(k, d->event_id, d->sink_id);
@@ -247,20 +247,20 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     uint64_t estimate = 0;
     for (size_t i = 0; i < op->u.enq.n; i++)
         estimate += evs[i].body_len + 96 + evs[i].n_sinks * 160;
-    uint64_t hw = store_high_water(s);
+    uint64_t hw = obx__store_high_water(s);
     if (ctx->used_bytes + ctx->added_bytes + estimate > hw)
-        return obx_fail(&op->err, OBX_ERR_FULL,
-                        "store full: %llu of %llu bytes in use (cap %llu, high-water %u%%); "
-                        "retry later",
-                        (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
-                        (unsigned long long)s->opts.max_size, (unsigned long long)s->opts.max_size,
-                        s->opts.high_water_pct);
+        return obx__fail(&op->err, OBX_ERR_FULL,
+                         "store full: %llu of %llu bytes in use (cap %llu, high-water %u%%); "
+                         "retry later",
+                         (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
+                         (unsigned long long)s->opts.max_size, (unsigned long long)s->opts.max_size,
+                         s->opts.high_water_pct);
     if (ctx->room_bytes != UINT64_MAX &&
         ctx->added_bytes + estimate + OBX_DISK_RESERVE > ctx->room_bytes)
-        return obx_fail(&op->err, OBX_ERR_FULL,
-                        "disk almost full: %llu bytes left for the store, %llu kept for "
-                        "deliveries and retention; retry later",
-                        (unsigned long long)ctx->room_bytes, (unsigned long long)OBX_DISK_RESERVE);
+        return obx__fail(&op->err, OBX_ERR_FULL,
+                         "disk almost full: %llu bytes left for the store, %llu kept for "
+                         "deliveries and retention; retry later",
+                         (unsigned long long)ctx->room_bytes, (unsigned long long)OBX_DISK_RESERVE);
     int64_t now = obx_now_ms();
     for (size_t i = 0; i < op->u.enq.n; i++) {
         const obx_event_in *e = &evs[i];
@@ -275,8 +275,8 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                        e->body_len,
                        sinks,
                        e->n_sinks};
-        if (codec_event_encode(&ctx->buf, &r) != OBX_OK)
-            return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory encoding event");
+        if (obx__codec_event_encode(&ctx->buf, &r) != OBX_OK)
+            return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory encoding event");
         unsigned char k[KEY_EVENT_LEN];
         be64_put(k, id);
         TRY(put(ctx->txn, s->db_events, k, sizeof k, ctx->buf.p, ctx->buf.len, MDB_APPEND));
@@ -340,7 +340,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     size_t max = op->u.claim.max;
     unsigned char(*keys)[KEY_DUE_LEN] = malloc(max * KEY_DUE_LEN);
     if (!keys)
-        return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     op->u.claim.jobs = NULL;
     op->u.claim.n = 0;
     op->u.claim.next_due = INT64_MAX;
@@ -377,7 +377,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     obx_job *jobs = calloc(n ? n : 1, sizeof *jobs);
     if (!jobs) {
         free(keys);
-        return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     }
     size_t got = 0;
     int ret = OBX_OK;
@@ -388,7 +388,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             goto lmdb;
         obx_delivery d;
         obx_error e;
-        int lr = load_delivery(s, ctx->txn, ev, sink, &d, &e);
+        int lr = obx__load_delivery(s, ctx->txn, ev, sink, &d, &e);
         if (read_failed(lr)) {
             obx_delivery_clear(&d);
             ret = fail_read(op, &e);
@@ -405,7 +405,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             continue;
         }
         obx_event evr;
-        lr = load_event(s, ctx->txn, ev, &evr, NULL, NULL, &e);
+        lr = obx__load_event(s, ctx->txn, ev, &evr, NULL, NULL, &e);
         if (read_failed(lr)) {
             obx_delivery_clear(&d);
             ret = fail_read(op, &e);
@@ -473,7 +473,7 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         const obx_result *r = &op->u.rec.results[i];
         obx_delivery d;
         obx_error e;
-        int lr = load_delivery(s, ctx->txn, r->event_id, r->sink_id, &d, &e);
+        int lr = obx__load_delivery(s, ctx->txn, r->event_id, r->sink_id, &d, &e);
         if (read_failed(lr)) {
             obx_delivery_clear(&d);
             return fail_read(op, &e); /* the result is kept by the caller, not dropped */
@@ -503,11 +503,11 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             if ((r->error && !d.last_error) ||
                 (r->outcome != OBX_OUTCOME_DELIVERED && r->outcome != OBX_OUTCOME_RETRY &&
                  !reason) ||
-                delivery_push_attempt(&d, r->started_ms, r->duration_ms, r->status, r->error,
-                                      s->opts.history) != OBX_OK) {
+                obx__delivery_push_attempt(&d, r->started_ms, r->duration_ms, r->status, r->error,
+                                           s->opts.history) != OBX_OK) {
                 free(reason);
                 obx_delivery_clear(&d);
-                return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+                return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
             }
             if (!d.first_attempt_ms)
                 d.first_attempt_ms = r->first_attempt_ms ? r->first_attempt_ms : r->started_ms;
@@ -590,8 +590,8 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     op->u.replay.count = 0;
     TRY(event_sinks(s, ctx->txn, ev, sinks, &n));
     if (n == 0)
-        return obx_fail(&op->err, OBX_ERR_NOTFOUND, "no event with id %llu",
-                        (unsigned long long)ev);
+        return obx__fail(&op->err, OBX_ERR_NOTFOUND, "no event with id %llu",
+                         (unsigned long long)ev);
     /* First pass: decide, without writing. */
     obx_delivery ds[OBX_MAX_ROUTES];
     size_t m = 0, matched = 0;
@@ -602,7 +602,7 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         matched++;
         obx_error e;
         obx_delivery d;
-        int lr = load_delivery(s, ctx->txn, ev, sinks[i], &d, &e);
+        int lr = obx__load_delivery(s, ctx->txn, ev, sinks[i], &d, &e);
         if (read_failed(lr)) {
             obx_delivery_clear(&d);
             for (size_t j = 0; j < m; j++)
@@ -621,12 +621,12 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             obx_delivery_clear(&d);
     }
     if (matched == 0)
-        return obx_fail(&op->err, OBX_ERR_NOTFOUND, "event %llu has no delivery to sink %u",
-                        (unsigned long long)ev, want);
+        return obx__fail(&op->err, OBX_ERR_NOTFOUND, "event %llu has no delivery to sink %u",
+                         (unsigned long long)ev, want);
     if (m == 0)
-        return obx_fail(&op->err, OBX_ERR_STATE, "event %llu: nothing to %s (deliveries are %s)",
-                        (unsigned long long)ev, purge ? "purge: no dead letter" : "replay",
-                        states[0] ? states : "unreadable");
+        return obx__fail(&op->err, OBX_ERR_STATE, "event %llu: nothing to %s (deliveries are %s)",
+                         (unsigned long long)ev, purge ? "purge: no dead letter" : "replay",
+                         states[0] ? states : "unreadable");
     int rc = 0;
     for (size_t i = 0; i < m; i++) {
         obx_delivery *d = &ds[i];
@@ -681,7 +681,7 @@ static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     size_t max = op->u.sweep.max;
     unsigned char(*keys)[KEY_TIME_LEN] = malloc(max * KEY_TIME_LEN);
     if (!keys)
-        return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     MDB_cursor *cur;
     int rc = mdb_cursor_open(ctx->txn, s->db_done, &cur);
     size_t n = 0;
@@ -703,7 +703,7 @@ static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         rc = del(ctx->txn, s->db_done, keys[i], KEY_TIME_LEN);
         obx_delivery d;
         obx_error e;
-        int lr = load_delivery(s, ctx->txn, ev, sink, &d, &e);
+        int lr = obx__load_delivery(s, ctx->txn, ev, sink, &d, &e);
         int state = d.state;
         obx_delivery_clear(&d);
         if (!rc && read_failed(lr)) {
@@ -753,9 +753,9 @@ static int op_sink(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         return OBX_OK;
     }
     uint64_t next = 1;
-    meta_get_u64(s, ctx->txn, "next_sink", &next);
+    obx__meta_get_u64(s, ctx->txn, "next_sink", &next);
     if (next >= OBX_MAX_SINKS)
-        return obx_fail(&op->err, OBX_ERR_FULL, "too many sinks (at most %u)", OBX_MAX_SINKS - 1);
+        return obx__fail(&op->err, OBX_ERR_FULL, "too many sinks (at most %u)", OBX_MAX_SINKS - 1);
     unsigned char idb[4];
     be32_put(idb, (uint32_t)next);
     TRY(put(ctx->txn, s->db_meta, kb, (size_t)kl, idb, 4, 0));
@@ -767,7 +767,7 @@ static int op_sink(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     return OBX_OK;
 }
 
-int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
+int obx__op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     *mdb_rc = 0;
     switch (op->kind) {
@@ -785,19 +785,19 @@ int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     case OP_SINK:
         return op_sink(s, ctx, op, mdb_rc);
     }
-    return obx_fail(&op->err, OBX_ERR_INVALID, "unknown operation");
+    return obx__fail(&op->err, OBX_ERR_INVALID, "unknown operation");
 }
 
 /* ---- owner start-up: deliveries left in flight by a crash become due, in doubt ---- */
 
-int store_recover_inflight(obx_store *s, obx_error *err)
+int obx__store_recover_inflight(obx_store *s, obx_error *err)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
-        return obx_mdb_fail(err, rc, "recover in-flight deliveries");
+        return obx__mdb_fail(err, rc, "recover in-flight deliveries");
     txn_ctx *ctx = &s->ctx;
-    ctx_reset(ctx, s->next_id);
+    obx__ctx_reset(ctx, s->next_id);
     ctx->txn = txn;
     MDB_cursor *cur = NULL;
     rc = mdb_cursor_open(txn, s->db_flight, &cur);
@@ -810,13 +810,13 @@ int store_recover_inflight(obx_store *s, obx_error *err)
         rc = mdb_cursor_del(cur, 0);
         obx_delivery d = {0};
         obx_error e;
-        int lr = rc ? OBX_OK : load_delivery(s, txn, ev, sink, &d, &e);
+        int lr = rc ? OBX_OK : obx__load_delivery(s, txn, ev, sink, &d, &e);
         if (read_failed(lr)) {
             obx_delivery_clear(&d);
             if (cur)
                 mdb_cursor_close(cur);
             mdb_txn_abort(txn);
-            return obx_fail(err, e.code, "recover in-flight deliveries: %s", e.msg);
+            return obx__fail(err, e.code, "recover in-flight deliveries: %s", e.msg);
         }
         if (!rc && lr == OBX_OK && d.state == OBX_STATE_INFLIGHT) {
             d.state = OBX_STATE_PENDING;
@@ -838,14 +838,14 @@ int store_recover_inflight(obx_store *s, obx_error *err)
     if (cur)
         mdb_cursor_close(cur);
     int mrc = 0;
-    if (!rc && ctx_flush(s, ctx, &mrc) != OBX_OK)
+    if (!rc && obx__ctx_flush(s, ctx, &mrc) != OBX_OK)
         rc = mrc;
     if (rc) {
         mdb_txn_abort(txn);
-        return obx_mdb_fail(err, rc, "recover in-flight deliveries");
+        return obx__mdb_fail(err, rc, "recover in-flight deliveries");
     }
     rc = mdb_txn_commit(txn);
     if (rc)
-        return obx_mdb_fail(err, rc, "recover in-flight deliveries");
+        return obx__mdb_fail(err, rc, "recover in-flight deliveries");
     return OBX_OK;
 }

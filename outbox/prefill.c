@@ -44,7 +44,7 @@ static int write_zeros(int fd, uint64_t from, uint64_t to)
     return fdatasync(fd) == 0 ? 0 : errno;
 }
 
-void store_prefill(obx_store *s)
+void obx__store_prefill(obx_store *s)
 {
     if (!s->owner || !s->opts.prefill)
         return;

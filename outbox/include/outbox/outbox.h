@@ -63,8 +63,8 @@ const char *obx_strerror(int code);
 /* Opening and closing                                                                   */
 
 typedef enum obx_durability {
-    OBX_DURABILITY_FULL = 0, /* default: each commit is synced (data + meta page); an
-                                acknowledged event survives power loss. */
+    OBX_DURABILITY_FULL = 0,       /* default: each commit is synced (data + meta page); an
+                                      acknowledged event survives power loss. */
     OBX_DURABILITY_NOMETASYNC = 1, /* one sync per commit: survives a process crash;
                                       an OS crash or power loss may undo the last
                                       commit. Never the default. */
@@ -134,11 +134,11 @@ int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_er
 /* Enqueue                                                                               */
 
 typedef struct obx_event_in {
-    const char *type;    /* event type, e.g. "flag" (<= 255 bytes) */
-    const char *action;  /* e.g. "created" (<= 255 bytes) */
-    const void *body;    /* the bytes to deliver, as received; copied */
+    const char *type;   /* event type, e.g. "flag" (<= 255 bytes) */
+    const char *action; /* e.g. "created" (<= 255 bytes) */
+    const void *body;   /* the bytes to deliver, as received; copied */
     size_t body_len;
-    int64_t received_ms; /* 0 = now */
+    int64_t received_ms;   /* 0 = now */
     const uint32_t *sinks; /* ids of the sinks it is routed to (1..64, distinct) */
     size_t n_sinks;
 } obx_event_in;
@@ -151,8 +151,7 @@ typedef struct obx_event_in {
  * @return OBX_OK; OBX_ERR_FULL (retryable, nothing stored); OBX_ERR_CLOSED; OBX_ERR_LMDB
  *         when the commit failed (nothing in that batch is acknowledged).
  */
-int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
-                obx_error *err);
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err);
 
 /*
  * Called from the writer thread after each commit that made deliveries due (enqueue,
@@ -191,14 +190,14 @@ typedef struct obx_delivery {
     uint32_t total_attempts;  /* attempts ever */
     int64_t first_attempt_ms; /* start of the current budget; 0 before the first */
     int64_t last_attempt_ms;
-    int64_t next_attempt_ms;  /* for pending */
-    int64_t deadline_ms;      /* end of the elapsed budget; 0 until first attempt */
-    int64_t done_ms;          /* delivered-at or dead-at */
+    int64_t next_attempt_ms; /* for pending */
+    int64_t deadline_ms;     /* end of the elapsed budget; 0 until first attempt */
+    int64_t done_ms;         /* delivered-at or dead-at */
     int last_status;
-    char *last_error;         /* NULL or text */
-    char *reason;             /* dead letters: why */
-    uint32_t replays;         /* times replayed */
-    size_t n_history;         /* newest last */
+    char *last_error; /* NULL or text */
+    char *reason;     /* dead letters: why */
+    uint32_t replays; /* times replayed */
+    size_t n_history; /* newest last */
     obx_attempt *history;
 } obx_delivery;
 
@@ -213,7 +212,7 @@ typedef struct obx_event {
     obx_delivery *deliveries; /* one per routed sink (absent ones purged) */
 } obx_event;
 
-void obx_event_free(obx_event *e);       /* NULL ok; frees everything inside */
+void obx_event_free(obx_event *e);        /* NULL ok; frees everything inside */
 void obx_delivery_clear(obx_delivery *d); /* frees the strings/history inside */
 
 /* Get an event with all its deliveries. OBX_ERR_NOTFOUND / OBX_ERR_CORRUPT. */
@@ -230,7 +229,7 @@ typedef struct obx_job {
     int64_t first_attempt_ms; /* 0 = this is the first attempt of the budget */
     int64_t deadline_ms;      /* 0 = not set yet (set it in the result) */
     int64_t due_ms;
-    int in_doubt;             /* previous attempt's outcome unknown (crash) */
+    int in_doubt; /* previous attempt's outcome unknown (crash) */
     int64_t received_ms;
     char *type;
     char *action;
@@ -265,8 +264,8 @@ typedef enum obx_outcome {
 typedef struct obx_result {
     uint64_t event_id;
     uint32_t sink_id;
-    int outcome;              /* obx_outcome */
-    int64_t started_ms;       /* the attempt (ignored for RELEASE) */
+    int outcome;        /* obx_outcome */
+    int64_t started_ms; /* the attempt (ignored for RELEASE) */
     uint32_t duration_ms;
     int status;               /* HTTP status or 0 */
     const char *error;        /* transport/render error text or NULL; copied */
@@ -332,7 +331,7 @@ typedef struct obx_sink_stats {
     uint32_t id;
     char name[OBX_SINK_NAME_MAX];
     uint64_t pending;
-    uint64_t inflight;  /* includes in doubt */
+    uint64_t inflight; /* includes in doubt */
     uint64_t in_doubt;
     uint64_t delivered;
     uint64_t dead;
@@ -340,18 +339,18 @@ typedef struct obx_sink_stats {
     int64_t next_due_ms;       /* INT64_MAX if none */
 } obx_sink_stats;
 
-#define OBX_BATCH_BUCKETS 13 /* commit batch size histogram: upper bounds 1, 2, 4, ..., 4096 */
+#define OBX_BATCH_BUCKETS  13 /* commit batch size histogram: upper bounds 1, 2, 4, ..., 4096 */
 #define OBX_COMMIT_BUCKETS 10 /* commit (and sync) duration histogram: see obx_commit_bounds_us */
 /* Upper bounds, in microseconds, of the commit duration histogram's buckets. */
 extern const uint32_t obx_commit_bounds_us[OBX_COMMIT_BUCKETS];
 
 typedef struct obx_stats {
-    uint64_t events;      /* events stored */
-    uint64_t enqueued;    /* events ever acknowledged */
-    uint64_t used_bytes;  /* pages in use x page size */
-    uint64_t file_bytes;  /* size of the data file */
-    uint64_t max_size;    /* cap */
-    uint64_t high_water;  /* bytes at which enqueue starts failing */
+    uint64_t events;     /* events stored */
+    uint64_t enqueued;   /* events ever acknowledged */
+    uint64_t used_bytes; /* pages in use x page size */
+    uint64_t file_bytes; /* size of the data file */
+    uint64_t max_size;   /* cap */
+    uint64_t high_water; /* bytes at which enqueue starts failing */
     uint64_t map_size;
     uint32_t schema_version;
     /* Group commits by this process since it opened the store (owner only; zero in tools):
@@ -372,12 +371,12 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err);
 void obx_stats_free(obx_stats *st);
 
 typedef struct obx_query {
-    int state;         /* 0 = all, else obx_state */
-    uint32_t sink_id;  /* OBX_ALL_SINKS = any */
-    const char *type;  /* NULL = any */
+    int state;        /* 0 = all, else obx_state */
+    uint32_t sink_id; /* OBX_ALL_SINKS = any */
+    const char *type; /* NULL = any */
     const char *action;
-    int64_t since_ms;  /* received time >= since (0 = no bound) */
-    int64_t until_ms;  /* received time < until (0 = no bound) */
+    int64_t since_ms; /* received time >= since (0 = no bound) */
+    int64_t until_ms; /* received time < until (0 = no bound) */
     int newest_first;
     size_t limit;      /* 0 = no limit */
     uint64_t after_id; /* resume: only events after (or, newest_first, before) this id */
@@ -398,8 +397,8 @@ typedef void (*obx_corrupt_fn)(void *ud, uint64_t event_id, uint32_t sink_id, co
  * transactions (never one long reader). Corrupt records are reported to on_corrupt
  * (may be NULL) and skipped.
  */
-int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt,
-             void *ud, obx_error *err);
+int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt, void *ud,
+             obx_error *err);
 
 /* Verify invariants (indexes vs records, counters); report each problem. *problems = n. */
 typedef void (*obx_problem_fn)(void *ud, const char *problem);
