@@ -160,6 +160,8 @@ int obx__load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, o
     if (rc)
         return obx__mdb_fail(err, rc, "read delivery");
     rc = obx__codec_delivery_decode(val.mv_data, val.mv_size, d, err);
+    if (rc == OBX_OK)
+        obx_delivery_id(s, ev, sink, d->webhook_id, sizeof d->webhook_id);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];
         snprintf(tmp, sizeof tmp, "event %llu sink %u: %s", (unsigned long long)ev, sink, err->msg);
@@ -446,6 +448,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         j->action = evr.action;
         j->body = evr.body;
         j->body_len = evr.body_len;
+        obx_delivery_id(s, ev, sink, j->webhook_id, sizeof j->webhook_id);
         obx_delivery_clear(&d);
     }
     free(keys);

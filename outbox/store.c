@@ -521,6 +521,10 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
         mdb_txn_abort(txn);
         return obx__mdb_fail(err, rc, "schema version");
     }
+    if ((rc = obx__store_id_load(s, txn, create, err)) != OBX_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
     uint64_t next = 1;
     obx__meta_get_u64(s, txn, "next_id", &next);
     s->next_id = next ? next : 1;

@@ -17,6 +17,7 @@
 #define OBX_SCHEMA_VERSION 1u
 #define OBX_MAX_SINKS      1024u
 #define OBX_MAX_ROUTES     64u
+#define OBX_STORE_ID_LEN   16 /* bytes of the random store id (identity.c) */
 
 /* Per-sink counter slots, stored in meta under "c" + be32(sink). */
 enum { CNT_PENDING, CNT_INFLIGHT, CNT_IN_DOUBT, CNT_DELIVERED, CNT_DEAD, CNT_N };
@@ -123,6 +124,7 @@ struct obx_store {
     uint64_t commit_hist[OBX_COMMIT_BUCKETS + 1]; /* commit durations, likewise */
     uint64_t commit_us_sum;
     unsigned wake_word; /* futex: bumped after each batch's ops are marked finished */
+    char store_hex[2 * OBX_STORE_ID_LEN + 1]; /* the store id in hex; "" if none yet */
     obx_notify_fn notify;
     void *notify_ud;
     txn_ctx ctx;
@@ -180,6 +182,10 @@ int obx__load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uin
                     size_t *n_sinks, obx_error *err);
 int obx__read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t cnt[CNT_N]);
 int obx__meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
+
+/* identity.c: read the store id from meta into s->store_hex; with `create` (a write txn)
+ * make one when the store has none. */
+int obx__store_id_load(obx_store *s, MDB_txn *txn, int create, obx_error *err);
 
 /* Recover deliveries left in flight by a crash (owner open). */
 int obx__store_recover_inflight(obx_store *s, obx_error *err);

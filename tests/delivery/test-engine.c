@@ -108,8 +108,8 @@ static void test_success(void **state)
     char ua[64];
     snprintf(ua, sizeof ua, "outbox/%s", OBX_VERSION_STRING);
     assert_string_equal(trx_header_get(q, "User-Agent"), ua);
-    char wid[64];
-    snprintf(wid, sizeof wid, "evt_%" PRIu64 "_%" PRIu32, id, f->sink_id[0]);
+    char wid[OBX_DELIVERY_ID_MAX];
+    assert_int_equal(obx_delivery_id(f->st, id, f->sink_id[0], wid, sizeof wid), OBX_OK);
     assert_string_equal(trx_header_get(q, "webhook-id"), wid);
     assert_null(strchr(wid, '.'));
     assert_null(trx_header_get(q, "Expect"));

@@ -181,6 +181,18 @@ typedef struct obx_attempt {
     char *error; /* NULL or a short text (transport error); owned by the record */
 } obx_attempt;
 
+/*
+ * The id of a delivery: "evt_<store id, 32 hex>_<event id>_<sink id>", sent as the
+ * `webhook-id` header on every attempt. The store id is 128 random bits made when the
+ * store is created (or, for an older store, at its first writable open) and kept in it,
+ * so the id is the same across restarts and replays and differs between stores.
+ * @param buf  at least OBX_DELIVERY_ID_MAX bytes.
+ * @return OBX_OK; OBX_ERR_INVALID (buf too small); OBX_ERR_NOTFOUND (a store opened
+ *         read-only that has no id yet: it was never opened writable by this version).
+ */
+#define OBX_DELIVERY_ID_MAX 72
+int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
+
 typedef struct obx_delivery {
     uint64_t event_id;
     uint32_t sink_id;
@@ -199,6 +211,8 @@ typedef struct obx_delivery {
     uint32_t replays; /* times replayed */
     size_t n_history; /* newest last */
     obx_attempt *history;
+    char webhook_id[OBX_DELIVERY_ID_MAX]; /* obx_delivery_id(), filled by the store's reads
+                                             ("" when unknown) */
 } obx_delivery;
 
 typedef struct obx_event {
@@ -235,6 +249,7 @@ typedef struct obx_job {
     char *action;
     unsigned char *body;
     size_t body_len;
+    char webhook_id[OBX_DELIVERY_ID_MAX]; /* obx_delivery_id(): the webhook-id to send */
 } obx_job;
 
 void obx_jobs_free(obx_job *jobs, size_t n); /* frees the array and its contents */
