@@ -8,6 +8,10 @@
  * of that delivery, and different between two stores (two deployments, or a store
  * recreated from scratch whose event ids restart at 1), so receivers that deduplicate by
  * webhook-id never drop a real event. obx_delivery_id is the one place that builds it.
+ *
+ * A directory that held a store but lost its data file (data.mdb deleted or emptied,
+ * lock.mdb or outbox.lock still there) is refused: LMDB would silently start a new,
+ * empty store whose ids restart at 1 (obx__data_file_check).
  */
 #include "store_internal.h"
 
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #define STORE_ID_KEY "store_id"
 
@@ -75,6 +80,38 @@ int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf
     if (len < 0 || (size_t)len >= n) {
         buf[0] = 0;
         return OBX_ERR_INVALID;
+    }
+    return OBX_OK;
+}
+
+int obx__data_file_check(const char *dir, obx_error *err)
+{
+    char data[4096], other[4096];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    struct stat st;
+    if (stat(data, &st) == 0) {
+        if (st.st_size > 0)
+            return OBX_OK;
+        return obx__fail(err, OBX_ERR_CORRUPT,
+                         "%s is empty (0 bytes): the store's data is gone; refusing to start "
+                         "a new store over it (restore it from a backup, or remove the "
+                         "directory's files to start empty)",
+                         data);
+    }
+    if (errno == ENOTDIR)
+        return OBX_OK; /* obx_open says "not a directory" */
+    if (errno != ENOENT)
+        return obx__fail(err, OBX_ERR_IO, "%s: %s", data, strerror(errno));
+    static const char *const marks[] = {"lock.mdb", "outbox.lock"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        snprintf(other, sizeof other, "%s/%s", dir, marks[i]);
+        if (stat(other, &st) == 0)
+            return obx__fail(err, OBX_ERR_CORRUPT,
+                             "%s is missing but %s exists: this directory held an outbox "
+                             "store whose data is gone; refusing to start a new store over "
+                             "it (restore data.mdb from a backup, or remove the directory's "
+                             "files to start empty)",
+                             data, other);
     }
     return OBX_OK;
 }

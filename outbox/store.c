@@ -595,6 +595,8 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     char data[4096];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     struct stat st;
+    if ((rc = obx__data_file_check(dir, err)) != OBX_OK)
+        goto fail;
     int exists = stat(data, &st) == 0;
     if (!exists && (s->opts.flags & (OBX_OPEN_NOCREATE | OBX_OPEN_READONLY))) {
         rc = obx__fail(err, OBX_ERR_NOTFOUND, "%s: no outbox store here (no data.mdb)", dir);

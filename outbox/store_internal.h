@@ -187,6 +187,10 @@ int obx__meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
  * make one when the store has none. */
 int obx__store_id_load(obx_store *s, MDB_txn *txn, int create, obx_error *err);
 
+/* identity.c: refuse a directory that held a store but lost its data file (data.mdb
+ * empty, or missing while lock.mdb or outbox.lock is there). */
+int obx__data_file_check(const char *dir, obx_error *err);
+
 /* Recover deliveries left in flight by a crash (owner open). */
 int obx__store_recover_inflight(obx_store *s, obx_error *err);
 

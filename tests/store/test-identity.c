@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -106,10 +107,71 @@ static void test_delivery_id_unique_and_stable(void **state)
     free(d2);
 }
 
+static void path_of(char *buf, size_t n, const char *dir, const char *name)
+{
+    snprintf(buf, n, "%s/%s", dir, name);
+}
+
+/* Opening must fail (owner and tool alike) with OBX_ERR_CORRUPT naming `want1` and
+ * `want2`, and must leave the directory as it was: no new data.mdb. */
+static void assert_refused(const char *dir, const char *want1, const char *want2)
+{
+    char data[600];
+    path_of(data, sizeof data, dir, "data.mdb");
+    struct stat before;
+    int had = stat(data, &before) == 0;
+    unsigned flags[] = {OBX_OPEN_OWNER, 0, OBX_OPEN_READONLY};
+    for (size_t i = 0; i < 3; i++) {
+        obx_error err = {0};
+        obx_options o;
+        obx_options_init(&o);
+        o.flags = flags[i];
+        obx_store *s = NULL;
+        assert_int_equal(obx_open(dir, &o, &s, &err), OBX_ERR_CORRUPT);
+        assert_null(s);
+        if (!strstr(err.msg, want1) || !strstr(err.msg, want2))
+            fail_msg("error does not name %s and %s: %s", want1, want2, err.msg);
+        assert_non_null(strstr(err.msg, "refusing"));
+    }
+    struct stat after;
+    assert_int_equal(stat(data, &after) == 0, had); /* not recreated */
+    if (had)
+        assert_int_equal(after.st_size, 0);
+}
+
+/* A directory that held a store but lost its data file is refused, never reset. */
+static void test_lost_data_file_refused(void **state)
+{
+    (void)state;
+    char *d = tmpdir_new("ident");
+    obx_store *s = open_owner(d);
+    uint32_t k;
+    assert_int_equal(obx_sink_id(s, "webhook", &k, NULL), OBX_OK);
+    enqueue1(s, k);
+    obx_close(s);
+    char data[600], lock[600], owner[600];
+    path_of(data, sizeof data, d, "data.mdb");
+    path_of(lock, sizeof lock, d, "lock.mdb");
+    path_of(owner, sizeof owner, d, "outbox.lock");
+
+    assert_int_equal(truncate(data, 0), 0); /* emptied */
+    assert_refused(d, data, "empty");
+    assert_int_equal(unlink(data), 0); /* deleted, lock.mdb left */
+    assert_refused(d, data, lock);
+    assert_int_equal(unlink(lock), 0); /* only the owner lock file left */
+    assert_refused(d, data, owner);
+    assert_int_equal(unlink(owner), 0); /* nothing left: a new store is fine */
+    s = open_owner(d);
+    obx_close(s);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delivery_id_unique_and_stable),
+        cmocka_unit_test(test_lost_data_file_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
