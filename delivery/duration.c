@@ -75,10 +75,16 @@ static const struct {
     {"s", 1000000000},
     {"m", UINT64_C(60) * 1000000000},
     {"h", UINT64_C(3600) * 1000000000},
+    /* only with DLV_DURATION_DAYS (outboxctl's "7d ago"); Go has no such units */
+    {"d", UINT64_C(86400) * 1000000000},
+    {"w", UINT64_C(7) * 86400 * 1000000000},
 };
+#define GO_UNITS 8 /* the first 8 entries are Go's */
 
-int dlv_duration_parse_n(const char *orig, size_t len, int64_t *ret_ns, char *err, size_t errlen)
+int dlv_duration_parse_units(const char *orig, size_t len, unsigned flags, int64_t *ret_ns,
+                             char *err, size_t errlen)
 {
+    size_t n_units = flags & DLV_DURATION_DAYS ? sizeof units / sizeof units[0] : GO_UNITS;
     const char *s = orig, *end = orig + len;
     uint64_t d = 0;
     bool neg = false;
@@ -146,7 +152,7 @@ int dlv_duration_parse_n(const char *orig, size_t len, int64_t *ret_ns, char *er
         }
         size_t ulen = (size_t)(s - p);
         uint64_t unit = 0;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        for (size_t i = 0; i < n_units; i++)
             if (strlen(units[i].name) == ulen && memcmp(units[i].name, p, ulen) == 0)
                 unit = units[i].ns;
         if (!unit) {
@@ -176,6 +182,11 @@ int dlv_duration_parse_n(const char *orig, size_t len, int64_t *ret_ns, char *er
         return invalid(orig, len, err, errlen);
     *ret_ns = (int64_t)d;
     return 0;
+}
+
+int dlv_duration_parse_n(const char *s, size_t len, int64_t *ret_ns, char *err, size_t errlen)
+{
+    return dlv_duration_parse_units(s, len, 0, ret_ns, err, errlen);
 }
 
 int dlv_duration_parse(const char *s, int64_t *ret_ns, char *err, size_t errlen)

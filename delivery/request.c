@@ -13,13 +13,14 @@
 #include "engine-internal.h"
 
 #include <inttypes.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "delivery/backoff.h"
+#include "delivery/error.h"
+#include "delivery/secret.h"
 #include "delivery/sign.h"
 #include "delivery/sink.h"
 #include "outbox/version.h"
@@ -34,11 +35,6 @@ void dlv__webhook_id(char buf[48], uint64_t event_id, uint32_t sink_id)
     snprintf(buf, 48, "evt_%" PRIu64 "_%" PRIu32, event_id, sink_id);
 }
 
-static int has_crlf(const char *s)
-{
-    return s && strpbrk(s, "\r\n") != NULL;
-}
-
 static int header_configured(const dlv_sink_config *c, const char *name)
 {
     for (size_t i = 0; i < c->n_headers; i++)
@@ -51,26 +47,20 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
 {
     memset(p, 0, sizeof *p);
     const char *name = c->name ? c->name : "";
-    if (!dlv_sink_name_valid(c->name)) {
-        snprintf(err, errlen, "sink name '%.64s' is invalid (1..63 bytes of A-Z a-z 0-9 . _ -)",
-                 name);
-        return -1;
+    char why[DLV_ERRMSG_MAX];
+    if (dlv_sink_name_check(c->name, why, sizeof why) != DLV_OK) {
+        snprintf(err, errlen, "%s", why);
+        return DLV_ERR_INVALID;
     }
-    if (!c->url ||
-        (strncasecmp(c->url, "http://", 7) != 0 && strncasecmp(c->url, "https://", 8) != 0)) {
-        snprintf(err, errlen, "sink '%s': url must start with http:// or https://", name);
-        return -1;
-    }
-    if (has_crlf(c->url)) {
-        snprintf(err, errlen, "sink '%s': url contains a line break", name);
-        return -1;
+    if (dlv_url_check(c->url, why, sizeof why) != DLV_OK) {
+        snprintf(err, errlen, "sink '%s': %s", name, why);
+        return DLV_ERR_INVALID;
     }
     for (size_t i = 0; i < c->n_headers; i++) {
         const dlv_header *h = &c->headers[i];
-        if (!h->name || !*h->name || strpbrk(h->name, ": \t\r\n") || has_crlf(h->value)) {
-            snprintf(err, errlen, "sink '%s': header %zu has an invalid name or a line break", name,
-                     i + 1);
-            return -1;
+        if (dlv_header_check(h->name, h->value, why, sizeof why) != DLV_OK) {
+            snprintf(err, errlen, "sink '%s': headers[%zu]: %s", name, i, why);
+            return DLV_ERR_INVALID;
         }
     }
     if (c->body && !c->tmpl) {
@@ -78,23 +68,13 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
                  "sink '%s': the body template was not parsed (dlv_sink_config_set_body)", name);
         return -1;
     }
-    if (c->n_secrets && (c->signature & DLV_SIG_STANDARD)) {
-        for (size_t i = 0; i < c->n_secrets; i++) {
-            size_t len = c->secrets[i] ? strlen(c->secrets[i]) : 0;
-            unsigned char *key = malloc(len + 1);
-            size_t klen = 0;
-            int rc = key ? dlv_standard_key(c->secrets[i] ? c->secrets[i] : "", key, &klen)
-                         : DLV_SIGN_ENOMEM;
-            if (key)
-                OPENSSL_cleanse(key, len + 1);
-            free(key);
-            if (rc != DLV_SIGN_OK || len == 0) {
-                snprintf(err, errlen, "sink '%s': signing secret %zu is not usable (%s)", name,
-                         i + 1, len ? dlv_sig_strerror(rc) : "empty");
-                return -1;
-            }
+    for (size_t i = 0; i < c->n_secrets; i++)
+        if (dlv_signing_secret_check(c->secrets[i], c->signature & DLV_SIG_STANDARD, why,
+                                     sizeof why) != DLV_OK) {
+            snprintf(err, errlen, "sink '%s': signing secret %zu is not usable: %s", name, i + 1,
+                     why);
+            return DLV_ERR_INVALID;
         }
-    }
     p->cfg = c;
     p->tmpl = c->tmpl;
     p->ordered = c->ordered ? 1 : 0;
@@ -202,7 +182,7 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
     if (!rc && c->n_secrets && (c->signature & DLV_SIG_FLIPT)) {
         char hex[DLV_FLIPT_SIG_HEX_LEN + 1];
         int src = dlv_sign_flipt(c->secrets[0], strlen(c->secrets[0]), rq->body, rq->body_len, hex);
-        rc = src == DLV_SIGN_OK ? add_header(h, "X-Flipt-Webhook-Signature", hex) : -1;
+        rc = src == DLV_OK ? add_header(h, "X-Flipt-Webhook-Signature", hex) : -1;
     }
     if (!rc && c->n_secrets && (c->signature & DLV_SIG_STANDARD)) {
         char ts[24];
@@ -211,7 +191,7 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
         char *sig = NULL;
         int src = dlv_sign_standard_header((const char *const *)c->secrets, c->n_secrets, id, secs,
                                            rq->body, rq->body_len, &sig);
-        rc = src == DLV_SIGN_OK ? add_header(h, "webhook-timestamp", ts) : -1;
+        rc = src == DLV_OK ? add_header(h, "webhook-timestamp", ts) : -1;
         if (!rc)
             rc = add_header(h, "webhook-signature", sig);
         free(sig);

@@ -156,10 +156,26 @@ static double rnd(dlv_engine *e)
 void dlv_engine_options_init(dlv_engine_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_in_flight_total = 512;
-    o->poll_ms = 500;
-    o->commit_batch = 4096;
-    o->prefetch = 256;
+    o->max_in_flight_total = DLV_ENGINE_MAX_IN_FLIGHT;
+    o->poll_ms = DLV_ENGINE_POLL_MS;
+    o->commit_batch = DLV_ENGINE_COMMIT_BATCH;
+    o->prefetch = DLV_ENGINE_PREFETCH;
+}
+
+/* The caller's options with the defaults in place of zero fields. */
+static void options_apply(dlv_engine_options *o, const dlv_engine_options *given)
+{
+    dlv_engine_options d;
+    dlv_engine_options_init(&d);
+    *o = given ? *given : d;
+    if (!o->max_in_flight_total)
+        o->max_in_flight_total = d.max_in_flight_total;
+    if (!o->poll_ms)
+        o->poll_ms = d.poll_ms;
+    if (!o->commit_batch)
+        o->commit_batch = d.commit_batch;
+    if (!o->prefetch)
+        o->prefetch = d.prefetch;
 }
 
 static void hist_add(dlv_histogram *h, const double *bounds, double v)
@@ -233,7 +249,7 @@ static void *committer_main(void *arg)
                 cap_rs = n;
             }
         }
-        size_t batch_max = e->o.commit_batch ? e->o.commit_batch : 4096;
+        size_t batch_max = e->o.commit_batch;
         for (size_t off = 0; off < n;) {
             size_t k = n - off < batch_max ? n - off : batch_max;
             if (k > cap_rs)
@@ -624,7 +640,7 @@ static int start_one(dlv_engine *e, size_t i)
 
 static void start_ready(dlv_engine *e)
 {
-    size_t global = e->o.max_in_flight_total ? e->o.max_in_flight_total : 512;
+    size_t global = e->o.max_in_flight_total;
     int progress = 1;
     while (progress && e->total_active < global) {
         progress = 0;
@@ -772,18 +788,7 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         return -1;
     }
     e->store = store;
-    dlv_engine_options_init(&e->o);
-    if (opts) {
-        e->o = *opts;
-        if (!e->o.max_in_flight_total)
-            e->o.max_in_flight_total = 512;
-        if (!e->o.poll_ms)
-            e->o.poll_ms = 500;
-        if (!e->o.commit_batch)
-            e->o.commit_batch = 4096;
-        if (!e->o.prefetch)
-            e->o.prefetch = 256;
-    }
+    options_apply(&e->o, opts);
     dlv_rng_seed(&e->rng, (uint64_t)obx_now_ms() ^ (uint64_t)(uintptr_t)e);
     pthread_mutex_init(&e->in_mu, NULL);
     pthread_mutex_init(&e->cl_mu, NULL);

@@ -70,7 +70,7 @@ static int verify(void *ud, const char *body, size_t len, const char *header)
 {
     const od_state *st = ud;
     return dlv_verify_flipt(st->c->ingest_secrets, st->c->n_ingest_secrets, body, len, header) ==
-           DLV_SIGN_OK;
+           DLV_OK;
 }
 
 static void sink_label(obuf *b, const char *name)

@@ -29,6 +29,16 @@ int dlv_duration_parse(const char *s, int64_t *ret_ns, char *err, size_t errlen)
 /* Same, with an explicit length (s need not be NUL-terminated). */
 int dlv_duration_parse_n(const char *s, size_t len, int64_t *ret_ns, char *err, size_t errlen);
 
+/* Flags of dlv_duration_parse_units. */
+#define DLV_DURATION_DAYS 1u /* also accept d (24h) and w (7d): outboxctl's "--since 7d" */
+
+/*
+ * The one duration parser; the functions above are it with flags 0 (Go exactly). With
+ * DLV_DURATION_DAYS the units d and w are added; grammar and error texts stay Go's.
+ */
+int dlv_duration_parse_units(const char *s, size_t len, unsigned flags, int64_t *ret_ns, char *err,
+                             size_t errlen);
+
 /* Parse and convert to milliseconds, rounding a sub-millisecond remainder up (so "1ns" is
  * 1 ms, not 0: a configured wait never becomes "no wait"; 0 stays 0, negatives round
  * toward zero). */

@@ -59,16 +59,25 @@ typedef int64_t (*dlv_clock_fn)(void *ud);
 /* A uniformly distributed double in [0, 1) for backoff jitter. */
 typedef double (*dlv_random_fn)(void *ud);
 
+/* The engine's defaults: dlv_engine_options_init sets them and dlv_engine_new puts them in
+ * place of zero fields, so callers never repeat them. */
+#define DLV_ENGINE_MAX_IN_FLIGHT 512
+#define DLV_ENGINE_POLL_MS       500
+#define DLV_ENGINE_COMMIT_BATCH  4096
+#define DLV_ENGINE_PREFETCH      256
+
 typedef struct dlv_engine_options {
-    size_t max_in_flight_total; /* all sinks together (default 512) */
-    unsigned poll_ms;           /* obx_next_due poll period (default 500) */
-    size_t commit_batch;        /* max results per obx_record (default 4096) */
+    size_t max_in_flight_total; /* all sinks together (default 512; 0 = default) */
+    unsigned poll_ms;           /* obx_next_due poll period (default 500 ms; 0 = default) */
+    size_t commit_batch;        /* max results per obx_record (default 4096; 0 = default) */
     size_t prefetch;    /* per sink: claimed deliveries kept waiting behind the running ones,
-                           at least max_in_flight (default 256). They are in flight in the
-                           store: after a crash they show in doubt and are sent again. */
+                           at least max_in_flight (default 256; 0 = default). They are in
+                           flight in the store: after a crash they show in doubt and are
+                           sent again. */
     dlv_clock_fn clock; /* NULL = obx_now_ms */
     void *clock_ud;
-    dlv_random_fn random; /* NULL = an internal xorshift seeded from the clock */
+    dlv_random_fn random; /* NULL = the engine's own splitmix64 generator (dlv_rng), seeded
+                             from the clock and the engine's address */
     void *random_ud;
 } dlv_engine_options;
 
