@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,7 @@ static void *committer_main(void *arg)
                 e->gm.results_committed += k;
             } else {
                 e->gm.commit_errors++;
+                e->gm.last_store_error = rs ? rc : OBX_ERR_NOMEM;
                 snprintf(e->gm.last_error, sizeof e->gm.last_error, "recording results: %.200s",
                          rs ? oe.msg : "out of memory");
             }
@@ -427,6 +429,7 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
     if (r->rc) {
         pthread_mutex_lock(&e->m_mu);
         e->gm.claim_errors++;
+        e->gm.last_store_error = r->rc;
         snprintf(e->gm.last_error, sizeof e->gm.last_error, "claiming for sink %s: %.160s", s->name,
                  r->msg);
         pthread_mutex_unlock(&e->m_mu);
@@ -598,8 +601,10 @@ static int start_one(dlv_engine *e, size_t i)
         return 0;
     jb->started_ms = now_ms(e);
     char err[256] = "";
-    int rc = dlv__request_build(&s->p, jb->j, jb->started_ms, &jb->rq, err, sizeof err);
-    if (rc == 1) {
+    int rc = s->p.tmpl ? dlv__request_render(&s->p, jb->j, &jb->rq, err, sizeof err) : DLV_OK;
+    if (rc == DLV_OK)
+        rc = dlv__request_build(&s->p, jb->j, jb->started_ms, &jb->rq, err, sizeof err);
+    if (rc == DLV_ERR_TEMPLATE) {
         /* the body cannot be rendered: dead at once, never sent */
         char reason[300];
         snprintf(reason, sizeof reason, "template: %s", err);
@@ -620,10 +625,10 @@ static int start_one(dlv_engine *e, size_t i)
         job_free(jb);
         return 1;
     }
-    if (rc == 0)
+    if (rc == DLV_OK)
         rc = dlv__sender_start(&e->sender, &jb->x, &s->p.transport, jb->rq.body, jb->rq.body_len,
                                jb->rq.headers, err, sizeof err);
-    if (rc != 0) {
+    if (rc != DLV_OK) {
         /* could not even start: an attempt that failed locally, retried as usual */
         dlv__outcome o = {.transport_error = 1};
         snprintf(o.error, sizeof o.error, "%.180s", err[0] ? err : "out of memory");
@@ -769,24 +774,30 @@ static void *loop_main(void *arg)
 
 /* ---- public API ------------------------------------------------------------------- */
 
-int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
-                   const dlv_engine_options *opts, dlv_engine **out, char *err, size_t errlen)
+__attribute__((format(printf, 4, 5))) static int set_error(dlv_error *err, int code, int store,
+                                                           const char *fmt, ...)
 {
-    char dummy[8];
-    if (!err) {
-        err = dummy;
-        errlen = sizeof dummy;
+    if (err) {
+        err->code = code;
+        err->store = store;
+        va_list ap;
+        va_start(ap, fmt);
+        (void)vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
     }
+    return code;
+}
+
+int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
+                   const dlv_engine_options *opts, dlv_engine **out, dlv_error *err)
+{
+    int rc;
     *out = NULL;
-    if (!store || (n && !sinks)) {
-        snprintf(err, errlen, "engine: store and sinks are required");
-        return -1;
-    }
+    if (!store || (n && !sinks))
+        return set_error(err, DLV_ERR_INVALID, 0, "engine: store and sinks are required");
     dlv_engine *e = calloc(1, sizeof *e);
-    if (!e) {
-        snprintf(err, errlen, "engine: out of memory");
-        return -1;
-    }
+    if (!e)
+        return set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
     e->store = store;
     options_apply(&e->o, opts);
     dlv_rng_seed(&e->rng, (uint64_t)obx_now_ms() ^ (uint64_t)(uintptr_t)e);
@@ -798,22 +809,24 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
     pthread_mutex_init(&e->m_mu, NULL);
     e->sinks = calloc(n ? n : 1, sizeof *e->sinks);
     if (!e->sinks) {
-        snprintf(err, errlen, "engine: out of memory");
+        rc = set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
         sink_rt *s = &e->sinks[i];
-        char perr[256] = "";
-        if (dlv__prepare(&s->p, &sinks[i], perr, sizeof perr) != 0) {
-            snprintf(err, errlen, "sink %zu: %s", i, perr);
+        char perr[DLV_ERRMSG_MAX] = "";
+        rc = dlv__prepare(&s->p, &sinks[i], perr, sizeof perr);
+        if (rc != DLV_OK) {
+            set_error(err, rc, 0, "sinks[%zu]: %s", i, perr);
             e->n = i;
             goto fail;
         }
         e->n = i + 1;
         obx_error oe = {0};
         const char *name = sinks[i].name;
-        if (obx_sink_id(store, name, &s->id, &oe) != OBX_OK) {
-            snprintf(err, errlen, "sink '%s': %s", name ? name : "", oe.msg);
+        int orc = obx_sink_id(store, name, &s->id, &oe);
+        if (orc != OBX_OK) {
+            rc = set_error(err, DLV_ERR_STORE, orc, "sink '%s': %s", name ? name : "", oe.msg);
             goto fail;
         }
         snprintf(s->name, sizeof s->name, "%s", name);
@@ -824,7 +837,7 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         s->dirty = 1;
         for (size_t k = 0; k < i; k++)
             if (e->sinks[k].id == s->id) {
-                snprintf(err, errlen, "sink '%s' is configured twice", name);
+                rc = set_error(err, DLV_ERR_INVALID, 0, "sink '%s' is configured twice", name);
                 goto fail;
             }
     }
@@ -833,14 +846,18 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         conns += e->sinks[i].p.limit;
     if (conns > e->o.max_in_flight_total)
         conns = e->o.max_in_flight_total;
-    if (dlv__sender_init(&e->sender, (long)(conns ? conns : 1), err, errlen) != 0)
+    char serr[DLV_ERRMSG_MAX] = "";
+    rc = dlv__sender_init(&e->sender, (long)(conns ? conns : 1), serr, sizeof serr);
+    if (rc != DLV_OK) {
+        set_error(err, rc, 0, "%s", serr);
         goto fail;
+    }
     e->sender_ok = 1;
     *out = e;
-    return 0;
+    return DLV_OK;
 fail:
     dlv_engine_free(e);
-    return -1;
+    return rc;
 }
 
 static void on_notify(void *ud)
@@ -850,29 +867,25 @@ static void on_notify(void *ud)
     dlv__sender_wakeup(&e->sender);
 }
 
-int dlv_engine_start(dlv_engine *e, char *err, size_t errlen)
+int dlv_engine_start(dlv_engine *e, dlv_error *err)
 {
-    if (e->started) {
-        snprintf(err, errlen, "engine: already started");
-        return -1;
-    }
+    if (e->started)
+        return set_error(err, DLV_ERR_INVALID, 0, "engine: already started");
     e->stop_req = 0;
     e->cl_stop = 0;
     e->cm_stop = 0;
     for (size_t i = 0; i < e->n; i++)
         e->sinks[i].recovering = e->sinks[i].p.ordered;
-    if (pthread_create(&e->commit_th, NULL, committer_main, e) != 0) {
-        snprintf(err, errlen, "engine: cannot start the committer thread");
-        return -1;
-    }
+    if (pthread_create(&e->commit_th, NULL, committer_main, e) != 0)
+        return set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start the committer thread");
     pthread_setname_np(e->commit_th, "dlv-commit");
     if (pthread_create(&e->claim_th, NULL, claimer_main, e) != 0) {
-        snprintf(err, errlen, "engine: cannot start the claimer thread");
+        set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start the claimer thread");
         goto stop_commit;
     }
     pthread_setname_np(e->claim_th, "dlv-claim");
     if (pthread_create(&e->loop_th, NULL, loop_main, e) != 0) {
-        snprintf(err, errlen, "engine: cannot start the engine thread");
+        set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start the engine thread");
         pthread_mutex_lock(&e->cl_mu);
         e->cl_stop = 1;
         pthread_cond_signal(&e->cl_cv);
@@ -883,14 +896,14 @@ int dlv_engine_start(dlv_engine *e, char *err, size_t errlen)
     pthread_setname_np(e->loop_th, "dlv-send");
     e->started = 1;
     obx_set_notify(e->store, on_notify, e);
-    return 0;
+    return DLV_OK;
 stop_commit:
     pthread_mutex_lock(&e->cm_mu);
     e->cm_stop = 1;
     pthread_cond_signal(&e->cm_cv);
     pthread_mutex_unlock(&e->cm_mu);
     pthread_join(e->commit_th, NULL);
-    return -1;
+    return DLV_ERR_SYSTEM;
 }
 
 void dlv_engine_stop(dlv_engine *e, unsigned grace_ms)
@@ -988,7 +1001,7 @@ int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out)
     memset(out, 0, sizeof *out);
     dlv_sink_metrics *sm = calloc(e->n ? e->n : 1, sizeof *sm);
     if (!sm)
-        return -1;
+        return DLV_ERR_NOMEM;
     pthread_mutex_lock(&e->m_mu);
     *out = e->gm;
     for (size_t i = 0; i < e->n; i++)
@@ -996,7 +1009,7 @@ int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out)
     pthread_mutex_unlock(&e->m_mu);
     out->n_sinks = e->n;
     out->sinks = sm;
-    return 0;
+    return DLV_OK;
 }
 
 void dlv_metrics_free(dlv_metrics *m)

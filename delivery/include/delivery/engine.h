@@ -47,8 +47,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outbox/outbox.h"
+#include "delivery/error.h"
 #include "delivery/sink.h"
+#include "outbox/outbox.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,20 +89,26 @@ typedef struct dlv_engine dlv_engine;
 
 /*
  * Create an engine for `n` sinks (registered in the store by name through obx_sink_id).
- * Parses template bodies, prepares signing keys and TLS options; nothing is sent yet.
+ * Checks each sink with the library's rules (dlv_sink_name_check, dlv_url_check,
+ * dlv_header_check, dlv_signing_secret_check), prepares signing keys and TLS options;
+ * nothing is sent yet.
  * @param[in] store  an owner handle (OBX_OPEN_OWNER); borrowed: must outlive the engine.
  * @param[in] sinks  borrowed: the array and everything it points to must stay valid and
  *                   unchanged until dlv_engine_free().
- * @param[in] opts   NULL for defaults; copied.
- * @param[out] out   the engine, freed with dlv_engine_free().
- * @param[out] err   message naming the sink and the problem (may be NULL).
- * @return 0, or -1 (bad config, template parse error, store error, out of memory).
+ * @param[in] opts   NULL for defaults; copied (zero fields take the defaults).
+ * @param[out] out   the engine, freed with dlv_engine_free(); NULL on failure.
+ * @param[out] err   code, store code and a message naming the sink and the problem (may be
+ *                   NULL).
+ * @return DLV_OK; DLV_ERR_INVALID (a sink's config), DLV_ERR_STORE (registering a sink
+ *         failed: err->store holds the obx_err), DLV_ERR_NOMEM, DLV_ERR_SYSTEM (libcurl).
  */
 int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
-                   const dlv_engine_options *opts, dlv_engine **out, char *err, size_t errlen);
+                   const dlv_engine_options *opts, dlv_engine **out, dlv_error *err);
 
-/* Start the engine's threads and install the store notify callback. 0 or -1 (+err). */
-int dlv_engine_start(dlv_engine *e, char *err, size_t errlen);
+/* Start the engine's threads and install the store notify callback.
+ * @return DLV_OK, or DLV_ERR_INVALID (already started) / DLV_ERR_SYSTEM (a thread could
+ *         not be created) with err filled (may be NULL). */
+int dlv_engine_start(dlv_engine *e, dlv_error *err);
 
 /*
  * Graceful stop: stop claiming; let in-flight requests finish within grace_ms; abandon
@@ -155,15 +162,16 @@ typedef struct dlv_sink_metrics {
 typedef struct dlv_metrics {
     uint64_t in_flight;     /* all sinks */
     uint64_t commits;       /* obx_record calls that succeeded */
-    uint64_t commit_errors; /* obx_record calls that failed (results stay in flight) */
+    uint64_t commit_errors; /* obx_record calls that failed (retried until they succeed) */
     uint64_t claim_errors;  /* obx_claim_due calls that failed */
     uint64_t results_committed;
     char last_error[256]; /* the last store error, "" if none */
+    int last_store_error; /* its obx_err code, 0 if none */
     size_t n_sinks;
     dlv_sink_metrics *sinks; /* owned by the snapshot */
 } dlv_metrics;
 
-/* A consistent snapshot. Free with dlv_metrics_free(). 0, or -1 when out of memory. */
+/* A consistent snapshot. Free with dlv_metrics_free(). DLV_OK or DLV_ERR_NOMEM. */
 int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out);
 void dlv_metrics_free(dlv_metrics *m); /* frees m->sinks; m itself is the caller's */
 
