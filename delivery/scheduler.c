@@ -20,6 +20,7 @@
  */
 #include "config.h"
 #include "engine-internal.h"
+#include "test-hooks.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -120,12 +121,18 @@ struct dlv_engine {
     int cl_work;
     int cl_stop;
 
-    /* committer */
+    /* committer: the engine thread appends to q (under cm_mu); the committer moves entries
+     * out into its own buffers (items, rs) and signals cm_space. q only grows, so a push
+     * that cannot grow it waits for room instead of dropping a result. */
     pthread_mutex_t cm_mu;
     pthread_cond_t cm_cv;
+    pthread_cond_t cm_space;
     result_item *q;
     size_t nq, capq;
     int cm_stop;
+    result_item *cm_items; /* committer thread only, cm_cap entries */
+    obx_result *cm_rs;     /* committer thread only, cm_cap entries */
+    size_t cm_cap;
 
     /* engine thread state */
     job *running; /* list of running transfers */
@@ -191,40 +198,104 @@ static void hist_add(dlv_histogram *h, const double *bounds, double v)
 
 /* ---- committer ------------------------------------------------------------------- */
 
-static int push_result(dlv_engine *e, size_t sink, const obx_result *r)
+#ifdef DLV_TEST_HOOKS
+size_t dlv__test_result_queue_max;
+#endif
+
+/* Grow the result queue's buffer to cap entries (realloc, or a test's simulated failure). */
+static result_item *queue_grow(result_item *q, size_t cap)
+{
+#ifdef DLV_TEST_HOOKS
+    if (dlv__test_result_queue_max && cap > dlv__test_result_queue_max)
+        return NULL;
+#endif
+    return realloc(q, cap * sizeof *q);
+}
+
+/* Entries the result queue and the committer's buffers start with (allocated up front, so
+ * the committer always has room to take results out). */
+#define RESULTS_MIN 64
+
+/* A copy of `text` for a queued result; when memory is short the text is replaced (never
+ * the result itself dropped). *owned is what to free later. */
+static const char *keep_text(const char *text, char **owned)
+{
+    *owned = text ? strdup(text) : NULL;
+    if (text && !*owned)
+        return "(text lost: out of memory)";
+    return *owned;
+}
+
+/*
+ * Hand one result to the committer. Never drops it: when the queue is full and cannot grow,
+ * wait until the committer has taken entries out (it always can, into its own buffers).
+ */
+static void push_result(dlv_engine *e, size_t sink, const obx_result *r)
 {
     result_item it = {.r = *r, .sink = sink};
-    it.error = r->error ? strdup(r->error) : NULL;
-    it.reason = r->reason ? strdup(r->reason) : NULL;
-    it.r.error = it.error;
-    it.r.reason = it.reason;
+    it.r.error = keep_text(r->error, &it.error);
+    it.r.reason = keep_text(r->reason, &it.reason);
     pthread_mutex_lock(&e->cm_mu);
-    if (e->nq == e->capq) {
-        size_t cap = e->capq ? e->capq * 2 : 256;
-        result_item *q = realloc(e->q, cap * sizeof *q);
-        if (!q) {
-            pthread_mutex_unlock(&e->cm_mu);
-            free(it.error);
-            free(it.reason);
-            return -1;
+    while (e->nq == e->capq) {
+        size_t cap = e->capq ? e->capq * 2 : RESULTS_MIN;
+        result_item *q = queue_grow(e->q, cap);
+        if (q) {
+            e->q = q;
+            e->capq = cap;
+            break;
         }
-        e->q = q;
-        e->capq = cap;
+        pthread_cond_signal(&e->cm_cv);
+        pthread_cond_wait(&e->cm_space, &e->cm_mu);
     }
     e->q[e->nq++] = it;
     pthread_cond_signal(&e->cm_cv);
     pthread_mutex_unlock(&e->cm_mu);
     e->sinks[sink].uncommitted++;
-    return 0;
+}
+
+/* Store errors worth retrying the same batch for: they may pass (memory, disk, LMDB). */
+static int record_retryable(int rc)
+{
+    return rc == OBX_ERR_NOMEM || rc == OBX_ERR_IO || rc == OBX_ERR_LMDB || rc == OBX_ERR_FULL;
+}
+
+/*
+ * Record results[0..k) (and their attempts). A retryable failure is retried with a growing
+ * pause (50 ms to 1 s) until it succeeds; once the engine is stopping, three more tries,
+ * then the deliveries stay in flight in the store and come back in doubt at the next
+ * start (sent again, same webhook-id). Returns the last obx_record code.
+ */
+static int record_batch(dlv_engine *e, obx_result *rs, size_t k, obx_error *oe)
+{
+    int rc = OBX_OK;
+    long pause_ms = 50;
+    for (int tries_stopping = 0;;) {
+        rc = obx_record(e->store, rs, k, oe);
+        if (rc == OBX_OK)
+            return rc;
+        pthread_mutex_lock(&e->m_mu);
+        e->gm.commit_errors++;
+        e->gm.last_store_error = rc;
+        snprintf(e->gm.last_error, sizeof e->gm.last_error, "recording results: %.200s", oe->msg);
+        pthread_mutex_unlock(&e->m_mu);
+        if (rc == OBX_ERR_CLOSED || !record_retryable(rc))
+            return rc;
+        pthread_mutex_lock(&e->cm_mu);
+        int stopping = e->cm_stop;
+        pthread_mutex_unlock(&e->cm_mu);
+        if (stopping && ++tries_stopping > 3)
+            return rc;
+        struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms * 2 > 1000 ? 1000 : pause_ms * 2;
+    }
 }
 
 static void *committer_main(void *arg)
 {
     dlv_engine *e = arg;
-    result_item *mine = NULL;
-    size_t cap_mine = 0;
-    obx_result *rs = NULL;
-    size_t cap_rs = 0;
+    result_item *mine = e->cm_items;
+    obx_result *rs = e->cm_rs;
     for (;;) {
         pthread_mutex_lock(&e->cm_mu);
         while (e->nq == 0 && !e->cm_stop)
@@ -233,31 +304,29 @@ static void *committer_main(void *arg)
             pthread_mutex_unlock(&e->cm_mu);
             break;
         }
-        /* swap the queue out: the engine thread keeps appending to a fresh one */
-        result_item *take = e->q;
-        size_t n = e->nq, cap = e->capq;
-        e->q = mine;
-        e->capq = cap_mine;
-        e->nq = 0;
-        pthread_mutex_unlock(&e->cm_mu);
-        mine = take;
-        cap_mine = cap;
-
-        if (n > cap_rs) {
-            obx_result *nr = realloc(rs, n * sizeof *nr);
-            if (nr) {
-                rs = nr;
-                cap_rs = n;
+        /* move what fits into our buffers (grown when possible); the rest waits its turn */
+        if (e->nq > e->cm_cap) {
+            size_t cap = e->nq;
+            result_item *ni = realloc(mine, cap * sizeof *ni);
+            if (ni) {
+                mine = e->cm_items = ni;
+                obx_result *nr = realloc(rs, cap * sizeof *nr);
+                if (nr) {
+                    rs = e->cm_rs = nr;
+                    e->cm_cap = cap;
+                }
             }
         }
+        size_t n = e->nq < e->cm_cap ? e->nq : e->cm_cap;
+        memcpy(mine, e->q, n * sizeof *mine);
+        memmove(e->q, e->q + n, (e->nq - n) * sizeof *e->q);
+        e->nq -= n;
+        pthread_cond_broadcast(&e->cm_space);
+        pthread_mutex_unlock(&e->cm_mu);
+
         size_t batch_max = e->o.commit_batch;
         for (size_t off = 0; off < n;) {
             size_t k = n - off < batch_max ? n - off : batch_max;
-            if (k > cap_rs)
-                k = cap_rs; /* realloc failed: smaller batches */
-            if (k == 0)
-                k = 1;
-            int rc = OBX_ERR_NOMEM;
             obx_error oe = {0};
             for (size_t i = 0; i < k; i++) {
                 if (mine[off + i].r.outcome != OBX_OUTCOME_RELEASE) {
@@ -265,28 +334,15 @@ static void *committer_main(void *arg)
                     break;
                 }
             }
-            if (rs) {
-                for (size_t i = 0; i < k; i++)
-                    rs[i] = mine[off + i].r;
-                for (int tries = 0; tries < 3; tries++) {
-                    rc = obx_record(e->store, rs, k, &oe);
-                    if (rc == OBX_OK || rc == OBX_ERR_CLOSED)
-                        break;
-                    struct timespec ts = {0, 50 * 1000000L};
-                    nanosleep(&ts, NULL);
-                }
-            }
-            pthread_mutex_lock(&e->m_mu);
-            if (rc == OBX_OK) {
+            for (size_t i = 0; i < k; i++)
+                rs[i] = mine[off + i].r;
+            int rc = record_batch(e, rs, k, &oe);
+            if (rc == OBX_OK) { /* failures were counted by record_batch */
+                pthread_mutex_lock(&e->m_mu);
                 e->gm.commits++;
                 e->gm.results_committed += k;
-            } else {
-                e->gm.commit_errors++;
-                e->gm.last_store_error = rs ? rc : OBX_ERR_NOMEM;
-                snprintf(e->gm.last_error, sizeof e->gm.last_error, "recording results: %.200s",
-                         rs ? oe.msg : "out of memory");
+                pthread_mutex_unlock(&e->m_mu);
             }
-            pthread_mutex_unlock(&e->m_mu);
             pthread_mutex_lock(&e->in_mu);
             for (size_t i = 0; i < k; i++)
                 e->sinks[mine[off + i].sink].acked++;
@@ -300,8 +356,6 @@ static void *committer_main(void *arg)
             off += k;
         }
     }
-    free(mine);
-    free(rs);
     return NULL;
 }
 
@@ -391,7 +445,7 @@ static void record_release(dlv_engine *e, job *jb)
 {
     obx_result r = {
         .event_id = jb->j->event_id, .sink_id = jb->j->sink_id, .outcome = OBX_OUTCOME_RELEASE};
-    (void)push_result(e, jb->sink, &r);
+    push_result(e, jb->sink, &r);
     pthread_mutex_lock(&e->m_mu);
     e->sinks[jb->sink].m.released++;
     pthread_mutex_unlock(&e->m_mu);
@@ -441,8 +495,15 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
         return;
     batch *b = calloc(1, sizeof *b);
     if (!b) {
-        /* cannot track them: they stay in flight in the store until the next start */
+        /* cannot track them: back to pending, no attempt counted */
+        for (size_t k = 0; k < r->n; k++) {
+            obx_result rr = {.event_id = r->jobs[k].event_id,
+                             .sink_id = r->jobs[k].sink_id,
+                             .outcome = OBX_OUTCOME_RELEASE};
+            push_result(e, r->sink, &rr);
+        }
         obx_jobs_free(r->jobs, r->n);
+        s->next_due = 0; /* ask again */
         return;
     }
     b->jobs = r->jobs;
@@ -466,7 +527,7 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
             obx_result rr = {.event_id = r->jobs[k].event_id,
                              .sink_id = r->jobs[k].sink_id,
                              .outcome = OBX_OUTCOME_RELEASE};
-            (void)push_result(e, r->sink, &rr);
+            push_result(e, r->sink, &rr);
             if (--b->left == 0) {
                 obx_jobs_free(b->jobs, b->n);
                 free(b);
@@ -536,7 +597,7 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
     }
     if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->retry_min)
         s->retry_min = d.next_attempt_ms; /* a claim reply may not know of it yet */
-    (void)push_result(e, jb->sink, &r);
+    push_result(e, jb->sink, &r);
     pthread_mutex_lock(&e->m_mu);
     dlv_sink_metrics *m = &s->m;
     m->attempts++;
@@ -617,7 +678,7 @@ static int start_one(dlv_engine *e, size_t i)
                             jb->j->first_attempt_ms ? jb->j->first_attempt_ms : jb->started_ms,
                         .deadline_ms = jb->j->deadline_ms,
                         .reason = reason};
-        (void)push_result(e, i, &r);
+        push_result(e, i, &r);
         pthread_mutex_lock(&e->m_mu);
         s->m.dead++;
         s->m.render_errors++;
@@ -806,9 +867,19 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
     pthread_cond_init(&e->cl_cv, NULL);
     pthread_mutex_init(&e->cm_mu, NULL);
     pthread_cond_init(&e->cm_cv, NULL);
+    pthread_cond_init(&e->cm_space, NULL);
     pthread_mutex_init(&e->m_mu, NULL);
     e->sinks = calloc(n ? n : 1, sizeof *e->sinks);
-    if (!e->sinks) {
+    e->cm_items = malloc(RESULTS_MIN * sizeof *e->cm_items);
+    e->cm_rs = malloc(RESULTS_MIN * sizeof *e->cm_rs);
+    e->cm_cap = RESULTS_MIN;
+    e->q = queue_grow(NULL, RESULTS_MIN);
+    e->capq = RESULTS_MIN;
+    if (!e->q) { /* a test's cap below RESULTS_MIN: start with one entry */
+        e->q = queue_grow(NULL, 1);
+        e->capq = 1;
+    }
+    if (!e->sinks || !e->cm_items || !e->cm_rs || !e->q) {
         rc = set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
         goto fail;
     }
@@ -967,11 +1038,14 @@ void dlv_engine_free(dlv_engine *e)
         dlv__prepared_clear(&e->sinks[i].p);
     free(e->sinks);
     free(e->q);
+    free(e->cm_items);
+    free(e->cm_rs);
     pthread_mutex_destroy(&e->in_mu);
     pthread_mutex_destroy(&e->cl_mu);
     pthread_cond_destroy(&e->cl_cv);
     pthread_mutex_destroy(&e->cm_mu);
     pthread_cond_destroy(&e->cm_cv);
+    pthread_cond_destroy(&e->cm_space);
     pthread_mutex_destroy(&e->m_mu);
     free(e);
 }
