@@ -1,6 +1,6 @@
 /*
- * scheduler.c - the delivery engine (see delivery/engine.h): three threads around one
- * libcurl multi handle.
+ * scheduler.c - the delivery engine (see delivery/engine.h): threads around one libcurl
+ * multi handle.
  *
  * - The engine thread owns everything in flight: per sink a queue of claimed jobs and a
  *   count of running requests. Each turn it takes in claim replies and commit acks,
@@ -11,6 +11,8 @@
  *   asked for, so that claim commits never stall sending.
  * - The committer thread records results with obx_record in batches: while one batch is
  *   being committed, the next accumulates.
+ * - Render workers (template sinks only) render bodies from per-sink queues and hand the
+ *   jobs back through the engine thread's inbox, which signs and sends them.
  *
  * Claims are sized to keep up to max(prefetch, max_in_flight) jobs queued behind the
  * running requests of a sink, so that a claim commit (an fsync) never leaves it idle;
@@ -49,8 +51,10 @@ typedef struct job {
     int64_t started_ms;
     dlv__xfer x;
     dlv__request rq;
-    struct job *next;
-    struct job *prev; /* running list */
+    int render_rc;        /* template mode: what the render worker returned */
+    char render_err[256]; /* and its message */
+    struct job *next;     /* ready, render and rendered queues, running list */
+    struct job *prev;     /* running list */
 } job;
 
 typedef struct claim_reply {
@@ -87,6 +91,10 @@ typedef struct sink_rt {
     size_t uncommitted;    /* results handed to the committer, not yet acknowledged */
     int64_t blocked_until; /* ordered: the head's next attempt */
     int recovering;        /* ordered: first claim since start not taken in yet */
+    /* render queue (template mode), under rd_mu: jobs waiting for a render worker, and
+     * whether one is rendering for this sink now (one at a time per sink) */
+    job *rd_head, *rd_tail;
+    int rd_busy;
     /* claimer request, under cl_mu */
     size_t want;
     /* commit acks, under in_mu */
@@ -105,11 +113,22 @@ struct dlv_engine {
     dlv_rng rng;
 
     pthread_t loop_th, claim_th, commit_th;
+    pthread_t *rd_th; /* render workers (template sinks only) */
+    size_t n_rd, rd_started;
     int started;
+
+    /* render workers: template bodies are rendered off the engine thread, so a slow
+     * template never holds up the requests of other sinks */
+    pthread_mutex_t rd_mu;
+    pthread_cond_t rd_cv;
+    int rd_stop;
+    size_t rd_rr;
+    size_t rendering; /* engine thread: jobs handed to the workers, not back yet */
 
     /* engine-thread inbox */
     pthread_mutex_t in_mu;
     claim_reply *replies, *replies_tail;
+    job *rendered, *rendered_tail; /* back from the render workers */
     int acks_pending;
     int stop_req;
     int64_t stop_deadline; /* monotonic ms */
@@ -429,7 +448,106 @@ static void ask_claim(dlv_engine *e, size_t i, size_t want)
     pthread_mutex_unlock(&e->cl_mu);
 }
 
+/* ---- render workers --------------------------------------------------------------- */
+
+/* Most render workers; there are as many as template sinks, up to this. */
+#define RENDER_WORKERS_MAX 4
+
+/* The next job to render: round robin over the sinks, one render at a time per sink (so a
+ * slow template occupies one worker, never all of them). Under rd_mu. */
+static job *render_pick(dlv_engine *e)
+{
+    for (size_t k = 0; k < e->n; k++) {
+        size_t i = (e->rd_rr + k) % e->n;
+        sink_rt *s = &e->sinks[i];
+        job *jb = s->rd_head;
+        if (!jb || s->rd_busy)
+            continue;
+        s->rd_head = jb->next;
+        if (!s->rd_head)
+            s->rd_tail = NULL;
+        jb->next = NULL;
+        s->rd_busy = 1;
+        e->rd_rr = (i + 1) % e->n;
+        return jb;
+    }
+    return NULL;
+}
+
+/* A render worker: renders queued template bodies and hands each job back to the engine
+ * thread (the `rendered` inbox), which signs and sends it. */
+static void *render_main(void *arg)
+{
+    dlv_engine *e = arg;
+    pthread_mutex_lock(&e->rd_mu);
+    for (;;) {
+        job *jb = render_pick(e);
+        if (!jb) {
+            if (e->rd_stop)
+                break;
+            pthread_cond_wait(&e->rd_cv, &e->rd_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&e->rd_mu);
+        sink_rt *s = &e->sinks[jb->sink];
+        jb->render_err[0] = '\0';
+        jb->render_rc =
+            dlv__request_render(&s->p, jb->j, &jb->rq, jb->render_err, sizeof jb->render_err);
+        pthread_mutex_lock(&e->in_mu);
+        jb->next = NULL;
+        if (e->rendered_tail)
+            e->rendered_tail->next = jb;
+        else
+            e->rendered = jb;
+        e->rendered_tail = jb;
+        pthread_mutex_unlock(&e->in_mu);
+        dlv__sender_wakeup(&e->sender);
+        pthread_mutex_lock(&e->rd_mu);
+        s->rd_busy = 0;
+        if (s->rd_head)
+            pthread_cond_signal(&e->rd_cv); /* its next job, for any free worker */
+    }
+    pthread_mutex_unlock(&e->rd_mu);
+    return NULL;
+}
+
+/* Engine thread: queue a job of a template sink for rendering. */
+static void render_submit(dlv_engine *e, job *jb)
+{
+    sink_rt *s = &e->sinks[jb->sink];
+    jb->next = NULL;
+    e->rendering++;
+    pthread_mutex_lock(&e->rd_mu);
+    if (s->rd_tail)
+        s->rd_tail->next = jb;
+    else
+        s->rd_head = jb;
+    s->rd_tail = jb;
+    pthread_cond_signal(&e->rd_cv);
+    pthread_mutex_unlock(&e->rd_mu);
+}
+
+/* Engine thread: take back the jobs no worker has started (stopping). */
+static job *render_take_queued(dlv_engine *e)
+{
+    job *all = NULL;
+    pthread_mutex_lock(&e->rd_mu);
+    for (size_t i = 0; i < e->n; i++) {
+        sink_rt *s = &e->sinks[i];
+        if (s->rd_head) {
+            s->rd_tail->next = all;
+            all = s->rd_head;
+            s->rd_head = s->rd_tail = NULL;
+        }
+    }
+    pthread_mutex_unlock(&e->rd_mu);
+    return all;
+}
+
 /* ---- engine thread ---------------------------------------------------------------- */
+
+static void send_job(dlv_engine *e, job *jb);
+static void release_active(dlv_engine *e, job *jb);
 
 static void job_free(job *jb)
 {
@@ -550,6 +668,8 @@ static int drain_inbox(dlv_engine *e, int stopping, int64_t *deadline)
     pthread_mutex_lock(&e->in_mu);
     claim_reply *r = e->replies;
     e->replies = e->replies_tail = NULL;
+    job *rendered = e->rendered;
+    e->rendered = e->rendered_tail = NULL;
     if (e->acks_pending) {
         for (size_t i = 0; i < e->n; i++) {
             sink_rt *s = &e->sinks[i];
@@ -569,6 +689,15 @@ static int drain_inbox(dlv_engine *e, int stopping, int64_t *deadline)
         take_reply(e, r, stopping || stop);
         free(r);
         r = nx;
+    }
+    while (rendered) {
+        job *nx = rendered->next;
+        e->rendering--;
+        if (stopping || stop)
+            release_active(e, rendered); /* not sent yet: back to pending */
+        else
+            send_job(e, rendered);
+        rendered = nx;
     }
     return stop;
 }
@@ -653,20 +782,39 @@ static void publish_gauges(dlv_engine *e)
     pthread_mutex_unlock(&e->m_mu);
 }
 
-/* Start one job of sink i. Returns 1 when something happened (started or finished). */
-static int start_one(dlv_engine *e, size_t i)
+/* A job that counted as active ends without an attempt: back to pending. */
+static void release_active(dlv_engine *e, job *jb)
 {
-    sink_rt *s = &e->sinks[i];
-    job *jb = dequeue_ready(s);
-    if (!jb)
-        return 0;
+    e->sinks[jb->sink].active--;
+    e->total_active--;
+    record_release(e, jb);
+}
+
+/* A job that counted as active ends here (its result was pushed). */
+static void end_active(dlv_engine *e, job *jb)
+{
+    e->sinks[jb->sink].active--;
+    e->total_active--;
+    job_free(jb);
+}
+
+/*
+ * Sign and send an active job whose body is ready (URL mode, or rendered by a worker with
+ * render_rc set). A body that cannot be rendered makes the delivery dead at once, never
+ * sent; a request that cannot even start is an attempt that failed locally, retried as
+ * usual.
+ */
+static void send_job(dlv_engine *e, job *jb)
+{
+    sink_rt *s = &e->sinks[jb->sink];
     jb->started_ms = now_ms(e);
     char err[256] = "";
-    int rc = s->p.tmpl ? dlv__request_render(&s->p, jb->j, &jb->rq, err, sizeof err) : DLV_OK;
-    if (rc == DLV_OK)
+    int rc = s->p.tmpl ? jb->render_rc : DLV_OK;
+    if (rc != DLV_OK)
+        snprintf(err, sizeof err, "%s", jb->render_err);
+    else
         rc = dlv__request_build(&s->p, jb->j, jb->started_ms, &jb->rq, err, sizeof err);
     if (rc == DLV_ERR_TEMPLATE) {
-        /* the body cannot be rendered: dead at once, never sent */
         char reason[300];
         snprintf(reason, sizeof reason, "template: %s", err);
         obx_result r = {.event_id = jb->j->event_id,
@@ -678,29 +826,42 @@ static int start_one(dlv_engine *e, size_t i)
                             jb->j->first_attempt_ms ? jb->j->first_attempt_ms : jb->started_ms,
                         .deadline_ms = jb->j->deadline_ms,
                         .reason = reason};
-        push_result(e, i, &r);
+        push_result(e, jb->sink, &r);
         pthread_mutex_lock(&e->m_mu);
         s->m.dead++;
         s->m.render_errors++;
         pthread_mutex_unlock(&e->m_mu);
-        job_free(jb);
-        return 1;
+        end_active(e, jb);
+        return;
     }
     if (rc == DLV_OK)
         rc = dlv__sender_start(&e->sender, &jb->x, &s->p.transport, jb->rq.body, jb->rq.body_len,
                                jb->rq.headers, err, sizeof err);
     if (rc != DLV_OK) {
-        /* could not even start: an attempt that failed locally, retried as usual */
         dlv__outcome o = {.transport_error = 1};
         snprintf(o.error, sizeof o.error, "%.180s", err[0] ? err : "out of memory");
         finish_attempt(e, jb, &o);
-        job_free(jb);
-        return 1;
+        end_active(e, jb);
+        return;
     }
     jb->x.ud = jb;
+    running_add(e, jb);
+}
+
+/* Start one job of sink i: send it, or hand it to the render workers (template mode).
+ * Returns 1 when a job was taken. */
+static int start_one(dlv_engine *e, size_t i)
+{
+    sink_rt *s = &e->sinks[i];
+    job *jb = dequeue_ready(s);
+    if (!jb)
+        return 0;
     s->active++;
     e->total_active++;
-    running_add(e, jb);
+    if (s->p.tmpl)
+        render_submit(e, jb);
+    else
+        send_job(e, jb);
     return 1;
 }
 
@@ -762,6 +923,13 @@ static void *loop_main(void *arg)
                 while ((jb = dequeue_ready(&e->sinks[i])) != NULL)
                     record_release(e, jb);
             }
+            /* bodies not yet being rendered go back too; those being rendered come back
+             * through the inbox and are released there */
+            for (job *jb = render_take_queued(e), *nx; jb; jb = nx) {
+                nx = jb->next;
+                e->rendering--;
+                release_active(e, jb);
+            }
             publish_gauges(e);
         }
         int64_t mono = mono_ms();
@@ -778,15 +946,13 @@ static void *loop_main(void *arg)
                     job *jb = e->running;
                     running_del(e, jb);
                     dlv__sender_abort(&e->sender, &jb->x);
-                    e->sinks[jb->sink].active--;
-                    e->total_active--;
-                    record_release(e, jb);
+                    release_active(e, jb);
                 }
             }
             int claiming = 0;
             for (size_t i = 0; i < e->n; i++)
                 claiming |= e->sinks[i].claiming;
-            if (!e->running && !claiming)
+            if (!e->running && !claiming && !e->rendering)
                 break;
             if (deadline - mono < wait)
                 wait = deadline - mono;
@@ -820,12 +986,9 @@ static void *loop_main(void *arg)
         dlv__xfer *x;
         while ((x = dlv__sender_done(&e->sender, &o)) != NULL) {
             job *jb = x->ud;
-            sink_rt *s = &e->sinks[jb->sink];
             running_del(e, jb);
-            s->active--;
-            e->total_active--;
             finish_attempt(e, jb, &o);
-            job_free(jb);
+            end_active(e, jb);
         }
         publish_gauges(e);
     }
@@ -869,6 +1032,8 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
     pthread_cond_init(&e->cm_cv, NULL);
     pthread_cond_init(&e->cm_space, NULL);
     pthread_mutex_init(&e->m_mu, NULL);
+    pthread_mutex_init(&e->rd_mu, NULL);
+    pthread_cond_init(&e->rd_cv, NULL);
     e->sinks = calloc(n ? n : 1, sizeof *e->sinks);
     e->cm_items = malloc(RESULTS_MIN * sizeof *e->cm_items);
     e->cm_rs = malloc(RESULTS_MIN * sizeof *e->cm_rs);
@@ -912,6 +1077,14 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
                 goto fail;
             }
     }
+    for (size_t i = 0; i < n; i++)
+        e->n_rd += e->sinks[i].p.tmpl != NULL;
+    if (e->n_rd > RENDER_WORKERS_MAX)
+        e->n_rd = RENDER_WORKERS_MAX;
+    if (e->n_rd && !(e->rd_th = calloc(e->n_rd, sizeof *e->rd_th))) {
+        rc = set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
+        goto fail;
+    }
     size_t conns = 0;
     for (size_t i = 0; i < n; i++)
         conns += e->sinks[i].p.limit;
@@ -938,6 +1111,35 @@ static void on_notify(void *ud)
     dlv__sender_wakeup(&e->sender);
 }
 
+static void stop_render_workers(dlv_engine *e)
+{
+    pthread_mutex_lock(&e->rd_mu);
+    e->rd_stop = 1;
+    pthread_cond_broadcast(&e->rd_cv);
+    pthread_mutex_unlock(&e->rd_mu);
+    for (size_t i = 0; i < e->rd_started; i++)
+        pthread_join(e->rd_th[i], NULL);
+    e->rd_started = 0;
+}
+
+static void stop_claimer(dlv_engine *e)
+{
+    pthread_mutex_lock(&e->cl_mu);
+    e->cl_stop = 1;
+    pthread_cond_signal(&e->cl_cv);
+    pthread_mutex_unlock(&e->cl_mu);
+    pthread_join(e->claim_th, NULL);
+}
+
+static void stop_committer(dlv_engine *e)
+{
+    pthread_mutex_lock(&e->cm_mu);
+    e->cm_stop = 1;
+    pthread_cond_signal(&e->cm_cv);
+    pthread_mutex_unlock(&e->cm_mu);
+    pthread_join(e->commit_th, NULL);
+}
+
 int dlv_engine_start(dlv_engine *e, dlv_error *err)
 {
     if (e->started)
@@ -945,6 +1147,7 @@ int dlv_engine_start(dlv_engine *e, dlv_error *err)
     e->stop_req = 0;
     e->cl_stop = 0;
     e->cm_stop = 0;
+    e->rd_stop = 0;
     for (size_t i = 0; i < e->n; i++)
         e->sinks[i].recovering = e->sinks[i].p.ordered;
     if (pthread_create(&e->commit_th, NULL, committer_main, e) != 0)
@@ -955,25 +1158,26 @@ int dlv_engine_start(dlv_engine *e, dlv_error *err)
         goto stop_commit;
     }
     pthread_setname_np(e->claim_th, "dlv-claim");
+    for (; e->rd_started < e->n_rd; e->rd_started++) {
+        if (pthread_create(&e->rd_th[e->rd_started], NULL, render_main, e) != 0) {
+            set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start a render thread");
+            goto stop_render;
+        }
+        pthread_setname_np(e->rd_th[e->rd_started], "dlv-render");
+    }
     if (pthread_create(&e->loop_th, NULL, loop_main, e) != 0) {
         set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start the engine thread");
-        pthread_mutex_lock(&e->cl_mu);
-        e->cl_stop = 1;
-        pthread_cond_signal(&e->cl_cv);
-        pthread_mutex_unlock(&e->cl_mu);
-        pthread_join(e->claim_th, NULL);
-        goto stop_commit;
+        goto stop_render;
     }
     pthread_setname_np(e->loop_th, "dlv-send");
     e->started = 1;
     obx_set_notify(e->store, on_notify, e);
     return DLV_OK;
+stop_render:
+    stop_render_workers(e);
+    stop_claimer(e);
 stop_commit:
-    pthread_mutex_lock(&e->cm_mu);
-    e->cm_stop = 1;
-    pthread_cond_signal(&e->cm_cv);
-    pthread_mutex_unlock(&e->cm_mu);
-    pthread_join(e->commit_th, NULL);
+    stop_committer(e);
     return DLV_ERR_SYSTEM;
 }
 
@@ -987,17 +1191,11 @@ void dlv_engine_stop(dlv_engine *e, unsigned grace_ms)
     pthread_mutex_unlock(&e->in_mu);
     dlv__sender_wakeup(&e->sender);
     pthread_join(e->loop_th, NULL);
-    /* no new claims or results after the engine thread is gone */
-    pthread_mutex_lock(&e->cl_mu);
-    e->cl_stop = 1;
-    pthread_cond_signal(&e->cl_cv);
-    pthread_mutex_unlock(&e->cl_mu);
-    pthread_join(e->claim_th, NULL);
-    pthread_mutex_lock(&e->cm_mu);
-    e->cm_stop = 1;
-    pthread_cond_signal(&e->cm_cv);
-    pthread_mutex_unlock(&e->cm_mu);
-    pthread_join(e->commit_th, NULL);
+    /* no renders, claims or results after the engine thread is gone (it waited for every
+     * job it handed to a render worker) */
+    stop_render_workers(e);
+    stop_claimer(e);
+    stop_committer(e);
     obx_set_notify(e->store, NULL, NULL);
     /* A no-op write as a fence: the writer runs batches one after another and calls the
      * notify callback inside a batch, so once this returns no call that read the old
@@ -1047,6 +1245,9 @@ void dlv_engine_free(dlv_engine *e)
     pthread_cond_destroy(&e->cm_cv);
     pthread_cond_destroy(&e->cm_space);
     pthread_mutex_destroy(&e->m_mu);
+    pthread_mutex_destroy(&e->rd_mu);
+    pthread_cond_destroy(&e->rd_cv);
+    free(e->rd_th);
     free(e);
 }
 

@@ -9,8 +9,16 @@
  * classified (2xx delivered; dead_letter_on statuses dead at once; everything else
  * retried with the sink's backoff until max_backoff_duration from the first attempt, then
  * dead) and handed to a committer thread that records results in batches (obx_record),
- * so sending never waits for a commit. A crash between a request and its commit re-sends
- * the delivery after restart with the same webhook-id (at-least-once).
+ * so sending never waits for a commit; a result is never dropped (when memory is short
+ * the engine waits for the committer, and retryable store failures are retried). A crash
+ * between a request and its commit re-sends the delivery after restart with the same
+ * webhook-id (at-least-once).
+ *
+ * Rendering. Template bodies are rendered by render worker threads (one per template
+ * sink, up to 4; one render at a time per sink, sinks served in turn), never on the
+ * engine thread: a template that runs to the step cap holds up only its own sink, while
+ * URL-mode sinks and other template sinks keep sending. A job counts against its sink's
+ * max_in_flight while it is being rendered.
  *
  * Waking. The store's notify callback (set by dlv_engine_start) wakes the engine within
  * milliseconds of an enqueue; changes by another process (outboxctl replay) are noticed
@@ -37,7 +45,8 @@
  * before each obx_record holding an attempt's result (not for batches of releases only),
  * so a test can kill the process between send and commit.
  *
- * Threads. dlv_engine_new/start/stop/free are called from one controlling thread;
+ * Threads (named for top -H): dlv-send (the engine thread), dlv-claim, dlv-commit and
+ * dlv-render. dlv_engine_new/start/stop/free are called from one controlling thread;
  * dlv_engine_kick, dlv_engine_metrics and dlv_engine_insecure_sinks from any thread.
  * The library never logs: errors are returned with a message, counters are exposed.
  */
@@ -112,7 +121,8 @@ int dlv_engine_start(dlv_engine *e, dlv_error *err);
 
 /*
  * Graceful stop: stop claiming; let in-flight requests finish within grace_ms; abandon
- * the rest and RELEASE every delivery not finished (no attempt counted); commit all
+ * the rest and RELEASE every delivery not finished (no attempt counted; a body being
+ * rendered is waited for, then released, unsent); commit all
  * results; join the threads and clear the store notify callback. Returns when done.
  * Idempotent; a no-op when not started.
  */
@@ -153,7 +163,7 @@ typedef struct dlv_sink_metrics {
     uint64_t released;              /* claimed deliveries put back unattempted (shutdown) */
     uint64_t attempts;              /* HTTP attempts finished (any outcome) */
     uint64_t render_errors;         /* template failures (counted in dead too) */
-    uint64_t in_flight;             /* gauge: requests running now */
+    uint64_t in_flight;             /* gauge: requests running or bodies rendering now */
     uint64_t queued;                /* gauge: claimed, waiting for a slot */
     dlv_histogram attempt_duration; /* per attempt, seconds */
     dlv_histogram latency;          /* received -> delivered, seconds */
