@@ -23,8 +23,8 @@
 #include "delivery/sign.h"
 #include "delivery/sink.h"
 #include "outbox/version.h"
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)

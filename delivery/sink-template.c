@@ -1,13 +1,13 @@
 /*
  * delivery/sink-template.c - the seam between the sink model and the Go-template engine
- * (delivery/template.h): parse and free a sink's template.
+ * (gotmpl/gotmpl.h): parse and free a sink's template.
  */
 #include "sink-internal.h"
 
 #include <stddef.h>
 #include <stdio.h>
 
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 
 int dlv_sink__parse_template(const char *src, size_t len, struct gotmpl **out, char *err,
                              size_t errlen)

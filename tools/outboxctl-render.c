@@ -1,6 +1,6 @@
 /*
  * outboxctl-render.c - `render`: what a sink's Go template makes of an event, exactly as
- * the delivery engine would render it (delivery/template.h), so a template can be tried
+ * the delivery engine would render it (gotmpl/gotmpl.h), so a template can be tried
  * before it goes into the config. Prints the rendered bytes; exit 1 with Go's error when
  * the template does not parse or execute, or when the output is not valid JSON (the
  * engine would not send it).
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 #include "outbox-config.h"
 #include "outboxctl-config.h"
 #include "outboxctl-out.h"

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 static const char event[] =
     "{\"version\":\"0.2\",\"type\":\"segment\",\"action\":\"created\",\"metadata\":{\"actor\":{"

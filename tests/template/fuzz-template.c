@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 #include "vectors.h"
 

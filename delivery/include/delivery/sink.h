@@ -17,7 +17,7 @@
 #include "delivery/backoff.h"
 #include "delivery/filter.h"
 
-struct gotmpl; /* delivery/template.h */
+struct gotmpl; /* gotmpl/gotmpl.h */
 
 /* Signature schemes, a bit set (BOTH = FLIPT | STANDARD). Used only with secrets. */
 enum {

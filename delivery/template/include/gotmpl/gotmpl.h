@@ -1,5 +1,5 @@
 /*
- * delivery/template.h - Go text/template engine for webhook bodies, faithful to Flipt.
+ * gotmpl/gotmpl.h - Go text/template engine for webhook bodies, faithful to Flipt.
  *
  * Flipt renders each configured webhook body with Go's text/template plus a `toJson`
  * function, with the audit event as dot (flipt-compat.md §3). This engine parses the
@@ -30,8 +30,8 @@
  * Threads: a parsed gotmpl and a gotmpl_event are immutable; any number of threads may
  * execute the same template against the same or different events at once.
  */
-#ifndef OUTBOX_DELIVERY_TEMPLATE_H
-#define OUTBOX_DELIVERY_TEMPLATE_H
+#ifndef GOTMPL_GOTMPL_H
+#define GOTMPL_GOTMPL_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
 /*
- * delivery/gojson.h - JSON exactly as Go's encoding/json writes and checks it.
+ * gotmpl/gojson.h - JSON exactly as Go's encoding/json writes and checks it.
  *
  * Encoding follows json.Marshal of the value Go would hold after decoding the same JSON
  * into interface{}: compact, object keys sorted byte-wise, strings with Go's escapes
@@ -11,8 +11,8 @@
  * never retained. Buffers returned through `out` are malloc'd, NUL-terminated (the NUL is
  * not counted in the length) and owned by the caller (free()).
  */
-#ifndef OUTBOX_DELIVERY_GOJSON_H
-#define OUTBOX_DELIVERY_GOJSON_H
+#ifndef GOTMPL_GOJSON_H
+#define GOTMPL_GOJSON_H
 
 #include <jansson.h>
 #include <stddef.h>
