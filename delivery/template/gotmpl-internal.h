@@ -130,6 +130,9 @@ int gofmt_sprint(gobuf *b, const gv *args, size_t n, char *err, size_t errlen);
 int gofmt_sprintln(gobuf *b, const gv *args, size_t n, char *err, size_t errlen);
 int gofmt_sprintf(gobuf *b, const char *f, size_t flen, const gv *args, size_t n, char *err,
                   size_t errlen);
+/* Template action printing (text/template printValue): like Sprint of one value, except a
+ * missing/nil value prints "<no value>" and the actor pointer is dereferenced. */
+int gofmt_print_action(gobuf *b, const gv *v, char *err, size_t errlen);
 /* Check a printf format for verbs outside the supported set. 0 ok, -1 (message in err). */
 int gofmt_check_format(const char *f, size_t flen, char *err, size_t errlen);
 /* strconv.Quote(s) appended to b (ascii: QuoteToASCII). */
