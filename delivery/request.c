@@ -23,7 +23,6 @@
 #include "delivery/sign.h"
 #include "delivery/sink.h"
 #include "outbox/version.h"
-#include "gotmpl/gojson.h"
 #include "gotmpl/gotmpl.h"
 
 #define STR_(x) #x
@@ -147,25 +146,14 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 static int render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
                   size_t errlen)
 {
-    size_t cap = p->cfg->max_body_out ? p->cfg->max_body_out : DLV_SINK_MAX_BODY_OUT;
-    gotmpl_event *ev = NULL;
-    int rc = gotmpl_event_parse(job->body, job->body_len, &ev, err, errlen);
-    if (rc == GOTMPL_OK)
-        rc = gotmpl_execute(p->tmpl, ev, cap, &rq->rendered, &rq->body_len, err, errlen);
-    gotmpl_event_free(ev);
+    gotmpl_limits lim = gotmpl_limits_default(p->cfg->max_body_out);
+    int rc = gotmpl_render(p->tmpl, job->body, job->body_len, &lim, &rq->rendered, &rq->body_len,
+                           err, errlen);
     if (rc == GOTMPL_ENOMEM) {
         snprintf(err, errlen, "out of memory rendering the template");
         return -1;
     }
-    if (rc != GOTMPL_OK)
-        return 1;
-    if (!gojson_valid(rq->rendered, rq->body_len)) {
-        /* Flipt's message; the rendered text holds event data only, cut short */
-        snprintf(err, errlen, "invalid JSON: %.160s%s", rq->rendered,
-                 rq->body_len > 160 ? "..." : "");
-        return 1;
-    }
-    return 0;
+    return rc == GOTMPL_OK ? 0 : 1;
 }
 
 int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_ms, dlv__request *rq,

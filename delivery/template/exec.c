@@ -1,12 +1,12 @@
 /*
  * exec.c - executing a parsed template against an event, following text/template's
- * exec.go and funcs.go: field chains on the Event struct and on generic JSON maps,
- * variables and scopes, pipelines (the previous value is the last argument), if/with/
- * range with else, break and continue, the builtin functions and toJson, Go's truthiness
- * and comparison rules, and Go's error messages with "template: :LINE:COL: executing ..."
- * locations. Errors unwind with longjmp to gotmpl_execute, which frees everything the
- * execution allocated (output buffer, arena of computed strings, variable and argument
- * stacks).
+ * exec.go: field chains on the Event struct and on generic JSON maps, variables and
+ * scopes, pipelines (the previous value is the last argument), calls of the builtins
+ * (funcs.c) with Go's argument checks, if/with/range with else, break and continue, Go's
+ * truthiness, the caps (output, intermediate strings, steps, time) and Go's error messages
+ * with "template: :LINE:COL: executing ..." locations. Errors unwind with longjmp to
+ * gotmpl_execute, which frees everything the execution allocated (output buffer, arena of
+ * computed strings, variable and argument stacks).
  */
 #include "exec.h"
 
@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ errors */
 
-void gotmpl__oom(state *s);
 void gotmpl__oom(state *s)
 {
     s->rc = GOTMPL_ENOMEM;
@@ -28,7 +28,6 @@ void gotmpl__oom(state *s)
     longjmp(s->jb, 1);
 }
 
-void gotmpl__too_big(state *s, const char *what);
 void gotmpl__too_big(state *s, const char *what)
 {
     s->rc = GOTMPL_ETOOBIG;
@@ -36,8 +35,7 @@ void gotmpl__too_big(state *s, const char *what)
         if (strcmp(what, "output") == 0)
             snprintf(s->err, s->errlen, "template: output exceeds %zu bytes", s->max_out);
         else
-            snprintf(s->err, s->errlen,
-                     "template: intermediate values exceed %zu bytes (8 x output cap + 1 MiB)",
+            snprintf(s->err, s->errlen, "template: intermediate values exceed %zu bytes",
                      s->arena.limit);
     }
     longjmp(s->jb, 1);
@@ -654,9 +652,41 @@ static gv eval_pipeline(state *s, gv dot, const node *pipe)
 
 /* ------------------------------------------------------------------ walk */
 
+/* Monotonic clock in nanoseconds. */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* "50ms", "1.5s", "250us": a duration for the time budget's message. */
+static void format_ns(uint64_t ns, char *buf, size_t size)
+{
+    if (ns % 1000000000u == 0)
+        snprintf(buf, size, "%llus", (unsigned long long)(ns / 1000000000u));
+    else if (ns % 1000000u == 0)
+        snprintf(buf, size, "%llums", (unsigned long long)(ns / 1000000u));
+    else if (ns % 1000u == 0)
+        snprintf(buf, size, "%lluus", (unsigned long long)(ns / 1000u));
+    else
+        snprintf(buf, size, "%lluns", (unsigned long long)ns);
+}
+
+/* Every node walked and range iteration: the step cap, and every 256 steps the clock. */
 static void step(state *s)
 {
-    if (++s->steps > s->max_steps) {
+    ++s->steps;
+    if (s->max_ns && (s->steps & 255) == 0 && now_ns() > s->deadline_ns) {
+        s->rc = GOTMPL_ETIME;
+        if (s->errlen) {
+            char d[32];
+            format_ns(s->max_ns, d, sizeof d);
+            snprintf(s->err, s->errlen, "template: render exceeded %s budget", d);
+        }
+        longjmp(s->jb, 1);
+    }
+    if (s->max_steps && s->steps > s->max_steps) {
         s->rc = GOTMPL_ETOOBIG;
         if (s->errlen)
             snprintf(s->err, s->errlen,
@@ -811,9 +841,25 @@ static void walk(state *s, gv dot, const node *n)
     }
 }
 
-int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, size_t max_out, char **out,
+gotmpl_limits gotmpl_limits_default(size_t max_out)
+{
+    gotmpl_limits l;
+    size_t extra = (size_t)1 << 20;
+    l.max_out = max_out ? max_out : GOTMPL_DEFAULT_MAX_OUT;
+    l.max_scratch = l.max_out > (SIZE_MAX - extra) / 8 ? SIZE_MAX : l.max_out * 8 + extra;
+    l.max_steps = GOTMPL_MAX_STEPS_BASE + 16 * (uint64_t)l.max_out;
+    l.max_ns = GOTMPL_DEFAULT_MAX_NS;
+    return l;
+}
+
+int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, const gotmpl_limits *lim, char **out,
                    size_t *out_len, char *err, size_t errlen)
 {
+    gotmpl_limits def;
+    if (!lim) {
+        def = gotmpl_limits_default(0);
+        lim = &def;
+    }
     state *s = calloc(1, sizeof *s);
     if (!s) {
         if (errlen)
@@ -824,17 +870,15 @@ int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, size_t max_out, char
     s->ev = ev;
     s->err = err;
     s->errlen = errlen;
-    s->max_out = max_out;
+    s->max_out = lim->max_out;
     if (errlen)
         err[0] = '\0';
-    gobuf_init(&s->out, max_out);
-    size_t lim = 0;
-    if (max_out) {
-        size_t extra = (size_t)1 << 20;
-        lim = max_out > (SIZE_MAX - extra) / 8 ? SIZE_MAX : max_out * 8 + extra;
-    }
-    goarena_init(&s->arena, lim);
-    s->max_steps = GOTMPL_MAX_STEPS_BASE + 16 * (uint64_t)max_out;
+    gobuf_init(&s->out, lim->max_out);
+    goarena_init(&s->arena, lim->max_scratch);
+    s->max_steps = lim->max_steps;
+    s->max_ns = lim->max_ns;
+    if (s->max_ns)
+        s->deadline_ns = now_ns() + s->max_ns;
     int rc;
     if (setjmp(s->jb)) {
         rc = s->rc ? s->rc : GOTMPL_EEXEC;
@@ -863,8 +907,8 @@ done:
     return rc;
 }
 
-int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, size_t max_out, char **out,
-                  size_t *out_len, char *err, size_t errlen)
+int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, const gotmpl_limits *lim,
+                  char **out, size_t *out_len, char *err, size_t errlen)
 {
     gotmpl_event *ev = NULL;
     int rc = gotmpl_event_parse(event, event_len, &ev, err, errlen);
@@ -872,14 +916,13 @@ int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, size_t m
         return rc;
     char *body = NULL;
     size_t len = 0;
-    rc = gotmpl_execute(t, ev, max_out, &body, &len, err, errlen);
+    rc = gotmpl_execute(t, ev, lim, &body, &len, err, errlen);
     gotmpl_event_free(ev);
     if (rc != GOTMPL_OK)
         return rc;
     if (!gojson_valid(body, len)) {
         if (errlen)
-            snprintf(err, errlen, "invalid JSON: %.*s", len > (size_t)INT_MAX ? INT_MAX : (int)len,
-                     body);
+            snprintf(err, errlen, "invalid JSON: %.160s%s", body, len > 160 ? "..." : "");
         free(body);
         return GOTMPL_EJSON;
     }

@@ -30,8 +30,9 @@ typedef struct state {
     gv *args;
     size_t nargs, cargs;
     const node *at;
-    int brk;                   /* 0, 1 = break, 2 = continue */
-    uint64_t steps, max_steps; /* nodes walked and range iterations, and the budget */
+    int brk;                      /* 0, 1 = break, 2 = continue */
+    uint64_t steps, max_steps;    /* nodes walked and range iterations, and the budget */
+    uint64_t max_ns, deadline_ns; /* time budget (0 = none) and when it runs out */
     jmp_buf jb;
     int rc;
     char *err;

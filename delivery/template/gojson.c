@@ -298,7 +298,7 @@ static int finish(gobuf *b, int rc, char **out, size_t *out_len)
     }
     if (rc || b->err) {
         gobuf_free(b);
-        return rc == -1 ? -1 : -2;
+        return rc == -1 ? GOTMPL_EVALUE : GOTMPL_ENOMEM;
     }
     *out = b->p;
     *out_len = b->len;

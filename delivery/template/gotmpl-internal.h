@@ -1,8 +1,9 @@
 /*
  * gotmpl-internal.h - shared internals of the template engine: the capped output buffer,
  * the per-execution arena, the value model (what a Go reflect.Value can be here), the
- * event struct, and the entry points between the modules (gojson.c, event.c, gofmt.c,
- * parse.c, exec.c). Not a public header.
+ * event struct, and the entry points between the modules (buffer.c, strconv.c, gojson.c,
+ * event.c, gofmt.c; the parser's and the executor's own are in parser.h and exec.h).
+ * Not a public header.
  */
 #ifndef OUTBOX_DELIVERY_GOTMPL_INTERNAL_H
 #define OUTBOX_DELIVERY_GOTMPL_INTERNAL_H
