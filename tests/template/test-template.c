@@ -1,6 +1,6 @@
 /*
- * test-template.c - CMocka tests of the Go template engine: the 46 spec vectors
- * (flipt-compat.md §3.7) table-driven, then our own cases for every function, printf verb
+ * test-template.c - CMocka tests of the Go template engine: the 46 behaviour vectors
+ * (vectors.h) table-driven, then our own cases for every function, printf verb
  * and flag, error class, trimming, scoping, the output cap and the refusals.
  */
 #include <setjmp.h>
@@ -91,8 +91,8 @@ static void test_vectors(void **st)
             }
         } else {
             int want = v->kind == VEC_PARSE ? GOTMPL_ESYNTAX : GOTMPL_EEXEC;
-            /* the spec's messages are Go 1.19's; newer Go may append detail (T23 gains
-             * ": float64 and int"), so the spec text must be a prefix of ours */
+            /* the vectors' messages are Go 1.19's; newer Go may append detail (T23 gains
+             * ": float64 and int"), so the vector's text must be a prefix of ours */
             if (rc != want || strncmp(buf, v->err, strlen(v->err)) != 0) {
                 print_error("%s: want error %d [%s] got %d [%s]\n", v->id, want, v->err, rc, buf);
                 failed++;
