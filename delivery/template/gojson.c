@@ -5,7 +5,6 @@
  */
 #include "gotmpl-internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

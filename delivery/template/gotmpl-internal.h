@@ -5,8 +5,8 @@
  * event.c, gofmt.c; the parser's and the executor's own are in parser.h and exec.h).
  * Not a public header.
  */
-#ifndef OUTBOX_DELIVERY_GOTMPL_INTERNAL_H
-#define OUTBOX_DELIVERY_GOTMPL_INTERNAL_H
+#ifndef GOTMPL_INTERNAL_H
+#define GOTMPL_INTERNAL_H
 
 #include <jansson.h>
 #include <stddef.h>

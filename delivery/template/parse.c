@@ -8,7 +8,6 @@
  */
 #include "parser.h"
 
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
