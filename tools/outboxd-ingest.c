@@ -64,6 +64,7 @@ struct oin_server {
     /* Store-full episode: logged once when it starts, once when intake resumes. */
     atomic_int full;
     atomic_ullong full_refused;
+    atomic_ullong full_last_us; /* the episode's latest refusal */
 };
 
 /* Where a connection's current request is, for its deadline. */
@@ -583,12 +584,17 @@ static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum 
 }
 
 /*
- * Store-full episodes are logged once when they begin, with the store's message (which
- * names the limit: outbox.max_size or disk space), and once when intake resumes.
+ * A store-full episode is logged once when it begins, with the store's message (which
+ * names the limit: outbox.max_size or disk space), and once when it ends: at the first
+ * event stored FULL_QUIET_US after the episode's latest refusal (a store hovering at its
+ * limit, storing some requests and refusing others, is one episode, not a line each).
  */
+#define FULL_QUIET_US 5000000u
+
 static void store_full(oin_server *s, const char *why)
 {
     atomic_fetch_add(&s->full_refused, 1);
+    atomic_store(&s->full_last_us, mono_us());
     if (atomic_exchange(&s->full, 1) == 0)
         olog(OLOG_WARN, "store full: refusing events with 503 until there is room",
              OLOG_S("error", why));
@@ -596,7 +602,10 @@ static void store_full(oin_server *s, const char *why)
 
 static void store_has_room(oin_server *s)
 {
-    if (atomic_load_explicit(&s->full, memory_order_relaxed) && atomic_exchange(&s->full, 0))
+    if (!atomic_load_explicit(&s->full, memory_order_relaxed) ||
+        mono_us() - atomic_load(&s->full_last_us) < FULL_QUIET_US)
+        return;
+    if (atomic_exchange(&s->full, 0))
         olog(OLOG_INFO, "store has room again: accepting events",
              OLOG_I("refused", (long long)atomic_exchange(&s->full_refused, 0)));
 }

@@ -4,7 +4,8 @@
 
   - Store cap under load (outbox.max_size 1MiB, retention 1s): ingest answers 503 with
     Retry-After, no acknowledged event is lost, deliveries keep draining, and intake resumes
-    by itself once retention frees space.
+    by itself once retention frees space; the episode is logged once when it begins (with
+    the limit the store names) and once when it ends, not once per refused request.
   - Disk full: the store on a 4 MiB tmpfs (mount as root; when mount is not permitted the
     case falls back to the tiny store cap and says so): the same guarantees, no SIGBUS.
   - Many idle connections: as many as the machine allows up to 10,000 (RLIMIT_NOFILE raised
@@ -125,6 +126,22 @@ class TestFull(Base):
             keys = {h.event_key(r.body) for r in self.rx.got() if r.answered == 200}
             return want <= keys
         h.wait_for(all_delivered, 90, "every acknowledged event delivered", interval=0.5)
+        # The episode is logged when it begins (with the store's reason) and when it ends (at
+        # an event stored a few seconds after the last refusal), not once per refusal.
+        n_room = [0]
+
+        def room_again():
+            n_room[0] += 1
+            d.post(h.event("room-%s-%d" % (label, n_room[0])))
+            return d.find("store has room again: accepting events")
+        h.wait_for(room_again, 30, "the end of the store-full episode logged", interval=0.5)
+        began = [r for r in d.logs() if r.get("msg", "").startswith("store full:")]
+        ended = [r for r in d.logs() if r.get("msg", "").startswith("store has room again")]
+        self.assertGreaterEqual(len(began), 1, d.stderr()[-2000:])
+        self.assertEqual(len(began), len(ended), d.stderr()[-2000:])
+        self.assertLess(len(began), counts["503"], "store full logged once per refusal")
+        self.assertIn("full", began[0].get("error", ""), began[0])
+        self.assertGreaterEqual(ended[-1].get("refused", 0), 1, ended[-1])
         self.assertGreater(d.metric('outbox_ingest_rejected_total{reason="store_full"}') or
                            d.metric('outbox_ingest_rejected_total{reason="full"}') or 0, 0,
                            "store-full refusals not counted in /metrics")
