@@ -14,12 +14,16 @@
  *   whose handler then answers from the recorded result.
  * A stored request stays counted in `waiting` until MHD reports its answer sent, so a
  * graceful stop never drops the 202 of a durable event.
+ * Every open connection is tracked (MHD's notify-connection callback) with the phase of
+ * its request; the `ingest-deadline` thread closes those past their header or body
+ * deadline and gives memory back to the system after a burst of connections.
  */
 #include "outboxd-ingest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/tcp.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -55,7 +59,8 @@ struct oin_server {
     size_t n_committers;
     /* Deadlines: every open connection is tracked; a sweeper thread closes late ones. */
     pthread_mutex_t conn_mu;
-    struct conn *conns; /* doubly linked, under conn_mu */
+    struct conn *conns;        /* doubly linked, under conn_mu */
+    size_t n_conns, conn_peak; /* open now; most since memory was last given back */
     uint64_t header_us, body_us, tick_us;
     pthread_cond_t sweep_cv; /* under conn_mu */
     int sweep_stop;
@@ -173,6 +178,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (s->conns)
             s->conns->prev = k;
         s->conns = k;
+        if (++s->n_conns > s->conn_peak)
+            s->conn_peak = s->n_conns;
         pthread_mutex_unlock(&s->conn_mu);
         return;
     }
@@ -186,6 +193,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         s->conns = k->next;
     if (k->next)
         k->next->prev = k->prev;
+    s->n_conns--;
     pthread_mutex_unlock(&s->conn_mu);
     free(k);
     *socket_context = NULL;
@@ -223,6 +231,13 @@ static void sweep(oin_server *s, uint64_t now)
     }
 }
 
+/*
+ * After a burst of connections (at least TRIM_AFTER_CONNS, then at most half as many
+ * open), give the memory they used back to the system: each connection's buffers (about
+ * 45 KiB) are freed into malloc's arenas, which otherwise keep them resident for good.
+ */
+#define TRIM_AFTER_CONNS 64
+
 static void *sweeper(void *arg)
 {
     oin_server *s = arg;
@@ -234,8 +249,15 @@ static void *sweeper(void *arg)
         dl.tv_sec += (time_t)(ns / 1000000000u);
         dl.tv_nsec = (long)(ns % 1000000000u);
         (void)pthread_cond_timedwait(&s->sweep_cv, &s->conn_mu, &dl);
-        if (!s->sweep_stop)
-            sweep(s, mono_us());
+        if (s->sweep_stop)
+            break;
+        sweep(s, mono_us());
+        if (s->conn_peak >= s->n_conns + TRIM_AFTER_CONNS && s->n_conns <= s->conn_peak / 2) {
+            s->conn_peak = s->n_conns;
+            pthread_mutex_unlock(&s->conn_mu);
+            (void)malloc_trim(0);
+            pthread_mutex_lock(&s->conn_mu);
+        }
     }
     pthread_mutex_unlock(&s->conn_mu);
     return NULL;
