@@ -14,7 +14,6 @@
  * Tool processes (outboxctl) have no writer thread: each operation runs in its own
  * write transaction; LMDB serializes writers across processes.
  */
-#include "config.h"
 #include "store_internal.h"
 
 #include <errno.h>
@@ -31,27 +30,35 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *obx_version(void)
-{
-    return OUTBOX_VERSION;
-}
-
 const char *obx_strerror(int code)
 {
     switch (code) {
-    case OBX_OK: return "ok";
-    case OBX_ERR_INVALID: return "invalid argument";
-    case OBX_ERR_NOMEM: return "out of memory";
-    case OBX_ERR_IO: return "I/O error";
-    case OBX_ERR_LMDB: return "LMDB error";
-    case OBX_ERR_FULL: return "store full";
-    case OBX_ERR_LOCKED: return "outbox owned by another process";
-    case OBX_ERR_VERSION: return "schema version mismatch";
-    case OBX_ERR_NOTFOUND: return "not found";
-    case OBX_ERR_CORRUPT: return "corrupt record";
-    case OBX_ERR_CLOSED: return "store shutting down";
-    case OBX_ERR_STATE: return "not allowed in this state";
-    default: return "unknown error";
+    case OBX_OK:
+        return "ok";
+    case OBX_ERR_INVALID:
+        return "invalid argument";
+    case OBX_ERR_NOMEM:
+        return "out of memory";
+    case OBX_ERR_IO:
+        return "I/O error";
+    case OBX_ERR_LMDB:
+        return "LMDB error";
+    case OBX_ERR_FULL:
+        return "store full";
+    case OBX_ERR_LOCKED:
+        return "outbox owned by another process";
+    case OBX_ERR_VERSION:
+        return "schema version mismatch";
+    case OBX_ERR_NOTFOUND:
+        return "not found";
+    case OBX_ERR_CORRUPT:
+        return "corrupt record";
+    case OBX_ERR_CLOSED:
+        return "store shutting down";
+    case OBX_ERR_STATE:
+        return "not allowed in this state";
+    default:
+        return "unknown error";
     }
 }
 
@@ -460,8 +467,8 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events}, {"deliveries", &s->db_deliv},
-               {"due", &s->db_due},   {"pending", &s->db_pend}, {"dead", &s->db_dead},
+    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events},  {"deliveries", &s->db_deliv},
+               {"due", &s->db_due},   {"pending", &s->db_pend},   {"dead", &s->db_dead},
                {"done", &s->db_done}, {"inflight", &s->db_flight}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, f, dbs[i].dbi);
@@ -700,8 +707,7 @@ static int finish(obx_op *op, int rc, obx_error *err)
     return rc;
 }
 
-int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
-                obx_error *err)
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err)
 {
     if (!s->owner)
         return obx_fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
@@ -844,8 +850,7 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
     return OBX_OK;
 }
 
-static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now,
-                obx_error *err)
+static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now, obx_error *err)
 {
     if (n == 0)
         return OBX_OK;
