@@ -120,6 +120,29 @@ def main():
               f'{sysconf}/outbox/outboxd.yaml' in unit, 'unit ExecStart uses the prefix')
         check('@' not in re.sub(r'#.*', '', unit), 'no unsubstituted @var@ in the unit')
 
+        # systemd-analyze: the unit as installed (its ExecStart pointed into the temp root,
+        # where the binary is), man pages looked up there; hardening exposure at most 4.0.
+        sa = shutil.which('systemd-analyze')
+        if not sa:
+            print('skip: systemd-analyze is not installed (Debian package systemd): '
+                  'unit not verified')
+        else:
+            udir = os.path.join(tmp, 'unit')
+            os.mkdir(udir)
+            with open(os.path.join(udir, 'outboxd.service'), 'w') as f:
+                f.write(unit.replace(f'ExecStart={os.path.join(prefix, sbindir)}/',
+                                     f'ExecStart={os.path.join(root, rel(prefix, sbindir))}/'))
+            senv = dict(os.environ, MANPATH=os.path.join(root, rel(prefix, mandir)))
+            v = subprocess.run([sa, 'verify', os.path.join(udir, 'outboxd.service')],
+                               capture_output=True, text=True, env=senv)
+            check(v.returncode == 0 and not v.stderr.strip(),
+                  f'systemd-analyze verify is clean {v.stderr.strip()}')
+            sec = subprocess.run([sa, 'security', '--offline=yes', '--threshold=40',
+                                  os.path.join(udir, 'outboxd.service')],
+                                 capture_output=True, text=True, env=senv)
+            check(sec.returncode == 0, 'systemd-analyze security: exposure <= 4.0 ' +
+                  (sec.stdout.strip().splitlines() or [''])[-1])
+
         # Installed binaries run.
         ver = run([os.path.join(root, rel(prefix, sbindir), 'outboxd'), '--version'])
         check(ver.strip() == 'outboxd 0.1.0', f'installed outboxd runs: {ver.strip()}')
