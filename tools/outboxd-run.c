@@ -71,7 +71,7 @@ static int verify(void *ud, const char *body, size_t len, const char *header)
 {
     const od_state *st = ud;
     return dlv_verify_flipt(st->c->ingest_secrets, st->c->n_ingest_secrets, body, len, header) ==
-           DLV_SIGN_OK;
+           DLV_OK;
 }
 
 static void sink_label(obuf *b, const char *name)
@@ -241,11 +241,11 @@ static int open_store(od_state *st)
 
 static int start_engine(od_state *st)
 {
-    char err[512];
-    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, NULL, &st->engine, err,
-                       sizeof err) != 0 ||
-        dlv_engine_start(st->engine, err, sizeof err) != 0) {
-        olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err));
+    dlv_error err;
+    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, NULL, &st->engine, &err) !=
+            DLV_OK ||
+        dlv_engine_start(st->engine, &err) != DLV_OK) {
+        olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err.msg));
         return -1;
     }
     const char *names[64];

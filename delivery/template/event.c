@@ -24,21 +24,10 @@ __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errle
     }
 }
 
-/* Find the value Go would decode into the field with JSON name `name`: an exact key match
- * wins, else the last case-insensitive match (Go uses EqualFold; later keys overwrite). */
+/* The value Go would decode into the field with JSON name `name` (jsonfold.c). */
 static json_t *field(json_t *obj, const char *name)
 {
-    json_t *v = json_object_get(obj, name);
-    if (v)
-        return v;
-    const char *k;
-    json_t *it, *found = NULL;
-    json_object_foreach(obj, k, it)
-    {
-        if (strcasecmp(k, name) == 0)
-            found = it;
-    }
-    return found;
+    return gotmpl_json_field(obj, name);
 }
 
 static const char *json_kind(const json_t *v)

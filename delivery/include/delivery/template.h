@@ -81,6 +81,18 @@ int gotmpl_event_parse(const void *json, size_t len, gotmpl_event **out, char *e
 /* Free an event. NULL is fine. */
 void gotmpl_event_free(gotmpl_event *e);
 
+struct json_t; /* <jansson.h> */
+
+/*
+ * The member of JSON object `obj` that Go's encoding/json stores into the struct field with
+ * JSON name `name` (ASCII `name`): keys match case-insensitively, and of several matching
+ * members the last in the document wins (Flipt decodes events this way). The one key-match
+ * rule for events: the event decoder above and outboxd's ingest validation use it.
+ * @return a borrowed reference (valid while obj is), or NULL when no key matches or obj is
+ *         not an object.
+ */
+struct json_t *gotmpl_json_field(const struct json_t *obj, const char *name);
+
 /*
  * Execute a template with the event as dot.
  * @param[in]  max_out  cap on the output in bytes (0 = no cap other than memory).
