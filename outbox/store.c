@@ -15,7 +15,6 @@
  * Tool processes (outboxctl) have no writer thread: each operation runs in its own
  * write transaction; LMDB serializes writers across processes.
  */
-#include "config.h"
 #include "store_internal.h"
 
 #include <errno.h>
@@ -31,11 +30,6 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
-
-const char *obx_version(void)
-{
-    return OUTBOX_VERSION;
-}
 
 const char *obx_strerror(int code)
 {

@@ -22,6 +22,7 @@
 #include "outboxd-ingest.h"
 #include "outboxd-log.h"
 #include "outboxd-metrics.h"
+#include "outboxd-notify.h"
 #include "outboxd-sweeper.h"
 
 /* Retention sweeper: every 5 s, 1000 deliveries per transaction, 100k per tick at most. */
@@ -328,7 +329,10 @@ static int wait_for_stop(od_state *st)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    int watchdog = ond_watchdog_usec() > 0; /* WatchdogSec= (>= 2s): pinged every second */
     for (;;) {
+        if (watchdog)
+            ond_notify("WATCHDOG=1");
         struct timespec ts = {1, 0};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
@@ -369,8 +373,12 @@ int od_run(const od_config *c)
     if (start_http(&st, bound, sizeof bound) != 0)
         goto out;
     log_started(&st, bound);
+    if (ond_notify("READY=1") != 0)
+        olog(OLOG_WARN, "sd_notify failed", OLOG_S("socket", getenv("NOTIFY_SOCKET")),
+             OLOG_S("error", strerror(errno)));
 
     int sig = wait_for_stop(&st);
+    ond_notify("STOPPING=1");
     olog(OLOG_INFO, "stopping", OLOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
          OLOG_I("grace_ms", c->grace_ms));
     oin_stop(st.http, INGEST_DRAIN_MS); /* in-flight ingests answered, listener closed */

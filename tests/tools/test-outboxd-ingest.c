@@ -682,8 +682,12 @@ static void test_log_lines(void **state)
                               "\"msg\":\"started\",\"listen\":\"127.0.0.1:8080\",\"sinks\":2,"
                               "\"note\":\"a \\\"b\\\"\\n\"}\n");
     olog_format_line(line, sizeof line, OLOG_TEXT, 1700000000123LL, OLOG_WARN, "started", f);
-    assert_string_equal(line, "2023-11-14T22:13:20.123Z warn started listen=127.0.0.1:8080 "
-                              "sinks=2 note=\"a \\\"b\\\"\\n\"\n");
+    assert_string_equal(line, "time=2023-11-14T22:13:20.123Z level=warn msg=started "
+                              "listen=127.0.0.1:8080 sinks=2 note=\"a \\\"b\\\"\\n\"\n");
+    /* logfmt: a message with spaces is one quoted value. */
+    olog_format_line(line, sizeof line, OLOG_TEXT, 1700000000123LL, OLOG_WARN, "dead letters",
+                     NULL);
+    assert_string_equal(line, "time=2023-11-14T22:13:20.123Z level=warn msg=\"dead letters\"\n");
     /* Truncation keeps a JSON line well-formed. */
     n = olog_format_line(line, 60, OLOG_JSON, 0, OLOG_ERROR, "x", f);
     assert_true(n < 60);
