@@ -88,13 +88,24 @@ static const command commands[] = {
      "\"body_base64\" otherwise). Only the deliveries matching --state/--sink are listed;\n"
      "events with none are left out. `outboxctl import` reads this back.\n"},
     {"import", ctl_cmd_import, "read exported lines back as new events",
-     "usage: outboxctl import FILE [--sink NAME]... \n"
-     "       outboxctl import FILE --url http://HOST:PORT/v1/events [--token T]\n"
+     "usage: outboxctl import FILE [--sink NAME]... [--map-sink OLD=NEW]... [--dry-run]\n"
+     "       outboxctl import FILE --url http://HOST:PORT/v1/events [--token T] [--dry-run]\n"
      "\n"
      "Stores each line of FILE ('-' = stdin) as a new event, pending for the sinks its\n"
      "line lists (or the --sink ones). Writing events needs the owner lock: without --url\n"
      "the daemon must be stopped. With --url the bodies are POSTed to a running daemon,\n"
-     "which routes them by its own configuration. Importing twice stores twice.\n"},
+     "which routes them by its own configuration. Importing twice stores twice.\n"
+     "\n"
+     "Only sinks the daemon delivers to are accepted: a sink a line lists must be in\n"
+     "--config FILE or be renamed with --map-sink OLD=NEW; --sink NAME sends every event to\n"
+     "NAME instead (with --config it must be configured there). Every line is validated\n"
+     "first - the body as outboxd's ingest validates it, type and action equal to the\n"
+     "body's, received_ms a real time - and one bad line imports nothing (the error names\n"
+     "the line and field).\n"
+     "\n"
+     "  --sink NAME          deliver every event to NAME (repeatable)\n"
+     "  --map-sink OLD=NEW   deliveries to OLD go to NEW (repeatable)\n"
+     "  --dry-run            validate and count, import nothing\n"},
     {"render", ctl_cmd_render, "print the body a template renders for an event",
      "usage: outboxctl render --template FILE --event FILE [--raw]\n"
      "       outboxctl render --config FILE --sink NAME --event FILE [--raw]\n"
