@@ -175,6 +175,10 @@ int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t
 int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t cnt[CNT_N]);
 int meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
 
+/* retire.c: take a registry slot freed by obx_sink_retire (0, *id set and the slot
+ * taken), MDB_NOTFOUND when there is none, or another LMDB error. */
+int obx__sink_slot_take(obx_store *s, MDB_txn *txn, uint32_t *id);
+
 /* Recover deliveries left in flight by a crash (owner open). */
 int store_recover_inflight(obx_store *s, obx_error *err);
 

@@ -79,6 +79,22 @@ static const command commands[] = {
      "  --before TIME  only those that died before TIME (e.g. 7d = a week ago)\n"
      "  --sink NAME    only dead letters of this sink\n"
      "  --dry-run      count, delete nothing\n"},
+    {"retire", ctl_cmd_retire, "retire a sink no longer configured",
+     "usage: outboxctl retire SINK --dead-letter|--purge [--dry-run] [--json]\n"
+     "\n"
+     "For a sink removed from the config. --dead-letter: its pending and in-flight\n"
+     "deliveries become dead letters (reason: sink retired), which list, export, replay\n"
+     "and purge still show under its name. --purge: every delivery of it (dead and\n"
+     "delivered too) is deleted, and then its registry slot is freed for a new sink (a\n"
+     "store holds at most 1,023 sinks). Works in short transactions next to a running\n"
+     "daemon; prints the counts.\n"
+     "Refused when --config still names the sink; when a daemon owns the outbox and no\n"
+     "--config is given (retire could not check the daemon no longer delivers to it); and\n"
+     "while that daemon has deliveries of the sink in flight.\n"
+     "\n"
+     "  --dead-letter   keep its undelivered deliveries as dead letters\n"
+     "  --purge         delete all its deliveries and free its registry slot\n"
+     "  --dry-run       count, change nothing\n"},
     {"export", ctl_cmd_export, "JSON lines of events with their delivery state",
      "usage: outboxctl export [--state S] [--sink NAME] [--type T] [--action A]\n"
      "                        [--since TIME] [--until TIME] [--limit N]\n"

@@ -287,7 +287,7 @@ class OutboxctlTest(unittest.TestCase):
 
     # ---- export / import ----
     def write_config(self, *sinks):
-        path = os.path.join(self.s.tmp, "outboxd.yaml")
+        path = os.path.join(self.s.tmp, "outboxd-%s.yaml" % "-".join(sinks))
         with open(path, "w") as f:
             f.write("outbox:\n  path: %s\nsinks:\n" % self.s.dir)
             for name in sinks:
@@ -463,6 +463,100 @@ class OutboxctlTest(unittest.TestCase):
         _, out, _ = run("--config", cfg, "import", path, "--dry-run", check_rc=0)
         self.assertIn("would import 1 events", out)
         self.assertEqual(self.sink_names()[1], before[1] + 2)
+
+    # ---- retire ----
+    def test_retire_dead_letter_then_purge(self):
+        cfg = self.write_config("slack")
+        before = self.s.ctl("export")[1]
+        rc, _, err = run("--config", self.write_config("webhook", "slack"), "retire", "webhook",
+                         "--dead-letter")
+        self.assertEqual(rc, 1)
+        self.assertIn('sink "webhook" is still configured in', err)
+        self.assertEqual(self.s.ctl("retire", "webhook")[0], 2)  # no mode
+        self.assertEqual(self.s.ctl("retire", "webhook", "--purge", "--dead-letter")[0], 2)
+        self.assertEqual(self.s.ctl("retire", "nope", "--purge")[0], 3)
+        # dry run: the same counts, nothing changed
+        _, dry, _ = run("--config", cfg, "retire", "webhook", "--dead-letter", "--dry-run",
+                        "--json", check_rc=0)
+        self.assertEqual(self.s.ctl("export")[1], before)
+        _, out, _ = run("--config", cfg, "retire", "webhook", "--dead-letter", "--json",
+                        check_rc=0)
+        r, d = json.loads(out), json.loads(dry)
+        self.assertEqual((r["pending"], r["inflight"], r["dead_kept"], r["delivered_kept"]),
+                         (2, 1, 4, 1))
+        self.assertFalse(r["slot_freed"])
+        self.assertTrue(d.pop("dry_run"))
+        self.assertFalse(r.pop("dry_run"))
+        self.assertEqual(d, r)
+        dead = self.deliveries("dead", "--sink", "webhook")
+        self.assertEqual(len(dead), 7)
+        self.assertEqual(sum("sink retired" in x["reason"] for x in dead), 3)
+        self.assertEqual(self.deliveries("pending", "--sink", "webhook"), [])
+        self.assertEqual(self.s.ctl("check")[0], 0)
+        # the dead letters keep their sink's name, so its slot stays; purge frees it
+        _, out, _ = self.s.ctl("stats", "--json", check_rc=0)
+        ids = {x["name"]: x["id"] for x in json.loads(out)["sinks"]}
+        self.assertIn("webhook", ids)
+        before = self.s.ctl("export")[1]
+        _, dry, _ = run("--config", cfg, "retire", "webhook", "--purge", "--dry-run", "--json",
+                        check_rc=0)
+        self.assertEqual(self.s.ctl("export")[1], before)
+        _, out, _ = run("--config", cfg, "retire", "webhook", "--purge", "--json", check_rc=0)
+        r, d = json.loads(out), json.loads(dry)
+        self.assertEqual((r["pending"], r["inflight"], r["dead"], r["delivered"], r["events"]),
+                         (0, 0, 7, 1, 5))
+        self.assertTrue(r["slot_freed"])
+        self.assertTrue(d.pop("dry_run"))
+        self.assertFalse(r.pop("dry_run"))
+        self.assertEqual(d, r)
+        _, out, _ = self.s.ctl("stats", "--json", check_rc=0)
+        st = json.loads(out)
+        self.assertEqual([x["name"] for x in st["sinks"]], ["slack"])
+        self.assertEqual(st["events"], 3)
+        self.assertEqual(self.s.ctl("check")[0], 0)
+        self.assertEqual(self.s.ctl("list", "--sink", "webhook")[0], 3)
+        # the human form says what happened
+        rc, out, _ = self.s.ctl("retire", "slack", "--purge", "--dry-run")
+        self.assertEqual(rc, 0)
+        self.assertIn("sink slack: 1 pending, 0 in flight, 1 dead and 1 delivered deliveries "
+                      "would be purged", out)
+        # the freed id goes to the next sink registered
+        path = os.path.join(self.s.tmp, "one.jsonl")
+        with open(path, "w") as f:
+            f.write(self.event_line(["slack"]) + "\n")
+        self.s.ctl("import", path, "--sink", "fresh", check_rc=0)
+        _, out, _ = self.s.ctl("stats", "--json", check_rc=0)
+        self.assertEqual({x["name"]: x["id"] for x in json.loads(out)["sinks"]}["fresh"],
+                         ids["webhook"])
+        self.assertEqual(self.s.ctl("check")[0], 0)
+
+    def test_retire_frees_a_full_registry(self):
+        """1,023 sinks fill the registry: no new sink can be registered until one is
+        retired with --purge."""
+        path = os.path.join(self.s.tmp, "one.jsonl")
+        with open(path, "w") as f:
+            f.write(self.event_line(["x"]) + "\n")
+        n = 2  # webhook, slack
+        while n < 1023:
+            names = ["s%d" % i for i in range(n, min(n + 64, 1023))]
+            args = []
+            for name in names:
+                args += ["--sink", name]
+            self.s.ctl("import", path, *args, check_rc=0)
+            n += len(names)
+        rc, _, err = self.s.ctl("import", path, "--sink", "one-too-many")
+        self.assertEqual(rc, 1)
+        self.assertIn("too many sinks", err)
+        self.assertIn("outboxctl retire", err)
+        _, out, _ = self.s.ctl("retire", "s500", "--purge", check_rc=0)
+        self.assertIn("registry slot is freed", out)
+        self.s.ctl("import", path, "--sink", "one-too-many", check_rc=0)
+        _, out, _ = self.s.ctl("stats", "--json", check_rc=0)
+        names = {x["name"] for x in json.loads(out)["sinks"]}
+        self.assertEqual(len(names), 1023)
+        self.assertIn("one-too-many", names)
+        self.assertNotIn("s500", names)
+        self.assertEqual(self.s.ctl("check")[0], 0)
 
     def test_import_needs_the_owner_lock(self):
         # ev1 and ev2 (the extras' bodies lack a timestamp: not events ingest accepts)
@@ -754,7 +848,8 @@ class Receiver:
     it answered with a 2xx."""
 
     def __init__(self):
-        self.status = 500
+        self.status = 500  # 0: hold each request until `release` is set, then answer 500
+        self.release = threading.Event()
         self.ok_ids = []
         self.requests = 0
         self.lock = threading.Lock()
@@ -767,6 +862,10 @@ class Receiver:
                 with outer.lock:
                     outer.requests += 1
                     st = outer.status
+                if st == 0:
+                    outer.release.wait(TIMEOUT)
+                    st = 500
+                with outer.lock:
                     if 200 <= st < 300:
                         outer.ok_ids.append(self.headers.get("webhook-id"))
                 self.send_response(st)
@@ -782,6 +881,7 @@ class Receiver:
         self.thread.start()
 
     def close(self):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -846,6 +946,30 @@ class DaemonTest(unittest.TestCase):
                 return st
             time.sleep(0.2)
         self.fail("timed out waiting for %s: %s" % (what, self.stats()))
+
+    def test_retire_next_to_the_daemon(self):
+        # the receiver holds every request: deliveries stay in flight
+        with self.rx.lock:
+            self.rx.status = 0
+        self.post(3, "held")
+        self.wait_for(lambda st: st["inflight"] == 3, "3 in flight")
+        rc, _, err = run("--data-dir", self.dir, "retire", "webhook", "--purge")
+        self.assertEqual(rc, 1)
+        self.assertIn("outboxd (pid %d) owns this outbox: give its --config" % self.d.pid, err)
+        rc, _, err = run("--config", self.cfg, "retire", "webhook", "--purge")
+        self.assertEqual(rc, 1)
+        self.assertIn("still configured", err)
+        other = os.path.join(self.tmp, "other.yaml")
+        with open(other, "w") as f:
+            f.write("outbox:\n  path: %s\nsinks:\n  - name: other\n"
+                    "    url: http://127.0.0.1:9/x\n" % self.dir)
+        rc, _, err = run("--config", other, "retire", "webhook", "--dead-letter")
+        self.assertEqual(rc, 1)
+        self.assertIn('3 deliveries of sink "webhook" are in flight under outboxd (pid %d)'
+                      % self.d.pid, err)
+        self.assertEqual(self.stats()["inflight"], 3)  # nothing changed
+        self.rx.release.set()
+        self.wait_for(lambda st: st["inflight"] == 0, "the held requests answered")
 
     def test_replay_while_delivering_loses_and_duplicates_nothing(self):
         _, out, _ = run("--config", self.cfg, "stats", "--json", check_rc=0)
