@@ -256,6 +256,13 @@ static int parse_line(const char *line, size_t len, const import_rules *r, int64
     }
     if (ctl_body_from_line(line, len, &e->body, &e->body_len, err, errlen))
         goto out;
+    if (r->cfg && e->body_len > r->cfg->ingest.max_body) {
+        snprintf(err, errlen,
+                 "the body is %zu bytes, over ingest.max_body (%llu) of the config: ingest "
+                 "would refuse it",
+                 e->body_len, (unsigned long long)r->cfg->ingest.max_body);
+        goto out;
+    }
     char verr[200];
     if (oev_parse(OEV_CT_JSON, (const char *)e->body, e->body_len, &evs, &n_evs, verr,
                   sizeof verr)) {

@@ -521,6 +521,9 @@ class OutboxctlTest(unittest.TestCase):
              'field "deliveries[0].sink" must be a string'),
             (self.event_line([], deliveries="webhook"), 'field "deliveries" must be an array'),
         ]
+        big = json.loads(good)
+        big["body"]["payload"]["key"] = "k" * (2 << 20)
+        cases.append((json.dumps(big), "over ingest.max_body (1048576) of the config"))
         path = os.path.join(self.s.tmp, "bad.jsonl")
         for bad, want in cases:
             with self.subTest(want=want):
