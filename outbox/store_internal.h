@@ -191,6 +191,10 @@ int obx__store_id_load(obx_store *s, MDB_txn *txn, int create, obx_error *err);
  * empty, or missing while lock.mdb or outbox.lock is there). */
 int obx__data_file_check(const char *dir, obx_error *err);
 
+/* retire.c: take a registry slot freed by obx_sink_retire (0, *id set and the slot
+ * taken), MDB_NOTFOUND when there is none, or another LMDB error. */
+int obx__sink_slot_take(obx_store *s, MDB_txn *txn, uint32_t *id);
+
 /* Recover deliveries left in flight by a crash (owner open). */
 int obx__store_recover_inflight(obx_store *s, obx_error *err);
 
