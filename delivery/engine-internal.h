@@ -40,9 +40,6 @@ typedef struct dlv__decision {
     char reason[256];         /* DEAD */
 } dlv__decision;
 
-/* webhook-id of a delivery: "evt_<event id>_<sink id>" (no '.'), NUL-terminated. */
-void dlv__webhook_id(char buf[48], uint64_t event_id, uint32_t sink_id);
-
 /* Validate cfg with the library's rules and prepare *p (transport settings).
  * DLV_OK, or DLV_ERR_INVALID with err. */
 int dlv__prepare(dlv__prepared *p, const dlv_sink_config *cfg, char *err, size_t errlen);

@@ -30,11 +30,6 @@
 #define STR_(x) #x
 #define STR(x)  STR_(x)
 
-void dlv__webhook_id(char buf[48], uint64_t event_id, uint32_t sink_id)
-{
-    snprintf(buf, 48, "evt_%" PRIu64 "_%" PRIu32, event_id, sink_id);
-}
-
 static int header_configured(const dlv_sink_config *c, const char *name)
 {
     for (size_t i = 0; i < c->n_headers; i++)
@@ -172,8 +167,7 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
         rq->body_len = job->body_len;
     }
 
-    char id[48];
-    dlv__webhook_id(id, job->event_id, job->sink_id);
+    const char *id = job->webhook_id; /* obx_delivery_id(), filled by the claim */
     struct curl_slist **h = &rq->headers;
     int rc = 0;
     for (size_t i = 0; i < c->n_headers && !rc; i++)

@@ -27,6 +27,8 @@
  */
 #include "config.h"
 #include "engine-internal.h"
+#include "obx_hooks.h"
+#include "test-hooks.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,8 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "test-hooks.h"
 #include <time.h>
 
 const double dlv_attempt_duration_bounds[DLV_HIST_BUCKETS] = {
@@ -355,7 +355,7 @@ static void *committer_main(void *arg)
             obx_error oe = {0};
             for (size_t i = 0; i < k; i++) {
                 if (mine[off + i].r.outcome != OBX_OUTCOME_RELEASE) {
-                    obx_crash_point("delivery-before-record"); /* after a send */
+                    OBX_CRASH_POINT("delivery-before-record"); /* after a send */
                     break;
                 }
             }

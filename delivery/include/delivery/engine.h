@@ -36,8 +36,8 @@
  * sink's Go template rendered per attempt (template mode; output must be valid JSON or
  * the delivery is dead, never sent; the template must have been parsed into the config
  * by dlv_sink_config_set_body). Headers: Content-Type: application/json and User-Agent:
- * outbox/<version> (each unless a configured header sets it), webhook-id:
- * evt_<event id>_<sink id> (the same on every attempt), configured headers, and the
+ * outbox/<version> (each unless a configured header sets it), webhook-id: the job's
+ * webhook_id (obx_delivery_id; the same on every attempt), configured headers, and the
  * signatures (X-Flipt-Webhook-Signature; webhook-timestamp and webhook-signature).
  * No Expect: 100-continue; redirects are not followed; http and https only.
  *
