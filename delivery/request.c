@@ -24,8 +24,7 @@
 #include "delivery/sign.h"
 #include "delivery/sink.h"
 #include "outbox/version.h"
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -121,26 +120,18 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 int dlv__request_render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
                         size_t errlen)
 {
-    size_t cap = p->cfg->max_body_out ? p->cfg->max_body_out : DLV_SINK_MAX_BODY_OUT;
-    gotmpl_event *ev = NULL;
+    gotmpl_limits lim = gotmpl_limits_default(p->cfg->max_body_out);
     free(rq->rendered);
     rq->rendered = NULL;
     rq->body = NULL;
     rq->body_len = 0;
-    int rc = gotmpl_event_parse(job->body, job->body_len, &ev, err, errlen);
-    if (rc == GOTMPL_OK)
-        rc = gotmpl_execute(p->tmpl, ev, cap, &rq->rendered, &rq->body_len, err, errlen);
-    gotmpl_event_free(ev);
+    int rc = gotmpl_render(p->tmpl, job->body, job->body_len, &lim, &rq->rendered, &rq->body_len,
+                           err, errlen);
     if (rc == GOTMPL_ENOMEM) {
         snprintf(err, errlen, "out of memory rendering the template");
         return DLV_ERR_NOMEM;
     }
-    if (rc != GOTMPL_OK)
-        return DLV_ERR_TEMPLATE;
-    if (!gojson_valid(rq->rendered, rq->body_len)) {
-        /* Flipt's message; the rendered text holds event data only, cut short */
-        snprintf(err, errlen, "invalid JSON: %.160s%s", rq->rendered,
-                 rq->body_len > 160 ? "..." : "");
+    if (rc != GOTMPL_OK) {
         free(rq->rendered);
         rq->rendered = NULL;
         rq->body_len = 0;

@@ -5,7 +5,7 @@
 #include "delivery/sink.h"
 #include "delivery/error.h"
 #include "delivery/secret.h"
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 
 #include <stdarg.h>
 #include <stdio.h>

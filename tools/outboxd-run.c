@@ -268,6 +268,8 @@ static int start_http(od_state *st, char *bound, size_t cap)
         .max_connections = st->c->max_connections,
         .per_ip_limit = st->c->per_ip_limit,
         .timeout_s = st->c->timeout_s,
+        .header_timeout_ms = st->c->header_timeout_ms,
+        .body_timeout_ms = st->c->body_timeout_ms,
         .pool_threads = st->c->pool_threads,
         .store = st->store,
         .route = route,

@@ -88,7 +88,8 @@ static void test_slow_template_does_not_stall_url_sink(void **state)
     dlv_engine_free(e);
     obx_delivery d;
     assert_true(fx_wait_state(b.st, 1, id[0], OBX_STATE_DEAD, 10000, &d));
-    assert_non_null(strstr(d.reason, "steps"));
+    /* the render stops at a cap: the step cap or, on a slow machine, the time budget */
+    assert_true(strstr(d.reason, "steps") || strstr(d.reason, "budget"));
     obx_delivery_clear(&d);
     for (size_t i = 0; i < trx_count(b.rx); i++)
         assert_string_equal(trx_get(b.rx, i)->path, "/url"); /* nothing slow was sent */

@@ -19,7 +19,7 @@
 #include "delivery/error.h"
 #include "delivery/secret.h"
 #include "delivery/sign.h"
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 #include "engine-fixture.h"
 #include "outboxd-event.h"
 
@@ -301,7 +301,7 @@ static char *template_type(const char *body)
     assert_int_equal(gotmpl_event_parse(body, strlen(body), &ev, err, sizeof err), GOTMPL_OK);
     char *out = NULL;
     size_t n = 0;
-    assert_int_equal(gotmpl_execute(t, ev, 1024, &out, &n, err, sizeof err), GOTMPL_OK);
+    assert_int_equal(gotmpl_execute(t, ev, NULL, &out, &n, err, sizeof err), GOTMPL_OK);
     gotmpl_event_free(ev);
     gotmpl_free(t);
     return out;

@@ -19,7 +19,7 @@
 #include "delivery/filter.h"
 #include "outbox/outbox.h"
 
-struct gotmpl; /* delivery/template.h */
+struct gotmpl; /* gotmpl/gotmpl.h */
 
 /* Signature schemes, a bit set (BOTH = FLIPT | STANDARD). Used only with secrets. */
 enum {
