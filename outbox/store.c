@@ -64,6 +64,8 @@ const char *obx_strerror(int code)
         return "store shutting down";
     case OBX_ERR_STATE:
         return "not allowed in this state";
+    case OBX_ERR_LOCKLOST:
+        return "lock file lost (deleted or replaced under the owner)";
     default:
         return "unknown error";
     }
@@ -388,8 +390,17 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         s->want = 1;
-        while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->cv_work, &s->mu);
+        while (!s->head && !s->stopping) {
+            /* Idle: wake every second to look at lock.mdb (lockwatch.c). */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += 1;
+            if (pthread_cond_timedwait(&s->cv_work, &s->mu, &dl) != 0) {
+                pthread_mutex_unlock(&s->mu);
+                obx__lock_watch(s);
+                pthread_mutex_lock(&s->mu);
+            }
+        }
         if (!s->head && s->stopping)
             break;
         /*
@@ -426,6 +437,7 @@ static void *writer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&s->mu);
 
+        obx__lock_watch(s); /* busy: at most every 500 ms */
         run_batch(s, list);
         __atomic_add_fetch(&s->stat_ops, n, __ATOMIC_RELAXED);
         unsigned b = 0;
@@ -612,6 +624,9 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     }
     if (s->owner && (rc = take_lock(s, err)) != OBX_OK)
         goto fail;
+    /* Before LMDB could create a new lock.mdb beside a running owner's deleted one. */
+    if (!s->owner && (rc = obx__lock_identity_verify(dir, err)) != OBX_OK)
+        goto fail;
 
     int mrc = mdb_env_create(&s->env);
     if (!mrc)
@@ -649,6 +664,9 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
                        (unsigned long long)(((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize));
         goto fail;
     }
+    rc = s->owner ? obx__lock_identity_record(s, err) : obx__lock_identity_verify(dir, err);
+    if (rc != OBX_OK)
+        goto fail;
     int dead = 0;
     mdb_reader_check(s->env, &dead);
 
@@ -753,6 +771,8 @@ int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *id
     pthread_mutex_unlock(&s->mu);
     if (closed)
         return obx__fail(err, OBX_ERR_CLOSED, "store is shutting down");
+    if (obx__lock_lost_fail(s, err) != OBX_OK)
+        return OBX_ERR_LOCKLOST;
     obx_op op = {.kind = OP_ENQUEUE};
     op.u.enq.events = events;
     op.u.enq.n = n;
