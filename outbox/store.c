@@ -28,7 +28,6 @@
 #include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,47 +147,6 @@ int obx_state_parse(const char *name)
     return 0;
 }
 
-uint64_t obx__store_high_water(const obx_store *s)
-{
-    return s->opts.max_size / 100 * s->opts.high_water_pct;
-}
-
-uint64_t obx__store_room_bytes(obx_store *s, uint64_t used)
-{
-    struct statvfs vfs;
-    if (statvfs(s->dir, &vfs) != 0)
-        return UINT64_MAX;
-    MDB_envinfo info;
-    mdb_env_info(s->env, &info);
-    uint64_t file = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
-    if (s->file_bytes > file) /* zero-filled ahead by prefill.c: already allocated */
-        file = s->file_bytes;
-    return (uint64_t)vfs.f_bavail * vfs.f_frsize + (file > used ? file - used : 0);
-}
-
-uint64_t obx__store_map_size(const obx_store *s)
-{
-    return s->opts.max_size + (s->opts.high_water_pct < 100 ? OBX_MAP_HEADROOM : 0);
-}
-
-/* Pages in use by every tree (including the freelist and the two meta pages). */
-uint64_t obx__store_used_bytes(obx_store *s, MDB_txn *txn)
-{
-    MDB_dbi dbis[] = {0,          s->db_meta, s->db_events, s->db_deliv, s->db_due,
-                      s->db_pend, s->db_dead, s->db_done,   s->db_flight};
-    uint64_t pages = 2;
-    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
-        MDB_stat st;
-        if (mdb_stat(txn, dbis[i], &st) == 0)
-            pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
-    }
-    /* The main DB holds the named DBs' records. */
-    MDB_stat st;
-    if (mdb_stat(txn, 1, &st) == 0)
-        pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
-    return pages * s->page_size;
-}
-
 int obx__rd_begin(obx_store *s, MDB_txn **txn, obx_error *err)
 {
     for (int tries = 0; tries < 3; tries++) {
@@ -293,8 +251,8 @@ static void run_batch(obx_store *s, obx_op *list)
              * that failed without an LMDB code (out of memory, a failed read) keeps its own
              * message. */
             if (mdb_rc)
-                obx__mdb_fail(&broken->err, mdb_rc,
-                              broken->kind == OP_ENQUEUE ? "enqueue" : "write");
+                obx__store_mdb_fail(s, &broken->err, mdb_rc,
+                                    broken->kind == OP_ENQUEUE ? "enqueue" : "write");
             broken->rc = broken->err.code;
             broken->done = 1;
             int left = 0;
@@ -315,12 +273,7 @@ static void run_batch(obx_store *s, obx_op *list)
         if (has_enqueue && !rc)
             OBX_CRASH_POINT("enqueue-after-commit");
         if (rc) {
-            obx__mdb_fail(&err, rc, "commit");
-            /* LMDB reports a short write on a full disk as EIO: name it, retryable. */
-            struct statvfs vfs;
-            if ((rc == EIO || rc == ENOSPC) && statvfs(s->dir, &vfs) == 0 &&
-                (uint64_t)vfs.f_bavail * vfs.f_frsize < OBX_MAP_HEADROOM)
-                obx__fail(&err, OBX_ERR_FULL, "commit: disk full (%s)", mdb_strerror(rc));
+            obx__store_mdb_fail(s, &err, rc, "commit");
             for (obx_op *op = list; op; op = op->next) {
                 if (op->done)
                     continue;

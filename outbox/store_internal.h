@@ -177,6 +177,13 @@ uint64_t obx__store_map_size(const obx_store *s);
  * file's pages not in use (`used` = obx__store_used_bytes). UINT64_MAX if statvfs fails. */
 uint64_t obx__store_room_bytes(obx_store *s, uint64_t used);
 
+/* capacity.c: fail with OBX_ERR_FULL naming the limit that was hit and its numbers
+ * (`used`: bytes in use; `what`: NULL or a prefix naming the operation). */
+enum { OBX_FULL_CAP, OBX_FULL_MAP, OBX_FULL_DISK };
+int obx__store_full(obx_store *s, obx_error *err, int limit, const char *what, uint64_t used);
+/* obx__mdb_fail, but MDB_MAP_FULL and a full disk get obx__store_full's message. */
+int obx__store_mdb_fail(obx_store *s, obx_error *err, int rc, const char *what);
+
 /* Read helpers (inspect.c / ops.c). */
 int obx__rd_begin(obx_store *s, MDB_txn **txn, obx_error *err);
 int obx__load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,

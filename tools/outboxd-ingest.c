@@ -371,9 +371,11 @@ static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum 
 /* The commit finished (or there was nothing to commit): answer from r->rc. */
 static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, req *r)
 {
-    if (r->rc == OBX_ERR_FULL)
-        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_FULL,
-                          "store is full (outbox.max_size); retry later", NULL);
+    if (r->rc == OBX_ERR_FULL) { /* the store's message names the limit: disk or max_size */
+        char msg[sizeof r->errmsg + 32];
+        snprintf(msg, sizeof msg, "store is full: %s", r->errmsg);
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_FULL, msg, NULL);
+    }
     if (r->rc == OBX_ERR_CLOSED)
         return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
                           NULL);
