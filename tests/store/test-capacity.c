@@ -66,14 +66,14 @@ static void test_cap_names_max_size(void **state)
 }
 
 /* Child: mount a 3 MiB tmpfs at dir in a private mount namespace, fill a store there
- * whose max_size is far larger, print the message. Exit 0, or 2..9 naming the step. */
-static void disk_child(const char *dir)
+ * whose max_size is far larger, print the message. 0, or 2..9 naming the step. */
+static int disk_child(const char *dir)
 {
     if (getuid() != 0) {
         uid_t uid = getuid();
         gid_t gid = getgid();
         if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
-            _exit(2);
+            return 2;
         FILE *f = fopen("/proc/self/setgroups", "w");
         if (f) {
             fputs("deny", f);
@@ -83,39 +83,39 @@ static void disk_child(const char *dir)
         snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
         f = fopen("/proc/self/uid_map", "w");
         if (!f || fputs(map, f) < 0 || fclose(f) != 0)
-            _exit(3);
+            return 3;
         snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
         f = fopen("/proc/self/gid_map", "w");
         if (!f || fputs(map, f) < 0 || fclose(f) != 0)
-            _exit(3);
+            return 3;
     } else if (unshare(CLONE_NEWNS) != 0) {
-        _exit(2);
+        return 2;
     }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("tmpfs", dir, "tmpfs", 0, "size=3m") != 0)
-        _exit(4);
+        return 4;
     char sub[600];
     snprintf(sub, sizeof sub, "%s/store", dir);
     obx_error err = {0};
     obx_store *s = open_owner(sub, 64u << 20, &err);
     if (!s) {
         fprintf(stderr, "open: %s\n", err.msg);
-        _exit(5);
+        return 5;
     }
     uint32_t k;
     if (obx_sink_id(s, "webhook", &k, NULL) != OBX_OK)
-        _exit(6);
+        return 6;
     size_t acked;
     int rc = fill(s, k, &err, &acked);
     printf("  disk (%zu events acknowledged): %s\n", acked, err.msg);
     fflush(stdout);
     if (rc != OBX_ERR_FULL)
-        _exit(7);
+        return 7;
     if (!strstr(err.msg, "disk full") || !strstr(err.msg, "bytes free") ||
         !strstr(err.msg, "not outbox.max_size") || !strstr(err.msg, "of 67108864 bytes"))
-        _exit(8);
+        return 8;
     obx_close(s);
-    _exit(0);
+    return 0;
 }
 
 static void test_disk_names_disk(void **state)
@@ -124,8 +124,11 @@ static void test_disk_names_disk(void **state)
     char *d = tmpdir_new("disk");
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0)
-        disk_child(d);
+    if (pid == 0) {
+        int rc = disk_child(d);
+        free(d);
+        _exit(rc);
+    }
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
