@@ -13,26 +13,21 @@
 #include "engine-internal.h"
 
 #include <inttypes.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "delivery/backoff.h"
+#include "delivery/error.h"
+#include "delivery/secret.h"
 #include "delivery/sign.h"
 #include "delivery/sink.h"
 #include "outbox/version.h"
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
-
-static int has_crlf(const char *s)
-{
-    return s && strpbrk(s, "\r\n") != NULL;
-}
 
 static int header_configured(const dlv_sink_config *c, const char *name)
 {
@@ -46,50 +41,34 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
 {
     memset(p, 0, sizeof *p);
     const char *name = c->name ? c->name : "";
-    if (!dlv_sink_name_valid(c->name)) {
-        snprintf(err, errlen, "sink name '%.64s' is invalid (1..63 bytes of A-Z a-z 0-9 . _ -)",
-                 name);
-        return -1;
+    char why[DLV_ERRMSG_MAX];
+    if (dlv_sink_name_check(c->name, why, sizeof why) != DLV_OK) {
+        snprintf(err, errlen, "%s", why);
+        return DLV_ERR_INVALID;
     }
-    if (!c->url ||
-        (strncasecmp(c->url, "http://", 7) != 0 && strncasecmp(c->url, "https://", 8) != 0)) {
-        snprintf(err, errlen, "sink '%s': url must start with http:// or https://", name);
-        return -1;
-    }
-    if (has_crlf(c->url)) {
-        snprintf(err, errlen, "sink '%s': url contains a line break", name);
-        return -1;
+    if (dlv_url_check(c->url, why, sizeof why) != DLV_OK) {
+        snprintf(err, errlen, "sink '%s': %s", name, why);
+        return DLV_ERR_INVALID;
     }
     for (size_t i = 0; i < c->n_headers; i++) {
         const dlv_header *h = &c->headers[i];
-        if (!h->name || !*h->name || strpbrk(h->name, ": \t\r\n") || has_crlf(h->value)) {
-            snprintf(err, errlen, "sink '%s': header %zu has an invalid name or a line break", name,
-                     i + 1);
-            return -1;
+        if (dlv_header_check(h->name, h->value, why, sizeof why) != DLV_OK) {
+            snprintf(err, errlen, "sink '%s': headers[%zu]: %s", name, i, why);
+            return DLV_ERR_INVALID;
         }
     }
     if (c->body && !c->tmpl) {
         snprintf(err, errlen,
                  "sink '%s': the body template was not parsed (dlv_sink_config_set_body)", name);
-        return -1;
+        return DLV_ERR_INVALID;
     }
-    if (c->n_secrets && (c->signature & DLV_SIG_STANDARD)) {
-        for (size_t i = 0; i < c->n_secrets; i++) {
-            size_t len = c->secrets[i] ? strlen(c->secrets[i]) : 0;
-            unsigned char *key = malloc(len + 1);
-            size_t klen = 0;
-            int rc = key ? dlv_standard_key(c->secrets[i] ? c->secrets[i] : "", key, &klen)
-                         : DLV_SIGN_ENOMEM;
-            if (key)
-                OPENSSL_cleanse(key, len + 1);
-            free(key);
-            if (rc != DLV_SIGN_OK || len == 0) {
-                snprintf(err, errlen, "sink '%s': signing secret %zu is not usable (%s)", name,
-                         i + 1, len ? dlv_sig_strerror(rc) : "empty");
-                return -1;
-            }
+    for (size_t i = 0; i < c->n_secrets; i++)
+        if (dlv_signing_secret_check(c->secrets[i], c->signature & DLV_SIG_STANDARD, why,
+                                     sizeof why) != DLV_OK) {
+            snprintf(err, errlen, "sink '%s': signing secret %zu is not usable: %s", name, i + 1,
+                     why);
+            return DLV_ERR_INVALID;
         }
-    }
     p->cfg = c;
     p->tmpl = c->tmpl;
     p->ordered = c->ordered ? 1 : 0;
@@ -102,7 +81,7 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
     p->transport.client_cert = c->client_cert;
     p->transport.client_key = c->client_key;
     p->transport.insecure = c->insecure ? 1 : 0;
-    return 0;
+    return DLV_OK;
 }
 
 void dlv__prepared_clear(dlv__prepared *p)
@@ -138,41 +117,40 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     return 0;
 }
 
-/* Render the sink's template for this event: 0, 1 (render error in err), -1 (memory). */
-static int render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
-                  size_t errlen)
+int dlv__request_render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
+                        size_t errlen)
 {
-    size_t cap = p->cfg->max_body_out ? p->cfg->max_body_out : DLV_SINK_MAX_BODY_OUT;
-    gotmpl_event *ev = NULL;
-    int rc = gotmpl_event_parse(job->body, job->body_len, &ev, err, errlen);
-    if (rc == GOTMPL_OK)
-        rc = gotmpl_execute(p->tmpl, ev, cap, &rq->rendered, &rq->body_len, err, errlen);
-    gotmpl_event_free(ev);
+    gotmpl_limits lim = gotmpl_limits_default(p->cfg->max_body_out);
+    free(rq->rendered);
+    rq->rendered = NULL;
+    rq->body = NULL;
+    rq->body_len = 0;
+    int rc = gotmpl_render(p->tmpl, job->body, job->body_len, &lim, &rq->rendered, &rq->body_len,
+                           err, errlen);
     if (rc == GOTMPL_ENOMEM) {
         snprintf(err, errlen, "out of memory rendering the template");
-        return -1;
+        return DLV_ERR_NOMEM;
     }
-    if (rc != GOTMPL_OK)
-        return 1;
-    if (!gojson_valid(rq->rendered, rq->body_len)) {
-        /* Flipt's message; the rendered text holds event data only, cut short */
-        snprintf(err, errlen, "invalid JSON: %.160s%s", rq->rendered,
-                 rq->body_len > 160 ? "..." : "");
-        return 1;
+    if (rc != GOTMPL_OK) {
+        free(rq->rendered);
+        rq->rendered = NULL;
+        rq->body_len = 0;
+        return DLV_ERR_TEMPLATE;
     }
-    return 0;
+    rq->body = (const unsigned char *)rq->rendered;
+    return DLV_OK;
 }
 
 int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_ms, dlv__request *rq,
                        char *err, size_t errlen)
 {
     const dlv_sink_config *c = p->cfg;
-    memset(rq, 0, sizeof *rq);
+    curl_slist_free_all(rq->headers);
+    rq->headers = NULL;
     if (p->tmpl) {
-        int rc = render(p, job, rq, err, errlen);
-        if (rc != 0) {
-            dlv__request_clear(rq);
-            return rc;
+        if (!rq->rendered) {
+            snprintf(err, errlen, "the body was not rendered");
+            return DLV_ERR_INVALID;
         }
         rq->body = (const unsigned char *)rq->rendered;
     } else {
@@ -193,29 +171,35 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
         rc = add_header(h, "webhook-id", id);
     if (!rc)
         rc = add_header(h, "Expect", NULL);
+    int sign_rc = DLV_OK;
     if (!rc && c->n_secrets && (c->signature & DLV_SIG_FLIPT)) {
         char hex[DLV_FLIPT_SIG_HEX_LEN + 1];
-        int src = dlv_sign_flipt(c->secrets[0], strlen(c->secrets[0]), rq->body, rq->body_len, hex);
-        rc = src == DLV_SIGN_OK ? add_header(h, "X-Flipt-Webhook-Signature", hex) : -1;
+        sign_rc = dlv_sign_flipt(c->secrets[0], strlen(c->secrets[0]), rq->body, rq->body_len, hex);
+        rc = sign_rc == DLV_OK ? add_header(h, "X-Flipt-Webhook-Signature", hex) : -1;
     }
     if (!rc && c->n_secrets && (c->signature & DLV_SIG_STANDARD)) {
         char ts[24];
         int64_t secs = now_ms / 1000;
         snprintf(ts, sizeof ts, "%" PRId64, secs);
         char *sig = NULL;
-        int src = dlv_sign_standard_header((const char *const *)c->secrets, c->n_secrets, id, secs,
+        sign_rc = dlv_sign_standard_header((const char *const *)c->secrets, c->n_secrets, id, secs,
                                            rq->body, rq->body_len, &sig);
-        rc = src == DLV_SIGN_OK ? add_header(h, "webhook-timestamp", ts) : -1;
+        rc = sign_rc == DLV_OK ? add_header(h, "webhook-timestamp", ts) : -1;
         if (!rc)
             rc = add_header(h, "webhook-signature", sig);
         free(sig);
     }
     if (rc) {
-        dlv__request_clear(rq);
-        snprintf(err, errlen, "building the request failed (out of memory or signing error)");
-        return -1;
+        curl_slist_free_all(rq->headers);
+        rq->headers = NULL;
+        if (sign_rc != DLV_OK) {
+            snprintf(err, errlen, "signing the request failed: %s", dlv_strerror(sign_rc));
+            return sign_rc;
+        }
+        snprintf(err, errlen, "building the request failed: out of memory");
+        return DLV_ERR_NOMEM;
     }
-    return 0;
+    return DLV_OK;
 }
 
 static double fixed_unit(void *ud)

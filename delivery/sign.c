@@ -3,6 +3,8 @@
  * constant-time verification (see sign.h), on OpenSSL 3 EVP_MAC.
  */
 #include "delivery/sign.h"
+#include "delivery/base64.h"
+#include "delivery/secret.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -29,12 +31,12 @@ struct part {
     size_t n;
 };
 
-/* HMAC-SHA256 over the concatenation of parts. 0 or DLV_SIGN_ECRYPTO. */
+/* HMAC-SHA256 over the concatenation of parts. 0 or DLV_ERR_CRYPTO. */
 static int hmac_parts(const void *key, size_t klen, const struct part *parts, size_t nparts,
                       unsigned char mac[MAC_LEN])
 {
     static const unsigned char empty_key[1] = {0};
-    int rc = DLV_SIGN_ECRYPTO;
+    int rc = DLV_ERR_CRYPTO;
     EVP_MAC_CTX *ctx = NULL;
     size_t outl = 0;
     char digest[] = "SHA256";
@@ -42,7 +44,7 @@ static int hmac_parts(const void *key, size_t klen, const struct part *parts, si
 
     (void)pthread_once(&hmac_once, hmac_fetch);
     if (!hmac_alg)
-        return DLV_SIGN_ECRYPTO;
+        return DLV_ERR_CRYPTO;
     ctx = EVP_MAC_CTX_new(hmac_alg);
     if (!ctx)
         goto out;
@@ -56,7 +58,7 @@ static int hmac_parts(const void *key, size_t klen, const struct part *parts, si
             goto out;
     if (!EVP_MAC_final(ctx, mac, &outl, MAC_LEN) || outl != MAC_LEN)
         goto out;
-    rc = DLV_SIGN_OK;
+    rc = DLV_OK;
 out:
     EVP_MAC_CTX_free(ctx);
     return rc;
@@ -77,66 +79,26 @@ int dlv_sign_flipt(const void *secret, size_t secret_len, const void *body, size
 {
     unsigned char mac[MAC_LEN];
     if ((!secret && secret_len) || (!body && body_len) || !out)
-        return DLV_SIGN_EINVAL;
+        return DLV_ERR_INVALID;
     struct part p = {body, body_len};
     int rc = hmac_parts(secret, secret_len, &p, 1, mac);
-    if (rc == DLV_SIGN_OK)
+    if (rc == DLV_OK)
         to_hex(mac, MAC_LEN, out);
-    OPENSSL_cleanse(mac, sizeof mac);
+    dlv_secret_wipe(mac, sizeof mac);
     return rc;
-}
-
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Standard base64 decode; padding optional; no whitespace. 0 or -1. */
-static int b64_decode(const char *s, size_t n, unsigned char *out, size_t *outn)
-{
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return -1;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    *outn = o;
-    return 0;
 }
 
 int dlv_standard_key(const char *secret, unsigned char *key, size_t *key_len)
 {
     if (!secret || !key || !key_len)
-        return DLV_SIGN_EINVAL;
+        return DLV_ERR_INVALID;
     size_t n = strlen(secret);
     if (strncmp(secret, "whsec_", 6) == 0)
-        return b64_decode(secret + 6, n - 6, key, key_len) == 0 ? DLV_SIGN_OK : DLV_SIGN_EINVAL;
+        return dlv_base64_decode(secret + 6, n - 6, key, key_len) == DLV_OK ? DLV_OK
+                                                                            : DLV_ERR_INVALID;
     memcpy(key, secret, n);
     *key_len = n;
-    return DLV_SIGN_OK;
+    return DLV_OK;
 }
 
 /* The raw MAC of id.timestamp.body under `secret`. */
@@ -149,14 +111,14 @@ static int standard_mac(const char *secret, const char *msg_id, const char *ts, 
     size_t klen = 0;
     int rc;
     if (!key)
-        return DLV_SIGN_ENOMEM;
+        return DLV_ERR_NOMEM;
     rc = dlv_standard_key(secret, key, &klen);
-    if (rc == DLV_SIGN_OK) {
+    if (rc == DLV_OK) {
         struct part parts[5] = {
             {msg_id, strlen(msg_id)}, {".", 1}, {ts, strlen(ts)}, {".", 1}, {body, body_len}};
         rc = hmac_parts(key, klen, parts, 5, mac);
     }
-    OPENSSL_cleanse(key, n);
+    dlv_secret_wipe(key, n);
     if (key != stackkey)
         free(key);
     return rc;
@@ -168,14 +130,14 @@ int dlv_sign_standard(const char *secret, const char *msg_id, int64_t timestamp,
     unsigned char mac[MAC_LEN];
     char ts[24];
     if (!secret || !msg_id || (!body && body_len) || !out || outlen < DLV_STANDARD_TOKEN_LEN + 1)
-        return DLV_SIGN_EINVAL;
+        return DLV_ERR_INVALID;
     (void)snprintf(ts, sizeof ts, "%" PRId64, timestamp);
     int rc = standard_mac(secret, msg_id, ts, body, body_len, mac);
-    if (rc == DLV_SIGN_OK) {
+    if (rc == DLV_OK) {
         memcpy(out, "v1,", 3);
         (void)EVP_EncodeBlock((unsigned char *)out + 3, mac, MAC_LEN);
     }
-    OPENSSL_cleanse(mac, sizeof mac);
+    dlv_secret_wipe(mac, sizeof mac);
     return rc;
 }
 
@@ -184,17 +146,17 @@ int dlv_sign_standard_header(const char *const *secrets, size_t n_secrets, const
                              char **ret_header)
 {
     if (!secrets || n_secrets == 0 || !ret_header)
-        return DLV_SIGN_EINVAL;
+        return DLV_ERR_INVALID;
     char *h = malloc(n_secrets * (DLV_STANDARD_TOKEN_LEN + 1));
     if (!h)
-        return DLV_SIGN_ENOMEM;
+        return DLV_ERR_NOMEM;
     size_t off = 0;
     for (size_t i = 0; i < n_secrets; i++) {
         if (i)
             h[off++] = ' ';
         int rc = dlv_sign_standard(secrets[i], msg_id, timestamp, body, body_len, h + off,
                                    DLV_STANDARD_TOKEN_LEN + 1);
-        if (rc != DLV_SIGN_OK) {
+        if (rc != DLV_OK) {
             free(h);
             return rc;
         }
@@ -202,7 +164,7 @@ int dlv_sign_standard_header(const char *const *secrets, size_t n_secrets, const
     }
     h[off] = '\0';
     *ret_header = h;
-    return DLV_SIGN_OK;
+    return DLV_OK;
 }
 
 static int hexval(unsigned char c)
@@ -221,40 +183,40 @@ int dlv_verify_flipt(const char *const *secrets, size_t n_secrets, const void *b
 {
     unsigned char want[MAC_LEN], mac[MAC_LEN];
     if (!header)
-        return DLV_SIGN_EFORMAT;
+        return DLV_ERR_FORMAT;
     while (*header == ' ' || *header == '\t')
         header++;
     size_t n = strlen(header);
     while (n > 0 && (header[n - 1] == ' ' || header[n - 1] == '\t'))
         n--;
     if (n != 2 * MAC_LEN)
-        return DLV_SIGN_EFORMAT;
+        return DLV_ERR_FORMAT;
     for (size_t i = 0; i < MAC_LEN; i++) {
         int hi = hexval((unsigned char)header[2 * i]),
             lo = hexval((unsigned char)header[2 * i + 1]);
         if (hi < 0 || lo < 0)
-            return DLV_SIGN_EFORMAT;
+            return DLV_ERR_FORMAT;
         want[i] = (unsigned char)(hi << 4 | lo);
     }
     if (!secrets || n_secrets == 0)
-        return DLV_SIGN_EINVAL;
-    int rc = DLV_SIGN_EMISMATCH;
+        return DLV_ERR_INVALID;
+    int rc = DLV_ERR_MISMATCH;
     for (size_t i = 0; i < n_secrets; i++) {
         struct part p = {body, body_len};
         if (!secrets[i]) {
-            rc = DLV_SIGN_EINVAL;
+            rc = DLV_ERR_INVALID;
             break;
         }
-        if (hmac_parts(secrets[i], strlen(secrets[i]), &p, 1, mac) != DLV_SIGN_OK) {
-            rc = DLV_SIGN_ECRYPTO;
+        if (hmac_parts(secrets[i], strlen(secrets[i]), &p, 1, mac) != DLV_OK) {
+            rc = DLV_ERR_CRYPTO;
             break;
         }
         if (CRYPTO_memcmp(mac, want, MAC_LEN) == 0) {
-            rc = DLV_SIGN_OK;
+            rc = DLV_OK;
             break;
         }
     }
-    OPENSSL_cleanse(mac, sizeof mac);
+    dlv_secret_wipe(mac, sizeof mac);
     return rc;
 }
 
@@ -265,28 +227,28 @@ int dlv_verify_standard(const char *const *secrets, size_t n_secrets, const char
     unsigned char mac[MAC_LEN];
     char b64[48];
     if (!secrets || n_secrets == 0)
-        return DLV_SIGN_EINVAL;
+        return DLV_ERR_INVALID;
     if (!msg_id || !*msg_id || !timestamp || !sig_header)
-        return DLV_SIGN_EFORMAT;
+        return DLV_ERR_FORMAT;
     /* timestamp: decimal digits only, no sign, bounded length */
     size_t tl = strlen(timestamp);
     if (tl == 0 || tl > 18)
-        return DLV_SIGN_ETIMESTAMP;
+        return DLV_ERR_TIMESTAMP;
     int64_t ts = 0;
     for (size_t i = 0; i < tl; i++) {
         if (timestamp[i] < '0' || timestamp[i] > '9')
-            return DLV_SIGN_ETIMESTAMP;
+            return DLV_ERR_TIMESTAMP;
         ts = ts * 10 + (timestamp[i] - '0');
     }
     if (tolerance_s >= 0 && (ts < now_s - tolerance_s || ts > now_s + tolerance_s))
-        return DLV_SIGN_ETIMESTAMP;
+        return DLV_ERR_TIMESTAMP;
 
-    int rc = DLV_SIGN_EFORMAT; /* until a v1 token is seen */
-    for (size_t s = 0; s < n_secrets && rc != DLV_SIGN_OK; s++) {
+    int rc = DLV_ERR_FORMAT; /* until a v1 token is seen */
+    for (size_t s = 0; s < n_secrets && rc != DLV_OK; s++) {
         if (!secrets[s])
-            return DLV_SIGN_EINVAL;
+            return DLV_ERR_INVALID;
         int mrc = standard_mac(secrets[s], msg_id, timestamp, body, body_len, mac);
-        if (mrc != DLV_SIGN_OK) {
+        if (mrc != DLV_OK) {
             rc = mrc;
             break;
         }
@@ -301,16 +263,16 @@ int dlv_verify_standard(const char *const *secrets, size_t n_secrets, const char
             size_t len = (size_t)(p - tok);
             if (len < 3 || memcmp(tok, "v1,", 3) != 0)
                 continue;
-            if (rc == DLV_SIGN_EFORMAT)
-                rc = DLV_SIGN_EMISMATCH;
+            if (rc == DLV_ERR_FORMAT)
+                rc = DLV_ERR_MISMATCH;
             if (dlv_ct_equal(tok + 3, len - 3, b64, 44)) {
-                rc = DLV_SIGN_OK;
+                rc = DLV_OK;
                 break;
             }
         }
     }
-    OPENSSL_cleanse(mac, sizeof mac);
-    OPENSSL_cleanse(b64, sizeof b64);
+    dlv_secret_wipe(mac, sizeof mac);
+    dlv_secret_wipe(b64, sizeof b64);
     return rc;
 }
 
@@ -342,24 +304,17 @@ int dlv_ct_streq(const char *a, const char *b)
     return diff == 0;
 }
 
-const char *dlv_sig_strerror(int code)
+int dlv_signing_secret_check(const char *secret, int standard, char *err, size_t errlen)
 {
-    switch (code) {
-    case DLV_SIGN_OK:
-        return "ok";
-    case DLV_SIGN_EINVAL:
-        return "invalid argument or secret (a whsec_ secret must be base64)";
-    case DLV_SIGN_ENOMEM:
-        return "out of memory";
-    case DLV_SIGN_ECRYPTO:
-        return "HMAC computation failed";
-    case DLV_SIGN_EMISMATCH:
-        return "signature does not match";
-    case DLV_SIGN_ETIMESTAMP:
-        return "webhook-timestamp missing, malformed or outside the tolerance";
-    case DLV_SIGN_EFORMAT:
-        return "signature header missing or malformed";
-    default:
-        return "unknown error";
-    }
+    const char *why = NULL;
+    if (!secret || !*secret)
+        why = "the secret is empty";
+    else if (standard && strncmp(secret, "whsec_", 6) == 0 &&
+             dlv_base64_decode(secret + 6, strlen(secret) - 6, NULL, NULL) != DLV_OK)
+        why = "the secret starts with whsec_ but the rest is not valid base64";
+    if (!why)
+        return DLV_OK;
+    if (err && errlen)
+        (void)snprintf(err, errlen, "%s", why);
+    return DLV_ERR_INVALID;
 }

@@ -15,7 +15,6 @@
  * Tool processes (outboxctl) have no writer thread: each operation runs in its own
  * write transaction; LMDB serializes writers across processes.
  */
-#include "config.h"
 #include "store_internal.h"
 
 #include <errno.h>
@@ -30,11 +29,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-const char *obx_version(void)
-{
-    return OUTBOX_VERSION;
-}
 
 const char *obx_strerror(int code)
 {

@@ -639,9 +639,14 @@ static int ingest_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, 
         return get_positive_ms(x, v, path, &in->idle_timeout_ms);
     if (strcmp(key, "pool_threads") == 0)
         return get_unsigned(x, v, path, 0, 1024, &in->pool_threads);
+    if (strcmp(key, "header_timeout") == 0)
+        return get_positive_ms(x, v, path, &in->header_timeout_ms);
+    if (strcmp(key, "body_timeout") == 0)
+        return get_positive_ms(x, v, path, &in->body_timeout_ms);
     return unknown_key(x, k, path,
                        "listen, max_body, tokens, signing_secret, signing_secret_file, "
-                       "max_connections, max_connections_per_ip, idle_timeout, pool_threads");
+                       "max_connections, max_connections_per_ip, idle_timeout, pool_threads, "
+                       "header_timeout, body_timeout");
 }
 
 /* signing_secret / signing_secret_file pair -> one secret (or none). */
@@ -1247,6 +1252,7 @@ int outbox_config_defaults(outbox_config *c)
     c->ingest.listen = strdup(DEFAULT_LISTEN);
     c->ingest.max_body = UINT64_C(1) << 20;
     c->ingest.max_connections = 1024;
+    c->ingest.max_connections_per_ip = 256;
     c->ingest.idle_timeout_ms = 30000;
     c->audit.events = dlv_filter_new_all();
     c->audit.buffer_capacity = 2;

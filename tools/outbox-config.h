@@ -46,10 +46,14 @@ typedef struct outbox_config_ingest {
     char *signing_secret;            /* owned or NULL (empty = NULL): require a valid
                                         X-Flipt-Webhook-Signature on POST /v1/events */
     unsigned max_connections;        /* default 1024 */
-    unsigned max_connections_per_ip; /* default 0 = no limit */
+    unsigned max_connections_per_ip; /* default 256; 0 = no limit */
     int64_t idle_timeout_ms;         /* idle connection timeout; default 30 s (whole seconds
                                         are used by libmicrohttpd) */
     unsigned pool_threads;           /* 0 = a thread per connection; default 0 */
+    int64_t header_timeout_ms;       /* a request's headers within this of its first byte;
+                                        0 = the ingest default (10 s) */
+    int64_t body_timeout_ms;         /* its body within this of its headers; 0 = the ingest
+                                        default (60 s) */
 } outbox_config_ingest;
 
 /* Flipt's audit block, kept for reporting (its sink is converted into sinks[]). */

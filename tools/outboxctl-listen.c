@@ -128,7 +128,7 @@ static const char *check_flipt(listener *l, struct MHD_Connection *conn, const r
     if (!h)
         return "missing";
     const char *secrets[] = {l->secret};
-    return dlv_verify_flipt(secrets, 1, r->body, r->len, h) == DLV_SIGN_OK ? "valid" : "INVALID";
+    return dlv_verify_flipt(secrets, 1, r->body, r->len, h) == DLV_OK ? "valid" : "INVALID";
 }
 
 static const char *check_standard(listener *l, struct MHD_Connection *conn, const request *r,
@@ -148,9 +148,9 @@ static const char *check_standard(listener *l, struct MHD_Connection *conn, cons
     /* The tolerance is reported below, not enforced: a replayed old request still shows
      * whether its signature is right. */
     int vr = dlv_verify_standard(secrets, 1, id, ts, r->body, r->len, sig, 0, -1);
-    if (vr != DLV_SIGN_OK) {
-        if (vr != DLV_SIGN_EMISMATCH)
-            snprintf(note, n, "%s", dlv_sig_strerror(vr));
+    if (vr != DLV_OK) {
+        if (vr != DLV_ERR_MISMATCH)
+            snprintf(note, n, "%s", dlv_strerror(vr));
         return "INVALID";
     }
     char *end;
@@ -338,6 +338,9 @@ int ctl_cmd_listen(ctl_ctx *c, int argc, char **argv)
         const char *env = getenv("OUTBOX_SIGNING_SECRET");
         l.secret = env && *env ? env : NULL;
     }
+    char why[DLV_ERRMSG_MAX];
+    if (l.secret && dlv_signing_secret_check(l.secret, 1, why, sizeof why) != DLV_OK)
+        return ctl_usage_error(argv[0], "--secret: %s", why);
     l.json = f.json;
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
@@ -434,14 +437,18 @@ int ctl_cmd_sign(ctl_ctx *c, int argc, char **argv)
     if (!body)
         return CTL_EXIT_ERROR;
     char flipt[DLV_FLIPT_SIG_HEX_LEN + 1], std[DLV_STANDARD_TOKEN_LEN + 16], tsbuf[32];
+    char why[DLV_ERRMSG_MAX];
     snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)ts);
-    int fr = dlv_sign_flipt(secret, strlen(secret), body, len, flipt);
-    int sr = fr ? fr : dlv_sign_standard(secret, id, ts, body, len, std, sizeof std);
-    if (fr || sr) {
-        ctl_err("signing failed: %s%s", dlv_sig_strerror(fr ? fr : sr),
-                !fr && strncmp(secret, "whsec_", 6) == 0
-                    ? " (the secret starts with whsec_ but the rest is not valid base64)"
-                    : "");
+    int fr = DLV_OK, sr = dlv_signing_secret_check(secret, 1, why, sizeof why);
+    if (sr == DLV_OK)
+        fr = dlv_sign_flipt(secret, strlen(secret), body, len, flipt);
+    if (sr == DLV_OK && fr == DLV_OK)
+        sr = dlv_sign_standard(secret, id, ts, body, len, std, sizeof std);
+    if (fr != DLV_OK || sr != DLV_OK) {
+        if (fr == DLV_OK && sr == DLV_ERR_INVALID)
+            ctl_err("--secret: %s", why);
+        else
+            ctl_err("signing failed: %s", dlv_strerror(fr != DLV_OK ? fr : sr));
         rc = CTL_EXIT_ERROR;
     } else if (f.json) {
         json_t *o = json_object();

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "delivery/base64.h"
+#include "delivery/error.h"
+
 #include "outboxctl-time.h"
 #include "outboxctl.h"
 
@@ -344,11 +347,15 @@ int ctl_body_from_line(const char *line, size_t len, unsigned char **out, size_t
             snprintf(err, errlen, "\"body_base64\" is not a string");
             goto out;
         }
-        *out = ctl_base64_decode(json_string_value(b64), json_string_length(b64), out_len);
-        if (!*out) {
-            snprintf(err, errlen, "\"body_base64\" is not valid base64");
+        unsigned char *dec = NULL;
+        int brc =
+            dlv_base64_decode_alloc(json_string_value(b64), json_string_length(b64), &dec, out_len);
+        if (brc != DLV_OK) {
+            snprintf(err, errlen, "\"body_base64\" %s",
+                     brc == DLV_ERR_NOMEM ? "does not fit in memory" : "is not valid base64");
             goto out;
         }
+        *out = dec;
         rc = 0;
         goto out;
     }
@@ -421,43 +428,6 @@ char *ctl_base64_encode(const unsigned char *in, size_t len)
     if (!out)
         return NULL;
     EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    return out;
-}
-
-unsigned char *ctl_base64_decode(const char *in, size_t len, size_t *out_len)
-{
-    if (len % 4) {
-        /* unpadded (as some secrets are written): pad it */
-        if (len % 4 == 1 || len > (size_t)INT32_MAX / 2)
-            return NULL;
-        char *padded = malloc(len + 4);
-        if (!padded)
-            return NULL;
-        memcpy(padded, in, len);
-        size_t pl = len;
-        while (pl % 4)
-            padded[pl++] = '=';
-        unsigned char *r = ctl_base64_decode(padded, pl, out_len);
-        free(padded);
-        return r;
-    }
-    if (len > (size_t)INT32_MAX / 2)
-        return NULL;
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    if (!out)
-        return NULL;
-    int n = len ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)len) : 0;
-    if (n < 0) {
-        free(out);
-        return NULL;
-    }
-    /* EVP_DecodeBlock counts the padding as zero bytes. */
-    size_t pad = 0;
-    if (len && in[len - 1] == '=')
-        pad++;
-    if (len > 1 && in[len - 2] == '=')
-        pad++;
-    *out_len = (size_t)n - pad;
     return out;
 }
 

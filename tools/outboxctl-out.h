@@ -64,9 +64,9 @@ int ctl_body_is_json(const unsigned char *body, size_t len);
 /* Print a body for a person: as-is when it is printable UTF-8 text, else a base64 dump. */
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f);
 
-/* base64 (standard, padded). Returned strings are malloc'd; NULL when out of memory/bad. */
+/* base64 (standard, padded); malloc'd, NULL when out of memory. Decoding is
+ * dlv_base64_decode (delivery/base64.h). */
 char *ctl_base64_encode(const unsigned char *in, size_t len);
-unsigned char *ctl_base64_decode(const char *in, size_t len, size_t *out_len);
 
 /*
  * Read a whole file ('-' = stdin) into a malloc'd, NUL-terminated buffer (caller frees);

@@ -9,12 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-static const struct {
-    const char *name;
-    int64_t ms;
-} units[] = {
-    {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"w", 604800000},
-};
+#include "delivery/duration.h"
+#include "delivery/error.h"
 
 int ctl_duration_parse(const char *s, int64_t *ms, char *err, size_t errlen)
 {
@@ -22,69 +18,19 @@ int ctl_duration_parse(const char *s, int64_t *ms, char *err, size_t errlen)
         snprintf(err, errlen, "empty duration (use e.g. 90s, 30m, 1h30m, 7d)");
         return -1;
     }
-    if (strcmp(s, "0") == 0) {
-        *ms = 0;
-        return 0;
+    if (!isdigit((unsigned char)*s) && *s != '.') {
+        /* no sign: a duration here always means "that long ago" */
+        snprintf(err, errlen, "invalid duration \"%s\": expected a number at \"%s\"", s, s);
+        return -1;
     }
-    const char *p = s;
-    int64_t total = 0;
-    while (*p) {
-        if (!isdigit((unsigned char)*p) && *p != '.') {
-            snprintf(err, errlen, "invalid duration \"%s\": expected a number at \"%s\"", s, p);
-            return -1;
-        }
-        int64_t whole = 0, frac = 0, scale = 1;
-        int digits = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (whole > INT64_MAX / 100) {
-                snprintf(err, errlen, "invalid duration \"%s\": too large", s);
-                return -1;
-            }
-            whole = whole * 10 + (*p++ - '0');
-            digits++;
-        }
-        if (*p == '.') {
-            p++;
-            while (isdigit((unsigned char)*p)) {
-                if (scale < 1000000000) {
-                    frac = frac * 10 + (*p - '0');
-                    scale *= 10;
-                }
-                p++;
-                digits++;
-            }
-        }
-        if (!digits) {
-            snprintf(err, errlen, "invalid duration \"%s\": a number has no digits", s);
-            return -1;
-        }
-        const char *u = p;
-        while (*p && isalpha((unsigned char)*p))
-            p++;
-        size_t ulen = (size_t)(p - u);
-        if (ulen == 0) {
-            snprintf(err, errlen,
-                     "invalid duration \"%s\": missing unit (use ms, s, m, h, d or w, e.g. 30m)",
-                     s);
-            return -1;
-        }
-        int64_t mult = 0;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-            if (strlen(units[i].name) == ulen && memcmp(units[i].name, u, ulen) == 0)
-                mult = units[i].ms;
-        if (!mult) {
-            snprintf(err, errlen,
-                     "invalid duration \"%s\": unknown unit \"%.*s\" (use ms, s, m, h, d or w)", s,
-                     (int)ulen, u);
-            return -1;
-        }
-        if (whole > (INT64_MAX / 4 - total) / mult) {
-            snprintf(err, errlen, "invalid duration \"%s\": too large", s);
-            return -1;
-        }
-        total += whole * mult + frac * mult / scale;
+    /* the one duration parser (Go's grammar), with days and weeks added */
+    int64_t ns;
+    char why[160];
+    if (dlv_duration_parse_units(s, strlen(s), DLV_DURATION_DAYS, &ns, why, sizeof why) != DLV_OK) {
+        snprintf(err, errlen, "%s (use ns, us, ms, s, m, h, d or w, e.g. 30m or 7d)", why);
+        return -1;
     }
-    *ms = total;
+    *ms = dlv_ns_to_ms(ns);
     return 0;
 }
 

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Parse a duration (units ms s m h d w, components add up). 0 ok, -1 with err filled. */
+/* Parse a duration: dlv_duration_parse (Go's grammar and units) plus d and w, no sign.
+ * 0 ok, -1 with err filled. */
 int ctl_duration_parse(const char *s, int64_t *ms, char *err, size_t errlen);
 
 /* Parse a point in time; durations count back from now_ms. 0 ok, -1 with err filled. */

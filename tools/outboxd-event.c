@@ -2,7 +2,9 @@
  * outboxd-event.c - parse and validate ingested events as Flipt's Event.Valid() does.
  *
  * jansson parses each event (it reports line and column of a syntax error); only the four
- * fields Valid() checks are inspected, and the raw bytes are kept as the stored body.
+ * fields Valid() checks are inspected, found with the template engine's key rule
+ * (gotmpl_json_field: case-insensitive like Go's encoding/json, so "Type" is "type"), and
+ * the raw bytes are kept as the stored body.
  */
 #include "outboxd-event.h"
 
@@ -11,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "gotmpl/gotmpl.h"
 
 /* The store accepts type and action of 1..255 bytes. */
 #define FIELD_MAX 255
@@ -47,10 +51,11 @@ void oev_events_free(oev_event *ev, size_t n)
     free(ev);
 }
 
-/* Check one required string field; return its value or NULL with err filled. */
+/* Check one required string field; return its value or NULL with err filled. Keys match
+ * as Flipt decodes them (any case, the last match wins): the template engine's rule. */
 static const char *field(json_t *obj, const char *name, const char *where, char *err, size_t cap)
 {
-    json_t *v = json_object_get(obj, name);
+    json_t *v = gotmpl_json_field(obj, name);
     if (!v) {
         snprintf(err, cap, "%smissing field \"%s\"", where, name);
         return NULL;

@@ -2,7 +2,8 @@
  * outboxd-event.h - parsing and validating ingested events (one JSON object, or NDJSON).
  *
  * Validation follows Flipt's Event.Valid(): `version`, `type`, `action` and `timestamp`
- * must be present, strings, and non-empty. The event is otherwise stored as the exact
+ * must be present, strings, and non-empty; keys match in any case, as Flipt decodes them
+ * (gotmpl_json_field). The event is otherwise stored as the exact
  * bytes received (one line per event for NDJSON, without its line terminator), so what
  * is delivered is byte-identical to what the producer sent.
  */

@@ -1,7 +1,7 @@
 /*
- * event.c - decoding an event body into Flipt's Event model (what Go's json.Unmarshal
- * into audit.Event gives after the span round-trip of flipt-compat.md §1.5), and the value
- * helpers shared by the executor and the printer.
+ * event.c - decoding an event body into Flipt's Event model (what Go's json.Unmarshal into
+ * audit.Event gives after Flipt's span round-trip; see delivery/template/README.md), and
+ * the value helpers shared by the executor and the printer.
  */
 #include "gotmpl-internal.h"
 
@@ -24,21 +24,10 @@ __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errle
     }
 }
 
-/* Find the value Go would decode into the field with JSON name `name`: an exact key match
- * wins, else the last case-insensitive match (Go uses EqualFold; later keys overwrite). */
+/* The value Go would decode into the field with JSON name `name` (jsonfold.c). */
 static json_t *field(json_t *obj, const char *name)
 {
-    json_t *v = json_object_get(obj, name);
-    if (v)
-        return v;
-    const char *k;
-    json_t *it, *found = NULL;
-    json_object_foreach(obj, k, it)
-    {
-        if (strcasecmp(k, name) == 0)
-            found = it;
-    }
-    return found;
+    return gotmpl_json_field(obj, name);
 }
 
 static const char *json_kind(const json_t *v)

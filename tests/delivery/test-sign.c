@@ -33,14 +33,14 @@ static void test_flipt_vectors(void **state)
     (void)state;
     char out[DLV_FLIPT_SIG_HEX_LEN + 1];
     assert_int_equal(sizeof body_b - 1, 271);
-    assert_int_equal(dlv_sign_flipt("s3crET", 6, body_a, sizeof body_a - 1, out), DLV_SIGN_OK);
+    assert_int_equal(dlv_sign_flipt("s3crET", 6, body_a, sizeof body_a - 1, out), DLV_OK);
     assert_string_equal(out, "6bc16d7434cbd746abfd25e3350a3f43fba04883b7f0b83f09bbc373116f84b0");
-    assert_int_equal(dlv_sign_flipt("s3crET", 6, body_b, sizeof body_b - 1, out), DLV_SIGN_OK);
+    assert_int_equal(dlv_sign_flipt("s3crET", 6, body_b, sizeof body_b - 1, out), DLV_OK);
     assert_string_equal(out, "8820fc7ddd8a127297aa9fc8dc0939b7a97320b543ede98fe7ce4a2c992132d6");
     /* empty key and empty body are valid HMAC inputs */
-    assert_int_equal(dlv_sign_flipt("", 0, NULL, 0, out), DLV_SIGN_OK);
+    assert_int_equal(dlv_sign_flipt("", 0, NULL, 0, out), DLV_OK);
     assert_string_equal(out, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
-    assert_int_equal(dlv_sign_flipt(NULL, 3, body_a, 1, out), DLV_SIGN_EINVAL);
+    assert_int_equal(dlv_sign_flipt(NULL, 3, body_a, 1, out), DLV_ERR_INVALID);
 }
 
 static void test_flipt_verify(void **state)
@@ -51,7 +51,7 @@ static void test_flipt_verify(void **state)
     assert_int_equal(dlv_verify_flipt(secrets + 1, 1, body_b, sizeof body_b - 1, good), 0);
     assert_int_equal(dlv_verify_flipt(secrets, 2, body_b, sizeof body_b - 1, good), 0);
     assert_int_equal(dlv_verify_flipt(secrets, 1, body_b, sizeof body_b - 1, good),
-                     DLV_SIGN_EMISMATCH);
+                     DLV_ERR_MISMATCH);
     /* upper-case hex and surrounding spaces accepted */
     assert_int_equal(
         dlv_verify_flipt(secrets + 1, 1, body_b, sizeof body_b - 1,
@@ -59,15 +59,15 @@ static void test_flipt_verify(void **state)
         0);
     /* one byte of the body changed */
     assert_int_equal(dlv_verify_flipt(secrets + 1, 1, body_b, sizeof body_b - 2, good),
-                     DLV_SIGN_EMISMATCH);
+                     DLV_ERR_MISMATCH);
     assert_int_equal(dlv_verify_flipt(secrets + 1, 1, body_b, sizeof body_b - 1, NULL),
-                     DLV_SIGN_EFORMAT);
+                     DLV_ERR_FORMAT);
     assert_int_equal(dlv_verify_flipt(secrets + 1, 1, body_b, sizeof body_b - 1, "abc"),
-                     DLV_SIGN_EFORMAT);
+                     DLV_ERR_FORMAT);
     assert_int_equal(
         dlv_verify_flipt(secrets + 1, 1, body_b, sizeof body_b - 1,
                          "zz20fc7ddd8a127297aa9fc8dc0939b7a97320b543ede98fe7ce4a2c992132d6"),
-        DLV_SIGN_EFORMAT);
+        DLV_ERR_FORMAT);
 }
 
 static void test_standard_vector(void **state)
@@ -76,7 +76,7 @@ static void test_standard_vector(void **state)
     char tok[64];
     assert_int_equal(
         dlv_sign_standard(STD_SECRET, STD_ID, STD_TS, STD_BODY, strlen(STD_BODY), tok, sizeof tok),
-        DLV_SIGN_OK);
+        DLV_OK);
     assert_string_equal(tok, STD_SIG);
     assert_int_equal(strlen(tok), DLV_STANDARD_TOKEN_LEN);
     /* the same secret without its base64 padding gives the same key */
@@ -92,16 +92,16 @@ static void test_standard_vector(void **state)
     assert_int_equal(k1[1], 1);
     assert_int_equal(dlv_standard_key("whsec_AAE=", k2, &l2), 0);
     assert_int_equal(l2, 2);
-    assert_int_equal(dlv_standard_key("whsec_not base64!", k1, &l1), DLV_SIGN_EINVAL);
-    assert_int_equal(dlv_standard_key("whsec_A", k1, &l1), DLV_SIGN_EINVAL);
+    assert_int_equal(dlv_standard_key("whsec_not base64!", k1, &l1), DLV_ERR_INVALID);
+    assert_int_equal(dlv_standard_key("whsec_A", k1, &l1), DLV_ERR_INVALID);
     /* a plain secret is used as raw bytes */
     assert_int_equal(dlv_standard_key("s3crET", k1, &l1), 0);
     assert_int_equal(l1, 6);
     assert_memory_equal(k1, "s3crET", 6);
     assert_int_equal(dlv_sign_standard("whsec_!!", STD_ID, STD_TS, STD_BODY, 3, tok, sizeof tok),
-                     DLV_SIGN_EINVAL);
+                     DLV_ERR_INVALID);
     assert_int_equal(dlv_sign_standard(STD_SECRET, STD_ID, STD_TS, STD_BODY, 3, tok, 20),
-                     DLV_SIGN_EINVAL);
+                     DLV_ERR_INVALID);
 }
 
 static void test_standard_rotation_and_verify(void **state)
@@ -129,42 +129,42 @@ static void test_standard_rotation_and_verify(void **state)
         0);
     assert_int_equal(
         dlv_verify_standard(other, 1, STD_ID, "1614265330", STD_BODY, bl, h, STD_TS, 300),
-        DLV_SIGN_EMISMATCH);
+        DLV_ERR_MISMATCH);
     /* tolerance, both directions; negative tolerance skips the check */
     assert_int_equal(
         dlv_verify_standard(only_new, 1, STD_ID, "1614265330", STD_BODY, bl, h, STD_TS + 301, 300),
-        DLV_SIGN_ETIMESTAMP);
+        DLV_ERR_TIMESTAMP);
     assert_int_equal(
         dlv_verify_standard(only_new, 1, STD_ID, "1614265330", STD_BODY, bl, h, STD_TS - 301, 300),
-        DLV_SIGN_ETIMESTAMP);
+        DLV_ERR_TIMESTAMP);
     assert_int_equal(dlv_verify_standard(only_new, 1, STD_ID, "1614265330", STD_BODY, bl, h,
                                          STD_TS + 100000, -1),
                      0);
     assert_int_equal(
         dlv_verify_standard(only_new, 1, STD_ID, "16142x5330", STD_BODY, bl, h, STD_TS, 300),
-        DLV_SIGN_ETIMESTAMP);
+        DLV_ERR_TIMESTAMP);
     /* tampered id, timestamp or body */
     assert_int_equal(
         dlv_verify_standard(only_new, 1, "msg_other", "1614265330", STD_BODY, bl, h, STD_TS, 300),
-        DLV_SIGN_EMISMATCH);
+        DLV_ERR_MISMATCH);
     assert_int_equal(
         dlv_verify_standard(only_new, 1, STD_ID, "1614265331", STD_BODY, bl, h, STD_TS, 300),
-        DLV_SIGN_EMISMATCH);
+        DLV_ERR_MISMATCH);
     assert_int_equal(
         dlv_verify_standard(only_new, 1, STD_ID, "1614265330", STD_BODY, bl - 1, h, STD_TS, 300),
-        DLV_SIGN_EMISMATCH);
+        DLV_ERR_MISMATCH);
     /* unknown versions are skipped; no v1 token at all is a format error */
     assert_int_equal(dlv_verify_standard(only_new, 1, STD_ID, "1614265330", STD_BODY, bl,
                                          "v1a,xyz " STD_SIG, STD_TS, 300),
                      0);
     assert_int_equal(dlv_verify_standard(only_new, 1, STD_ID, "1614265330", STD_BODY, bl,
                                          "v2,abc v1a,xyz", STD_TS, 300),
-                     DLV_SIGN_EFORMAT);
+                     DLV_ERR_FORMAT);
     assert_int_equal(
         dlv_verify_standard(only_new, 1, STD_ID, "1614265330", STD_BODY, bl, NULL, STD_TS, 300),
-        DLV_SIGN_EFORMAT);
+        DLV_ERR_FORMAT);
     free(h);
-    assert_string_equal(dlv_sig_strerror(DLV_SIGN_EMISMATCH), "signature does not match");
+    assert_string_equal(dlv_strerror(DLV_ERR_MISMATCH), "signature does not match");
 }
 
 static void test_ct_equal(void **state)

@@ -335,7 +335,8 @@ static void test_errors(void **state)
     load_err("ingest:\n  listen: 127.0.0.1:1\n  bogus: 1\n",
              "config.yaml:3: ingest.bogus: unknown key (expected one of: listen, max_body, "
              "tokens, signing_secret, signing_secret_file, max_connections, "
-             "max_connections_per_ip, idle_timeout, pool_threads)");
+             "max_connections_per_ip, idle_timeout, pool_threads, header_timeout, "
+             "body_timeout)");
     load_err("sink:\n  - name: a\n",
              "config.yaml:1: sink: unknown key (expected one of: outbox, ingest, audit, sinks)");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    retries: 3\n",
@@ -397,7 +398,7 @@ static void test_errors(void **state)
              "config.yaml:4: sinks[0].headers.Bad Name: invalid header name");
 }
 
-/* Template bodies are parsed at load (delivery/template.h); a syntax error names the key
+/* Template bodies are parsed at load (gotmpl/gotmpl.h); a syntax error names the key
  * path, the line and the engine's Go-style message. */
 static void test_template_body(void **state)
 {

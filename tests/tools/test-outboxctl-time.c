@@ -48,7 +48,8 @@ static void test_durations(void **state)
     dur_bad("", "empty");
     dur_bad("h", "expected a number");
     dur_bad("-5m", "expected a number");
-    dur_bad("99999999999999999999d", "too large");
+    dur_bad("99999999999999999999d", "invalid duration");
+    dur_bad("1y", "unknown unit \"y\"");
 }
 
 static void test_times(void **state)

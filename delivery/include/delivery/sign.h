@@ -11,7 +11,9 @@
  *
  * Secrets are only read; nothing here copies them anywhere that could be printed, and error
  * messages never contain them. Comparisons of MACs and tokens are constant-time
- * (CRYPTO_memcmp). All functions are thread-safe and keep no state.
+ * (CRYPTO_memcmp). All functions are thread-safe and keep no state. They return a dlv_err
+ * (delivery/error.h); DLV_ERR_MISMATCH, DLV_ERR_TIMESTAMP and DLV_ERR_FORMAT are the
+ * verification outcomes.
  */
 #ifndef OUTBOX_DELIVERY_SIGN_H
 #define OUTBOX_DELIVERY_SIGN_H
@@ -19,16 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Return codes (0 = ok / valid). */
-enum {
-    DLV_SIGN_OK = 0,
-    DLV_SIGN_EINVAL = -1,     /* bad argument or a whsec_ secret that is not valid base64 */
-    DLV_SIGN_ENOMEM = -2,     /* allocation failed */
-    DLV_SIGN_ECRYPTO = -3,    /* OpenSSL failed */
-    DLV_SIGN_EMISMATCH = -4,  /* verification: no signature matched */
-    DLV_SIGN_ETIMESTAMP = -5, /* verification: timestamp malformed or outside the tolerance */
-    DLV_SIGN_EFORMAT = -6,    /* verification: header missing or has no usable token */
-};
+#include "delivery/error.h"
 
 #define DLV_FLIPT_SIG_HEX_LEN    64  /* hex digits of a Flipt signature (plus 1 for the NUL) */
 #define DLV_STANDARD_TOKEN_LEN   47  /* strlen("v1,") + 44 base64 chars, without the NUL */
@@ -39,7 +32,7 @@ enum {
  * @param[in]  secret, secret_len  key bytes (borrowed; not retained).
  * @param[in]  body, body_len      exact request body bytes (may be NULL when body_len == 0).
  * @param[out] out                 receives 64 lower-case hex digits and a NUL.
- * @return DLV_SIGN_OK, DLV_SIGN_EINVAL or DLV_SIGN_ECRYPTO; `out` untouched on failure.
+ * @return DLV_OK, DLV_ERR_INVALID or DLV_ERR_CRYPTO; `out` untouched on failure.
  */
 int dlv_sign_flipt(const void *secret, size_t secret_len, const void *body, size_t body_len,
                    char out[DLV_FLIPT_SIG_HEX_LEN + 1]);
@@ -50,7 +43,7 @@ int dlv_sign_flipt(const void *secret, size_t secret_len, const void *body, size
  * @param[in]  secret   NUL-terminated secret (borrowed).
  * @param[out] key      caller buffer of at least strlen(secret) bytes.
  * @param[out] key_len  number of key bytes written.
- * @return DLV_SIGN_OK, or DLV_SIGN_EINVAL when a whsec_ secret is not valid base64 (the
+ * @return DLV_OK, or DLV_ERR_INVALID when a whsec_ secret is not valid base64 (the
  *         message a caller prints must not include the secret).
  */
 int dlv_standard_key(const char *secret, unsigned char *key, size_t *key_len);
@@ -61,7 +54,7 @@ int dlv_standard_key(const char *secret, unsigned char *key, size_t *key_len);
  * @param[in]  msg_id     webhook-id value (borrowed, NUL-terminated).
  * @param[in]  timestamp  webhook-timestamp value, Unix seconds.
  * @param[out] out        receives the token and a NUL; outlen must be >= 48.
- * @return DLV_SIGN_OK, DLV_SIGN_EINVAL (bad secret, short buffer) or DLV_SIGN_ECRYPTO.
+ * @return DLV_OK, DLV_ERR_INVALID (bad secret, short buffer) or DLV_ERR_CRYPTO.
  */
 int dlv_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const void *body,
                       size_t body_len, char *out, size_t outlen);
@@ -72,7 +65,7 @@ int dlv_sign_standard(const char *secret, const char *msg_id, int64_t timestamp,
  * @param[in]  secrets, n_secrets  borrowed; n_secrets >= 1.
  * @param[out] ret_header  malloc'd NUL-terminated string, freed by the caller with free();
  *                         untouched on failure.
- * @return DLV_SIGN_OK, DLV_SIGN_EINVAL, DLV_SIGN_ENOMEM or DLV_SIGN_ECRYPTO.
+ * @return DLV_OK, DLV_ERR_INVALID, DLV_ERR_NOMEM or DLV_ERR_CRYPTO.
  */
 int dlv_sign_standard_header(const char *const *secrets, size_t n_secrets, const char *msg_id,
                              int64_t timestamp, const void *body, size_t body_len,
@@ -81,8 +74,8 @@ int dlv_sign_standard_header(const char *const *secrets, size_t n_secrets, const
 /*
  * Verify an X-Flipt-Webhook-Signature value (hex digits in any case; surrounding spaces
  * ignored) against any of `secrets` (rotation), in constant time per secret.
- * @return DLV_SIGN_OK when one matches, DLV_SIGN_EFORMAT when header is NULL/empty or not
- *         64 hex digits, DLV_SIGN_EMISMATCH otherwise, DLV_SIGN_ECRYPTO on OpenSSL failure.
+ * @return DLV_OK when one matches, DLV_ERR_FORMAT when header is NULL/empty or not
+ *         64 hex digits, DLV_ERR_MISMATCH otherwise, DLV_ERR_CRYPTO on OpenSSL failure.
  */
 int dlv_verify_flipt(const char *const *secrets, size_t n_secrets, const void *body,
                      size_t body_len, const char *header);
@@ -93,8 +86,8 @@ int dlv_verify_flipt(const char *const *secrets, size_t n_secrets, const void *b
  * other than "v1,..." are skipped). The timestamp must lie within `tolerance_s` seconds of
  * `now_s` (both directions; pass DLV_STANDARD_TOLERANCE_S for the spec's 5 minutes, a
  * negative value to skip the check).
- * @return DLV_SIGN_OK when any token matches any secret; DLV_SIGN_ETIMESTAMP, DLV_SIGN_EFORMAT,
- *         DLV_SIGN_EMISMATCH, DLV_SIGN_EINVAL (a bad whsec_ secret) or DLV_SIGN_ECRYPTO.
+ * @return DLV_OK when any token matches any secret; DLV_ERR_TIMESTAMP, DLV_ERR_FORMAT,
+ *         DLV_ERR_MISMATCH, DLV_ERR_INVALID (a bad whsec_ secret) or DLV_ERR_CRYPTO.
  */
 int dlv_verify_standard(const char *const *secrets, size_t n_secrets, const char *msg_id,
                         const char *timestamp, const void *body, size_t body_len,
@@ -108,7 +101,14 @@ int dlv_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
  * (a NULL argument is never equal). */
 int dlv_ct_streq(const char *a, const char *b);
 
-/* A short English description of a DLV_SIGN_* code (static string). */
-const char *dlv_sig_strerror(int code);
+/*
+ * The one rule for a configured signing secret (config loader, engine, outboxctl): it is
+ * not empty and, when the Standard Webhooks scheme is used (standard != 0), a "whsec_"
+ * secret is valid base64 after the prefix (dlv_base64_decode).
+ * @param[out] err  e.g. "the secret starts with whsec_ but the rest is not valid base64";
+ *                  never the secret itself; may be NULL.
+ * @return DLV_OK or DLV_ERR_INVALID.
+ */
+int dlv_signing_secret_check(const char *secret, int standard, char *err, size_t errlen);
 
 #endif

@@ -15,9 +15,11 @@
 #include <stdint.h>
 
 #include "delivery/backoff.h"
+#include "delivery/error.h"
 #include "delivery/filter.h"
+#include "outbox/outbox.h"
 
-struct gotmpl; /* delivery/template.h */
+struct gotmpl; /* gotmpl/gotmpl.h */
 
 /* Signature schemes, a bit set (BOTH = FLIPT | STANDARD). Used only with secrets. */
 enum {
@@ -27,7 +29,8 @@ enum {
     DLV_SIG_BOTH = DLV_SIG_FLIPT | DLV_SIG_STANDARD,
 };
 
-#define DLV_SINK_NAME_MAX      63
+/* Longest sink name in bytes: the store's limit, which counts the NUL. */
+#define DLV_SINK_NAME_MAX      (OBX_SINK_NAME_MAX - 1)
 #define DLV_SINK_TIMEOUT_MS    10000
 #define DLV_SINK_CONNECT_MS    5000
 #define DLV_SINK_MAX_IN_FLIGHT 64
@@ -40,7 +43,7 @@ typedef struct dlv_header {
 
 typedef struct dlv_sink_config {
     char *name;          /* owned; a valid store name (dlv_sink_name_valid) */
-    char *url;           /* owned; http:// or https:// */
+    char *url;           /* owned; passes dlv_url_check */
     dlv_header *headers; /* owned array of n_headers; extra request headers */
     size_t n_headers;
     char *body;          /* owned template source, or NULL in URL mode */
@@ -74,19 +77,51 @@ void dlv_sink_config_clear(dlv_sink_config *c);
 /* Free an array of n configs made with dlv_sink_config_init, and the array (free()). */
 void dlv_sink_configs_free(dlv_sink_config *v, size_t n);
 
-/* 1 when name is a valid sink/store name: 1..63 bytes of [A-Za-z0-9._-]. */
+/* 1 when name is a valid sink/store name: 1..DLV_SINK_NAME_MAX (63) bytes of
+ * [A-Za-z0-9._-]. The one rule for sink names: config, engine and outboxctl call it. */
 int dlv_sink_name_valid(const char *name);
 
-/* "both" | "flipt" | "standard" | "none" -> DLV_SIG_*; 0 ok, -1 unknown. */
+/*
+ * Same rule, with the reason.
+ * @param[out] err  e.g. "sink name is 64 bytes, at most 63 are allowed" or "sink name
+ *                  \"a b\" has ' ' at byte 2 (allowed: A-Z a-z 0-9 . _ -)"; may be NULL.
+ * @return DLV_OK or DLV_ERR_INVALID.
+ */
+int dlv_sink_name_check(const char *name, char *err, size_t errlen);
+
+/*
+ * The one rule for sink URLs (config loader, --check-config and the engine call it):
+ * scheme http or https in any case (as Go's net/url reads it: `HTTP://host/` is fine),
+ * then "://", a non-empty host (userinfo and a numeric port allowed; IPv6 in brackets),
+ * and no control characters (CR, LF, TAB, ...), spaces or DEL anywhere.
+ * @param[out] err  what is wrong and where, e.g. "url has a control character at byte 17";
+ *                  never the URL itself (its path or query may hold a token); may be NULL.
+ * @return DLV_OK or DLV_ERR_INVALID.
+ */
+int dlv_url_check(const char *url, char *err, size_t errlen);
+
+/*
+ * The one rule for configured request headers: the name is an HTTP token (RFC 9110:
+ * visible ASCII except separators "(),/:;<=>?@[\\]{}" and '"'), the value has no control
+ * characters other than TAB (so no CR/LF header injection).
+ * @param[out] err  e.g. "header name \"X Y\" is not a token" / "header X-Key: the value
+ *                  has a control character at byte 5" (values are never echoed: they may
+ *                  hold credentials); may be NULL.
+ * @return DLV_OK or DLV_ERR_INVALID.
+ */
+int dlv_header_check(const char *name, const char *value, char *err, size_t errlen);
+
+/* "both" | "flipt" | "standard" | "none" -> DLV_SIG_*; DLV_OK, or DLV_ERR_INVALID when
+ * unknown. */
 int dlv_signature_parse(const char *s, int *ret);
 /* DLV_SIG_* -> its config word (static string). */
 const char *dlv_signature_name(int sig);
 
 /*
- * Set the template body (copied) and, when the template engine is built in, parse it into
- * c->tmpl (replacing any previous one).
+ * Set the template body (copied) and parse it into c->tmpl (replacing any previous one);
+ * c is unchanged on failure.
  * @param[out] err  the parser's message on failure (no secrets involved).
- * @return 0, -1 on a template syntax error, -2 when out of memory.
+ * @return DLV_OK, DLV_ERR_TEMPLATE on a template syntax error, DLV_ERR_NOMEM.
  */
 int dlv_sink_config_set_body(dlv_sink_config *c, const char *body, size_t len, char *err,
                              size_t errlen);

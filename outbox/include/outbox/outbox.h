@@ -34,6 +34,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* liboutbox is built with -fvisibility=hidden: exactly what this header declares is
+   exported from the shared library. */
+#pragma GCC visibility push(default)
 
 typedef enum obx_err {
     OBX_OK = 0,
@@ -435,6 +438,7 @@ int obx_owner_pid(const char *dir, long *pid, obx_error *err);
 /* Wall clock in ms (CLOCK_REALTIME). */
 int64_t obx_now_ms(void);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif
