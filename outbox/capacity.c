@@ -71,16 +71,17 @@ int obx__store_full(obx_store *s, obx_error *err, int limit, const char *what, u
         snprintf(pre, sizeof pre, "%s: ", what);
     switch (limit) {
     case OBX_FULL_CAP:
-        return obx__fail(err, OBX_ERR_FULL,
-                         "%soutbox.max_size reached: %llu bytes in use, enqueue stops at %llu "
-                         "(%u%% of max_size %llu); retry later",
-                         pre, u, (unsigned long long)obx__store_high_water(s),
-                         s->opts.high_water_pct, max);
+        return obx__fail(
+            err, OBX_ERR_FULL,
+            "%sstore full: outbox.max_size reached: %llu bytes in use, enqueue stops at %llu "
+            "(%u%% of max_size %llu); retry later",
+            pre, u, (unsigned long long)obx__store_high_water(s), s->opts.high_water_pct, max);
     case OBX_FULL_MAP:
-        return obx__fail(err, OBX_ERR_FULL,
-                         "%soutbox.max_size reached: LMDB map of %llu bytes is full (max_size "
-                         "%llu plus headroom); retry later",
-                         pre, (unsigned long long)obx__store_map_size(s), max);
+        return obx__fail(
+            err, OBX_ERR_FULL,
+            "%sstore full: outbox.max_size reached: LMDB map of %llu bytes is full (max_size "
+            "%llu plus headroom); retry later",
+            pre, (unsigned long long)obx__store_map_size(s), max);
     default: {
         uint64_t fr = disk_free(s);
         char freebuf[32] = "unknown";
