@@ -251,18 +251,11 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         estimate += evs[i].body_len + 96 + evs[i].n_sinks * 160;
     uint64_t hw = obx__store_high_water(s);
     if (ctx->used_bytes + ctx->added_bytes + estimate > hw)
-        return obx__fail(&op->err, OBX_ERR_FULL,
-                         "store full: %llu of %llu bytes in use (cap %llu, high-water %u%%); "
-                         "retry later",
-                         (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
-                         (unsigned long long)s->opts.max_size, (unsigned long long)s->opts.max_size,
-                         s->opts.high_water_pct);
+        return obx__store_full(s, &op->err, OBX_FULL_CAP, NULL, ctx->used_bytes + ctx->added_bytes);
     if (ctx->room_bytes != UINT64_MAX &&
         ctx->added_bytes + estimate + OBX_DISK_RESERVE > ctx->room_bytes)
-        return obx__fail(&op->err, OBX_ERR_FULL,
-                         "disk almost full: %llu bytes left for the store, %llu kept for "
-                         "deliveries and retention; retry later",
-                         (unsigned long long)ctx->room_bytes, (unsigned long long)OBX_DISK_RESERVE);
+        return obx__store_full(s, &op->err, OBX_FULL_DISK, NULL,
+                               ctx->used_bytes + ctx->added_bytes);
     int64_t now = obx_now_ms();
     for (size_t i = 0; i < op->u.enq.n; i++) {
         const obx_event_in *e = &evs[i];

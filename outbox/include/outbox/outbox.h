@@ -40,17 +40,19 @@ extern "C" {
 
 typedef enum obx_err {
     OBX_OK = 0,
-    OBX_ERR_INVALID = 1,  /* a bad argument (message says which) */
-    OBX_ERR_NOMEM = 2,    /* out of memory */
-    OBX_ERR_IO = 3,       /* a system call failed (message has errno text) */
-    OBX_ERR_LMDB = 4,     /* LMDB failed (message has mdb_strerror text) */
-    OBX_ERR_FULL = 5,     /* store at its size cap: retry later, nothing was written */
-    OBX_ERR_LOCKED = 6,   /* another process owns this outbox directory */
-    OBX_ERR_VERSION = 7,  /* on-disk schema version differs from this build's */
-    OBX_ERR_NOTFOUND = 8, /* no such event, delivery or sink */
-    OBX_ERR_CORRUPT = 9,  /* a record failed its checksum or could not be decoded */
-    OBX_ERR_CLOSED = 10,  /* the store is shutting down */
-    OBX_ERR_STATE = 11,   /* not allowed in the delivery's current state */
+    OBX_ERR_INVALID = 1,   /* a bad argument (message says which) */
+    OBX_ERR_NOMEM = 2,     /* out of memory */
+    OBX_ERR_IO = 3,        /* a system call failed (message has errno text) */
+    OBX_ERR_LMDB = 4,      /* LMDB failed (message has mdb_strerror text) */
+    OBX_ERR_FULL = 5,      /* store at its size cap: retry later, nothing was written */
+    OBX_ERR_LOCKED = 6,    /* another process owns this outbox directory */
+    OBX_ERR_VERSION = 7,   /* on-disk schema version differs from this build's */
+    OBX_ERR_NOTFOUND = 8,  /* no such event, delivery or sink */
+    OBX_ERR_CORRUPT = 9,   /* a record failed its checksum or could not be decoded */
+    OBX_ERR_CLOSED = 10,   /* the store is shutting down */
+    OBX_ERR_STATE = 11,    /* not allowed in the delivery's current state */
+    OBX_ERR_LOCKLOST = 12, /* lock.mdb was deleted or replaced under the running owner:
+                              enqueue refused, other processes refuse to open; restart */
 } obx_err;
 
 /* A returned error: the code again and a human-readable message (never a secret). */
