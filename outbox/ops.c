@@ -510,7 +510,7 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 /* ---- replay / purge ---- */
 
 /* Collect the sinks of event ev that have a delivery record (ascending). */
-static int event_sinks(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t *out, size_t *n)
+int event_sinks(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t *out, size_t *n)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->db_deliv, &cur);

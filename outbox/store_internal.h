@@ -173,6 +173,9 @@ int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_de
 int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
                size_t *n_sinks, obx_error *err);
 int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t cnt[CNT_N]);
+/* The sinks of event ev that have a delivery record, ascending (at most OBX_MAX_ROUTES).
+ * Returns an LMDB error code (0 = ok). */
+int event_sinks(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t *out, size_t *n);
 int meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
 
 /* retire.c: take a registry slot freed by obx_sink_retire (0, *id set and the slot
