@@ -220,8 +220,7 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...)
     return CTL_EXIT_USAGE;
 }
 
-int ctl_one_operand(const char *cmd, int argc, char **argv, const char *missing,
-                    const char *noun)
+int ctl_one_operand(const char *cmd, int argc, char **argv, const char *missing, const char *noun)
 {
     if (optind >= argc)
         return ctl_usage_error(cmd, "%s", missing);

@@ -563,6 +563,9 @@ class OutboxctlTest(unittest.TestCase):
         self.assertEqual(self.s.ctl("retire", "webhook")[0], 2)  # no mode
         self.assertEqual(self.s.ctl("retire", "webhook", "--purge", "--dead-letter")[0], 2)
         self.assertEqual(self.s.ctl("retire", "nope", "--purge")[0], 3)
+        _, out, _ = run("--config", cfg, "stats", check_rc=0)
+        self.assertIn("webhook (not in config)", out)
+        self.assertIn("`outboxctl retire NAME --dead-letter|--purge`", out)
         # dry run: the same counts, nothing changed
         _, dry, _ = run("--config", cfg, "retire", "webhook", "--dead-letter", "--dry-run",
                         "--json", check_rc=0)
