@@ -755,8 +755,8 @@ static int op_sink(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         obx__meta_get_u64(s, ctx->txn, "next_sink", &next);
         if (next >= OBX_MAX_SINKS)
             return obx__fail(&op->err, OBX_ERR_FULL,
-                            "too many sinks (at most %u; outboxctl retire frees unused ones)",
-                            OBX_MAX_SINKS - 1);
+                             "too many sinks (at most %u; outboxctl retire frees unused ones)",
+                             OBX_MAX_SINKS - 1);
         TRY(meta_put_u64(s, ctx->txn, "next_sink", next + 1));
         id = (uint32_t)next;
     } else {
