@@ -69,6 +69,15 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
                      why);
             return DLV_ERR_INVALID;
         }
+    if (c->breaker.failures < 1 || c->breaker.failures > DLV_BREAKER_FAILURES_MAX) {
+        snprintf(err, errlen, "sink '%s': breaker.failures is %u, allowed: 1..%d", name,
+                 c->breaker.failures, DLV_BREAKER_FAILURES_MAX);
+        return DLV_ERR_INVALID;
+    }
+    if (c->breaker.give_up_after_ms < 0) {
+        snprintf(err, errlen, "sink '%s': breaker.give_up_after is negative", name);
+        return DLV_ERR_INVALID;
+    }
     p->cfg = c;
     p->tmpl = c->tmpl;
     p->ordered = c->ordered ? 1 : 0;

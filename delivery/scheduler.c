@@ -27,6 +27,7 @@
  */
 #include "config.h"
 #include "engine-internal.h"
+#include "health.h"
 #include "obx_hooks.h"
 #include "test-hooks.h"
 
@@ -57,15 +58,22 @@ typedef struct job {
     int64_t started_ms;
     dlv__xfer x;
     dlv__request rq;
+    int probe;            /* sent as the probe of a sink that is down (health.c) */
     int render_rc;        /* template mode: what the render worker returned */
     char render_err[256]; /* and its message */
     struct job *next;     /* ready, render and rendered queues, running list */
     struct job *prev;     /* running list */
 } job;
 
+/* What a claim is for: due deliveries (normal), or, whatever their due time, the probe
+ * of a sink that is down, the held deliveries of an outage past breaker.give_up_after
+ * (sweep), or the backlog of a sink that just came up (catch-up). */
+enum { CLAIM_DUE = 0, CLAIM_PROBE, CLAIM_SWEEP, CLAIM_CATCH_UP };
+
 typedef struct claim_reply {
     size_t sink;
     size_t asked;
+    int mode;
     obx_job *jobs;
     size_t n;
     int64_t next_due;
@@ -97,12 +105,15 @@ typedef struct sink_rt {
     size_t uncommitted;    /* results handed to the committer, not yet acknowledged */
     int64_t blocked_until; /* ordered: the head's next attempt */
     int recovering;        /* ordered: first claim since start not taken in yet */
+    dlv__health h;         /* breaker, pause, held time (health.c) */
+    int sweep_more;        /* down past give_up_after: held deliveries may be left */
     /* render queue (template mode), under rd_mu: jobs waiting for a render worker, and
      * whether one is rendering for this sink now (one at a time per sink) */
     job *rd_head, *rd_tail;
     int rd_busy;
     /* claimer request, under cl_mu */
     size_t want;
+    int want_mode;
     /* commit acks, under in_mu */
     size_t acked;
     /* metrics, under m_mu */
@@ -402,6 +413,7 @@ static void *claimer_main(void *arg)
         for (size_t i = 0; i < e->n; i++) {
             pthread_mutex_lock(&e->cl_mu);
             size_t want = e->sinks[i].want;
+            int mode = e->sinks[i].want_mode;
             e->sinks[i].want = 0;
             pthread_mutex_unlock(&e->cl_mu);
             if (!want)
@@ -419,9 +431,11 @@ static void *claimer_main(void *arg)
             }
             r->sink = i;
             r->asked = want;
+            r->mode = mode;
             r->next_due = INT64_MAX;
             obx_error oe = {0};
-            int64_t now = now_ms(e);
+            /* all but a normal claim take the sink's front whatever its due time */
+            int64_t now = mode == CLAIM_DUE ? now_ms(e) : INT64_MAX / 4;
             int rc = obx_next_due(e->store, e->sinks[i].id, &r->next_due, &oe);
             if (rc == OBX_OK && r->next_due <= now)
                 rc = obx_claim_due(e->store, e->sinks[i].id, now, want, &r->jobs, &r->n,
@@ -442,13 +456,14 @@ static void *claimer_main(void *arg)
     return NULL;
 }
 
-static void ask_claim(dlv_engine *e, size_t i, size_t want)
+static void ask_claim(dlv_engine *e, size_t i, size_t want, int mode)
 {
     sink_rt *s = &e->sinks[i];
     s->claiming = 1;
     s->dirty = 0;
     pthread_mutex_lock(&e->cl_mu);
     s->want = want;
+    s->want_mode = mode;
     e->cl_work = 1;
     pthread_cond_signal(&e->cl_cv);
     pthread_mutex_unlock(&e->cl_mu);
@@ -615,8 +630,41 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
         return;
     }
     s->next_due = r->n == r->asked ? 0 : r->next_due;
+    if (r->n < r->asked) {
+        if (r->mode == CLAIM_CATCH_UP)
+            s->h.catch_up = 0; /* the backlog is taken in */
+        if (r->mode == CLAIM_SWEEP)
+            s->sweep_more = 0;
+    }
     if (r->n == 0)
         return;
+    int64_t now = now_ms(e);
+    char reason[DLV_REASON_MAX];
+    int sweep = r->mode == CLAIM_SWEEP && dlv__health_give_up(&s->h, now, reason, sizeof reason);
+    int probe = r->mode == CLAIM_PROBE && s->h.st.down && !s->h.st.paused;
+    if (sweep || (dlv__health_held(&s->h) && !probe) || stopping) {
+        /* an outage past give_up_after: dead letters, never sent; or the sink was paused or
+         * went down while this claim ran: back to pending as they were */
+        for (size_t k = 0; k < r->n; k++) {
+            obx_result rr = {.event_id = r->jobs[k].event_id,
+                             .sink_id = r->jobs[k].sink_id,
+                             .outcome = sweep ? OBX_OUTCOME_DEAD : OBX_OUTCOME_RELEASE,
+                             .started_ms = now,
+                             .first_attempt_ms = r->jobs[k].first_attempt_ms,
+                             .deadline_ms = r->jobs[k].deadline_ms,
+                             .error = sweep ? "not sent: the sink is down" : NULL,
+                             .reason = sweep ? reason : NULL};
+            push_result(e, r->sink, &rr);
+        }
+        pthread_mutex_lock(&e->m_mu);
+        if (sweep)
+            s->m.dead += r->n;
+        else
+            s->m.released += r->n;
+        pthread_mutex_unlock(&e->m_mu);
+        obx_jobs_free(r->jobs, r->n);
+        return;
+    }
     batch *b = calloc(1, sizeof *b);
     if (!b) {
         /* cannot track them: back to pending, no attempt counted */
@@ -638,11 +686,17 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
      * first; the rest of the window goes back untouched. */
     size_t pick = 0;
     int window = s->p.ordered && r->n > 1;
-    if (window)
+    if (window && !probe)
         for (size_t k = r->n; k-- > 0;)
             if (r->jobs[k].in_doubt &&
                 (!r->jobs[pick].in_doubt || r->jobs[k].event_id < r->jobs[pick].event_id))
                 pick = k;
+    if (probe) { /* one probe: the oldest due, not the last probe again while others wait */
+        window = r->n > 1;
+        while (!s->p.ordered && pick + 1 < r->n && r->jobs[pick].event_id == s->h.last_probe)
+            pick++;
+        s->h.probing = 1;
+    }
     s->recovering = 0;
     for (size_t k = 0; k < r->n; k++) {
         job *jb = (window && k != pick) ? NULL : calloc(1, sizeof *jb);
@@ -661,10 +715,8 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
         jb->j = &r->jobs[k];
         jb->b = b;
         jb->sink = r->sink;
-        if (stopping)
-            record_release(e, jb);
-        else
-            enqueue_ready(s, jb);
+        jb->probe = probe;
+        enqueue_ready(s, jb);
     }
 }
 
@@ -708,12 +760,91 @@ static int drain_inbox(dlv_engine *e, int stopping, int64_t *deadline)
     return stop;
 }
 
+/* Publish a sink's health in its metrics (under m_mu). */
+static void health_publish(dlv_engine *e, sink_rt *s)
+{
+    pthread_mutex_lock(&e->m_mu);
+    s->m.up = !s->h.st.down;
+    s->m.paused = s->h.st.paused;
+    s->m.state_changes = s->h.st.changes;
+    s->m.state_since_ms = s->h.st.changed_ms;
+    snprintf(s->m.state_why, sizeof s->m.state_why, "%s", s->h.st.why);
+    pthread_mutex_unlock(&e->m_mu);
+}
+
+/* The sink is held now (down or paused): its claimed jobs not started go back. */
+static void release_ready(dlv_engine *e, sink_rt *s)
+{
+    job *jb;
+    while ((jb = dequeue_ready(s)) != NULL)
+        record_release(e, jb);
+}
+
+/*
+ * The breaker turned (DLV__HEALTH_DOWN / _UP): store it (one short write transaction on
+ * this thread; transitions are rare), publish it, and stop or resume claiming. A store
+ * failure keeps the new state in memory and is retried at the next transition.
+ */
+static void health_turn(dlv_engine *e, size_t i, int turn, int64_t now, const char *why)
+{
+    sink_rt *s = &e->sinks[i];
+    obx_sink_state st;
+    obx_error oe = {0};
+    int down = turn == DLV__HEALTH_DOWN;
+    int rc = obx_sink_state_set(e->store, s->id, OBX_SINK_DOWN, down, now, why,
+                                down ? s->h.last_error : NULL, &st, NULL, &oe);
+    if (rc == OBX_OK) {
+        (void)dlv__health_take(&s->h, &st, now);
+    } else {
+        s->h.st.down = down;
+        s->h.st.changes++;
+        pthread_mutex_lock(&e->m_mu);
+        e->gm.claim_errors++;
+        e->gm.last_store_error = rc;
+        snprintf(e->gm.last_error, sizeof e->gm.last_error, "sink %.63s health: %.160s", s->name,
+                 oe.msg);
+        pthread_mutex_unlock(&e->m_mu);
+    }
+    if (down) {
+        release_ready(e, s);
+        s->sweep_more = 1;
+    } else {
+        s->blocked_until = 0;
+        s->dirty = 1;
+    }
+    health_publish(e, s);
+}
+
+/* Read the stored state of every sink (each poll): pause and resume by outboxctl. */
+static void health_poll(dlv_engine *e, int64_t now)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        sink_rt *s = &e->sinks[i];
+        obx_sink_state st;
+        if (obx_sink_state_get(e->store, s->id, &st, NULL) != OBX_OK)
+            continue;
+        uint64_t before = s->h.st.changes;
+        if (dlv__health_take(&s->h, &st, now) && st.paused)
+            release_ready(e, s);
+        if (st.changes != before)
+            health_publish(e, s);
+    }
+}
+
 static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
 {
     sink_rt *s = &e->sinks[jb->sink];
     int64_t now = now_ms(e);
     dlv__decision d;
-    dlv__decide(&s->p, jb->j, o, jb->started_ms, now, rnd(e), &d);
+    obx_job wall; /* the budget on the wall clock: time held does not spend it */
+    dlv__health_job_to_wall(&s->h, jb->j, now, &wall);
+    dlv__decide(&s->p, &wall, o, jb->started_ms, now, rnd(e), &d);
+    char why[OBX_SINK_WHY_MAX] = "";
+    int turn = dlv__health_attempt(&s->h, jb->j->event_id, jb->probe, &d, o, now, why, sizeof why);
+    if (d.outcome == OBX_OUTCOME_RETRY && turn == DLV__HEALTH_SAME &&
+        dlv__health_give_up(&s->h, now, d.reason, sizeof d.reason))
+        d.outcome = OBX_OUTCOME_DEAD; /* a probe of an outage past give_up_after */
+    dlv__health_decision_to_stored(&s->h, now, &d);
     obx_result r = {.event_id = jb->j->event_id,
                     .sink_id = jb->j->sink_id,
                     .outcome = d.outcome,
@@ -733,6 +864,8 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
     if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->retry_min)
         s->retry_min = d.next_attempt_ms; /* a claim reply may not know of it yet */
     push_result(e, jb->sink, &r);
+    if (turn != DLV__HEALTH_SAME)
+        health_turn(e, jb->sink, turn, now, why);
     pthread_mutex_lock(&e->m_mu);
     dlv_sink_metrics *m = &s->m;
     m->attempts++;
@@ -914,6 +1047,36 @@ static size_t claim_room(const sink_rt *s, size_t prefetch, int64_t now)
     return room;
 }
 
+/* Deliveries swept into dead letters per claim, once an outage passes give_up_after. */
+#define SWEEP_BATCH 256
+
+/*
+ * Claims of a sink that is down or paused: nothing while paused; while down, one probe
+ * at a time once nothing of the sink runs (two deliveries asked for, so that the last
+ * probe is not taken again while another is held; ordered sinks probe with their head),
+ * and past give_up_after the other held deliveries as dead letters.
+ */
+static void held_claims(dlv_engine *e, size_t i, int64_t now, int64_t *wait)
+{
+    sink_rt *s = &e->sinks[i];
+    if (s->h.st.paused || s->claiming)
+        return;
+    if (s->dirty)
+        s->sweep_more = 1; /* new deliveries may have come */
+    char reason[DLV_REASON_MAX];
+    if (s->sweep_more && s->h.probing && dlv__health_give_up(&s->h, now, reason, sizeof reason)) {
+        ask_claim(e, i, SWEEP_BATCH, CLAIM_SWEEP);
+        return;
+    }
+    if (s->active || s->n_ready || (s->p.ordered && s->uncommitted) ||
+        (!s->dirty && s->next_due == INT64_MAX))
+        return;
+    if (dlv__health_probe_due(&s->h, now))
+        ask_claim(e, i, s->p.ordered ? 1 : 2, CLAIM_PROBE);
+    else if (!s->h.probing && s->h.probe_at - now < *wait)
+        *wait = s->h.probe_at - now;
+}
+
 static void *loop_main(void *arg)
 {
     dlv_engine *e = arg;
@@ -944,6 +1107,8 @@ static void *loop_main(void *arg)
             last_poll = mono;
             for (size_t i = 0; i < e->n; i++)
                 e->sinks[i].dirty = 1;
+            if (!stopping)
+                health_poll(e, now);
         }
         int64_t wait = (int64_t)e->o.poll_ms - (mono - last_poll);
         if (stopping) {
@@ -966,6 +1131,10 @@ static void *loop_main(void *arg)
             start_ready(e);
             for (size_t i = 0; i < e->n; i++) {
                 sink_rt *s = &e->sinks[i];
+                if (dlv__health_held(&s->h)) {
+                    held_claims(e, i, now, &wait);
+                    continue;
+                }
                 size_t room = claim_room(s, e->o.prefetch, now);
                 if (!room)
                     continue;
@@ -973,7 +1142,7 @@ static void *loop_main(void *arg)
                 if (s->dirty || due <= now) {
                     if (s->retry_min <= now)
                         s->retry_min = INT64_MAX;
-                    ask_claim(e, i, room);
+                    ask_claim(e, i, room, s->h.catch_up ? CLAIM_CATCH_UP : CLAIM_DUE);
                 } else if (due != INT64_MAX && due - now < wait) {
                     wait = due - now;
                 }
@@ -1074,6 +1243,18 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         snprintf(s->name, sizeof s->name, "%s", name);
         snprintf(s->m.name, sizeof s->m.name, "%s", name);
         s->m.sink_id = s->id;
+        obx_sink_state st;
+        if (dlv__health_init(&s->h, &sinks[i]) != DLV_OK) {
+            rc = set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
+            goto fail;
+        }
+        orc = obx_sink_state_get(store, s->id, &st, &oe);
+        if (orc != OBX_OK) {
+            rc = set_error(err, DLV_ERR_STORE, orc, "sink '%s': %s", name, oe.msg);
+            goto fail;
+        }
+        (void)dlv__health_take(&s->h, &st, obx_now_ms());
+        health_publish(e, s);
         s->next_due = 0;
         s->retry_min = INT64_MAX;
         s->dirty = 1;
@@ -1238,8 +1419,10 @@ void dlv_engine_free(dlv_engine *e)
     dlv_engine_stop(e, 0);
     if (e->sender_ok)
         dlv__sender_cleanup(&e->sender);
-    for (size_t i = 0; i < e->n; i++)
+    for (size_t i = 0; i < e->n; i++) {
         dlv__prepared_clear(&e->sinks[i].p);
+        dlv__health_clear(&e->sinks[i].h);
+    }
     free(e->sinks);
     free(e->q);
     free(e->cm_items);

@@ -22,6 +22,8 @@ void dlv_sink_config_init(dlv_sink_config *c)
     c->connect_timeout_ms = DLV_SINK_CONNECT_MS;
     c->max_in_flight = DLV_SINK_MAX_IN_FLIGHT;
     c->max_body_out = DLV_SINK_MAX_BODY_OUT;
+    c->breaker.enabled = 1;
+    c->breaker.failures = DLV_BREAKER_FAILURES;
 }
 
 void dlv_sink_config_clear(dlv_sink_config *c)

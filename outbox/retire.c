@@ -284,6 +284,10 @@ static int free_slot(obx_store *s, uint32_t sink, int dry_run, obx_retire_counts
         mrc = del_raw(txn, s->db_meta, ik, sizeof ik);
     if (!mrc)
         mrc = del_raw(txn, s->db_meta, ck, sizeof ck);
+    unsigned char hk[6] = {'h', ':'}; /* its health (sinkstate.c) goes with the slot */
+    be32_put(hk + 2, sink);
+    if (!mrc)
+        mrc = del_raw(txn, s->db_meta, hk, sizeof hk);
     if (!mrc)
         mrc = put_raw(txn, s->db_meta, fk, sizeof fk, "", 0);
     if (!mrc)

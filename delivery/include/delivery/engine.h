@@ -158,16 +158,21 @@ typedef struct dlv_histogram {
 typedef struct dlv_sink_metrics {
     char name[OBX_SINK_NAME_MAX];
     uint32_t sink_id;
-    uint64_t delivered;             /* deliveries finished with a 2xx */
-    uint64_t retried;               /* attempts that scheduled a retry */
-    uint64_t dead;                  /* deliveries that became dead letters */
-    uint64_t released;              /* claimed deliveries put back unattempted (shutdown) */
-    uint64_t attempts;              /* HTTP attempts finished (any outcome) */
-    uint64_t render_errors;         /* template failures (counted in dead too) */
-    uint64_t in_flight;             /* gauge: requests running or bodies rendering now */
-    uint64_t queued;                /* gauge: claimed, waiting for a slot */
-    dlv_histogram attempt_duration; /* per attempt, seconds */
-    dlv_histogram latency;          /* received -> delivered, seconds */
+    uint64_t delivered;               /* deliveries finished with a 2xx */
+    uint64_t retried;                 /* attempts that scheduled a retry */
+    uint64_t dead;                    /* deliveries that became dead letters */
+    uint64_t released;                /* claimed deliveries put back unattempted (shutdown) */
+    uint64_t attempts;                /* HTTP attempts finished (any outcome) */
+    uint64_t render_errors;           /* template failures (counted in dead too) */
+    uint64_t in_flight;               /* gauge: requests running or bodies rendering now */
+    uint64_t queued;                  /* gauge: claimed, waiting for a slot */
+    dlv_histogram attempt_duration;   /* per attempt, seconds */
+    dlv_histogram latency;            /* received -> delivered, seconds */
+    int up;                           /* 0 while the breaker holds the sink (down) */
+    int paused;                       /* 1 while an operator has paused it */
+    uint64_t state_changes;           /* transitions stored so far (down, up, pause, resume) */
+    int64_t state_since_ms;           /* the last transition, 0: never */
+    char state_why[OBX_SINK_WHY_MAX]; /* its reason */
 } dlv_sink_metrics;
 
 typedef struct dlv_metrics {

@@ -36,6 +36,22 @@ enum {
 #define DLV_SINK_MAX_IN_FLIGHT 64
 #define DLV_SINK_MAX_BODY_OUT  (1024u * 1024u)
 
+/*
+ * The circuit breaker (config key `breaker:`): after `failures` failed attempts of that many
+ * different deliveries in a row with no success between (transport errors, timeouts, 5xx,
+ * 429 and other retried statuses; never a dead_letter_on status), the sink is down: one
+ * probe at a time, spaced by the sink's backoff up to max_interval, until one succeeds.
+ * Time down (or paused) does not spend delivery budgets. give_up_after_ms > 0 turns the
+ * held deliveries of a longer outage into dead letters.
+ */
+#define DLV_BREAKER_FAILURES     5
+#define DLV_BREAKER_FAILURES_MAX 1000
+typedef struct dlv_breaker_config {
+    int enabled;              /* default 1 */
+    unsigned failures;        /* default 5, 1..DLV_BREAKER_FAILURES_MAX */
+    int64_t give_up_after_ms; /* default 0: never */
+} dlv_breaker_config;
+
 typedef struct dlv_header {
     char *name;  /* owned */
     char *value; /* owned */
@@ -65,6 +81,7 @@ typedef struct dlv_sink_config {
     char *client_key;    /* owned or NULL: PEM client key */
     int insecure;        /* 1: skip TLS peer/host verification (loud in logs) */
     size_t max_body_out; /* template output cap, default 1 MiB */
+    dlv_breaker_config breaker;
 } dlv_sink_config;
 
 /* Zero c and set every default above (backoff: dlv_backoff_config_init). */

@@ -471,6 +471,52 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err);
  */
 int obx_owner_pid(const char *dir, long *pid, obx_error *err);
 
+/* ------------------------------------------------------------------------------------ */
+/* Sink health (sinkstate.c)                                                             */
+
+/*
+ * A sink's persisted health: whether the delivery engine's breaker holds it (down),
+ * whether an operator paused it, since when and why, and the time it spent held (down or
+ * paused, or both). The engine keeps delivery budgets relative to held_ms, so time held
+ * does not spend them. A sink with no stored state is up, not paused, never held.
+ */
+#define OBX_SINK_WHY_MAX 256
+enum { OBX_SINK_DOWN = 1, OBX_SINK_PAUSED = 2 }; /* obx_sink_state_set's `what` */
+typedef struct obx_sink_state {
+    int down;                          /* 1: the breaker is open */
+    int paused;                        /* 1: paused by an operator */
+    int64_t down_since_ms;             /* when it went down (0 when up) */
+    int64_t paused_since_ms;           /* when it was paused (0 when not) */
+    int64_t changed_ms;                /* the last transition (0: never) */
+    int64_t held_ms;                   /* time held before held_since_ms */
+    int64_t held_since_ms;             /* start of the current held stretch (0: not held now) */
+    uint64_t changes;                  /* transitions so far (down, up, pause, resume) */
+    char why[OBX_SINK_WHY_MAX];        /* the last transition's reason */
+    char last_error[OBX_SINK_WHY_MAX]; /* the last failure when it went down, or "" */
+} obx_sink_state;
+
+/* Read sink `id`'s state into *out (zeroed when none is stored). Any process.
+ * @return OBX_OK, OBX_ERR_INVALID (no such id), OBX_ERR_CORRUPT, OBX_ERR_LMDB. */
+int obx_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error *err);
+
+/*
+ * Set one flag of sink `id` (what = OBX_SINK_DOWN or OBX_SINK_PAUSED) to `on` at now_ms, in
+ * one durable write transaction (read, change, write: the engine's down and an operator's
+ * pause never overwrite each other), keeping held_ms/held_since_ms up to date. A call that
+ * changes nothing writes nothing. why and last_error (may be NULL) are copied, cut to
+ * OBX_SINK_WHY_MAX - 1 bytes; last_error is kept only with down. Any process except a
+ * read-only handle.
+ * @param[out] out  the state after the call (may be NULL).
+ * @param[out] changed  1 when the flag changed (may be NULL).
+ * @return OBX_OK, OBX_ERR_INVALID, OBX_ERR_STATE (read-only), OBX_ERR_LMDB.
+ */
+int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_ms, const char *why,
+                       const char *last_error, obx_sink_state *out, int *changed, obx_error *err);
+
+/* Time sink state `st` has been held (down or paused) up to now_ms, in ms. The one rule
+ * for it: the engine and outboxctl call it. */
+int64_t obx_sink_held_ms(const obx_sink_state *st, int64_t now_ms);
+
 /* Wall clock in ms (CLOCK_REALTIME). */
 int64_t obx_now_ms(void);
 
