@@ -102,7 +102,6 @@ int dlv__health_attempt(dlv__health *h, uint64_t ev, int was_probe, const dlv__d
             return DLV__HEALTH_SAME;
         snprintf(why, whylen, "%s of event %" PRIu64 " delivered", was_probe ? "probe" : "attempt",
                  ev);
-        h->catch_up = 1;
         return DLV__HEALTH_UP;
     }
     if (!counts_as_failure(h, d, o))

@@ -36,7 +36,6 @@ typedef struct dlv__health {
     uint32_t probes;     /* down: probes so far in this outage (backoff step) */
     uint64_t last_probe; /* event id of the last probe, 0 when none */
     int probing;         /* a probe is claimed or in flight */
-    int catch_up;        /* up again: claim held deliveries whatever their due time */
 } dlv__health;
 
 /* Transitions dlv__health_attempt reports. */

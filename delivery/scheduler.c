@@ -65,10 +65,10 @@ typedef struct job {
     struct job *prev;     /* running list */
 } job;
 
-/* What a claim is for: due deliveries (normal), or, whatever their due time, the probe
- * of a sink that is down, the held deliveries of an outage past breaker.give_up_after
- * (sweep), or the backlog of a sink that just came up (catch-up). */
-enum { CLAIM_DUE = 0, CLAIM_PROBE, CLAIM_SWEEP, CLAIM_CATCH_UP };
+/* What a claim is for: due deliveries (normal), the probe of a sink that is down (due
+ * ones too: a Retry-After is kept), or, whatever their due time, the held deliveries of an
+ * outage past breaker.give_up_after (sweep). */
+enum { CLAIM_DUE = 0, CLAIM_PROBE, CLAIM_SWEEP };
 
 typedef struct claim_reply {
     size_t sink;
@@ -434,8 +434,8 @@ static void *claimer_main(void *arg)
             r->mode = mode;
             r->next_due = INT64_MAX;
             obx_error oe = {0};
-            /* all but a normal claim take the sink's front whatever its due time */
-            int64_t now = mode == CLAIM_DUE ? now_ms(e) : INT64_MAX / 4;
+            /* a sweep takes the sink's front whatever its due time */
+            int64_t now = mode == CLAIM_SWEEP ? INT64_MAX / 4 : now_ms(e);
             int rc = obx_next_due(e->store, e->sinks[i].id, &r->next_due, &oe);
             if (rc == OBX_OK && r->next_due <= now)
                 rc = obx_claim_due(e->store, e->sinks[i].id, now, want, &r->jobs, &r->n,
@@ -630,12 +630,8 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
         return;
     }
     s->next_due = r->n == r->asked ? 0 : r->next_due;
-    if (r->n < r->asked) {
-        if (r->mode == CLAIM_CATCH_UP)
-            s->h.catch_up = 0; /* the backlog is taken in */
-        if (r->mode == CLAIM_SWEEP)
-            s->sweep_more = 0;
-    }
+    if (r->n < r->asked && r->mode == CLAIM_SWEEP)
+        s->sweep_more = 0;
     if (r->n == 0)
         return;
     int64_t now = now_ms(e);
@@ -1052,9 +1048,10 @@ static size_t claim_room(const sink_rt *s, size_t prefetch, int64_t now)
 
 /*
  * Claims of a sink that is down or paused: nothing while paused; while down, one probe
- * at a time once nothing of the sink runs (two deliveries asked for, so that the last
- * probe is not taken again while another is held; ordered sinks probe with their head),
- * and past give_up_after the other held deliveries as dead letters.
+ * at a time once nothing of the sink runs and the probe interval has passed: the oldest
+ * due delivery (two are asked for, so that the last probe is not taken again while
+ * another is due; ordered sinks probe with their head), and past give_up_after the other
+ * held deliveries as dead letters.
  */
 static void held_claims(dlv_engine *e, size_t i, int64_t now, int64_t *wait)
 {
@@ -1068,13 +1065,21 @@ static void held_claims(dlv_engine *e, size_t i, int64_t now, int64_t *wait)
         ask_claim(e, i, SWEEP_BATCH, CLAIM_SWEEP);
         return;
     }
-    if (s->active || s->n_ready || (s->p.ordered && s->uncommitted) ||
-        (!s->dirty && s->next_due == INT64_MAX))
+    if (s->active || s->n_ready || (s->p.ordered && s->uncommitted) || s->h.probing)
         return;
-    if (dlv__health_probe_due(&s->h, now))
+    if (!dlv__health_probe_due(&s->h, now)) {
+        if (s->h.probe_at - now < *wait)
+            *wait = s->h.probe_at - now;
+        return;
+    }
+    int64_t due = s->next_due < s->retry_min ? s->next_due : s->retry_min;
+    if (s->dirty || due <= now) {
+        if (s->retry_min <= now)
+            s->retry_min = INT64_MAX;
         ask_claim(e, i, s->p.ordered ? 1 : 2, CLAIM_PROBE);
-    else if (!s->h.probing && s->h.probe_at - now < *wait)
-        *wait = s->h.probe_at - now;
+    } else if (due != INT64_MAX && due - now < *wait) {
+        *wait = due - now;
+    }
 }
 
 static void *loop_main(void *arg)
@@ -1142,7 +1147,7 @@ static void *loop_main(void *arg)
                 if (s->dirty || due <= now) {
                     if (s->retry_min <= now)
                         s->retry_min = INT64_MAX;
-                    ask_claim(e, i, room, s->h.catch_up ? CLAIM_CATCH_UP : CLAIM_DUE);
+                    ask_claim(e, i, room, CLAIM_DUE);
                 } else if (due != INT64_MAX && due - now < wait) {
                     wait = due - now;
                 }

@@ -1021,7 +1021,26 @@ typedef struct sink_state {
     "name, url, events, headers, body, signing_secret, signing_secret_file, signing_secrets, "     \
     "signature, max_backoff_duration, initial_interval, max_interval, multiplier, "                \
     "randomization_factor, timeout, connect_timeout, max_in_flight, ordered, dead_letter_on, "     \
-    "ca_file, client_cert, client_key, insecure"
+    "ca_file, client_cert, client_key, insecure, breaker"
+
+/* sinks[i].breaker: the circuit breaker (delivery/sink.h, dlv_breaker_config). */
+static int breaker_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
+                        void *ud)
+{
+    dlv_breaker_config *b = ud;
+    if (strcmp(key, "enabled") == 0)
+        return get_bool(x, v, path, &b->enabled);
+    if (strcmp(key, "failures") == 0)
+        return get_unsigned(x, v, path, 1, DLV_BREAKER_FAILURES_MAX, &b->failures);
+    if (strcmp(key, "give_up_after") == 0) {
+        if (get_duration_ms(x, v, path, &b->give_up_after_ms) < 0)
+            return -1;
+        if (b->give_up_after_ms < 0)
+            return errf(x, v, path, "must not be negative (0 = never)"), -1;
+        return 0;
+    }
+    return unknown_key(x, k, path, "enabled, failures, give_up_after");
+}
 
 static int sink_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
                      void *ud)
@@ -1095,6 +1114,8 @@ static int sink_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, co
         return get_unsigned(x, v, path, 1, 100000, &s->max_in_flight);
     if (strcmp(key, "ordered") == 0)
         return get_bool(x, v, path, &s->ordered);
+    if (strcmp(key, "breaker") == 0)
+        return each_pair(x, v, path, breaker_pair, &s->breaker);
     if (strcmp(key, "insecure") == 0)
         return get_bool(x, v, path, &s->insecure);
     if (strcmp(key, "ca_file") == 0)

@@ -16,6 +16,7 @@
 
 #include "outbox-config.h"
 #include "outbox-last-check.h"
+#include "outboxctl-health.h"
 #include "outboxctl-out.h"
 #include "outboxctl-query.h"
 #include "outboxctl-time.h"
@@ -110,8 +111,10 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         json_object_set_new(o, "map_size", json_integer((json_int_t)st->map_size));
         json_object_set_new(o, "full", json_boolean(st->used_bytes >= high));
         json_t *arr = json_array();
-        for (size_t i = 0; i < st->n_sinks; i++)
+        for (size_t i = 0; i < st->n_sinks; i++) {
             add_sink_json(arr, &st->sinks[i], c->now_ms, configured(c, st->sinks[i].name));
+            ctl_health_json_add(json_array_get(arr, i), s, st->sinks[i].id, c->now_ms);
+        }
         json_object_set_new(o, "sinks", arr);
         json_t *t = json_array();
         add_sink_json(t, &tot, c->now_ms, -1);
@@ -174,6 +177,7 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         else
             ctl_table_flush(t);
         ctl_table_free(t);
+        ctl_health_lines(stdout, s, st, c->now_ms);
         const outbox_config *cfg = c->config;
         for (size_t i = 0; cfg && i < cfg->n_sinks; i++) {
             int known = 0;

@@ -95,6 +95,18 @@ static const command commands[] = {
      "  --dead-letter   keep its undelivered deliveries as dead letters\n"
      "  --purge         delete all its deliveries and free its registry slot\n"
      "  --dry-run       count, change nothing\n"},
+    {"pause", ctl_cmd_pause, "stop delivering to a sink (persisted) until resumed",
+     "usage: outboxctl pause SINK [--json]\n"
+     "\n"
+     "A running outboxd makes no attempt to SINK from within a second on, until `outboxctl\n"
+     "resume SINK` (requests already running finish). Kept in the store, so a restart\n"
+     "keeps it. Time paused does not count against the deliveries' budgets\n"
+     "(max_backoff_duration): nothing dies of being paused.\n"},
+    {"resume", ctl_cmd_resume, "deliver to a paused sink again",
+     "usage: outboxctl resume SINK [--json]\n"
+     "\n"
+     "Ends a pause; a running outboxd resumes within a second. Every deadline of the\n"
+     "sink's deliveries moves later by the time it was paused.\n"},
     {"export", ctl_cmd_export, "JSON lines of events with their delivery state",
      "usage: outboxctl export [--state S] [--sink NAME] [--type T] [--action A]\n"
      "                        [--since TIME] [--until TIME] [--limit N]\n"

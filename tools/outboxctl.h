@@ -110,5 +110,7 @@ int ctl_cmd_import(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_render(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_sign(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_listen(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_pause(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_resume(ctl_ctx *c, int argc, char **argv);
 
 #endif

@@ -3,6 +3,8 @@
  */
 #include "outboxd-metrics.h"
 
+#include "delivery/engine.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,4 +264,31 @@ void omet_render_store(const obx_stats *st, int64_t now_ms, obuf *b)
                    "# TYPE outbox_store_commit_seconds histogram\n");
     omet_render_histogram(b, "outbox_store_commit_seconds", "", secs, st->commit_us,
                           OBX_COMMIT_BUCKETS, (double)st->commit_us_sum / 1e6);
+}
+
+void omet_render_sink_health(obuf *b, const struct dlv_metrics *m)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"outbox_sink_up", "gauge",
+         "1 when the sink is up, 0 while its circuit breaker holds it down (probing)."},
+        {"outbox_sink_paused", "gauge", "1 while an operator has paused the sink."},
+        {"outbox_sink_state_changes_total", "counter",
+         "Stored health transitions of the sink (down, up, pause, resume), since the store was "
+         "created."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        obuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                    fam[f].type);
+        for (size_t i = 0; i < m->n_sinks; i++) {
+            const dlv_sink_metrics *s = &m->sinks[i];
+            unsigned long long v = f == 0   ? (unsigned long long)(s->up != 0)
+                                   : f == 1 ? (unsigned long long)(s->paused != 0)
+                                            : (unsigned long long)s->state_changes;
+            obuf_printf(b, "%s{sink=\"", fam[f].name);
+            obuf_label(b, s->name);
+            obuf_printf(b, "\"} %llu\n", v);
+        }
+    }
 }

@@ -75,6 +75,11 @@ void obuf_free(obuf *b);
 void omet_render_ingest(const omet *m, obuf *b);
 void omet_render_store(const obx_stats *st, int64_t now_ms, obuf *b);
 
+struct dlv_metrics; /* delivery/engine.h */
+/* Render outbox_sink_up{sink} (1 up, 0 while the breaker holds it down; a paused sink is
+ * up), outbox_sink_paused{sink} and outbox_sink_state_changes_total{sink}. */
+void omet_render_sink_health(obuf *b, const struct dlv_metrics *m);
+
 /*
  * Append one histogram family sample set: `name{labels...,le="..."}`.
  * `labels` is a pre-rendered label list without braces (e.g. `sink="a"`), or "".

@@ -41,7 +41,8 @@ typedef struct od_state {
     omet *metrics;
     osw_sweeper *sweeper;
     oin_server *http;
-    uint64_t *dead_seen; /* per sink: dead letters already logged */
+    uint64_t *dead_seen;   /* per sink: dead letters already logged */
+    uint64_t *health_seen; /* per sink: state changes already logged (UINT64_MAX: none yet) */
     uint64_t claim_errors_seen, commit_errors_seen;
 } od_state;
 
@@ -122,6 +123,7 @@ static void render_engine(const dlv_metrics *m, obuf *b)
             obuf_printf(b, "} %llu\n", (unsigned long long)v);
         }
     }
+    omet_render_sink_health(b, m);
     const struct {
         const char *name, *help;
         const double *bounds;
@@ -204,6 +206,16 @@ static void watch_engine(od_state *st)
                  OLOG_I("total_since_start", (long long)dead),
                  OLOG_S("hint", "outboxctl list --state dead; outboxctl replay"));
         st->dead_seen[i] = dead;
+    }
+    for (size_t i = 0; i < m.n_sinks && i < st->c->n_sinks; i++) {
+        const dlv_sink_metrics *sm = &m.sinks[i];
+        int first = st->health_seen[i] == UINT64_MAX; /* at start: only a sink held */
+        if (first ? (!sm->up || sm->paused) : sm->state_changes != st->health_seen[i])
+            olog(sm->up ? OLOG_INFO : OLOG_WARN,
+                 sm->paused ? "sink paused" : (sm->up ? "sink up" : "sink down"),
+                 OLOG_S("sink", sm->name), OLOG_S("why", sm->state_why),
+                 OLOG_I("changes", (long long)sm->state_changes));
+        st->health_seen[i] = sm->state_changes;
     }
     if (m.claim_errors > st->claim_errors_seen || m.commit_errors > st->commit_errors_seen)
         olog(OLOG_ERROR, "delivery engine store error", OLOG_S("error", m.last_error),
@@ -364,8 +376,11 @@ int od_run(const od_config *c)
     }
     st.ids = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.ids);
     st.dead_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.dead_seen);
+    st.health_seen = malloc((c->n_sinks ? c->n_sinks : 1) * sizeof *st.health_seen);
+    for (size_t i = 0; st.health_seen && i < c->n_sinks; i++)
+        st.health_seen[i] = UINT64_MAX;
     st.metrics = omet_new();
-    if (!st.ids || !st.dead_seen || !st.metrics) {
+    if (!st.ids || !st.dead_seen || !st.health_seen || !st.metrics) {
         olog0(OLOG_ERROR, "out of memory");
         goto out;
     }
@@ -405,5 +420,6 @@ out:
     omet_free(st.metrics);
     free(st.ids);
     free(st.dead_seen);
+    free(st.health_seen);
     return rc;
 }

@@ -997,6 +997,7 @@ class DaemonTest(unittest.TestCase):
                     "sinks:\n  - name: webhook\n    url: http://127.0.0.1:%d/hook\n"
                     "    events: ['*:*']\n    max_backoff_duration: 1s\n"
                     "    initial_interval: 100ms\n    max_interval: 200ms\n"
+                    "    breaker: {enabled: false}\n"  # dead letters from a failing receiver
                     % (self.dir, self.port, self.rx.port))
         self.log = open(os.path.join(self.tmp, "outboxd.log"), "w")
         self.d = subprocess.Popen([OUTBOXD, "--config", self.cfg], stdout=self.log,
