@@ -5,7 +5,9 @@
  * Counting: a success clears the run of failures; a failed attempt (retried or dead of
  * its budget: transport errors, timeouts, 5xx, 429, other retried statuses) adds its
  * event id to the run unless it is already there (retries of one event are not an
- * outage); a dead_letter_on status counts neither way (the receiver answered). When the
+ * outage; but an ordered sink, which attempts only its head, counts each attempt: its
+ * head failing is its outage); a dead_letter_on status counts neither way (the receiver
+ * answered). When the
  * run holds breaker.failures different events, the sink is down. While down, one probe at
  * a time: the n-th failed probe waits dlv_backoff_interval(n) (the sink's backoff without
  * jitter, capped at max_interval) before the next one. Any success while down (a probe, or
@@ -117,15 +119,15 @@ int dlv__health_attempt(dlv__health *h, uint64_t ev, int was_probe, const dlv__d
     }
     if (!h->cfg->enabled)
         return DLV__HEALTH_SAME;
-    size_t k = 0;
+    size_t k = h->sink->ordered ? h->n_fails : 0; /* ordered: each attempt counts */
     while (k < h->n_fails && h->fails[k] != ev)
         k++;
     if (k == h->n_fails && h->n_fails < h->cfg->failures)
         h->fails[h->n_fails++] = ev;
     if (h->n_fails < h->cfg->failures)
         return DLV__HEALTH_SAME;
-    snprintf(why, whylen, "%zu different deliveries failed in a row (breaker.failures %u)",
-             h->n_fails, h->cfg->failures);
+    snprintf(why, whylen, "%zu %s failed in a row (breaker.failures %u)", h->n_fails,
+             h->sink->ordered ? "attempts" : "different deliveries", h->cfg->failures);
     h->n_fails = 0;
     h->probes = 0;
     h->probing = 0;
