@@ -30,13 +30,13 @@ typedef struct od_config {
     size_t n_tokens;
     const char *const *ingest_secrets; /* ingest.signing_secret(s): verify Flipt's header */
     size_t n_ingest_secrets;
-    unsigned max_connections; /* HTTP connection cap */
-    unsigned per_ip_limit;    /* HTTP connections per client address (0 = no cap) */
-    unsigned timeout_s;       /* idle HTTP connection timeout */
-    unsigned pool_threads;    /* 0 = thread per connection; else epoll threads */
-    unsigned grace_ms;        /* shutdown grace for in-flight deliveries */
-    const dlv_sink_config *sinks;
-    size_t n_sinks;
+    unsigned max_connections;     /* HTTP connection cap */
+    unsigned per_ip_limit;        /* HTTP connections per client address (0 = no cap) */
+    unsigned timeout_s;           /* idle HTTP connection timeout */
+    unsigned pool_threads;        /* 0 = thread per connection; else epoll threads */
+    unsigned grace_ms;            /* shutdown grace for in-flight deliveries */
+    const dlv_sink_config *sinks; /* validated by the config loader (outbox-config.h) */
+    size_t n_sinks;               /* at most OUTBOX_CONFIG_MAX_SINKS (= OIN_MAX_ROUTES) */
 } od_config;
 
 /* Run until SIGTERM/SIGINT. Returns the process exit code: 0 clean stop, 1 runtime error. */
@@ -45,7 +45,8 @@ int od_run(const od_config *c);
 /*
  * Block SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it
  * creates afterwards) and ignore SIGPIPE; od_run() waits for them with sigtimedwait.
- * Call first thing in main().
+ * Call after the configuration has loaded (until then SIGTERM/SIGINT simply end the
+ * process) and before any thread exists.
  */
 void od_signals_block(void);
 
