@@ -523,6 +523,20 @@ static void test_secrets(void **state)
     }
 }
 
+/* head, then n lines "<pre><i><post>" (i = 0..n-1), then tail; malloc'd. */
+static char *repeated(const char *head, const char *pre, int n, const char *post, const char *tail)
+{
+    size_t cap = strlen(head) + (size_t)n * (strlen(pre) + strlen(post) + 12) + strlen(tail) + 1;
+    size_t len = 0;
+    char *y = malloc(cap);
+    assert_non_null(y);
+    len += (size_t)snprintf(y, cap, "%s", head);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(y + len, cap - len, "%s%d%s", pre, i, post);
+    (void)snprintf(y + len, cap - len, "%s", tail);
+    return y;
+}
+
 /* A deeply nested document is refused while reading, at the first level too deep: flow
  * and block style, ~200 KB each (libyaml's loader took ~51 s on such a file). */
 static void test_nesting_bound(void **state)
@@ -577,13 +591,7 @@ static void test_yaml_reader(void **state)
              "config.yaml:3: YAML syntax error: found undefined alias *nope");
 
     /* 3,000 distinct keys in Flipt's block (ignored) and then one repeated */
-    size_t cap = 3000 * 24 + 64, len = 0;
-    char *y = malloc(cap);
-    assert_non_null(y);
-    len += (size_t)snprintf(y + len, cap - len, "audit:\n");
-    for (int i = 0; i < 3000; i++)
-        len += (size_t)snprintf(y + len, cap - len, "  key%d: 1\n", i);
-    (void)snprintf(y + len, cap - len, "  key17: 2\n");
+    char *y = repeated("audit:\n", "  key", 3000, ": 1\n", "  key17: 2\n");
     load_err(y, "config.yaml:3002: audit.key17: duplicate key (first at line 19)");
     free(y);
 }
@@ -617,14 +625,10 @@ static void test_start_rules_at_load(void **state)
              "character at byte 2");
 
     /* at most 64 sinks: the 65th is named */
-    size_t cap = 65 * 64 + 16, len = 0;
-    char *y = malloc(cap);
-    assert_non_null(y);
-    len += (size_t)snprintf(y + len, cap - len, "sinks:\n");
-    for (int i = 0; i < 65; i++)
-        len += (size_t)snprintf(y + len, cap - len, "  - {name: s%d, url: 'http://x/'}\n", i);
+    char *y = repeated("sinks:\n", "  - {name: s", 65, ", url: 'http://x/'}\n", "");
     load_err(y, "config.yaml:66: sinks[64]: more than 64 sinks");
-    y[len - 33] = '\0'; /* drop the last line: 64 sinks load */
+    free(y);
+    y = repeated("sinks:\n", "  - {name: s", 64, ", url: 'http://x/'}\n", "");
     outbox_config_free(load_ok(y));
     free(y);
 }
