@@ -4,6 +4,7 @@
  * functions: time and randomness come from the caller.
  */
 #include "delivery/backoff.h"
+#include "delivery/error.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -260,14 +261,14 @@ int dlv_retry_after_parse(const char *value, int64_t now_ms, int64_t *ret_delay_
 {
     char buf[64];
     if (!value)
-        return -1;
+        return DLV_ERR_INVALID;
     while (*value == ' ' || *value == '\t')
         value++;
     size_t n = strlen(value);
     while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
         n--;
     if (n == 0 || n >= sizeof buf)
-        return -1;
+        return DLV_ERR_INVALID;
     memcpy(buf, value, n);
     buf[n] = '\0';
 
@@ -275,17 +276,17 @@ int dlv_retry_after_parse(const char *value, int64_t now_ms, int64_t *ret_delay_
         int64_t secs = 0;
         for (size_t i = 0; i < n; i++) {
             if (buf[i] < '0' || buf[i] > '9')
-                return -1;
+                return DLV_ERR_INVALID;
             if (secs < INT64_C(1000000000000)) /* saturate at ~31 700 years */
                 secs = secs * 10 + (buf[i] - '0');
         }
         *ret_delay_ms = secs * 1000;
-        return 0;
+        return DLV_OK;
     }
     int64_t when;
     if (parse_http_date(buf, now_ms / 1000, &when) < 0)
-        return -1;
+        return DLV_ERR_INVALID;
     int64_t d = when * 1000 - now_ms;
     *ret_delay_ms = d > 0 ? d : 0;
-    return 0;
+    return DLV_OK;
 }

@@ -3,6 +3,7 @@
  * texts), Go's Duration.String, and a byte-size parser for config values.
  */
 #include "delivery/duration.h"
+#include "delivery/error.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -60,7 +61,7 @@ static int invalid(const char *orig, size_t len, char *err, size_t errlen)
     char q[256];
     go_quote(orig, len, q, sizeof q);
     set_err(err, errlen, "time: invalid duration %s", q);
-    return -1;
+    return DLV_ERR_INVALID;
 }
 
 static const struct {
@@ -97,7 +98,7 @@ int dlv_duration_parse_units(const char *orig, size_t len, unsigned flags, int64
     }
     if (end - s == 1 && *s == '0') {
         *ret_ns = 0;
-        return 0;
+        return DLV_OK;
     }
     if (s == end)
         return invalid(orig, len, err, errlen);
@@ -148,7 +149,7 @@ int dlv_duration_parse_units(const char *orig, size_t len, unsigned flags, int64
             char q[256];
             go_quote(orig, len, q, sizeof q);
             set_err(err, errlen, "time: missing unit in duration %s", q);
-            return -1;
+            return DLV_ERR_INVALID;
         }
         size_t ulen = (size_t)(s - p);
         uint64_t unit = 0;
@@ -160,7 +161,7 @@ int dlv_duration_parse_units(const char *orig, size_t len, unsigned flags, int64
             go_quote(p, ulen, qu, sizeof qu);
             go_quote(orig, len, q, sizeof q);
             set_err(err, errlen, "time: unknown unit %s in duration %s", qu, q);
-            return -1;
+            return DLV_ERR_INVALID;
         }
         if (v > U63 / unit)
             return invalid(orig, len, err, errlen);
@@ -176,12 +177,12 @@ int dlv_duration_parse_units(const char *orig, size_t len, unsigned flags, int64
     }
     if (neg) {
         *ret_ns = d == U63 ? INT64_MIN : -(int64_t)d;
-        return 0;
+        return DLV_OK;
     }
     if (d > U63 - 1)
         return invalid(orig, len, err, errlen);
     *ret_ns = (int64_t)d;
-    return 0;
+    return DLV_OK;
 }
 
 int dlv_duration_parse_n(const char *s, size_t len, int64_t *ret_ns, char *err, size_t errlen)
@@ -204,10 +205,11 @@ int64_t dlv_ns_to_ms(int64_t ns)
 int dlv_duration_parse_ms(const char *s, int64_t *ret_ms, char *err, size_t errlen)
 {
     int64_t ns;
-    if (dlv_duration_parse(s, &ns, err, errlen) < 0)
-        return -1;
+    int rc = dlv_duration_parse(s, &ns, err, errlen);
+    if (rc != DLV_OK)
+        return rc;
     *ret_ms = dlv_ns_to_ms(ns);
-    return 0;
+    return DLV_OK;
 }
 
 /* Go's fmtFrac: print the fraction of v/10^prec (trailing zeros dropped) into the buffer
@@ -322,19 +324,19 @@ int dlv_size_parse(const char *s, uint64_t *ret_bytes, char *err, size_t errlen)
     go_quote(s ? s : "", s ? strlen(s) : 0, q, sizeof q);
     if (!s || !*s) {
         set_err(err, errlen, "invalid size %s: empty", q);
-        return -1;
+        return DLV_ERR_INVALID;
     }
     if (!(*p >= '0' && *p <= '9')) {
         set_err(err, errlen,
                 "invalid size %s: expected a non-negative integer, optionally "
                 "followed by B, KiB, MiB, GiB, TiB, KB, MB, GB or TB",
                 q);
-        return -1;
+        return DLV_ERR_INVALID;
     }
     while (*p >= '0' && *p <= '9') {
         if (v > (UINT64_MAX - 9) / 10) {
             set_err(err, errlen, "invalid size %s: too large", q);
-            return -1;
+            return DLV_ERR_INVALID;
         }
         v = v * 10 + (uint64_t)(*p - '0');
         p++;
@@ -354,13 +356,13 @@ int dlv_size_parse(const char *s, uint64_t *ret_bytes, char *err, size_t errlen)
                     "invalid size %s: unknown unit %s (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, "
                     "TB for powers of 1000)",
                     q, qu);
-            return -1;
+            return DLV_ERR_INVALID;
         }
     }
     if (v != 0 && mult > UINT64_MAX / v) {
         set_err(err, errlen, "invalid size %s: too large", q);
-        return -1;
+        return DLV_ERR_INVALID;
     }
     *ret_bytes = v * mult;
-    return 0;
+    return DLV_OK;
 }

@@ -40,17 +40,26 @@ typedef struct dlv__decision {
     char reason[256];         /* DEAD */
 } dlv__decision;
 
-/* webhook-id of a delivery: "evt_<event id>_<sink id>" (no '.'), NUL-terminated. */
-void dlv__webhook_id(char buf[48], uint64_t event_id, uint32_t sink_id);
-
-/* Validate cfg and prepare *p (template parse, transport). 0 or -1 with err. */
+/* Validate cfg with the library's rules and prepare *p (transport settings).
+ * DLV_OK, or DLV_ERR_INVALID with err. */
 int dlv__prepare(dlv__prepared *p, const dlv_sink_config *cfg, char *err, size_t errlen);
 void dlv__prepared_clear(dlv__prepared *p);
 
 /*
- * Build the request for one attempt of `job` at now_ms (timestamp for signatures).
- * Returns 0; 1 when the body cannot be rendered (template error or invalid JSON: the
- * delivery is dead, err holds why); -1 on out of memory.
+ * Template mode: render the sink's template for `job` into rq->rendered / rq->body (any
+ * previous rendering is freed). Thread-safe (the render worker threads call it); it touches
+ * only rq.
+ * @return DLV_OK; DLV_ERR_TEMPLATE when the body cannot be rendered (execution error, caps,
+ *         invalid JSON: the delivery is dead, err holds why); DLV_ERR_NOMEM.
+ */
+int dlv__request_render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
+                        size_t errlen);
+
+/*
+ * Build the headers and signatures of one attempt of `job` at now_ms (timestamp for
+ * signatures). URL mode sets the body to the event's; template mode needs rq rendered by
+ * dlv__request_render first.
+ * @return DLV_OK, DLV_ERR_NOMEM, or a signing error (DLV_ERR_INVALID/DLV_ERR_CRYPTO).
  */
 int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_ms, dlv__request *rq,
                        char *err, size_t errlen);

@@ -3,6 +3,7 @@
  * (see filter.h; semantics of Flipt's internal/server/audit/checker.go).
  */
 #include "delivery/filter.h"
+#include "delivery/error.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@ int dlv_filter_parse(const char *const *entries, size_t n, dlv_filter **ret, cha
         const char *c1 = strchr(ent, ':');
         if (!c1) {
             (void)snprintf(err, errlen, "invalid event pair: %s", ent);
-            return -1;
+            return DLV_ERR_INVALID;
         }
         const char *verb = c1 + 1;
         const char *c2 = strchr(verb, ':');
@@ -56,7 +57,7 @@ int dlv_filter_parse(const char *const *entries, size_t n, dlv_filter **ret, cha
             int i = lookup(nouns, N_NOUNS, ent, nlen);
             if (i < 0) {
                 (void)snprintf(err, errlen, "invalid noun: %.*s", (int)nlen, ent);
-                return -1;
+                return DLV_ERR_INVALID;
             }
             nmask = 1u << i;
         }
@@ -66,7 +67,7 @@ int dlv_filter_parse(const char *const *entries, size_t n, dlv_filter **ret, cha
             int i = lookup(verbs, N_VERBS, verb, vlen);
             if (i < 0) {
                 (void)snprintf(err, errlen, "invalid verb: %.*s", (int)vlen, verb);
-                return -1;
+                return DLV_ERR_INVALID;
             }
             vmask = 1u << i;
         }
@@ -80,7 +81,7 @@ int dlv_filter_parse(const char *const *entries, size_t n, dlv_filter **ret, cha
                 uint32_t bit = 1u << (ni * N_VERBS + vi);
                 if (bits & bit) {
                     (void)snprintf(err, errlen, "repeated event pair: %s:%s", nouns[ni], verbs[vi]);
-                    return -1;
+                    return DLV_ERR_INVALID;
                 }
                 bits |= bit;
             }
@@ -88,16 +89,16 @@ int dlv_filter_parse(const char *const *entries, size_t n, dlv_filter **ret, cha
     }
     if (bits == 0) {
         (void)snprintf(err, errlen, "no event pairs exist");
-        return -1;
+        return DLV_ERR_INVALID;
     }
     dlv_filter *f = malloc(sizeof *f);
     if (!f) {
         (void)snprintf(err, errlen, "out of memory");
-        return -2;
+        return DLV_ERR_NOMEM;
     }
     f->bits = bits;
     *ret = f;
-    return 0;
+    return DLV_OK;
 }
 
 dlv_filter *dlv_filter_new_all(void)

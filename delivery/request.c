@@ -24,16 +24,10 @@
 #include "delivery/sign.h"
 #include "delivery/sink.h"
 #include "outbox/version.h"
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
-
-void dlv__webhook_id(char buf[48], uint64_t event_id, uint32_t sink_id)
-{
-    snprintf(buf, 48, "evt_%" PRIu64 "_%" PRIu32, event_id, sink_id);
-}
 
 static int header_configured(const dlv_sink_config *c, const char *name)
 {
@@ -66,7 +60,7 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
     if (c->body && !c->tmpl) {
         snprintf(err, errlen,
                  "sink '%s': the body template was not parsed (dlv_sink_config_set_body)", name);
-        return -1;
+        return DLV_ERR_INVALID;
     }
     for (size_t i = 0; i < c->n_secrets; i++)
         if (dlv_signing_secret_check(c->secrets[i], c->signature & DLV_SIG_STANDARD, why,
@@ -87,7 +81,7 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
     p->transport.client_cert = c->client_cert;
     p->transport.client_key = c->client_key;
     p->transport.insecure = c->insecure ? 1 : 0;
-    return 0;
+    return DLV_OK;
 }
 
 void dlv__prepared_clear(dlv__prepared *p)
@@ -123,41 +117,40 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     return 0;
 }
 
-/* Render the sink's template for this event: 0, 1 (render error in err), -1 (memory). */
-static int render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
-                  size_t errlen)
+int dlv__request_render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
+                        size_t errlen)
 {
-    size_t cap = p->cfg->max_body_out ? p->cfg->max_body_out : DLV_SINK_MAX_BODY_OUT;
-    gotmpl_event *ev = NULL;
-    int rc = gotmpl_event_parse(job->body, job->body_len, &ev, err, errlen);
-    if (rc == GOTMPL_OK)
-        rc = gotmpl_execute(p->tmpl, ev, cap, &rq->rendered, &rq->body_len, err, errlen);
-    gotmpl_event_free(ev);
+    gotmpl_limits lim = gotmpl_limits_default(p->cfg->max_body_out);
+    free(rq->rendered);
+    rq->rendered = NULL;
+    rq->body = NULL;
+    rq->body_len = 0;
+    int rc = gotmpl_render(p->tmpl, job->body, job->body_len, &lim, &rq->rendered, &rq->body_len,
+                           err, errlen);
     if (rc == GOTMPL_ENOMEM) {
         snprintf(err, errlen, "out of memory rendering the template");
-        return -1;
+        return DLV_ERR_NOMEM;
     }
-    if (rc != GOTMPL_OK)
-        return 1;
-    if (!gojson_valid(rq->rendered, rq->body_len)) {
-        /* Flipt's message; the rendered text holds event data only, cut short */
-        snprintf(err, errlen, "invalid JSON: %.160s%s", rq->rendered,
-                 rq->body_len > 160 ? "..." : "");
-        return 1;
+    if (rc != GOTMPL_OK) {
+        free(rq->rendered);
+        rq->rendered = NULL;
+        rq->body_len = 0;
+        return DLV_ERR_TEMPLATE;
     }
-    return 0;
+    rq->body = (const unsigned char *)rq->rendered;
+    return DLV_OK;
 }
 
 int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_ms, dlv__request *rq,
                        char *err, size_t errlen)
 {
     const dlv_sink_config *c = p->cfg;
-    memset(rq, 0, sizeof *rq);
+    curl_slist_free_all(rq->headers);
+    rq->headers = NULL;
     if (p->tmpl) {
-        int rc = render(p, job, rq, err, errlen);
-        if (rc != 0) {
-            dlv__request_clear(rq);
-            return rc;
+        if (!rq->rendered) {
+            snprintf(err, errlen, "the body was not rendered");
+            return DLV_ERR_INVALID;
         }
         rq->body = (const unsigned char *)rq->rendered;
     } else {
@@ -165,8 +158,7 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
         rq->body_len = job->body_len;
     }
 
-    char id[48];
-    dlv__webhook_id(id, job->event_id, job->sink_id);
+    const char *id = job->webhook_id; /* obx_delivery_id(), filled by the claim */
     struct curl_slist **h = &rq->headers;
     int rc = 0;
     for (size_t i = 0; i < c->n_headers && !rc; i++)
@@ -179,29 +171,35 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
         rc = add_header(h, "webhook-id", id);
     if (!rc)
         rc = add_header(h, "Expect", NULL);
+    int sign_rc = DLV_OK;
     if (!rc && c->n_secrets && (c->signature & DLV_SIG_FLIPT)) {
         char hex[DLV_FLIPT_SIG_HEX_LEN + 1];
-        int src = dlv_sign_flipt(c->secrets[0], strlen(c->secrets[0]), rq->body, rq->body_len, hex);
-        rc = src == DLV_OK ? add_header(h, "X-Flipt-Webhook-Signature", hex) : -1;
+        sign_rc = dlv_sign_flipt(c->secrets[0], strlen(c->secrets[0]), rq->body, rq->body_len, hex);
+        rc = sign_rc == DLV_OK ? add_header(h, "X-Flipt-Webhook-Signature", hex) : -1;
     }
     if (!rc && c->n_secrets && (c->signature & DLV_SIG_STANDARD)) {
         char ts[24];
         int64_t secs = now_ms / 1000;
         snprintf(ts, sizeof ts, "%" PRId64, secs);
         char *sig = NULL;
-        int src = dlv_sign_standard_header((const char *const *)c->secrets, c->n_secrets, id, secs,
+        sign_rc = dlv_sign_standard_header((const char *const *)c->secrets, c->n_secrets, id, secs,
                                            rq->body, rq->body_len, &sig);
-        rc = src == DLV_OK ? add_header(h, "webhook-timestamp", ts) : -1;
+        rc = sign_rc == DLV_OK ? add_header(h, "webhook-timestamp", ts) : -1;
         if (!rc)
             rc = add_header(h, "webhook-signature", sig);
         free(sig);
     }
     if (rc) {
-        dlv__request_clear(rq);
-        snprintf(err, errlen, "building the request failed (out of memory or signing error)");
-        return -1;
+        curl_slist_free_all(rq->headers);
+        rq->headers = NULL;
+        if (sign_rc != DLV_OK) {
+            snprintf(err, errlen, "signing the request failed: %s", dlv_strerror(sign_rc));
+            return sign_rc;
+        }
+        snprintf(err, errlen, "building the request failed: out of memory");
+        return DLV_ERR_NOMEM;
     }
-    return 0;
+    return DLV_OK;
 }
 
 static double fixed_unit(void *ud)

@@ -1,6 +1,6 @@
 /*
- * scheduler.c - the delivery engine (see delivery/engine.h): three threads around one
- * libcurl multi handle.
+ * scheduler.c - the delivery engine (see delivery/engine.h): threads around one libcurl
+ * multi handle.
  *
  * - The engine thread owns everything in flight: per sink a queue of claimed jobs and a
  *   count of running requests. Each turn it takes in claim replies and commit acks,
@@ -11,6 +11,8 @@
  *   asked for, so that claim commits never stall sending.
  * - The committer thread records results with obx_record in batches: while one batch is
  *   being committed, the next accumulates.
+ * - Render workers (template sinks only) render bodies from per-sink queues and hand the
+ *   jobs back through the engine thread's inbox, which signs and sends them.
  *
  * Claims are sized to keep up to max(prefetch, max_in_flight) jobs queued behind the
  * running requests of a sink, so that a claim commit (an fsync) never leaves it idle;
@@ -20,9 +22,12 @@
  */
 #include "config.h"
 #include "engine-internal.h"
+#include "obx_hooks.h"
+#include "test-hooks.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +52,10 @@ typedef struct job {
     int64_t started_ms;
     dlv__xfer x;
     dlv__request rq;
-    struct job *next;
-    struct job *prev; /* running list */
+    int render_rc;        /* template mode: what the render worker returned */
+    char render_err[256]; /* and its message */
+    struct job *next;     /* ready, render and rendered queues, running list */
+    struct job *prev;     /* running list */
 } job;
 
 typedef struct claim_reply {
@@ -85,6 +92,10 @@ typedef struct sink_rt {
     size_t uncommitted;    /* results handed to the committer, not yet acknowledged */
     int64_t blocked_until; /* ordered: the head's next attempt */
     int recovering;        /* ordered: first claim since start not taken in yet */
+    /* render queue (template mode), under rd_mu: jobs waiting for a render worker, and
+     * whether one is rendering for this sink now (one at a time per sink) */
+    job *rd_head, *rd_tail;
+    int rd_busy;
     /* claimer request, under cl_mu */
     size_t want;
     /* commit acks, under in_mu */
@@ -103,11 +114,22 @@ struct dlv_engine {
     dlv_rng rng;
 
     pthread_t loop_th, claim_th, commit_th;
+    pthread_t *rd_th; /* render workers (template sinks only) */
+    size_t n_rd, rd_started;
     int started;
+
+    /* render workers: template bodies are rendered off the engine thread, so a slow
+     * template never holds up the requests of other sinks */
+    pthread_mutex_t rd_mu;
+    pthread_cond_t rd_cv;
+    int rd_stop;
+    size_t rd_rr;
+    size_t rendering; /* engine thread: jobs handed to the workers, not back yet */
 
     /* engine-thread inbox */
     pthread_mutex_t in_mu;
     claim_reply *replies, *replies_tail;
+    job *rendered, *rendered_tail; /* back from the render workers */
     int acks_pending;
     int stop_req;
     int64_t stop_deadline; /* monotonic ms */
@@ -119,12 +141,18 @@ struct dlv_engine {
     int cl_work;
     int cl_stop;
 
-    /* committer */
+    /* committer: the engine thread appends to q (under cm_mu); the committer moves entries
+     * out into its own buffers (items, rs) and signals cm_space. q only grows, so a push
+     * that cannot grow it waits for room instead of dropping a result. */
     pthread_mutex_t cm_mu;
     pthread_cond_t cm_cv;
+    pthread_cond_t cm_space;
     result_item *q;
     size_t nq, capq;
     int cm_stop;
+    result_item *cm_items; /* committer thread only, cm_cap entries */
+    obx_result *cm_rs;     /* committer thread only, cm_cap entries */
+    size_t cm_cap;
 
     /* engine thread state */
     job *running; /* list of running transfers */
@@ -190,40 +218,104 @@ static void hist_add(dlv_histogram *h, const double *bounds, double v)
 
 /* ---- committer ------------------------------------------------------------------- */
 
-static int push_result(dlv_engine *e, size_t sink, const obx_result *r)
+#ifdef DLV_TEST_HOOKS
+size_t dlv__test_result_queue_max;
+#endif
+
+/* Grow the result queue's buffer to cap entries (realloc, or a test's simulated failure). */
+static result_item *queue_grow(result_item *q, size_t cap)
+{
+#ifdef DLV_TEST_HOOKS
+    if (dlv__test_result_queue_max && cap > dlv__test_result_queue_max)
+        return NULL;
+#endif
+    return realloc(q, cap * sizeof *q);
+}
+
+/* Entries the result queue and the committer's buffers start with (allocated up front, so
+ * the committer always has room to take results out). */
+#define RESULTS_MIN 64
+
+/* A copy of `text` for a queued result; when memory is short the text is replaced (never
+ * the result itself dropped). *owned is what to free later. */
+static const char *keep_text(const char *text, char **owned)
+{
+    *owned = text ? strdup(text) : NULL;
+    if (text && !*owned)
+        return "(text lost: out of memory)";
+    return *owned;
+}
+
+/*
+ * Hand one result to the committer. Never drops it: when the queue is full and cannot grow,
+ * wait until the committer has taken entries out (it always can, into its own buffers).
+ */
+static void push_result(dlv_engine *e, size_t sink, const obx_result *r)
 {
     result_item it = {.r = *r, .sink = sink};
-    it.error = r->error ? strdup(r->error) : NULL;
-    it.reason = r->reason ? strdup(r->reason) : NULL;
-    it.r.error = it.error;
-    it.r.reason = it.reason;
+    it.r.error = keep_text(r->error, &it.error);
+    it.r.reason = keep_text(r->reason, &it.reason);
     pthread_mutex_lock(&e->cm_mu);
-    if (e->nq == e->capq) {
-        size_t cap = e->capq ? e->capq * 2 : 256;
-        result_item *q = realloc(e->q, cap * sizeof *q);
-        if (!q) {
-            pthread_mutex_unlock(&e->cm_mu);
-            free(it.error);
-            free(it.reason);
-            return -1;
+    while (e->nq == e->capq) {
+        size_t cap = e->capq ? e->capq * 2 : RESULTS_MIN;
+        result_item *q = queue_grow(e->q, cap);
+        if (q) {
+            e->q = q;
+            e->capq = cap;
+            break;
         }
-        e->q = q;
-        e->capq = cap;
+        pthread_cond_signal(&e->cm_cv);
+        pthread_cond_wait(&e->cm_space, &e->cm_mu);
     }
     e->q[e->nq++] = it;
     pthread_cond_signal(&e->cm_cv);
     pthread_mutex_unlock(&e->cm_mu);
     e->sinks[sink].uncommitted++;
-    return 0;
+}
+
+/* Store errors worth retrying the same batch for: they may pass (memory, disk, LMDB). */
+static int record_retryable(int rc)
+{
+    return rc == OBX_ERR_NOMEM || rc == OBX_ERR_IO || rc == OBX_ERR_LMDB || rc == OBX_ERR_FULL;
+}
+
+/*
+ * Record results[0..k) (and their attempts). A retryable failure is retried with a growing
+ * pause (50 ms to 1 s) until it succeeds; once the engine is stopping, three more tries,
+ * then the deliveries stay in flight in the store and come back in doubt at the next
+ * start (sent again, same webhook-id). Returns the last obx_record code.
+ */
+static int record_batch(dlv_engine *e, obx_result *rs, size_t k, obx_error *oe)
+{
+    int rc = OBX_OK;
+    long pause_ms = 50;
+    for (int tries_stopping = 0;;) {
+        rc = obx_record(e->store, rs, k, oe);
+        if (rc == OBX_OK)
+            return rc;
+        pthread_mutex_lock(&e->m_mu);
+        e->gm.commit_errors++;
+        e->gm.last_store_error = rc;
+        snprintf(e->gm.last_error, sizeof e->gm.last_error, "recording results: %.200s", oe->msg);
+        pthread_mutex_unlock(&e->m_mu);
+        if (rc == OBX_ERR_CLOSED || !record_retryable(rc))
+            return rc;
+        pthread_mutex_lock(&e->cm_mu);
+        int stopping = e->cm_stop;
+        pthread_mutex_unlock(&e->cm_mu);
+        if (stopping && ++tries_stopping > 3)
+            return rc;
+        struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms * 2 > 1000 ? 1000 : pause_ms * 2;
+    }
 }
 
 static void *committer_main(void *arg)
 {
     dlv_engine *e = arg;
-    result_item *mine = NULL;
-    size_t cap_mine = 0;
-    obx_result *rs = NULL;
-    size_t cap_rs = 0;
+    result_item *mine = e->cm_items;
+    obx_result *rs = e->cm_rs;
     for (;;) {
         pthread_mutex_lock(&e->cm_mu);
         while (e->nq == 0 && !e->cm_stop)
@@ -232,59 +324,45 @@ static void *committer_main(void *arg)
             pthread_mutex_unlock(&e->cm_mu);
             break;
         }
-        /* swap the queue out: the engine thread keeps appending to a fresh one */
-        result_item *take = e->q;
-        size_t n = e->nq, cap = e->capq;
-        e->q = mine;
-        e->capq = cap_mine;
-        e->nq = 0;
-        pthread_mutex_unlock(&e->cm_mu);
-        mine = take;
-        cap_mine = cap;
-
-        if (n > cap_rs) {
-            obx_result *nr = realloc(rs, n * sizeof *nr);
-            if (nr) {
-                rs = nr;
-                cap_rs = n;
+        /* move what fits into our buffers (grown when possible); the rest waits its turn */
+        if (e->nq > e->cm_cap) {
+            size_t cap = e->nq;
+            result_item *ni = realloc(mine, cap * sizeof *ni);
+            if (ni) {
+                mine = e->cm_items = ni;
+                obx_result *nr = realloc(rs, cap * sizeof *nr);
+                if (nr) {
+                    rs = e->cm_rs = nr;
+                    e->cm_cap = cap;
+                }
             }
         }
+        size_t n = e->nq < e->cm_cap ? e->nq : e->cm_cap;
+        memcpy(mine, e->q, n * sizeof *mine);
+        memmove(e->q, e->q + n, (e->nq - n) * sizeof *e->q);
+        e->nq -= n;
+        pthread_cond_broadcast(&e->cm_space);
+        pthread_mutex_unlock(&e->cm_mu);
+
         size_t batch_max = e->o.commit_batch;
         for (size_t off = 0; off < n;) {
             size_t k = n - off < batch_max ? n - off : batch_max;
-            if (k > cap_rs)
-                k = cap_rs; /* realloc failed: smaller batches */
-            if (k == 0)
-                k = 1;
-            int rc = OBX_ERR_NOMEM;
             obx_error oe = {0};
             for (size_t i = 0; i < k; i++) {
                 if (mine[off + i].r.outcome != OBX_OUTCOME_RELEASE) {
-                    obx_crash_point("delivery-before-record"); /* after a send */
+                    OBX_CRASH_POINT("delivery-before-record"); /* after a send */
                     break;
                 }
             }
-            if (rs) {
-                for (size_t i = 0; i < k; i++)
-                    rs[i] = mine[off + i].r;
-                for (int tries = 0; tries < 3; tries++) {
-                    rc = obx_record(e->store, rs, k, &oe);
-                    if (rc == OBX_OK || rc == OBX_ERR_CLOSED)
-                        break;
-                    struct timespec ts = {0, 50 * 1000000L};
-                    nanosleep(&ts, NULL);
-                }
-            }
-            pthread_mutex_lock(&e->m_mu);
-            if (rc == OBX_OK) {
+            for (size_t i = 0; i < k; i++)
+                rs[i] = mine[off + i].r;
+            int rc = record_batch(e, rs, k, &oe);
+            if (rc == OBX_OK) { /* failures were counted by record_batch */
+                pthread_mutex_lock(&e->m_mu);
                 e->gm.commits++;
                 e->gm.results_committed += k;
-            } else {
-                e->gm.commit_errors++;
-                snprintf(e->gm.last_error, sizeof e->gm.last_error, "recording results: %.200s",
-                         rs ? oe.msg : "out of memory");
+                pthread_mutex_unlock(&e->m_mu);
             }
-            pthread_mutex_unlock(&e->m_mu);
             pthread_mutex_lock(&e->in_mu);
             for (size_t i = 0; i < k; i++)
                 e->sinks[mine[off + i].sink].acked++;
@@ -298,8 +376,6 @@ static void *committer_main(void *arg)
             off += k;
         }
     }
-    free(mine);
-    free(rs);
     return NULL;
 }
 
@@ -373,7 +449,106 @@ static void ask_claim(dlv_engine *e, size_t i, size_t want)
     pthread_mutex_unlock(&e->cl_mu);
 }
 
+/* ---- render workers --------------------------------------------------------------- */
+
+/* Most render workers; there are as many as template sinks, up to this. */
+#define RENDER_WORKERS_MAX 4
+
+/* The next job to render: round robin over the sinks, one render at a time per sink (so a
+ * slow template occupies one worker, never all of them). Under rd_mu. */
+static job *render_pick(dlv_engine *e)
+{
+    for (size_t k = 0; k < e->n; k++) {
+        size_t i = (e->rd_rr + k) % e->n;
+        sink_rt *s = &e->sinks[i];
+        job *jb = s->rd_head;
+        if (!jb || s->rd_busy)
+            continue;
+        s->rd_head = jb->next;
+        if (!s->rd_head)
+            s->rd_tail = NULL;
+        jb->next = NULL;
+        s->rd_busy = 1;
+        e->rd_rr = (i + 1) % e->n;
+        return jb;
+    }
+    return NULL;
+}
+
+/* A render worker: renders queued template bodies and hands each job back to the engine
+ * thread (the `rendered` inbox), which signs and sends it. */
+static void *render_main(void *arg)
+{
+    dlv_engine *e = arg;
+    pthread_mutex_lock(&e->rd_mu);
+    for (;;) {
+        job *jb = render_pick(e);
+        if (!jb) {
+            if (e->rd_stop)
+                break;
+            pthread_cond_wait(&e->rd_cv, &e->rd_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&e->rd_mu);
+        sink_rt *s = &e->sinks[jb->sink];
+        jb->render_err[0] = '\0';
+        jb->render_rc =
+            dlv__request_render(&s->p, jb->j, &jb->rq, jb->render_err, sizeof jb->render_err);
+        pthread_mutex_lock(&e->in_mu);
+        jb->next = NULL;
+        if (e->rendered_tail)
+            e->rendered_tail->next = jb;
+        else
+            e->rendered = jb;
+        e->rendered_tail = jb;
+        pthread_mutex_unlock(&e->in_mu);
+        dlv__sender_wakeup(&e->sender);
+        pthread_mutex_lock(&e->rd_mu);
+        s->rd_busy = 0;
+        if (s->rd_head)
+            pthread_cond_signal(&e->rd_cv); /* its next job, for any free worker */
+    }
+    pthread_mutex_unlock(&e->rd_mu);
+    return NULL;
+}
+
+/* Engine thread: queue a job of a template sink for rendering. */
+static void render_submit(dlv_engine *e, job *jb)
+{
+    sink_rt *s = &e->sinks[jb->sink];
+    jb->next = NULL;
+    e->rendering++;
+    pthread_mutex_lock(&e->rd_mu);
+    if (s->rd_tail)
+        s->rd_tail->next = jb;
+    else
+        s->rd_head = jb;
+    s->rd_tail = jb;
+    pthread_cond_signal(&e->rd_cv);
+    pthread_mutex_unlock(&e->rd_mu);
+}
+
+/* Engine thread: take back the jobs no worker has started (stopping). */
+static job *render_take_queued(dlv_engine *e)
+{
+    job *all = NULL;
+    pthread_mutex_lock(&e->rd_mu);
+    for (size_t i = 0; i < e->n; i++) {
+        sink_rt *s = &e->sinks[i];
+        if (s->rd_head) {
+            s->rd_tail->next = all;
+            all = s->rd_head;
+            s->rd_head = s->rd_tail = NULL;
+        }
+    }
+    pthread_mutex_unlock(&e->rd_mu);
+    return all;
+}
+
 /* ---- engine thread ---------------------------------------------------------------- */
+
+static void send_job(dlv_engine *e, job *jb);
+static void release_active(dlv_engine *e, job *jb);
 
 static void job_free(job *jb)
 {
@@ -389,7 +564,7 @@ static void record_release(dlv_engine *e, job *jb)
 {
     obx_result r = {
         .event_id = jb->j->event_id, .sink_id = jb->j->sink_id, .outcome = OBX_OUTCOME_RELEASE};
-    (void)push_result(e, jb->sink, &r);
+    push_result(e, jb->sink, &r);
     pthread_mutex_lock(&e->m_mu);
     e->sinks[jb->sink].m.released++;
     pthread_mutex_unlock(&e->m_mu);
@@ -427,6 +602,7 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
     if (r->rc) {
         pthread_mutex_lock(&e->m_mu);
         e->gm.claim_errors++;
+        e->gm.last_store_error = r->rc;
         snprintf(e->gm.last_error, sizeof e->gm.last_error, "claiming for sink %s: %.160s", s->name,
                  r->msg);
         pthread_mutex_unlock(&e->m_mu);
@@ -438,8 +614,15 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
         return;
     batch *b = calloc(1, sizeof *b);
     if (!b) {
-        /* cannot track them: they stay in flight in the store until the next start */
+        /* cannot track them: back to pending, no attempt counted */
+        for (size_t k = 0; k < r->n; k++) {
+            obx_result rr = {.event_id = r->jobs[k].event_id,
+                             .sink_id = r->jobs[k].sink_id,
+                             .outcome = OBX_OUTCOME_RELEASE};
+            push_result(e, r->sink, &rr);
+        }
         obx_jobs_free(r->jobs, r->n);
+        s->next_due = 0; /* ask again */
         return;
     }
     b->jobs = r->jobs;
@@ -463,7 +646,7 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
             obx_result rr = {.event_id = r->jobs[k].event_id,
                              .sink_id = r->jobs[k].sink_id,
                              .outcome = OBX_OUTCOME_RELEASE};
-            (void)push_result(e, r->sink, &rr);
+            push_result(e, r->sink, &rr);
             if (--b->left == 0) {
                 obx_jobs_free(b->jobs, b->n);
                 free(b);
@@ -486,6 +669,8 @@ static int drain_inbox(dlv_engine *e, int stopping, int64_t *deadline)
     pthread_mutex_lock(&e->in_mu);
     claim_reply *r = e->replies;
     e->replies = e->replies_tail = NULL;
+    job *rendered = e->rendered;
+    e->rendered = e->rendered_tail = NULL;
     if (e->acks_pending) {
         for (size_t i = 0; i < e->n; i++) {
             sink_rt *s = &e->sinks[i];
@@ -505,6 +690,15 @@ static int drain_inbox(dlv_engine *e, int stopping, int64_t *deadline)
         take_reply(e, r, stopping || stop);
         free(r);
         r = nx;
+    }
+    while (rendered) {
+        job *nx = rendered->next;
+        e->rendering--;
+        if (stopping || stop)
+            release_active(e, rendered); /* not sent yet: back to pending */
+        else
+            send_job(e, rendered);
+        rendered = nx;
     }
     return stop;
 }
@@ -533,7 +727,7 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
     }
     if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->retry_min)
         s->retry_min = d.next_attempt_ms; /* a claim reply may not know of it yet */
-    (void)push_result(e, jb->sink, &r);
+    push_result(e, jb->sink, &r);
     pthread_mutex_lock(&e->m_mu);
     dlv_sink_metrics *m = &s->m;
     m->attempts++;
@@ -589,18 +783,39 @@ static void publish_gauges(dlv_engine *e)
     pthread_mutex_unlock(&e->m_mu);
 }
 
-/* Start one job of sink i. Returns 1 when something happened (started or finished). */
-static int start_one(dlv_engine *e, size_t i)
+/* A job that counted as active ends without an attempt: back to pending. */
+static void release_active(dlv_engine *e, job *jb)
 {
-    sink_rt *s = &e->sinks[i];
-    job *jb = dequeue_ready(s);
-    if (!jb)
-        return 0;
+    e->sinks[jb->sink].active--;
+    e->total_active--;
+    record_release(e, jb);
+}
+
+/* A job that counted as active ends here (its result was pushed). */
+static void end_active(dlv_engine *e, job *jb)
+{
+    e->sinks[jb->sink].active--;
+    e->total_active--;
+    job_free(jb);
+}
+
+/*
+ * Sign and send an active job whose body is ready (URL mode, or rendered by a worker with
+ * render_rc set). A body that cannot be rendered makes the delivery dead at once, never
+ * sent; a request that cannot even start is an attempt that failed locally, retried as
+ * usual.
+ */
+static void send_job(dlv_engine *e, job *jb)
+{
+    sink_rt *s = &e->sinks[jb->sink];
     jb->started_ms = now_ms(e);
     char err[256] = "";
-    int rc = dlv__request_build(&s->p, jb->j, jb->started_ms, &jb->rq, err, sizeof err);
-    if (rc == 1) {
-        /* the body cannot be rendered: dead at once, never sent */
+    int rc = s->p.tmpl ? jb->render_rc : DLV_OK;
+    if (rc != DLV_OK)
+        snprintf(err, sizeof err, "%s", jb->render_err);
+    else
+        rc = dlv__request_build(&s->p, jb->j, jb->started_ms, &jb->rq, err, sizeof err);
+    if (rc == DLV_ERR_TEMPLATE) {
         char reason[300];
         snprintf(reason, sizeof reason, "template: %s", err);
         obx_result r = {.event_id = jb->j->event_id,
@@ -612,29 +827,42 @@ static int start_one(dlv_engine *e, size_t i)
                             jb->j->first_attempt_ms ? jb->j->first_attempt_ms : jb->started_ms,
                         .deadline_ms = jb->j->deadline_ms,
                         .reason = reason};
-        (void)push_result(e, i, &r);
+        push_result(e, jb->sink, &r);
         pthread_mutex_lock(&e->m_mu);
         s->m.dead++;
         s->m.render_errors++;
         pthread_mutex_unlock(&e->m_mu);
-        job_free(jb);
-        return 1;
+        end_active(e, jb);
+        return;
     }
-    if (rc == 0)
+    if (rc == DLV_OK)
         rc = dlv__sender_start(&e->sender, &jb->x, &s->p.transport, jb->rq.body, jb->rq.body_len,
                                jb->rq.headers, err, sizeof err);
-    if (rc != 0) {
-        /* could not even start: an attempt that failed locally, retried as usual */
+    if (rc != DLV_OK) {
         dlv__outcome o = {.transport_error = 1};
         snprintf(o.error, sizeof o.error, "%.180s", err[0] ? err : "out of memory");
         finish_attempt(e, jb, &o);
-        job_free(jb);
-        return 1;
+        end_active(e, jb);
+        return;
     }
     jb->x.ud = jb;
+    running_add(e, jb);
+}
+
+/* Start one job of sink i: send it, or hand it to the render workers (template mode).
+ * Returns 1 when a job was taken. */
+static int start_one(dlv_engine *e, size_t i)
+{
+    sink_rt *s = &e->sinks[i];
+    job *jb = dequeue_ready(s);
+    if (!jb)
+        return 0;
     s->active++;
     e->total_active++;
-    running_add(e, jb);
+    if (s->p.tmpl)
+        render_submit(e, jb);
+    else
+        send_job(e, jb);
     return 1;
 }
 
@@ -696,6 +924,13 @@ static void *loop_main(void *arg)
                 while ((jb = dequeue_ready(&e->sinks[i])) != NULL)
                     record_release(e, jb);
             }
+            /* bodies not yet being rendered go back too; those being rendered come back
+             * through the inbox and are released there */
+            for (job *jb = render_take_queued(e), *nx; jb; jb = nx) {
+                nx = jb->next;
+                e->rendering--;
+                release_active(e, jb);
+            }
             publish_gauges(e);
         }
         int64_t mono = mono_ms();
@@ -712,15 +947,13 @@ static void *loop_main(void *arg)
                     job *jb = e->running;
                     running_del(e, jb);
                     dlv__sender_abort(&e->sender, &jb->x);
-                    e->sinks[jb->sink].active--;
-                    e->total_active--;
-                    record_release(e, jb);
+                    release_active(e, jb);
                 }
             }
             int claiming = 0;
             for (size_t i = 0; i < e->n; i++)
                 claiming |= e->sinks[i].claiming;
-            if (!e->running && !claiming)
+            if (!e->running && !claiming && !e->rendering)
                 break;
             if (deadline - mono < wait)
                 wait = deadline - mono;
@@ -754,12 +987,9 @@ static void *loop_main(void *arg)
         dlv__xfer *x;
         while ((x = dlv__sender_done(&e->sender, &o)) != NULL) {
             job *jb = x->ud;
-            sink_rt *s = &e->sinks[jb->sink];
             running_del(e, jb);
-            s->active--;
-            e->total_active--;
             finish_attempt(e, jb, &o);
-            job_free(jb);
+            end_active(e, jb);
         }
         publish_gauges(e);
     }
@@ -769,24 +999,30 @@ static void *loop_main(void *arg)
 
 /* ---- public API ------------------------------------------------------------------- */
 
-int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
-                   const dlv_engine_options *opts, dlv_engine **out, char *err, size_t errlen)
+__attribute__((format(printf, 4, 5))) static int set_error(dlv_error *err, int code, int store,
+                                                           const char *fmt, ...)
 {
-    char dummy[8];
-    if (!err) {
-        err = dummy;
-        errlen = sizeof dummy;
+    if (err) {
+        err->code = code;
+        err->store = store;
+        va_list ap;
+        va_start(ap, fmt);
+        (void)vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
     }
+    return code;
+}
+
+int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
+                   const dlv_engine_options *opts, dlv_engine **out, dlv_error *err)
+{
+    int rc;
     *out = NULL;
-    if (!store || (n && !sinks)) {
-        snprintf(err, errlen, "engine: store and sinks are required");
-        return -1;
-    }
+    if (!store || (n && !sinks))
+        return set_error(err, DLV_ERR_INVALID, 0, "engine: store and sinks are required");
     dlv_engine *e = calloc(1, sizeof *e);
-    if (!e) {
-        snprintf(err, errlen, "engine: out of memory");
-        return -1;
-    }
+    if (!e)
+        return set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
     e->store = store;
     options_apply(&e->o, opts);
     dlv_rng_seed(&e->rng, (uint64_t)obx_now_ms() ^ (uint64_t)(uintptr_t)e);
@@ -795,25 +1031,39 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
     pthread_cond_init(&e->cl_cv, NULL);
     pthread_mutex_init(&e->cm_mu, NULL);
     pthread_cond_init(&e->cm_cv, NULL);
+    pthread_cond_init(&e->cm_space, NULL);
     pthread_mutex_init(&e->m_mu, NULL);
+    pthread_mutex_init(&e->rd_mu, NULL);
+    pthread_cond_init(&e->rd_cv, NULL);
     e->sinks = calloc(n ? n : 1, sizeof *e->sinks);
-    if (!e->sinks) {
-        snprintf(err, errlen, "engine: out of memory");
+    e->cm_items = malloc(RESULTS_MIN * sizeof *e->cm_items);
+    e->cm_rs = malloc(RESULTS_MIN * sizeof *e->cm_rs);
+    e->cm_cap = RESULTS_MIN;
+    e->q = queue_grow(NULL, RESULTS_MIN);
+    e->capq = RESULTS_MIN;
+    if (!e->q) { /* a test's cap below RESULTS_MIN: start with one entry */
+        e->q = queue_grow(NULL, 1);
+        e->capq = 1;
+    }
+    if (!e->sinks || !e->cm_items || !e->cm_rs || !e->q) {
+        rc = set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
         sink_rt *s = &e->sinks[i];
-        char perr[256] = "";
-        if (dlv__prepare(&s->p, &sinks[i], perr, sizeof perr) != 0) {
-            snprintf(err, errlen, "sink %zu: %s", i, perr);
+        char perr[DLV_ERRMSG_MAX] = "";
+        rc = dlv__prepare(&s->p, &sinks[i], perr, sizeof perr);
+        if (rc != DLV_OK) {
+            set_error(err, rc, 0, "sinks[%zu]: %s", i, perr);
             e->n = i;
             goto fail;
         }
         e->n = i + 1;
         obx_error oe = {0};
         const char *name = sinks[i].name;
-        if (obx_sink_id(store, name, &s->id, &oe) != OBX_OK) {
-            snprintf(err, errlen, "sink '%s': %s", name ? name : "", oe.msg);
+        int orc = obx_sink_id(store, name, &s->id, &oe);
+        if (orc != OBX_OK) {
+            rc = set_error(err, DLV_ERR_STORE, orc, "sink '%s': %s", name ? name : "", oe.msg);
             goto fail;
         }
         snprintf(s->name, sizeof s->name, "%s", name);
@@ -824,23 +1074,35 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         s->dirty = 1;
         for (size_t k = 0; k < i; k++)
             if (e->sinks[k].id == s->id) {
-                snprintf(err, errlen, "sink '%s' is configured twice", name);
+                rc = set_error(err, DLV_ERR_INVALID, 0, "sink '%s' is configured twice", name);
                 goto fail;
             }
+    }
+    for (size_t i = 0; i < n; i++)
+        e->n_rd += e->sinks[i].p.tmpl != NULL;
+    if (e->n_rd > RENDER_WORKERS_MAX)
+        e->n_rd = RENDER_WORKERS_MAX;
+    if (e->n_rd && !(e->rd_th = calloc(e->n_rd, sizeof *e->rd_th))) {
+        rc = set_error(err, DLV_ERR_NOMEM, 0, "engine: out of memory");
+        goto fail;
     }
     size_t conns = 0;
     for (size_t i = 0; i < n; i++)
         conns += e->sinks[i].p.limit;
     if (conns > e->o.max_in_flight_total)
         conns = e->o.max_in_flight_total;
-    if (dlv__sender_init(&e->sender, (long)(conns ? conns : 1), err, errlen) != 0)
+    char serr[DLV_ERRMSG_MAX] = "";
+    rc = dlv__sender_init(&e->sender, (long)(conns ? conns : 1), serr, sizeof serr);
+    if (rc != DLV_OK) {
+        set_error(err, rc, 0, "%s", serr);
         goto fail;
+    }
     e->sender_ok = 1;
     *out = e;
-    return 0;
+    return DLV_OK;
 fail:
     dlv_engine_free(e);
-    return -1;
+    return rc;
 }
 
 static void on_notify(void *ud)
@@ -850,47 +1112,74 @@ static void on_notify(void *ud)
     dlv__sender_wakeup(&e->sender);
 }
 
-int dlv_engine_start(dlv_engine *e, char *err, size_t errlen)
+static void stop_render_workers(dlv_engine *e)
 {
-    if (e->started) {
-        snprintf(err, errlen, "engine: already started");
-        return -1;
-    }
-    e->stop_req = 0;
-    e->cl_stop = 0;
-    e->cm_stop = 0;
-    for (size_t i = 0; i < e->n; i++)
-        e->sinks[i].recovering = e->sinks[i].p.ordered;
-    if (pthread_create(&e->commit_th, NULL, committer_main, e) != 0) {
-        snprintf(err, errlen, "engine: cannot start the committer thread");
-        return -1;
-    }
-    pthread_setname_np(e->commit_th, "dlv-commit");
-    if (pthread_create(&e->claim_th, NULL, claimer_main, e) != 0) {
-        snprintf(err, errlen, "engine: cannot start the claimer thread");
-        goto stop_commit;
-    }
-    pthread_setname_np(e->claim_th, "dlv-claim");
-    if (pthread_create(&e->loop_th, NULL, loop_main, e) != 0) {
-        snprintf(err, errlen, "engine: cannot start the engine thread");
-        pthread_mutex_lock(&e->cl_mu);
-        e->cl_stop = 1;
-        pthread_cond_signal(&e->cl_cv);
-        pthread_mutex_unlock(&e->cl_mu);
-        pthread_join(e->claim_th, NULL);
-        goto stop_commit;
-    }
-    pthread_setname_np(e->loop_th, "dlv-send");
-    e->started = 1;
-    obx_set_notify(e->store, on_notify, e);
-    return 0;
-stop_commit:
+    pthread_mutex_lock(&e->rd_mu);
+    e->rd_stop = 1;
+    pthread_cond_broadcast(&e->rd_cv);
+    pthread_mutex_unlock(&e->rd_mu);
+    for (size_t i = 0; i < e->rd_started; i++)
+        pthread_join(e->rd_th[i], NULL);
+    e->rd_started = 0;
+}
+
+static void stop_claimer(dlv_engine *e)
+{
+    pthread_mutex_lock(&e->cl_mu);
+    e->cl_stop = 1;
+    pthread_cond_signal(&e->cl_cv);
+    pthread_mutex_unlock(&e->cl_mu);
+    pthread_join(e->claim_th, NULL);
+}
+
+static void stop_committer(dlv_engine *e)
+{
     pthread_mutex_lock(&e->cm_mu);
     e->cm_stop = 1;
     pthread_cond_signal(&e->cm_cv);
     pthread_mutex_unlock(&e->cm_mu);
     pthread_join(e->commit_th, NULL);
-    return -1;
+}
+
+int dlv_engine_start(dlv_engine *e, dlv_error *err)
+{
+    if (e->started)
+        return set_error(err, DLV_ERR_INVALID, 0, "engine: already started");
+    e->stop_req = 0;
+    e->cl_stop = 0;
+    e->cm_stop = 0;
+    e->rd_stop = 0;
+    for (size_t i = 0; i < e->n; i++)
+        e->sinks[i].recovering = e->sinks[i].p.ordered;
+    if (pthread_create(&e->commit_th, NULL, committer_main, e) != 0)
+        return set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start the committer thread");
+    pthread_setname_np(e->commit_th, "dlv-commit");
+    if (pthread_create(&e->claim_th, NULL, claimer_main, e) != 0) {
+        set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start the claimer thread");
+        goto stop_commit;
+    }
+    pthread_setname_np(e->claim_th, "dlv-claim");
+    for (; e->rd_started < e->n_rd; e->rd_started++) {
+        if (pthread_create(&e->rd_th[e->rd_started], NULL, render_main, e) != 0) {
+            set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start a render thread");
+            goto stop_render;
+        }
+        pthread_setname_np(e->rd_th[e->rd_started], "dlv-render");
+    }
+    if (pthread_create(&e->loop_th, NULL, loop_main, e) != 0) {
+        set_error(err, DLV_ERR_SYSTEM, 0, "engine: cannot start the engine thread");
+        goto stop_render;
+    }
+    pthread_setname_np(e->loop_th, "dlv-send");
+    e->started = 1;
+    obx_set_notify(e->store, on_notify, e);
+    return DLV_OK;
+stop_render:
+    stop_render_workers(e);
+    stop_claimer(e);
+stop_commit:
+    stop_committer(e);
+    return DLV_ERR_SYSTEM;
 }
 
 void dlv_engine_stop(dlv_engine *e, unsigned grace_ms)
@@ -903,17 +1192,11 @@ void dlv_engine_stop(dlv_engine *e, unsigned grace_ms)
     pthread_mutex_unlock(&e->in_mu);
     dlv__sender_wakeup(&e->sender);
     pthread_join(e->loop_th, NULL);
-    /* no new claims or results after the engine thread is gone */
-    pthread_mutex_lock(&e->cl_mu);
-    e->cl_stop = 1;
-    pthread_cond_signal(&e->cl_cv);
-    pthread_mutex_unlock(&e->cl_mu);
-    pthread_join(e->claim_th, NULL);
-    pthread_mutex_lock(&e->cm_mu);
-    e->cm_stop = 1;
-    pthread_cond_signal(&e->cm_cv);
-    pthread_mutex_unlock(&e->cm_mu);
-    pthread_join(e->commit_th, NULL);
+    /* no renders, claims or results after the engine thread is gone (it waited for every
+     * job it handed to a render worker) */
+    stop_render_workers(e);
+    stop_claimer(e);
+    stop_committer(e);
     obx_set_notify(e->store, NULL, NULL);
     /* A no-op write as a fence: the writer runs batches one after another and calls the
      * notify callback inside a batch, so once this returns no call that read the old
@@ -954,12 +1237,18 @@ void dlv_engine_free(dlv_engine *e)
         dlv__prepared_clear(&e->sinks[i].p);
     free(e->sinks);
     free(e->q);
+    free(e->cm_items);
+    free(e->cm_rs);
     pthread_mutex_destroy(&e->in_mu);
     pthread_mutex_destroy(&e->cl_mu);
     pthread_cond_destroy(&e->cl_cv);
     pthread_mutex_destroy(&e->cm_mu);
     pthread_cond_destroy(&e->cm_cv);
+    pthread_cond_destroy(&e->cm_space);
     pthread_mutex_destroy(&e->m_mu);
+    pthread_mutex_destroy(&e->rd_mu);
+    pthread_cond_destroy(&e->rd_cv);
+    free(e->rd_th);
     free(e);
 }
 
@@ -988,7 +1277,7 @@ int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out)
     memset(out, 0, sizeof *out);
     dlv_sink_metrics *sm = calloc(e->n ? e->n : 1, sizeof *sm);
     if (!sm)
-        return -1;
+        return DLV_ERR_NOMEM;
     pthread_mutex_lock(&e->m_mu);
     *out = e->gm;
     for (size_t i = 0; i < e->n; i++)
@@ -996,7 +1285,7 @@ int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out)
     pthread_mutex_unlock(&e->m_mu);
     out->n_sinks = e->n;
     out->sinks = sm;
-    return 0;
+    return DLV_OK;
 }
 
 void dlv_metrics_free(dlv_metrics *m)

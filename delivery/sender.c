@@ -9,6 +9,7 @@
  * the URL (which may hold credentials) or header values (which may hold secrets).
  */
 #include "sender.h"
+#include "delivery/error.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,11 +30,11 @@ int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen
     if (!s->multi) {
         snprintf(err, errlen, "sender: curl_multi_init failed");
         dlv__sender_cleanup(s);
-        return -1;
+        return DLV_ERR_SYSTEM;
     }
     curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, max_connects > 0 ? max_connects : 64L);
-    return 0;
+    return DLV_OK;
 }
 
 void dlv__sender_cleanup(dlv__sender *s)
@@ -79,7 +80,7 @@ int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, con
     CURL *e = easy_get(s);
     if (!e) {
         snprintf(err, errlen, "sender: curl_easy_init failed");
-        return -1;
+        return DLV_ERR_SYSTEM;
     }
     x->easy = e;
     x->errbuf[0] = 0;
@@ -126,17 +127,17 @@ int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, con
         snprintf(err, errlen, "sender: setting up the request failed: %s", curl_easy_strerror(rc));
         easy_put(s, e);
         x->easy = NULL;
-        return -1;
+        return DLV_ERR_SYSTEM;
     }
     CURLMcode mrc = curl_multi_add_handle(s->multi, e);
     if (mrc != CURLM_OK) {
         snprintf(err, errlen, "sender: curl_multi_add_handle: %s", curl_multi_strerror(mrc));
         easy_put(s, e);
         x->easy = NULL;
-        return -1;
+        return DLV_ERR_SYSTEM;
     }
     s->running++;
-    return 0;
+    return DLV_OK;
 }
 
 int dlv__sender_run(dlv__sender *s, int timeout_ms)

@@ -48,12 +48,13 @@ typedef struct dlv__sender {
     size_t running;
 } dlv__sender;
 
+/* DLV_OK, or DLV_ERR_SYSTEM with a message (libcurl could not be set up). */
 int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen);
 void dlv__sender_cleanup(dlv__sender *s);
 
 /*
  * Start POST `body` with `headers` (borrowed until done) on transfer x.
- * 0, or -1 with a message (x is left unused).
+ * DLV_OK, or DLV_ERR_SYSTEM with a message (x is left unused).
  */
 int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, const void *body,
                       size_t body_len, struct curl_slist *headers, char *err, size_t errlen);

@@ -5,7 +5,7 @@
 #include "delivery/sink.h"
 #include "delivery/error.h"
 #include "delivery/secret.h"
-#include "sink-internal.h"
+#include "gotmpl/gotmpl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,7 +36,7 @@ void dlv_sink_config_clear(dlv_sink_config *c)
     }
     free(c->headers);
     free(c->body);
-    dlv_sink__free_template(c->tmpl);
+    gotmpl_free(c->tmpl);
     for (size_t i = 0; i < c->n_secrets; i++)
         dlv_secret_free(c->secrets[i]);
     free(c->secrets);
@@ -187,9 +187,9 @@ int dlv_signature_parse(const char *s, int *ret)
     for (size_t i = 0; s && i < sizeof sigs / sizeof sigs[0]; i++)
         if (strcmp(s, sigs[i].name) == 0) {
             *ret = sigs[i].sig;
-            return 0;
+            return DLV_OK;
         }
-    return -1;
+    return DLV_ERR_INVALID;
 }
 
 const char *dlv_signature_name(int sig)
@@ -203,23 +203,28 @@ const char *dlv_signature_name(int sig)
 int dlv_sink_config_set_body(dlv_sink_config *c, const char *body, size_t len, char *err,
                              size_t errlen)
 {
-    struct gotmpl *t = NULL;
+    gotmpl *t = NULL;
     char *copy = malloc(len + 1);
     if (!copy) {
-        if (err && errlen)
-            (void)snprintf(err, errlen, "out of memory");
-        return -2;
+        (void)fail(err, errlen, "out of memory");
+        return DLV_ERR_NOMEM;
     }
     memcpy(copy, body, len);
     copy[len] = '\0';
-    int rc = dlv_sink__parse_template(copy, len, &t, err, errlen);
-    if (rc < 0) {
+    if (err && errlen)
+        err[0] = '\0';
+    int rc = gotmpl_parse(copy, len, &t, err, errlen);
+    if (rc != GOTMPL_OK) {
         free(copy);
-        return rc;
+        if (rc == GOTMPL_ENOMEM)
+            return DLV_ERR_NOMEM;
+        if (err && errlen && !err[0])
+            (void)snprintf(err, errlen, "template parse failed");
+        return DLV_ERR_TEMPLATE;
     }
     free(c->body);
-    dlv_sink__free_template(c->tmpl);
+    gotmpl_free(c->tmpl);
     c->body = copy;
     c->tmpl = t;
-    return 0;
+    return DLV_OK;
 }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void buf_free(obx_buf *b)
+void obx__buf_free(obx_buf *b)
 {
     if (!b)
         return;
@@ -65,7 +65,7 @@ static void crc_init(void)
     __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
 }
 
-uint32_t codec_crc32c_table(uint32_t crc, const void *data, size_t len)
+uint32_t obx__crc32c_table(uint32_t crc, const void *data, size_t len)
 {
     if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
         crc_init(); /* idempotent: concurrent callers compute the same table */
@@ -95,7 +95,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uns
 }
 #endif
 
-uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t obx__crc32c(uint32_t crc, const void *data, size_t len)
 {
     if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
         crc_init();
@@ -103,7 +103,7 @@ uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len)
     if (crc_hw_ok)
         return crc_hw(crc, data, len);
 #endif
-    return codec_crc32c_table(crc, data, len);
+    return obx__crc32c_table(crc, data, len);
 }
 
 /* Start a record: format byte and room for the checksum. */
@@ -120,7 +120,7 @@ static int rec_begin(obx_buf *b, msgpack_packer *pk)
 
 static void rec_end(obx_buf *b)
 {
-    uint32_t crc = obx_crc32c(0, b->p + 5, b->len - 5);
+    uint32_t crc = obx__crc32c(0, b->p + 5, b->len - 5);
     for (int i = 0; i < 4; i++)
         b->p[1 + i] = (unsigned char)(crc >> (8 * i));
 }
@@ -135,10 +135,12 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str_body(pk, s, n);
 }
 
-int codec_event_encode(obx_buf *b, const rec_event *e)
+int obx__codec_event_encode(obx_buf *b, const rec_event *e)
 {
     msgpack_packer pk;
-    int bad = rec_begin(b, &pk);
+    if (rec_begin(b, &pk) != 0)
+        return OBX_ERR_NOMEM; /* pk is not set up: nothing may be packed */
+    int bad = 0;
     bad |= msgpack_pack_array(&pk, 5);
     bad |= msgpack_pack_int64(&pk, e->received_ms);
     bad |= pack_cstr(&pk, e->type);
@@ -154,10 +156,12 @@ int codec_event_encode(obx_buf *b, const rec_event *e)
     return OBX_OK;
 }
 
-int codec_delivery_encode(obx_buf *b, const obx_delivery *d)
+int obx__codec_delivery_encode(obx_buf *b, const obx_delivery *d)
 {
     msgpack_packer pk;
-    int bad = rec_begin(b, &pk);
+    if (rec_begin(b, &pk) != 0)
+        return OBX_ERR_NOMEM; /* pk is not set up: nothing may be packed */
+    int bad = 0;
     bad |= msgpack_pack_array(&pk, 14);
     bad |= msgpack_pack_int(&pk, d->state);
     bad |= msgpack_pack_int(&pk, d->in_doubt);
@@ -196,6 +200,19 @@ static int corrupt(obx_error *err, const char *what)
     return OBX_ERR_CORRUPT;
 }
 
+/* A failed allocation while decoding: the record may be fine, so never OBX_ERR_CORRUPT
+ * (callers treat that as permanent: dead letters, dropped index entries). */
+static int nomem(obx_error *err, const char *what)
+{
+    if (err) {
+        err->code = OBX_ERR_NOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory decoding %s", what);
+    }
+    return OBX_ERR_NOMEM;
+}
+
+/* Field-decoder results: the field is fine, has the wrong shape, or could not be copied. */
+enum { FIELD_OK = 0, FIELD_BAD = -1, FIELD_NOMEM = -2 };
 
 static uint64_t rd_be(const unsigned char *p, int n)
 {
@@ -230,11 +247,15 @@ static int msgpack_shape_ok(const unsigned char *p, size_t len)
         } else if (c >= 0xa0 && c <= 0xbf) {
             skip = c & 0x1f;
         } else {
-            static const unsigned char width[] = {
-                /* c4 bin8 */ 1, 2, 4, /* c7 ext */ 1, 2, 4, /* ca float */ 4, 8,
-                /* cc uint */ 1, 2, 4, 8, /* d0 int */ 1, 2, 4, 8,
-                /* d4 fixext */ 2, 3, 5, 9, 17, /* d9 str */ 1, 2, 4,
-                /* dc array */ 2, 4, /* de map */ 2, 4};
+            static const unsigned char width[] = {/* c4 bin8 */ 1,   2, 4,
+                                                  /* c7 ext */ 1,    2, 4,
+                                                  /* ca float */ 4,  8,
+                                                  /* cc uint */ 1,   2, 4, 8,
+                                                  /* d0 int */ 1,    2, 4, 8,
+                                                  /* d4 fixext */ 2, 3, 5, 9, 17,
+                                                  /* d9 str */ 1,    2, 4,
+                                                  /* dc array */ 2,  4,
+                                                  /* de map */ 2,    4};
             if (c < 0xc4 || c > 0xdf)
                 return 0; /* 0xc1 is never used */
             unsigned w = width[c - 0xc4];
@@ -273,16 +294,20 @@ static int rec_open(const void *data, size_t len, msgpack_unpacked *u, obx_error
         return corrupt(err, "too short");
     if (p[0] != OBX_REC_FORMAT)
         return corrupt(err, "unknown record format");
-    uint32_t want = (uint32_t)p[1] | ((uint32_t)p[2] << 8) | ((uint32_t)p[3] << 16) |
-                    ((uint32_t)p[4] << 24);
-    if (obx_crc32c(0, p + 5, len - 5) != want)
+    uint32_t want =
+        (uint32_t)p[1] | ((uint32_t)p[2] << 8) | ((uint32_t)p[3] << 16) | ((uint32_t)p[4] << 24);
+    if (obx__crc32c(0, p + 5, len - 5) != want)
         return corrupt(err, "checksum mismatch");
     if (!msgpack_shape_ok(p + 5, len - 5))
         return corrupt(err, "bad msgpack payload");
     size_t off = 0;
     msgpack_unpacked_init(u);
-    if (msgpack_unpack_next(u, (const char *)p + 5, len - 5, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != len - 5) {
+    msgpack_unpack_return ur = msgpack_unpack_next(u, (const char *)p + 5, len - 5, &off);
+    if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
+        msgpack_unpacked_destroy(u);
+        return nomem(err, "record");
+    }
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != len - 5) {
         msgpack_unpacked_destroy(u);
         return corrupt(err, "bad msgpack payload");
     }
@@ -324,25 +349,25 @@ static int get_u32(const msgpack_object *o, uint32_t *v)
     return 0;
 }
 
-/* NULL for nil, else a malloc'd NUL-terminated copy; returns -1 on type error/ENOMEM. */
+/* NULL for nil, else a malloc'd NUL-terminated copy: FIELD_OK, FIELD_BAD or FIELD_NOMEM. */
 static int get_str(const msgpack_object *o, char **out)
 {
     *out = NULL;
     if (o->type == MSGPACK_OBJECT_NIL)
-        return 0;
+        return FIELD_OK;
     if (o->type != MSGPACK_OBJECT_STR)
-        return -1;
+        return FIELD_BAD;
     char *s = malloc(o->via.str.size + 1);
     if (!s)
-        return -1;
+        return FIELD_NOMEM;
     memcpy(s, o->via.str.ptr, o->via.str.size);
     s[o->via.str.size] = 0;
     *out = s;
-    return 0;
+    return FIELD_OK;
 }
 
-int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
-                       size_t *n_sinks, obx_error *err)
+int obx__codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
+                            size_t *n_sinks, obx_error *err)
 {
     msgpack_unpacked u;
     int rc = rec_open(data, len, &u, err);
@@ -354,7 +379,7 @@ int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **
     if (n_sinks)
         *n_sinks = 0;
     const msgpack_object_array *a = &u.data.via.array;
-    rc = OBX_ERR_CORRUPT;
+    int fr = FIELD_BAD;
     const char *what = "event has the wrong number of fields";
     if (a->size != 5)
         goto fail;
@@ -362,18 +387,20 @@ int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **
     if (get_i64(&a->ptr[0], &out->received_ms) != 0)
         goto fail;
     what = "event field type";
-    if (get_str(&a->ptr[1], &out->type) != 0 || !out->type)
+    if ((fr = get_str(&a->ptr[1], &out->type)) != FIELD_OK || !out->type)
         goto fail;
     what = "event field action";
-    if (get_str(&a->ptr[2], &out->action) != 0 || !out->action)
+    if ((fr = get_str(&a->ptr[2], &out->action)) != FIELD_OK || !out->action)
         goto fail;
     what = "event field body";
     if (a->ptr[3].type != MSGPACK_OBJECT_BIN)
         goto fail;
     out->body_len = a->ptr[3].via.bin.size;
     out->body = malloc(out->body_len ? out->body_len : 1);
-    if (!out->body)
+    if (!out->body) {
+        fr = FIELD_NOMEM;
         goto fail;
+    }
     memcpy(out->body, a->ptr[3].via.bin.ptr, out->body_len);
     what = "event field sinks";
     if (a->ptr[4].type != MSGPACK_OBJECT_ARRAY)
@@ -381,8 +408,10 @@ int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **
     if (sinks) {
         size_t n = a->ptr[4].via.array.size;
         uint32_t *ids = calloc(n ? n : 1, sizeof *ids);
-        if (!ids)
+        if (!ids) {
+            fr = FIELD_NOMEM;
             goto fail;
+        }
         for (size_t i = 0; i < n; i++) {
             if (get_u32(&a->ptr[4].via.array.ptr[i], &ids[i]) != 0) {
                 free(ids);
@@ -400,10 +429,10 @@ fail:
     free(out->action);
     free(out->body);
     memset(out, 0, sizeof *out);
-    return corrupt(err, what);
+    return fr == FIELD_NOMEM ? nomem(err, what) : corrupt(err, what);
 }
 
-int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err)
+int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err)
 {
     msgpack_unpacked u;
     int rc = rec_open(data, len, &u, err);
@@ -415,6 +444,7 @@ int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_err
     d->event_id = ev;
     d->sink_id = sink;
     const msgpack_object_array *a = &u.data.via.array;
+    int fr = FIELD_BAD;
     const char *what = "delivery has the wrong number of fields";
     if (a->size != 14)
         goto fail;
@@ -429,7 +459,8 @@ int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_err
     if (d->state < OBX_STATE_PENDING || d->state > OBX_STATE_DEAD)
         goto fail;
     what = "delivery text fields";
-    if (get_str(&a->ptr[10], &d->last_error) || get_str(&a->ptr[11], &d->reason))
+    if ((fr = get_str(&a->ptr[10], &d->last_error)) != FIELD_OK ||
+        (fr = get_str(&a->ptr[11], &d->reason)) != FIELD_OK)
         goto fail;
     what = "delivery field replays";
     if (get_u32(&a->ptr[12], &d->replays))
@@ -440,8 +471,10 @@ int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_err
     size_t n = a->ptr[13].via.array.size;
     if (n) {
         d->history = calloc(n, sizeof *d->history);
-        if (!d->history)
+        if (!d->history) {
+            fr = FIELD_NOMEM;
             goto fail;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *h = &a->ptr[13].via.array.ptr[i];
@@ -451,7 +484,8 @@ int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_err
         d->n_history = i + 1;
         if (get_i64(&h->via.array.ptr[0], &at->started_ms) ||
             get_u32(&h->via.array.ptr[1], &at->duration_ms) ||
-            get_int(&h->via.array.ptr[2], &at->status) || get_str(&h->via.array.ptr[3], &at->error))
+            get_int(&h->via.array.ptr[2], &at->status) ||
+            (fr = get_str(&h->via.array.ptr[3], &at->error)) != FIELD_OK)
             goto fail;
     }
     msgpack_unpacked_destroy(&u);
@@ -461,11 +495,11 @@ fail:
     obx_delivery_clear(d);
     d->event_id = ev;
     d->sink_id = sink;
-    return corrupt(err, what);
+    return fr == FIELD_NOMEM ? nomem(err, what) : corrupt(err, what);
 }
 
-int delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms, int status,
-                          const char *error, unsigned keep)
+int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms,
+                               int status, const char *error, unsigned keep)
 {
     char *copy = NULL;
     if (error && !(copy = strdup(error)))

@@ -5,7 +5,10 @@
  *
  * Record = [format byte 0x01][CRC32C of payload, little-endian u32][msgpack payload].
  * A record whose format byte, checksum or msgpack shape is wrong decodes to
- * OBX_ERR_CORRUPT with a message naming the field; decoding never crashes.
+ * OBX_ERR_CORRUPT with a message naming the field; decoding never crashes. A failed
+ * allocation while decoding is OBX_ERR_NOMEM, never OBX_ERR_CORRUPT: callers treat
+ * corruption as permanent (a dead letter, a dropped index entry), a memory shortage as
+ * a reason to fail the whole operation and try again later.
  */
 #ifndef OUTBOX_CODEC_H
 #define OUTBOX_CODEC_H
@@ -17,19 +20,19 @@
 
 #define OBX_REC_FORMAT 0x01
 
-/* A growable byte buffer (owned; free with buf_free). */
+/* A growable byte buffer (owned; free with obx__buf_free). */
 typedef struct obx_buf {
     unsigned char *p;
     size_t len, cap;
 } obx_buf;
 
-void buf_free(obx_buf *b);
+void obx__buf_free(obx_buf *b);
 
 /* CRC32C of data, continuing from crc (0 to start): the CPU's crc32 instruction when it
- * has SSE4.2, else codec_crc32c_table(). */
-uint32_t obx_crc32c(uint32_t crc, const void *data, size_t len);
+ * has SSE4.2, else obx__crc32c_table(). */
+uint32_t obx__crc32c(uint32_t crc, const void *data, size_t len);
 /* The portable table-driven CRC32C (tests compare the two). */
-uint32_t codec_crc32c_table(uint32_t crc, const void *data, size_t len);
+uint32_t obx__crc32c_table(uint32_t crc, const void *data, size_t len);
 
 /* Event record: received time, type, action, body, routed sink ids. */
 typedef struct rec_event {
@@ -43,18 +46,18 @@ typedef struct rec_event {
 } rec_event;
 
 /* Encode into b (b->len reset first). Returns OBX_OK or OBX_ERR_NOMEM. */
-int codec_event_encode(obx_buf *b, const rec_event *e);
+int obx__codec_event_encode(obx_buf *b, const rec_event *e);
 /* Decode into an obx_event (id not set, deliveries empty) plus its sink list (malloc'd). */
-int codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
-                       size_t *n_sinks, obx_error *err);
+int obx__codec_event_decode(const void *data, size_t len, obx_event *out, uint32_t **sinks,
+                            size_t *n_sinks, obx_error *err);
 
-int codec_delivery_encode(obx_buf *b, const obx_delivery *d);
+int obx__codec_delivery_encode(obx_buf *b, const obx_delivery *d);
 /* Decode into d (strings malloc'd; clear with obx_delivery_clear). event_id/sink_id untouched. */
-int codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err);
+int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err);
 
 /* Append one attempt to d's history keeping at most `keep` (newest last); copies error. */
-int delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms, int status,
-                          const char *error, unsigned keep);
+int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms,
+                               int status, const char *error, unsigned keep);
 
 /* Big-endian helpers for keys. */
 static inline void be64_put(unsigned char *p, uint64_t v)
@@ -86,9 +89,9 @@ static inline uint32_t be32_get(const unsigned char *p)
 /* Key layouts. */
 #define KEY_EVENT_LEN 8  /* event id */
 #define KEY_DELIV_LEN 12 /* event id, sink id */
-#define KEY_DUE_LEN 20   /* sink id, due ms, event id */
-#define KEY_PEND_LEN 12  /* sink id, event id */
-#define KEY_TIME_LEN 20  /* time ms, event id, sink id (dead, done) */
+#define KEY_DUE_LEN   20 /* sink id, due ms, event id */
+#define KEY_PEND_LEN  12 /* sink id, event id */
+#define KEY_TIME_LEN  20 /* time ms, event id, sink id (dead, done) */
 
 static inline void key_deliv(unsigned char *k, uint64_t ev, uint32_t sink)
 {

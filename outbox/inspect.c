@@ -20,33 +20,33 @@ int obx_event_get(obx_store *s, uint64_t id, obx_event **out, obx_error *err)
 {
     *out = NULL;
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn, err);
+    int rc = obx__rd_begin(s, &txn, err);
     if (rc)
         return rc;
     obx_event *e = calloc(1, sizeof *e);
     uint32_t *sinks = NULL;
     size_t n = 0;
     if (!e) {
-        rc = obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = load_event(s, txn, id, e, &sinks, &n, err);
+    rc = obx__load_event(s, txn, id, e, &sinks, &n, err);
     if (rc)
         goto out;
     e->deliveries = calloc(n ? n : 1, sizeof *e->deliveries);
     if (!e->deliveries) {
-        rc = obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         obx_delivery *d = &e->deliveries[e->n_deliveries];
         obx_error de;
-        int lr = load_delivery(s, txn, id, sinks[i], d, &de);
+        int lr = obx__load_delivery(s, txn, id, sinks[i], d, &de);
         if (lr == OBX_ERR_NOTFOUND)
             continue; /* purged or swept */
         if (lr) {
             obx_delivery_clear(d);
-            rc = obx_fail(err, lr, "%s", de.msg);
+            rc = obx__fail(err, lr, "%s", de.msg);
             goto out;
         }
         e->n_deliveries++;
@@ -81,12 +81,12 @@ static int next_due_in(obx_store *s, MDB_txn *txn, uint32_t sink, int64_t *next)
 int obx_next_due(obx_store *s, uint32_t sink_id, int64_t *next_due, obx_error *err)
 {
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn, err);
+    int rc = obx__rd_begin(s, &txn, err);
     if (rc)
         return rc;
     int mrc = next_due_in(s, txn, sink_id, next_due);
     mdb_txn_abort(txn);
-    return mrc ? obx_mdb_fail(err, mrc, "next due") : OBX_OK;
+    return mrc ? obx__mdb_fail(err, mrc, "next due") : OBX_OK;
 }
 
 /* Received time of the oldest pending (or in-flight) event of a sink, 0 if none. */
@@ -102,8 +102,8 @@ static int64_t oldest_pending(obx_store *s, MDB_txn *txn, uint32_t sink)
     if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == KEY_PEND_LEN &&
         be32_get(k.mv_data) == sink) {
         obx_event e;
-        if (load_event(s, txn, be64_get((unsigned char *)k.mv_data + 4), &e, NULL, NULL, NULL) ==
-            OBX_OK)
+        if (obx__load_event(s, txn, be64_get((unsigned char *)k.mv_data + 4), &e, NULL, NULL,
+                            NULL) == OBX_OK)
             t = e.received_ms;
         free(e.type);
         free(e.action);
@@ -117,20 +117,20 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
 {
     *out = NULL;
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn, err);
+    int rc = obx__rd_begin(s, &txn, err);
     if (rc)
         return rc;
     obx_stats *st = calloc(1, sizeof *st);
     MDB_cursor *cur = NULL;
     if (!st) {
-        rc = obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
         goto out;
     }
-    meta_get_u64(s, txn, "events", &st->events);
-    meta_get_u64(s, txn, "enqueued", &st->enqueued);
-    st->used_bytes = store_used_bytes(s, txn);
+    obx__meta_get_u64(s, txn, "events", &st->events);
+    obx__meta_get_u64(s, txn, "enqueued", &st->enqueued);
+    st->used_bytes = obx__store_used_bytes(s, txn);
     st->max_size = s->opts.max_size;
-    st->high_water = store_high_water(s);
+    st->high_water = obx__store_high_water(s);
     st->schema_version = OBX_SCHEMA_VERSION;
     for (int i = 0; i <= OBX_BATCH_BUCKETS; i++)
         st->commit_batches[i] = __atomic_load_n(&s->batch_hist[i], __ATOMIC_RELAXED);
@@ -144,7 +144,7 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     if (!s->owner) {
         /* A tool does not know the daemon's cap; the map size is the closest truth. */
         st->max_size = info.me_mapsize > 2 * OBX_MAP_HEADROOM ? info.me_mapsize - OBX_MAP_HEADROOM
-                                                               : info.me_mapsize;
+                                                              : info.me_mapsize;
         st->high_water = st->max_size / 100 * s->opts.high_water_pct;
     }
     char path[4096];
@@ -156,7 +156,7 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     /* Sinks: the registry "i:" keys in id order. */
     int mrc = mdb_cursor_open(txn, s->db_meta, &cur);
     if (mrc) {
-        rc = obx_mdb_fail(err, mrc, "stats");
+        rc = obx__mdb_fail(err, mrc, "stats");
         goto out;
     }
     MDB_val k = {2, "i:"}, v;
@@ -164,7 +164,7 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     while (mrc == 0 && k.mv_size == 6 && memcmp(k.mv_data, "i:", 2) == 0) {
         obx_sink_stats *ns = realloc(st->sinks, (st->n_sinks + 1) * sizeof *ns);
         if (!ns) {
-            rc = obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+            rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
             goto out;
         }
         st->sinks = ns;
@@ -174,7 +174,7 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
         size_t nl = v.mv_size < OBX_SINK_NAME_MAX - 1 ? v.mv_size : OBX_SINK_NAME_MAX - 1;
         memcpy(ss->name, v.mv_data, nl);
         uint64_t c[CNT_N];
-        read_counters(s, txn, ss->id, c);
+        obx__read_counters(s, txn, ss->id, c);
         ss->pending = c[CNT_PENDING];
         ss->inflight = c[CNT_INFLIGHT];
         ss->in_doubt = c[CNT_IN_DOUBT];
@@ -224,7 +224,17 @@ typedef struct lister {
     void *ud;
     size_t emitted;
     int stop;
+    int rc;        /* a read failure that is not corruption (out of memory): listing stops */
+    obx_error err; /* its message */
 } lister;
+
+/* Stop the listing with a read error that says nothing about the record. */
+static int list_fail(lister *l, const obx_error *e)
+{
+    l->rc = e->code;
+    l->err = *e;
+    return 1;
+}
 
 static void key_parts(MDB_dbi dbi, const obx_store *s, const unsigned char *k, uint64_t *ev,
                       uint32_t *sink)
@@ -252,7 +262,11 @@ static int visit(lister *l, MDB_txn *txn, uint64_t ev, uint32_t sink)
         return 0;
     obx_delivery d;
     obx_error e;
-    int rc = load_delivery(s, txn, ev, sink, &d, &e);
+    int rc = obx__load_delivery(s, txn, ev, sink, &d, &e);
+    if (rc && rc != OBX_ERR_CORRUPT && rc != OBX_ERR_NOTFOUND) {
+        obx_delivery_clear(&d);
+        return list_fail(l, &e);
+    }
     if (rc) {
         if (rc == OBX_ERR_CORRUPT && l->on_corrupt)
             l->on_corrupt(l->ud, ev, sink, e.msg);
@@ -264,7 +278,7 @@ static int visit(lister *l, MDB_txn *txn, uint64_t ev, uint32_t sink)
         return 0;
     }
     obx_event evr;
-    rc = load_event(s, txn, ev, &evr, NULL, NULL, &e);
+    rc = obx__load_event(s, txn, ev, &evr, NULL, NULL, &e);
     if (rc) {
         if (rc == OBX_ERR_CORRUPT && l->on_corrupt)
             l->on_corrupt(l->ud, ev, 0, e.msg);
@@ -272,7 +286,7 @@ static int visit(lister *l, MDB_txn *txn, uint64_t ev, uint32_t sink)
         free(evr.type);
         free(evr.action);
         free(evr.body);
-        return 0;
+        return rc != OBX_ERR_CORRUPT && rc != OBX_ERR_NOTFOUND ? list_fail(l, &e) : 0;
     }
     int match = (!q->type || strcmp(q->type, evr.type) == 0) &&
                 (!q->action || strcmp(q->action, evr.action) == 0) &&
@@ -302,14 +316,14 @@ static int walk(lister *l, MDB_dbi dbi, const unsigned char *lo, size_t lo_len,
     int first = 1, rev = l->q->newest_first;
     for (;;) {
         MDB_txn *txn;
-        int rc = rd_begin(l->s, &txn, err);
+        int rc = obx__rd_begin(l->s, &txn, err);
         if (rc)
             return rc;
         MDB_cursor *cur;
         int mrc = mdb_cursor_open(txn, dbi, &cur);
         if (mrc) {
             mdb_txn_abort(txn);
-            return obx_mdb_fail(err, mrc, "list");
+            return obx__mdb_fail(err, mrc, "list");
         }
         MDB_val k, v;
         if (first) {
@@ -336,7 +350,8 @@ static int walk(lister *l, MDB_dbi dbi, const unsigned char *lo, size_t lo_len,
             k.mv_data = resume;
             mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
             if (!rev) {
-                if (mrc == 0 && k.mv_size == resume_len && memcmp(k.mv_data, resume, resume_len) == 0)
+                if (mrc == 0 && k.mv_size == resume_len &&
+                    memcmp(k.mv_data, resume, resume_len) == 0)
                     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
             } else {
                 mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
@@ -367,17 +382,22 @@ static int walk(lister *l, MDB_dbi dbi, const unsigned char *lo, size_t lo_len,
         }
         mdb_cursor_close(cur);
         mdb_txn_abort(txn);
+        if (l->rc) {
+            if (err)
+                *err = l->err;
+            return l->rc;
+        }
         if (mrc && mrc != MDB_NOTFOUND)
-            return obx_mdb_fail(err, mrc, "list");
+            return obx__mdb_fail(err, mrc, "list");
         if (stop || mrc == MDB_NOTFOUND || n == 0)
             return OBX_OK;
     }
 }
 
-int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt,
-             void *ud, obx_error *err)
+int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt, void *ud,
+             obx_error *err)
 {
-    lister l = {s, q, fn, on_corrupt, ud, 0, 0};
+    lister l = {s, q, fn, on_corrupt, ud, 0, 0, 0, {0}};
     unsigned char lo[KEY_DUE_LEN];
     if (q->state == OBX_STATE_DEAD)
         return walk(&l, s->db_dead, NULL, 0, NULL, 0, err);
@@ -398,6 +418,8 @@ typedef struct checker {
     obx_problem_fn fn;
     void *ud;
     size_t problems;
+    int rc;        /* out of memory while decoding: the check fails, it reports nothing */
+    obx_error err; /* its message */
 } checker;
 
 __attribute__((format(printf, 2, 3))) static void problem(checker *c, const char *fmt, ...)
@@ -428,7 +450,7 @@ static void check_index(checker *c, MDB_txn *txn, MDB_dbi dbi, const char *name,
         return;
     MDB_val k, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
+    while (rc == 0 && !c->rc) {
         if (k.mv_size != klen) {
             problem(c, "%s index: key of %zu bytes (want %zu)", name, k.mv_size, klen);
         } else {
@@ -446,15 +468,19 @@ static void check_index(checker *c, MDB_txn *txn, MDB_dbi dbi, const char *name,
             }
             obx_delivery d;
             obx_error e;
-            int lr = load_delivery(c->s, txn, ev, sink, &d, &e);
+            int lr = obx__load_delivery(c->s, txn, ev, sink, &d, &e);
+            if (lr == OBX_ERR_NOMEM && !c->rc) {
+                c->rc = lr;
+                c->err = e;
+            }
             if (lr == OBX_ERR_NOTFOUND)
                 problem(c, "%s index: entry for event %llu sink %u has no delivery record", name,
                         (unsigned long long)ev, sink);
             else if (lr == OBX_OK && want && d.state != want &&
                      !(want == OBX_STATE_PENDING && d.state == OBX_STATE_INFLIGHT &&
                        dbi == c->s->db_pend))
-                problem(c, "%s index: event %llu sink %u is %s", name, (unsigned long long)ev,
-                        sink, obx_state_name(d.state));
+                problem(c, "%s index: event %llu sink %u is %s", name, (unsigned long long)ev, sink,
+                        obx_state_name(d.state));
             obx_delivery_clear(&d);
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -464,15 +490,15 @@ static void check_index(checker *c, MDB_txn *txn, MDB_dbi dbi, const char *name,
 
 int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err)
 {
-    checker c = {s, fn, ud, 0};
+    checker c = {s, fn, ud, 0, 0, {0}};
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn, err);
+    int rc = obx__rd_begin(s, &txn, err);
     if (rc)
         return rc;
-    uint64_t (*cnts)[CNT_N] = calloc(OBX_MAX_SINKS, sizeof *cnts);
+    uint64_t(*cnts)[CNT_N] = calloc(OBX_MAX_SINKS, sizeof *cnts);
     if (!cnts) {
         mdb_txn_abort(txn);
-        return obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
     }
     uint64_t events = 0;
     MDB_cursor *cur;
@@ -485,7 +511,12 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
             obx_event e;
             obx_error de;
             uint64_t id = k.mv_size == 8 ? be64_get(k.mv_data) : 0;
-            if (codec_event_decode(v.mv_data, v.mv_size, &e, NULL, NULL, &de) != OBX_OK)
+            int dr = obx__codec_event_decode(v.mv_data, v.mv_size, &e, NULL, NULL, &de);
+            if (dr == OBX_ERR_NOMEM) {
+                c.rc = dr;
+                c.err = de;
+                break;
+            } else if (dr != OBX_OK)
                 problem(&c, "event %llu: %s", (unsigned long long)id, de.msg);
             else {
                 free(e.type);
@@ -497,7 +528,7 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
         mdb_cursor_close(cur);
     }
     /* Deliveries: decode, check their event and index entries, count by state. */
-    if (mdb_cursor_open(txn, s->db_deliv, &cur) == 0) {
+    if (!c.rc && mdb_cursor_open(txn, s->db_deliv, &cur) == 0) {
         int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (mrc == 0) {
             if (k.mv_size != KEY_DELIV_LEN) {
@@ -508,7 +539,13 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
             uint32_t sink = be32_get((unsigned char *)k.mv_data + 8);
             obx_delivery d = {.event_id = ev, .sink_id = sink};
             obx_error de;
-            if (codec_delivery_decode(v.mv_data, v.mv_size, &d, &de) != OBX_OK) {
+            int dr = obx__codec_delivery_decode(v.mv_data, v.mv_size, &d, &de);
+            if (dr == OBX_ERR_NOMEM) {
+                c.rc = dr;
+                c.err = de;
+                break;
+            }
+            if (dr != OBX_OK) {
                 problem(&c, "delivery event %llu sink %u: %s", (unsigned long long)ev, sink,
                         de.msg);
                 goto next;
@@ -557,28 +594,38 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
         }
         mdb_cursor_close(cur);
     }
+    if (c.rc)
+        goto out; /* out of memory: what is left to compare would be wrong */
     check_index(&c, txn, s->db_due, "due", OBX_STATE_PENDING, KEY_DUE_LEN);
     check_index(&c, txn, s->db_pend, "pending", OBX_STATE_PENDING, KEY_PEND_LEN);
     check_index(&c, txn, s->db_flight, "inflight", OBX_STATE_INFLIGHT, KEY_DELIV_LEN);
     check_index(&c, txn, s->db_dead, "dead", OBX_STATE_DEAD, KEY_TIME_LEN);
     check_index(&c, txn, s->db_done, "done", OBX_STATE_DELIVERED, KEY_TIME_LEN);
+    if (c.rc)
+        goto out;
     /* Counters vs what the records say. */
     static const char *cn[] = {"pending", "inflight", "in doubt", "delivered", "dead"};
     for (uint32_t sink = 1; sink < OBX_MAX_SINKS; sink++) {
         uint64_t have[CNT_N];
-        read_counters(s, txn, sink, have);
+        obx__read_counters(s, txn, sink, have);
         for (int j = 0; j < CNT_N; j++)
             if (have[j] != cnts[sink][j])
                 problem(&c, "sink %u: counter %s is %llu but %llu records say so", sink, cn[j],
                         (unsigned long long)have[j], (unsigned long long)cnts[sink][j]);
     }
     uint64_t ecount = 0;
-    meta_get_u64(s, txn, "events", &ecount);
+    obx__meta_get_u64(s, txn, "events", &ecount);
     if (ecount != events)
-        problem(&c, "event counter is %llu but %llu events are stored",
-                (unsigned long long)ecount, (unsigned long long)events);
+        problem(&c, "event counter is %llu but %llu events are stored", (unsigned long long)ecount,
+                (unsigned long long)events);
+out:
     mdb_txn_abort(txn);
     free(cnts);
+    if (c.rc) {
+        if (err)
+            *err = c.err;
+        return c.rc;
+    }
     if (problems)
         *problems = c.problems;
     return OBX_OK;
@@ -587,17 +634,17 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
 int obx_backup(obx_store *s, const char *dest, obx_error *err)
 {
     if (mkdir(dest, 0700) != 0 && errno != EEXIST)
-        return obx_fail(err, OBX_ERR_IO, "%s: %s", dest, strerror(errno));
+        return obx__fail(err, OBX_ERR_IO, "%s: %s", dest, strerror(errno));
     int rc = mdb_env_copy2(s->env, dest, MDB_CP_COMPACT);
     if (rc) {
         if (rc == EEXIST)
-            return obx_fail(err, OBX_ERR_IO, "%s: already holds a data.mdb", dest);
-        return obx_fail(err, OBX_ERR_IO, "backup to %s: %s", dest, mdb_strerror(rc));
+            return obx__fail(err, OBX_ERR_IO, "%s: already holds a data.mdb", dest);
+        return obx__fail(err, OBX_ERR_IO, "backup to %s: %s", dest, mdb_strerror(rc));
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", dest);
     if (chmod(path, 0600) != 0)
-        return obx_fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
+        return obx__fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
     return OBX_OK;
 }
 
@@ -611,7 +658,7 @@ int obx_owner_pid(const char *dir, long *pid, obx_error *err)
         return OBX_OK; /* never owned: no lock file */
     FILE *f = fopen("/proc/locks", "r");
     if (!f)
-        return obx_fail(err, OBX_ERR_IO, "/proc/locks: %s", strerror(errno));
+        return obx__fail(err, OBX_ERR_IO, "/proc/locks: %s", strerror(errno));
     /* "1: FLOCK  ADVISORY  WRITE 26941 fe:00:10952882 0 EOF" (major:minor in hex) */
     char line[256];
     while (fgets(line, sizeof line, f)) {

@@ -10,6 +10,10 @@
  *   dead:      deliveries + dead[(t,ev,sink)]
  * Logical errors are found before the first write, so a failing operation leaves the
  * transaction as it found it; an LMDB error is returned as OBX_ERR_LMDB with *mdb_rc.
+ * Only a record that is really damaged (OBX_ERR_CORRUPT) or gone (OBX_ERR_NOTFOUND) is
+ * skipped or dead-lettered; any other read failure, out of memory above all, fails the
+ * operation whole (the writer aborts the transaction), so a passing shortage never turns
+ * into a dead letter or a delivery dropped from the due index.
  */
 #include "store_internal.h"
 
@@ -27,6 +31,19 @@
         }                                                                                          \
     } while (0)
 
+/* A read failure that says nothing about the record (memory, LMDB): fail the op whole. */
+static int read_failed(int rc)
+{
+    return rc != OBX_OK && rc != OBX_ERR_NOTFOUND && rc != OBX_ERR_CORRUPT;
+}
+
+/* Fail op with a read error `e` (its code and message), for op_breaks_txn. */
+static int fail_read(obx_op *op, const obx_error *e)
+{
+    op->err = *e;
+    return e->code == OBX_ERR_NOMEM ? OBX_ERR_NOMEM : OBX_ERR_LMDB;
+}
+
 static void cnt(txn_ctx *ctx, uint32_t sink, int idx, int64_t d)
 {
     if (sink >= OBX_MAX_SINKS)
@@ -38,7 +55,7 @@ static void cnt(txn_ctx *ctx, uint32_t sink, int idx, int64_t d)
     ctx->delta[sink][idx] += d;
 }
 
-void ctx_reset(txn_ctx *ctx, uint64_t next_id)
+void obx__ctx_reset(txn_ctx *ctx, uint64_t next_id)
 {
     for (size_t i = 0; i < ctx->n_touched; i++) {
         uint32_t k = ctx->touched_list[i];
@@ -53,7 +70,7 @@ void ctx_reset(txn_ctx *ctx, uint64_t next_id)
     ctx->notify = 0;
 }
 
-int meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v)
+int obx__meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v)
 {
     MDB_val k = {strlen(key), (void *)key}, val;
     int rc = mdb_get(txn, s->db_meta, &k, &val);
@@ -68,7 +85,7 @@ static int meta_put_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t v)
     return mdb_put(txn, s->db_meta, &k, &val, 0);
 }
 
-int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t c[CNT_N])
+int obx__read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t c[CNT_N])
 {
     unsigned char kb[5] = {'c'};
     be32_put(kb + 1, sink);
@@ -80,13 +97,13 @@ int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t c[CNT_N])
     return rc;
 }
 
-int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc)
+int obx__ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc)
 {
     MDB_txn *txn = ctx->txn;
     for (size_t i = 0; i < ctx->n_touched; i++) {
         uint32_t sink = ctx->touched_list[i];
         uint64_t c[CNT_N];
-        read_counters(s, txn, sink, c);
+        obx__read_counters(s, txn, sink, c);
         for (int j = 0; j < CNT_N; j++) {
             int64_t v = (int64_t)c[j] + ctx->delta[sink][j];
             c[j] = v < 0 ? 0 : (uint64_t)v;
@@ -98,13 +115,13 @@ int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc)
     }
     if (ctx->events_delta) {
         uint64_t n = 0;
-        meta_get_u64(s, txn, "events", &n);
+        obx__meta_get_u64(s, txn, "events", &n);
         int64_t v = (int64_t)n + ctx->events_delta;
         TRY(meta_put_u64(s, txn, "events", v < 0 ? 0 : (uint64_t)v));
     }
     if (ctx->enqueued_delta) {
         uint64_t n = 0;
-        meta_get_u64(s, txn, "enqueued", &n);
+        obx__meta_get_u64(s, txn, "enqueued", &n);
         TRY(meta_put_u64(s, txn, "enqueued", n + ctx->enqueued_delta));
     }
     if (ctx->next_id != s->next_id)
@@ -127,8 +144,8 @@ static int del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
-                  obx_error *err)
+int obx__load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
+                       obx_error *err)
 {
     unsigned char k[KEY_DELIV_LEN];
     key_deliv(k, ev, sink);
@@ -138,23 +155,24 @@ int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_de
     d->sink_id = sink;
     int rc = mdb_get(txn, s->db_deliv, &key, &val);
     if (rc == MDB_NOTFOUND)
-        return obx_fail(err, OBX_ERR_NOTFOUND, "no delivery for event %llu and sink %u",
-                        (unsigned long long)ev, sink);
+        return obx__fail(err, OBX_ERR_NOTFOUND, "no delivery for event %llu and sink %u",
+                         (unsigned long long)ev, sink);
     if (rc)
-        return obx_mdb_fail(err, rc, "read delivery");
-    rc = codec_delivery_decode(val.mv_data, val.mv_size, d, err);
+        return obx__mdb_fail(err, rc, "read delivery");
+    rc = obx__codec_delivery_decode(val.mv_data, val.mv_size, d, err);
+    if (rc == OBX_OK)
+        obx_delivery_id(s, ev, sink, d->webhook_id, sizeof d->webhook_id);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];
-        snprintf(tmp, sizeof tmp, "event %llu sink %u: %s", (unsigned long long)ev, sink,
-                 err->msg);
+        snprintf(tmp, sizeof tmp, "event %llu sink %u: %s", (unsigned long long)ev, sink, err->msg);
         memcpy(err->msg, tmp, sizeof err->msg - 1);
         err->msg[sizeof err->msg - 1] = 0;
     }
     return rc;
 }
 
-int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
-               size_t *n_sinks, obx_error *err)
+int obx__load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
+                    size_t *n_sinks, obx_error *err)
 {
     unsigned char k[KEY_EVENT_LEN];
     be64_put(k, ev);
@@ -162,10 +180,10 @@ int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t
     memset(out, 0, sizeof *out);
     int rc = mdb_get(txn, s->db_events, &key, &val);
     if (rc == MDB_NOTFOUND)
-        return obx_fail(err, OBX_ERR_NOTFOUND, "no event with id %llu", (unsigned long long)ev);
+        return obx__fail(err, OBX_ERR_NOTFOUND, "no event with id %llu", (unsigned long long)ev);
     if (rc)
-        return obx_mdb_fail(err, rc, "read event");
-    rc = codec_event_decode(val.mv_data, val.mv_size, out, sinks, n_sinks, err);
+        return obx__mdb_fail(err, rc, "read event");
+    rc = obx__codec_event_decode(val.mv_data, val.mv_size, out, sinks, n_sinks, err);
     if (rc && err) {
         char tmp[sizeof err->msg + 64];
         snprintf(tmp, sizeof tmp, "event %llu: %s", (unsigned long long)ev, err->msg);
@@ -178,7 +196,7 @@ int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t
 
 static int save_delivery(obx_store *s, txn_ctx *ctx, const obx_delivery *d, unsigned flags)
 {
-    if (codec_delivery_encode(&ctx->buf, d) != OBX_OK)
+    if (obx__codec_delivery_encode(&ctx->buf, d) != OBX_OK)
         return ENOMEM;
     unsigned char k[KEY_DELIV_LEN];
     key_deliv(k, d->event_id, d->sink_id);
@@ -190,8 +208,8 @@ static int idx_due(obx_store *s, txn_ctx *ctx, uint32_t sink, int64_t t, uint64_
 {
     unsigned char k[KEY_DUE_LEN];
     key_due(k, sink, t, ev);
-    return add ? put(ctx->txn, s->db_due, k, sizeof k, "", 0, 0) : del(ctx->txn, s->db_due, k,
-                                                                        sizeof k);
+    return add ? put(ctx->txn, s->db_due, k, sizeof k, "", 0, 0)
+               : del(ctx->txn, s->db_due, k, sizeof k);
 }
 
 static int idx_pend(obx_store *s, txn_ctx *ctx, uint32_t sink, uint64_t ev, int add)
@@ -231,21 +249,20 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     uint64_t estimate = 0;
     for (size_t i = 0; i < op->u.enq.n; i++)
         estimate += evs[i].body_len + 96 + evs[i].n_sinks * 160;
-    uint64_t hw = store_high_water(s);
+    uint64_t hw = obx__store_high_water(s);
     if (ctx->used_bytes + ctx->added_bytes + estimate > hw)
-        return obx_fail(&op->err, OBX_ERR_FULL,
-                        "store full: %llu of %llu bytes in use (cap %llu, high-water %u%%); "
-                        "retry later",
-                        (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
-                        (unsigned long long)s->opts.max_size,
-                        (unsigned long long)s->opts.max_size, s->opts.high_water_pct);
+        return obx__fail(&op->err, OBX_ERR_FULL,
+                         "store full: %llu of %llu bytes in use (cap %llu, high-water %u%%); "
+                         "retry later",
+                         (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
+                         (unsigned long long)s->opts.max_size, (unsigned long long)s->opts.max_size,
+                         s->opts.high_water_pct);
     if (ctx->room_bytes != UINT64_MAX &&
         ctx->added_bytes + estimate + OBX_DISK_RESERVE > ctx->room_bytes)
-        return obx_fail(&op->err, OBX_ERR_FULL,
-                        "disk almost full: %llu bytes left for the store, %llu kept for "
-                        "deliveries and retention; retry later",
-                        (unsigned long long)ctx->room_bytes,
-                        (unsigned long long)OBX_DISK_RESERVE);
+        return obx__fail(&op->err, OBX_ERR_FULL,
+                         "disk almost full: %llu bytes left for the store, %llu kept for "
+                         "deliveries and retention; retry later",
+                         (unsigned long long)ctx->room_bytes, (unsigned long long)OBX_DISK_RESERVE);
     int64_t now = obx_now_ms();
     for (size_t i = 0; i < op->u.enq.n; i++) {
         const obx_event_in *e = &evs[i];
@@ -253,15 +270,22 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         memcpy(sinks, e->sinks, e->n_sinks * sizeof *sinks);
         qsort(sinks, e->n_sinks, sizeof *sinks, cmp_u32);
         uint64_t id = ctx->next_id++;
-        rec_event r = {e->received_ms ? e->received_ms : now, e->type, e->action, e->body,
-                       e->body_len, sinks, e->n_sinks};
-        if (codec_event_encode(&ctx->buf, &r) != OBX_OK)
-            return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory encoding event");
+        rec_event r = {e->received_ms ? e->received_ms : now,
+                       e->type,
+                       e->action,
+                       e->body,
+                       e->body_len,
+                       sinks,
+                       e->n_sinks};
+        if (obx__codec_event_encode(&ctx->buf, &r) != OBX_OK)
+            return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory encoding event");
         unsigned char k[KEY_EVENT_LEN];
         be64_put(k, id);
         TRY(put(ctx->txn, s->db_events, k, sizeof k, ctx->buf.p, ctx->buf.len, MDB_APPEND));
         for (size_t j = 0; j < e->n_sinks; j++) {
-            obx_delivery d = {.event_id = id, .sink_id = sinks[j], .state = OBX_STATE_PENDING,
+            obx_delivery d = {.event_id = id,
+                              .sink_id = sinks[j],
+                              .state = OBX_STATE_PENDING,
                               .next_attempt_ms = now};
             TRY(save_delivery(s, ctx, &d, MDB_APPEND));
             TRY(idx_due(s, ctx, sinks[j], now, id, 1));
@@ -295,8 +319,11 @@ void obx_jobs_free(obx_job *jobs, size_t n)
 static int bury(obx_store *s, txn_ctx *ctx, obx_delivery *d, int from_state, const char *why)
 {
     int64_t now = obx_now_ms();
+    char *reason = strdup(why);
+    if (!reason)
+        return ENOMEM;
     free(d->reason);
-    d->reason = strdup(why);
+    d->reason = reason;
     d->state = OBX_STATE_DEAD;
     d->done_ms = now;
     int rc = save_delivery(s, ctx, d, 0);
@@ -313,9 +340,9 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     uint32_t sink = op->u.claim.sink;
     size_t max = op->u.claim.max;
-    unsigned char (*keys)[KEY_DUE_LEN] = malloc(max * KEY_DUE_LEN);
+    unsigned char(*keys)[KEY_DUE_LEN] = malloc(max * KEY_DUE_LEN);
     if (!keys)
-        return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     op->u.claim.jobs = NULL;
     op->u.claim.n = 0;
     op->u.claim.next_due = INT64_MAX;
@@ -352,7 +379,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     obx_job *jobs = calloc(n ? n : 1, sizeof *jobs);
     if (!jobs) {
         free(keys);
-        return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     }
     size_t got = 0;
     int ret = OBX_OK;
@@ -363,7 +390,13 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             goto lmdb;
         obx_delivery d;
         obx_error e;
-        if (load_delivery(s, ctx->txn, ev, sink, &d, &e) != OBX_OK) {
+        int lr = obx__load_delivery(s, ctx->txn, ev, sink, &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            ret = fail_read(op, &e);
+            goto fail;
+        }
+        if (lr != OBX_OK) {
             /* Stale or corrupt: the due entry is dropped so it cannot block the sink;
              * obx_check reports the record. */
             obx_delivery_clear(&d);
@@ -374,7 +407,13 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             continue;
         }
         obx_event evr;
-        if (load_event(s, ctx->txn, ev, &evr, NULL, NULL, &e) != OBX_OK) {
+        lr = obx__load_event(s, ctx->txn, ev, &evr, NULL, NULL, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            ret = fail_read(op, &e);
+            goto fail;
+        }
+        if (lr != OBX_OK) {
             char why[300];
             snprintf(why, sizeof why, "event record unreadable: %s", e.msg);
             rc = bury(s, ctx, &d, OBX_STATE_PENDING, why);
@@ -409,6 +448,7 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         j->action = evr.action;
         j->body = evr.body;
         j->body_len = evr.body_len;
+        obx_delivery_id(s, ev, sink, j->webhook_id, sizeof j->webhook_id);
         obx_delivery_clear(&d);
     }
     free(keys);
@@ -418,12 +458,14 @@ static int op_claim(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     }
     op->u.claim.jobs = jobs;
     op->u.claim.n = got;
-    return ret;
+    return OBX_OK;
 lmdb:
+    *mdb_rc = rc;
+    ret = OBX_ERR_LMDB;
+fail:
     free(keys);
     obx_jobs_free(jobs, got);
-    *mdb_rc = rc;
-    return OBX_ERR_LMDB;
+    return ret;
 }
 
 /* ---- record results ---- */
@@ -434,8 +476,12 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         const obx_result *r = &op->u.rec.results[i];
         obx_delivery d;
         obx_error e;
-        if (load_delivery(s, ctx->txn, r->event_id, r->sink_id, &d, &e) != OBX_OK ||
-            d.state != OBX_STATE_INFLIGHT) {
+        int lr = obx__load_delivery(s, ctx->txn, r->event_id, r->sink_id, &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            return fail_read(op, &e); /* the result is kept by the caller, not dropped */
+        }
+        if (lr != OBX_OK || d.state != OBX_STATE_INFLIGHT) {
             obx_delivery_clear(&d);
             continue; /* purged or replayed meanwhile, or corrupt: nothing to record */
         }
@@ -454,10 +500,17 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             d.last_status = r->status;
             free(d.last_error);
             d.last_error = r->error ? strdup(r->error) : NULL;
-            if (delivery_push_attempt(&d, r->started_ms, r->duration_ms, r->status, r->error,
-                                      s->opts.history) != OBX_OK) {
+            char *reason = NULL;
+            if (r->outcome != OBX_OUTCOME_DELIVERED && r->outcome != OBX_OUTCOME_RETRY)
+                reason = strdup(r->reason ? r->reason : "dead");
+            if ((r->error && !d.last_error) ||
+                (r->outcome != OBX_OUTCOME_DELIVERED && r->outcome != OBX_OUTCOME_RETRY &&
+                 !reason) ||
+                obx__delivery_push_attempt(&d, r->started_ms, r->duration_ms, r->status, r->error,
+                                           s->opts.history) != OBX_OK) {
+                free(reason);
                 obx_delivery_clear(&d);
-                return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+                return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
             }
             if (!d.first_attempt_ms)
                 d.first_attempt_ms = r->first_attempt_ms ? r->first_attempt_ms : r->started_ms;
@@ -489,10 +542,10 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                 d.state = OBX_STATE_DEAD;
                 d.done_ms = end;
                 free(d.reason);
-                d.reason = strdup(r->reason ? r->reason : "dead");
+                d.reason = reason;
                 if (!rc)
                     rc = idx_time(ctx->txn, s->db_dead, end, r->event_id, r->sink_id, 1);
-                obx_crash_point("dead-move");
+                OBX_CRASH_POINT("dead-move");
                 if (!rc)
                     rc = idx_pend(s, ctx, r->sink_id, r->event_id, 0);
                 cnt(ctx, r->sink_id, CNT_DEAD, 1);
@@ -540,8 +593,8 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     op->u.replay.count = 0;
     TRY(event_sinks(s, ctx->txn, ev, sinks, &n));
     if (n == 0)
-        return obx_fail(&op->err, OBX_ERR_NOTFOUND, "no event with id %llu",
-                        (unsigned long long)ev);
+        return obx__fail(&op->err, OBX_ERR_NOTFOUND, "no event with id %llu",
+                         (unsigned long long)ev);
     /* First pass: decide, without writing. */
     obx_delivery ds[OBX_MAX_ROUTES];
     size_t m = 0, matched = 0;
@@ -552,7 +605,14 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         matched++;
         obx_error e;
         obx_delivery d;
-        if (load_delivery(s, ctx->txn, ev, sinks[i], &d, &e) != OBX_OK) {
+        int lr = obx__load_delivery(s, ctx->txn, ev, sinks[i], &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            for (size_t j = 0; j < m; j++)
+                obx_delivery_clear(&ds[j]);
+            return fail_read(op, &e);
+        }
+        if (lr != OBX_OK) {
             obx_delivery_clear(&d);
             continue;
         }
@@ -564,12 +624,12 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
             obx_delivery_clear(&d);
     }
     if (matched == 0)
-        return obx_fail(&op->err, OBX_ERR_NOTFOUND, "event %llu has no delivery to sink %u",
-                        (unsigned long long)ev, want);
+        return obx__fail(&op->err, OBX_ERR_NOTFOUND, "event %llu has no delivery to sink %u",
+                         (unsigned long long)ev, want);
     if (m == 0)
-        return obx_fail(&op->err, OBX_ERR_STATE, "event %llu: nothing to %s (deliveries are %s)",
-                        (unsigned long long)ev, purge ? "purge: no dead letter" : "replay",
-                        states[0] ? states : "unreadable");
+        return obx__fail(&op->err, OBX_ERR_STATE, "event %llu: nothing to %s (deliveries are %s)",
+                         (unsigned long long)ev, purge ? "purge: no dead letter" : "replay",
+                         states[0] ? states : "unreadable");
     int rc = 0;
     for (size_t i = 0; i < m; i++) {
         obx_delivery *d = &ds[i];
@@ -622,9 +682,9 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     size_t max = op->u.sweep.max;
-    unsigned char (*keys)[KEY_TIME_LEN] = malloc(max * KEY_TIME_LEN);
+    unsigned char(*keys)[KEY_TIME_LEN] = malloc(max * KEY_TIME_LEN);
     if (!keys)
-        return obx_fail(&op->err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");
     MDB_cursor *cur;
     int rc = mdb_cursor_open(ctx->txn, s->db_done, &cur);
     size_t n = 0;
@@ -646,9 +706,13 @@ static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         rc = del(ctx->txn, s->db_done, keys[i], KEY_TIME_LEN);
         obx_delivery d;
         obx_error e;
-        int lr = load_delivery(s, ctx->txn, ev, sink, &d, &e);
+        int lr = obx__load_delivery(s, ctx->txn, ev, sink, &d, &e);
         int state = d.state;
         obx_delivery_clear(&d);
+        if (!rc && read_failed(lr)) {
+            free(keys);
+            return fail_read(op, &e);
+        }
         if (lr == OBX_OK && state != OBX_STATE_DELIVERED)
             continue; /* stale index entry (replayed): just drop it */
         unsigned char dk[KEY_DELIV_LEN];
@@ -672,7 +736,7 @@ static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                 rc = dr;
         }
         op->u.sweep.removed++;
-        obx_crash_point("retention");
+        OBX_CRASH_POINT("retention");
     }
     free(keys);
     TRY(rc);
@@ -692,9 +756,9 @@ static int op_sink(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         return OBX_OK;
     }
     uint64_t next = 1;
-    meta_get_u64(s, ctx->txn, "next_sink", &next);
+    obx__meta_get_u64(s, ctx->txn, "next_sink", &next);
     if (next >= OBX_MAX_SINKS)
-        return obx_fail(&op->err, OBX_ERR_FULL, "too many sinks (at most %u)", OBX_MAX_SINKS - 1);
+        return obx__fail(&op->err, OBX_ERR_FULL, "too many sinks (at most %u)", OBX_MAX_SINKS - 1);
     unsigned char idb[4];
     be32_put(idb, (uint32_t)next);
     TRY(put(ctx->txn, s->db_meta, kb, (size_t)kl, idb, 4, 0));
@@ -706,31 +770,37 @@ static int op_sink(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     return OBX_OK;
 }
 
-int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
+int obx__op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     *mdb_rc = 0;
     switch (op->kind) {
-    case OP_ENQUEUE: return op_enqueue(s, ctx, op, mdb_rc);
-    case OP_CLAIM: return op_claim(s, ctx, op, mdb_rc);
-    case OP_RECORD: return op_record(s, ctx, op, mdb_rc);
+    case OP_ENQUEUE:
+        return op_enqueue(s, ctx, op, mdb_rc);
+    case OP_CLAIM:
+        return op_claim(s, ctx, op, mdb_rc);
+    case OP_RECORD:
+        return op_record(s, ctx, op, mdb_rc);
     case OP_REPLAY:
-    case OP_PURGE: return op_replay_purge(s, ctx, op, mdb_rc);
-    case OP_SWEEP: return op_sweep(s, ctx, op, mdb_rc);
-    case OP_SINK: return op_sink(s, ctx, op, mdb_rc);
+    case OP_PURGE:
+        return op_replay_purge(s, ctx, op, mdb_rc);
+    case OP_SWEEP:
+        return op_sweep(s, ctx, op, mdb_rc);
+    case OP_SINK:
+        return op_sink(s, ctx, op, mdb_rc);
     }
-    return obx_fail(&op->err, OBX_ERR_INVALID, "unknown operation");
+    return obx__fail(&op->err, OBX_ERR_INVALID, "unknown operation");
 }
 
 /* ---- owner start-up: deliveries left in flight by a crash become due, in doubt ---- */
 
-int store_recover_inflight(obx_store *s, obx_error *err)
+int obx__store_recover_inflight(obx_store *s, obx_error *err)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
-        return obx_mdb_fail(err, rc, "recover in-flight deliveries");
+        return obx__mdb_fail(err, rc, "recover in-flight deliveries");
     txn_ctx *ctx = &s->ctx;
-    ctx_reset(ctx, s->next_id);
+    obx__ctx_reset(ctx, s->next_id);
     ctx->txn = txn;
     MDB_cursor *cur = NULL;
     rc = mdb_cursor_open(txn, s->db_flight, &cur);
@@ -743,8 +813,15 @@ int store_recover_inflight(obx_store *s, obx_error *err)
         rc = mdb_cursor_del(cur, 0);
         obx_delivery d = {0};
         obx_error e;
-        if (!rc && load_delivery(s, txn, ev, sink, &d, &e) == OBX_OK &&
-            d.state == OBX_STATE_INFLIGHT) {
+        int lr = rc ? OBX_OK : obx__load_delivery(s, txn, ev, sink, &d, &e);
+        if (read_failed(lr)) {
+            obx_delivery_clear(&d);
+            if (cur)
+                mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            return obx__fail(err, e.code, "recover in-flight deliveries: %s", e.msg);
+        }
+        if (!rc && lr == OBX_OK && d.state == OBX_STATE_INFLIGHT) {
             d.state = OBX_STATE_PENDING;
             if (!d.in_doubt)
                 cnt(ctx, sink, CNT_IN_DOUBT, 1);
@@ -764,14 +841,14 @@ int store_recover_inflight(obx_store *s, obx_error *err)
     if (cur)
         mdb_cursor_close(cur);
     int mrc = 0;
-    if (!rc && ctx_flush(s, ctx, &mrc) != OBX_OK)
+    if (!rc && obx__ctx_flush(s, ctx, &mrc) != OBX_OK)
         rc = mrc;
     if (rc) {
         mdb_txn_abort(txn);
-        return obx_mdb_fail(err, rc, "recover in-flight deliveries");
+        return obx__mdb_fail(err, rc, "recover in-flight deliveries");
     }
     rc = mdb_txn_commit(txn);
     if (rc)
-        return obx_mdb_fail(err, rc, "recover in-flight deliveries");
+        return obx__mdb_fail(err, rc, "recover in-flight deliveries");
     return OBX_OK;
 }

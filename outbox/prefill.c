@@ -39,12 +39,12 @@ static int write_zeros(int fd, uint64_t from, uint64_t to)
         if (w <= 0)
             return w < 0 ? errno : EIO;
         from += (uint64_t)w;
-        obx_crash_point("prefill-partial"); /* tests: killed with the fill half done */
+        OBX_CRASH_POINT("prefill-partial"); /* tests: killed with the fill half done */
     }
     return fdatasync(fd) == 0 ? 0 : errno;
 }
 
-void store_prefill(obx_store *s)
+void obx__store_prefill(obx_store *s)
 {
     if (!s->owner || !s->opts.prefill)
         return;
@@ -82,5 +82,4 @@ void store_prefill(obx_store *s)
         return;
     }
     s->file_bytes = to;
-    s->stat_prefills++;
 }

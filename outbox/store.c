@@ -9,12 +9,12 @@
  * operation of the batch fails and nothing is acknowledged. An operation that fails on
  * its own (store full, not found) is dropped from the batch without affecting the rest:
  * logical failures are detected before anything is written, and an LMDB failure (e.g.
- * MDB_MAP_FULL) aborts the transaction, fails that operation and re-runs the others.
+ * MDB_MAP_FULL) or a failed allocation aborts the transaction, fails that operation and
+ * re-runs the others (op_breaks_txn): an operation fails whole and changes nothing.
  *
  * Tool processes (outboxctl) have no writer thread: each operation runs in its own
  * write transaction; LMDB serializes writers across processes.
  */
-#include "config.h"
 #include "store_internal.h"
 
 #include <errno.h>
@@ -31,31 +31,39 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *obx_version(void)
-{
-    return OUTBOX_VERSION;
-}
-
 const char *obx_strerror(int code)
 {
     switch (code) {
-    case OBX_OK: return "ok";
-    case OBX_ERR_INVALID: return "invalid argument";
-    case OBX_ERR_NOMEM: return "out of memory";
-    case OBX_ERR_IO: return "I/O error";
-    case OBX_ERR_LMDB: return "LMDB error";
-    case OBX_ERR_FULL: return "store full";
-    case OBX_ERR_LOCKED: return "outbox owned by another process";
-    case OBX_ERR_VERSION: return "schema version mismatch";
-    case OBX_ERR_NOTFOUND: return "not found";
-    case OBX_ERR_CORRUPT: return "corrupt record";
-    case OBX_ERR_CLOSED: return "store shutting down";
-    case OBX_ERR_STATE: return "not allowed in this state";
-    default: return "unknown error";
+    case OBX_OK:
+        return "ok";
+    case OBX_ERR_INVALID:
+        return "invalid argument";
+    case OBX_ERR_NOMEM:
+        return "out of memory";
+    case OBX_ERR_IO:
+        return "I/O error";
+    case OBX_ERR_LMDB:
+        return "LMDB error";
+    case OBX_ERR_FULL:
+        return "store full";
+    case OBX_ERR_LOCKED:
+        return "outbox owned by another process";
+    case OBX_ERR_VERSION:
+        return "schema version mismatch";
+    case OBX_ERR_NOTFOUND:
+        return "not found";
+    case OBX_ERR_CORRUPT:
+        return "corrupt record";
+    case OBX_ERR_CLOSED:
+        return "store shutting down";
+    case OBX_ERR_STATE:
+        return "not allowed in this state";
+    default:
+        return "unknown error";
     }
 }
 
-int obx_fail(obx_error *err, int code, const char *fmt, ...)
+int obx__fail(obx_error *err, int code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -67,19 +75,22 @@ int obx_fail(obx_error *err, int code, const char *fmt, ...)
     return code;
 }
 
-int obx_mdb_fail(obx_error *err, int rc, const char *what)
+int obx__mdb_fail(obx_error *err, int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL)
-        return obx_fail(err, OBX_ERR_FULL, "%s: store map is full (%s)", what, mdb_strerror(rc));
+        return obx__fail(err, OBX_ERR_FULL, "%s: store map is full (%s)", what, mdb_strerror(rc));
     /* A full disk is the same retryable condition for callers (the daemon's 503). */
+    if (rc == ENOMEM)
+        return obx__fail(err, OBX_ERR_NOMEM, "%s: out of memory", what);
     if (rc == ENOSPC || rc == EDQUOT)
-        return obx_fail(err, OBX_ERR_FULL, "%s: disk full (%s)", what, mdb_strerror(rc));
-    return obx_fail(err, OBX_ERR_LMDB, "%s: %s", what, mdb_strerror(rc));
+        return obx__fail(err, OBX_ERR_FULL, "%s: disk full (%s)", what, mdb_strerror(rc));
+    return obx__fail(err, OBX_ERR_LMDB, "%s: %s", what, mdb_strerror(rc));
 }
 
+#ifdef OBX_TEST_HOOKS
 static long crash_hits;
 
-void obx_crash_point(const char *name)
+void obx__crash_point(const char *name)
 {
     /* Read each time (a few calls per commit): tests set it in forked children. */
     const char *want = getenv("OUTBOX_CRASH_POINT");
@@ -90,6 +101,7 @@ void obx_crash_point(const char *name)
     if (__atomic_add_fetch(&crash_hits, 1, __ATOMIC_SEQ_CST) >= after)
         abort();
 }
+#endif
 
 int64_t obx_now_ms(void)
 {
@@ -128,12 +140,12 @@ int obx_state_parse(const char *name)
     return 0;
 }
 
-uint64_t store_high_water(const obx_store *s)
+uint64_t obx__store_high_water(const obx_store *s)
 {
     return s->opts.max_size / 100 * s->opts.high_water_pct;
 }
 
-uint64_t store_room_bytes(obx_store *s, uint64_t used)
+uint64_t obx__store_room_bytes(obx_store *s, uint64_t used)
 {
     struct statvfs vfs;
     if (statvfs(s->dir, &vfs) != 0)
@@ -146,13 +158,13 @@ uint64_t store_room_bytes(obx_store *s, uint64_t used)
     return (uint64_t)vfs.f_bavail * vfs.f_frsize + (file > used ? file - used : 0);
 }
 
-uint64_t store_map_size(const obx_store *s)
+uint64_t obx__store_map_size(const obx_store *s)
 {
     return s->opts.max_size + (s->opts.high_water_pct < 100 ? OBX_MAP_HEADROOM : 0);
 }
 
 /* Pages in use by every tree (including the freelist and the two meta pages). */
-uint64_t store_used_bytes(obx_store *s, MDB_txn *txn)
+uint64_t obx__store_used_bytes(obx_store *s, MDB_txn *txn)
 {
     MDB_dbi dbis[] = {0,          s->db_meta, s->db_events, s->db_deliv, s->db_due,
                       s->db_pend, s->db_dead, s->db_done,   s->db_flight};
@@ -169,7 +181,7 @@ uint64_t store_used_bytes(obx_store *s, MDB_txn *txn)
     return pages * s->page_size;
 }
 
-int rd_begin(obx_store *s, MDB_txn **txn, obx_error *err)
+int obx__rd_begin(obx_store *s, MDB_txn **txn, obx_error *err)
 {
     for (int tries = 0; tries < 3; tries++) {
         int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
@@ -183,10 +195,10 @@ int rd_begin(obx_store *s, MDB_txn **txn, obx_error *err)
             continue;
         }
         if (rc)
-            return obx_mdb_fail(err, rc, "begin read transaction");
+            return obx__mdb_fail(err, rc, "begin read transaction");
         return OBX_OK;
     }
-    return obx_fail(err, OBX_ERR_LMDB, "begin read transaction: retries exhausted");
+    return obx__fail(err, OBX_ERR_LMDB, "begin read transaction: retries exhausted");
 }
 
 static int wr_begin(obx_store *s, MDB_txn **txn, obx_error *err)
@@ -198,10 +210,10 @@ static int wr_begin(obx_store *s, MDB_txn **txn, obx_error *err)
             continue;
         }
         if (rc)
-            return obx_mdb_fail(err, rc, "begin write transaction");
+            return obx__mdb_fail(err, rc, "begin write transaction");
         return OBX_OK;
     }
-    return obx_fail(err, OBX_ERR_LMDB, "begin write transaction: retries exhausted");
+    return obx__fail(err, OBX_ERR_LMDB, "begin write transaction: retries exhausted");
 }
 
 const uint32_t obx_commit_bounds_us[OBX_COMMIT_BUCKETS] = {100,  250,   500,   1000,   2500,
@@ -242,23 +254,23 @@ static void run_batch(obx_store *s, obx_op *list)
                 }
             return;
         }
-        store_prefill(s);
-        ctx_reset(ctx, s->next_id);
+        obx__store_prefill(s);
+        obx__ctx_reset(ctx, s->next_id);
         ctx->txn = txn;
-        ctx->used_bytes = store_used_bytes(s, txn);
-        ctx->room_bytes = store_room_bytes(s, ctx->used_bytes);
+        ctx->used_bytes = obx__store_used_bytes(s, txn);
+        ctx->room_bytes = obx__store_room_bytes(s, ctx->used_bytes);
         obx_op *broken = NULL;
         for (obx_op *op = list; op; op = op->next) {
             if (op->done)
                 continue;
             memset(&op->err, 0, sizeof op->err);
-            op->rc = op_apply(s, ctx, op, &mdb_rc);
-            if (op->rc == OBX_ERR_LMDB && mdb_rc) {
+            op->rc = obx__op_apply(s, ctx, op, &mdb_rc);
+            if (op_breaks_txn(op->rc)) {
                 broken = op;
                 break;
             }
         }
-        if (!broken && ctx_flush(s, ctx, &mdb_rc) != OBX_OK)
+        if (!broken && obx__ctx_flush(s, ctx, &mdb_rc) != OBX_OK)
             broken = list; /* counters failed: fail the batch below */
         if (broken) {
             mdb_txn_abort(txn);
@@ -269,8 +281,12 @@ static void run_batch(obx_store *s, obx_op *list)
                     op->u.claim.jobs = NULL;
                     op->u.claim.n = 0;
                 }
-            /* Fail the op that broke the txn; a map-full enqueue is "store full". */
-            obx_mdb_fail(&broken->err, mdb_rc, broken->kind == OP_ENQUEUE ? "enqueue" : "write");
+            /* Fail the op that broke the txn (a map-full enqueue is "store full"); an op
+             * that failed without an LMDB code (out of memory, a failed read) keeps its own
+             * message. */
+            if (mdb_rc)
+                obx__mdb_fail(&broken->err, mdb_rc,
+                              broken->kind == OP_ENQUEUE ? "enqueue" : "write");
             broken->rc = broken->err.code;
             broken->done = 1;
             int left = 0;
@@ -284,19 +300,19 @@ static void run_batch(obx_store *s, obx_op *list)
         for (obx_op *op = list; op; op = op->next)
             has_enqueue |= op->kind == OP_ENQUEUE;
         if (has_enqueue)
-            obx_crash_point("enqueue-before-commit");
+            OBX_CRASH_POINT("enqueue-before-commit");
         int64_t t0 = mono_us();
         rc = mdb_txn_commit(txn);
         note_commit_time(s, mono_us() - t0);
         if (has_enqueue && !rc)
-            obx_crash_point("enqueue-after-commit");
+            OBX_CRASH_POINT("enqueue-after-commit");
         if (rc) {
-            obx_mdb_fail(&err, rc, "commit");
+            obx__mdb_fail(&err, rc, "commit");
             /* LMDB reports a short write on a full disk as EIO: name it, retryable. */
             struct statvfs vfs;
             if ((rc == EIO || rc == ENOSPC) && statvfs(s->dir, &vfs) == 0 &&
                 (uint64_t)vfs.f_bavail * vfs.f_frsize < OBX_MAP_HEADROOM)
-                obx_fail(&err, OBX_ERR_FULL, "commit: disk full (%s)", mdb_strerror(rc));
+                obx__fail(&err, OBX_ERR_FULL, "commit: disk full (%s)", mdb_strerror(rc));
             for (obx_op *op = list; op; op = op->next) {
                 if (op->done)
                     continue;
@@ -405,7 +421,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, list);
-        s->stat_batches++;
         __atomic_add_fetch(&s->stat_ops, n, __ATOMIC_RELAXED);
         unsigned b = 0;
         while (b < OBX_BATCH_BUCKETS && (1u << b) < n)
@@ -419,13 +434,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int store_submit(obx_store *s, obx_op *op)
+int obx__store_submit(obx_store *s, obx_op *op)
 {
     op->done = 0;
     op->next = NULL;
     if (!s->owner) {
         if (s->opts.flags & OBX_OPEN_READONLY)
-            return obx_fail(&op->err, OBX_ERR_STATE, "store opened read-only");
+            return obx__fail(&op->err, OBX_ERR_STATE, "store opened read-only");
         pthread_mutex_lock(&s->mu); /* one write txn at a time per handle */
         run_batch(s, op);
         pthread_mutex_unlock(&s->mu);
@@ -434,7 +449,7 @@ int store_submit(obx_store *s, obx_op *op)
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
-        return obx_fail(&op->err, OBX_ERR_CLOSED, "store is closing");
+        return obx__fail(&op->err, OBX_ERR_CLOSED, "store is closing");
     }
     if (s->tail)
         s->tail->next = op;
@@ -455,23 +470,23 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
     if (rc)
-        return obx_mdb_fail(err, rc, "open databases");
+        return obx__mdb_fail(err, rc, "open databases");
     unsigned f = create ? MDB_CREATE : 0;
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events}, {"deliveries", &s->db_deliv},
-               {"due", &s->db_due},   {"pending", &s->db_pend}, {"dead", &s->db_dead},
+    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events},  {"deliveries", &s->db_deliv},
+               {"due", &s->db_due},   {"pending", &s->db_pend},   {"dead", &s->db_dead},
                {"done", &s->db_done}, {"inflight", &s->db_flight}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, f, dbs[i].dbi);
         if (rc) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND)
-                return obx_fail(err, OBX_ERR_VERSION,
-                                "%s: not an outbox store (database '%s' missing)", s->dir,
-                                dbs[i].name);
-            return obx_mdb_fail(err, rc, "open database");
+                return obx__fail(err, OBX_ERR_VERSION,
+                                 "%s: not an outbox store (database '%s' missing)", s->dir,
+                                 dbs[i].name);
+            return obx__mdb_fail(err, rc, "open database");
         }
     }
     /* Schema version: written on creation, checked always. */
@@ -487,25 +502,29 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
         uint32_t have = v.mv_size == 4 ? be32_get(v.mv_data) : 0;
         if (have != OBX_SCHEMA_VERSION) {
             mdb_txn_abort(txn);
-            return obx_fail(err, OBX_ERR_VERSION,
-                            "%s: store schema version %u, but this build of outbox reads "
-                            "version %u",
-                            s->dir, have, OBX_SCHEMA_VERSION);
+            return obx__fail(err, OBX_ERR_VERSION,
+                             "%s: store schema version %u, but this build of outbox reads "
+                             "version %u",
+                             s->dir, have, OBX_SCHEMA_VERSION);
         }
     } else if (rc == MDB_NOTFOUND) {
         mdb_txn_abort(txn);
-        return obx_fail(err, OBX_ERR_VERSION, "%s: store has no schema version", s->dir);
+        return obx__fail(err, OBX_ERR_VERSION, "%s: store has no schema version", s->dir);
     }
     if (rc) {
         mdb_txn_abort(txn);
-        return obx_mdb_fail(err, rc, "schema version");
+        return obx__mdb_fail(err, rc, "schema version");
+    }
+    if ((rc = obx__store_id_load(s, txn, create, err)) != OBX_OK) {
+        mdb_txn_abort(txn);
+        return rc;
     }
     uint64_t next = 1;
-    meta_get_u64(s, txn, "next_id", &next);
+    obx__meta_get_u64(s, txn, "next_id", &next);
     s->next_id = next ? next : 1;
     rc = mdb_txn_commit(txn); /* also for read-only: keeps the DBI handles open */
     if (rc)
-        return obx_mdb_fail(err, rc, "create databases");
+        return obx__mdb_fail(err, rc, "create databases");
     return OBX_OK;
 }
 
@@ -515,21 +534,21 @@ static int take_lock(obx_store *s, obx_error *err)
     snprintf(path, sizeof path, "%s/outbox.lock", s->dir);
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0)
-        return obx_fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
+        return obx__fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         char pid[32] = "";
         ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
         pid[n > 0 ? n : 0] = 0;
         pid[strcspn(pid, "\n")] = 0;
-        return obx_fail(err, OBX_ERR_LOCKED,
-                        "%s is owned by another outboxd (pid %s); only one daemon may own an "
-                        "outbox directory",
-                        s->dir, pid[0] ? pid : "unknown");
+        return obx__fail(err, OBX_ERR_LOCKED,
+                         "%s is owned by another outboxd (pid %s); only one daemon may own an "
+                         "outbox directory",
+                         s->dir, pid[0] ? pid : "unknown");
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
-        return obx_fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
+        return obx__fail(err, OBX_ERR_IO, "%s: %s", path, strerror(errno));
     return OBX_OK;
 }
 
@@ -537,10 +556,10 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
 {
     *out = NULL;
     if (!dir || !*dir)
-        return obx_fail(err, OBX_ERR_INVALID, "outbox directory path is empty");
+        return obx__fail(err, OBX_ERR_INVALID, "outbox directory path is empty");
     obx_store *s = calloc(1, sizeof *s);
     if (!s)
-        return obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
     int rc = OBX_OK;
     s->lock_fd = -1;
     if (opts)
@@ -563,24 +582,26 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     s->ctx.touched_flag = calloc(OBX_MAX_SINKS, 1);
     s->ctx.touched_list = calloc(OBX_MAX_SINKS, sizeof *s->ctx.touched_list);
     if (!s->dir || !s->ctx.delta || !s->ctx.touched_flag || !s->ctx.touched_list) {
-        rc = obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
         goto fail;
     }
 
     char data[4096];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     struct stat st;
+    if ((rc = obx__data_file_check(dir, err)) != OBX_OK)
+        goto fail;
     int exists = stat(data, &st) == 0;
     if (!exists && (s->opts.flags & (OBX_OPEN_NOCREATE | OBX_OPEN_READONLY))) {
-        rc = obx_fail(err, OBX_ERR_NOTFOUND, "%s: no outbox store here (no data.mdb)", dir);
+        rc = obx__fail(err, OBX_ERR_NOTFOUND, "%s: no outbox store here (no data.mdb)", dir);
         goto fail;
     }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        rc = obx_fail(err, OBX_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+        rc = obx__fail(err, OBX_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
         goto fail;
     }
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        rc = obx_fail(err, OBX_ERR_IO, "%s: not a directory", dir);
+        rc = obx__fail(err, OBX_ERR_IO, "%s: not a directory", dir);
         goto fail;
     }
     if (s->owner && (rc = take_lock(s, err)) != OBX_OK)
@@ -592,9 +613,9 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     if (!mrc)
         mrc = mdb_env_set_maxreaders(s->env, 512);
     if (!mrc && s->owner)
-        mrc = mdb_env_set_mapsize(s->env, (size_t)store_map_size(s));
+        mrc = mdb_env_set_mapsize(s->env, (size_t)obx__store_map_size(s));
     if (mrc) {
-        rc = obx_mdb_fail(err, mrc, "create environment");
+        rc = obx__mdb_fail(err, mrc, "create environment");
         goto fail;
     }
     unsigned flags = MDB_NOTLS;
@@ -604,7 +625,7 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
         flags |= MDB_RDONLY;
     mrc = mdb_env_open(s->env, dir, flags, 0600);
     if (mrc) {
-        rc = obx_mdb_fail(err, mrc, dir);
+        rc = obx__mdb_fail(err, mrc, dir);
         goto fail;
     }
     MDB_stat est;
@@ -616,10 +637,10 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     mdb_env_info(s->env, &einfo);
     if (stat(data, &st) == 0 &&
         (uint64_t)st.st_size < ((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize) {
-        rc = obx_fail(err, OBX_ERR_CORRUPT,
-                      "%s: data.mdb is truncated (%llu bytes; the store uses %llu)", dir,
-                      (unsigned long long)st.st_size,
-                      (unsigned long long)(((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize));
+        rc = obx__fail(err, OBX_ERR_CORRUPT,
+                       "%s: data.mdb is truncated (%llu bytes; the store uses %llu)", dir,
+                       (unsigned long long)st.st_size,
+                       (unsigned long long)(((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize));
         goto fail;
     }
     int dead = 0;
@@ -628,10 +649,10 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     if ((rc = open_dbs(s, !(s->opts.flags & OBX_OPEN_READONLY), err)) != OBX_OK)
         goto fail;
     if (s->owner) {
-        if ((rc = store_recover_inflight(s, err)) != OBX_OK)
+        if ((rc = obx__store_recover_inflight(s, err)) != OBX_OK)
             goto fail;
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
-            rc = obx_fail(err, OBX_ERR_IO, "cannot start the writer thread");
+            rc = obx__fail(err, OBX_ERR_IO, "cannot start the writer thread");
             goto fail;
         }
         s->writer_running = 1;
@@ -657,11 +678,6 @@ void obx_close(obx_store *s)
 {
     if (!s)
         return;
-    if (s->writer_running && getenv("OBX_DEBUG_BATCH"))
-        fprintf(stderr, "batches %llu ops %llu avg %.1f prefills %llu\n",
-                (unsigned long long)s->stat_batches, (unsigned long long)s->stat_ops,
-                s->stat_batches ? (double)s->stat_ops / (double)s->stat_batches : 0.0,
-                (unsigned long long)s->stat_prefills);
     if (s->writer_running) {
         pthread_mutex_lock(&s->mu);
         s->stopping = 1;
@@ -675,7 +691,7 @@ void obx_close(obx_store *s)
         close(s->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv_work);
-    buf_free(&s->ctx.buf);
+    obx__buf_free(&s->ctx.buf);
     free(s->ctx.delta);
     free(s->ctx.touched_flag);
     free(s->ctx.touched_list);
@@ -700,43 +716,42 @@ static int finish(obx_op *op, int rc, obx_error *err)
     return rc;
 }
 
-int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
-                obx_error *err)
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err)
 {
     if (!s->owner)
-        return obx_fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
+        return obx__fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
     if (n == 0)
-        return obx_fail(err, OBX_ERR_INVALID, "no events to enqueue");
+        return obx__fail(err, OBX_ERR_INVALID, "no events to enqueue");
     for (size_t i = 0; i < n; i++) {
         const obx_event_in *e = &events[i];
         if (!e->type || !e->action || strlen(e->type) > 255 || strlen(e->action) > 255)
-            return obx_fail(err, OBX_ERR_INVALID, "event %zu: type and action must be 1..255 bytes",
-                            i);
+            return obx__fail(err, OBX_ERR_INVALID,
+                             "event %zu: type and action must be 1..255 bytes", i);
         if (e->n_sinks == 0 || e->n_sinks > OBX_MAX_ROUTES || !e->sinks)
-            return obx_fail(err, OBX_ERR_INVALID, "event %zu: needs 1..%u sinks", i,
-                            OBX_MAX_ROUTES);
+            return obx__fail(err, OBX_ERR_INVALID, "event %zu: needs 1..%u sinks", i,
+                             OBX_MAX_ROUTES);
         if (!e->body && e->body_len)
-            return obx_fail(err, OBX_ERR_INVALID, "event %zu: body is NULL", i);
+            return obx__fail(err, OBX_ERR_INVALID, "event %zu: body is NULL", i);
         for (size_t j = 0; j < e->n_sinks; j++) {
             if (e->sinks[j] == 0 || e->sinks[j] >= OBX_MAX_SINKS)
-                return obx_fail(err, OBX_ERR_INVALID, "event %zu: sink id %u out of range", i,
-                                e->sinks[j]);
+                return obx__fail(err, OBX_ERR_INVALID, "event %zu: sink id %u out of range", i,
+                                 e->sinks[j]);
             for (size_t k = 0; k < j; k++)
                 if (e->sinks[k] == e->sinks[j])
-                    return obx_fail(err, OBX_ERR_INVALID, "event %zu: sink id %u repeated", i,
-                                    e->sinks[j]);
+                    return obx__fail(err, OBX_ERR_INVALID, "event %zu: sink id %u repeated", i,
+                                     e->sinks[j]);
         }
     }
     pthread_mutex_lock(&s->mu);
     int closed = s->closed_for_enqueue;
     pthread_mutex_unlock(&s->mu);
     if (closed)
-        return obx_fail(err, OBX_ERR_CLOSED, "store is shutting down");
+        return obx__fail(err, OBX_ERR_CLOSED, "store is shutting down");
     obx_op op = {.kind = OP_ENQUEUE};
     op.u.enq.events = events;
     op.u.enq.n = n;
     op.u.enq.ids = ids;
-    return finish(&op, store_submit(s, &op), err);
+    return finish(&op, obx__store_submit(s, &op), err);
 }
 
 int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
@@ -745,7 +760,7 @@ int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, ob
     *jobs = NULL;
     *n = 0;
     if (!s->owner)
-        return obx_fail(err, OBX_ERR_STATE, "claim needs the owner (daemon) handle");
+        return obx__fail(err, OBX_ERR_STATE, "claim needs the owner (daemon) handle");
     if (max == 0) {
         if (next_due)
             return obx_next_due(s, sink_id, next_due, err);
@@ -755,7 +770,7 @@ int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, ob
     op.u.claim.sink = sink_id;
     op.u.claim.now = now_ms;
     op.u.claim.max = max;
-    int rc = store_submit(s, &op);
+    int rc = obx__store_submit(s, &op);
     if (rc)
         return finish(&op, rc, err);
     *jobs = op.u.claim.jobs;
@@ -768,13 +783,13 @@ int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, ob
 int obx_record(obx_store *s, const obx_result *results, size_t n, obx_error *err)
 {
     if (!s->owner)
-        return obx_fail(err, OBX_ERR_STATE, "record needs the owner (daemon) handle");
+        return obx__fail(err, OBX_ERR_STATE, "record needs the owner (daemon) handle");
     if (n == 0)
         return OBX_OK;
     obx_op op = {.kind = OP_RECORD};
     op.u.rec.results = results;
     op.u.rec.n = n;
-    return finish(&op, store_submit(s, &op), err);
+    return finish(&op, obx__store_submit(s, &op), err);
 }
 
 static int replay_or_purge(obx_store *s, op_kind kind, uint64_t id, uint32_t sink, int64_t now,
@@ -784,7 +799,7 @@ static int replay_or_purge(obx_store *s, op_kind kind, uint64_t id, uint32_t sin
     op.u.replay.id = id;
     op.u.replay.sink = sink;
     op.u.replay.now = now ? now : obx_now_ms();
-    int rc = store_submit(s, &op);
+    int rc = obx__store_submit(s, &op);
     if (count)
         *count = rc ? 0 : op.u.replay.count;
     return finish(&op, rc, err);
@@ -811,7 +826,7 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
     if (!s->owner) {
         if (s->opts.flags & OBX_OPEN_READONLY) {
             for (size_t i = 0; i < n; i++)
-                ops[i].rc = obx_fail(&ops[i].err, OBX_ERR_STATE, "store opened read-only");
+                ops[i].rc = obx__fail(&ops[i].err, OBX_ERR_STATE, "store opened read-only");
             return OBX_ERR_STATE;
         }
         pthread_mutex_lock(&s->mu);
@@ -823,7 +838,7 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
         for (size_t i = 0; i < n; i++)
-            ops[i].rc = obx_fail(&ops[i].err, OBX_ERR_CLOSED, "store is closing");
+            ops[i].rc = obx__fail(&ops[i].err, OBX_ERR_CLOSED, "store is closing");
         return OBX_ERR_CLOSED;
     }
     for (size_t i = 0; i < n; i++) {
@@ -844,14 +859,13 @@ static int submit_many(obx_store *s, obx_op *ops, size_t n)
     return OBX_OK;
 }
 
-static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now,
-                obx_error *err)
+static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now, obx_error *err)
 {
     if (n == 0)
         return OBX_OK;
     obx_op *ops = calloc(n, sizeof *ops);
     if (!ops)
-        return obx_fail(err, OBX_ERR_NOMEM, "out of memory");
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         ops[i].kind = kind;
         ops[i].u.replay.id = t[i].event_id;
@@ -891,7 +905,7 @@ int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *rem
     obx_op op = {.kind = OP_SWEEP};
     op.u.sweep.before = before_ms;
     op.u.sweep.max = max ? max : 1000;
-    int rc = store_submit(s, &op);
+    int rc = obx__store_submit(s, &op);
     if (removed)
         *removed = rc ? 0 : op.u.sweep.removed;
     return finish(&op, rc, err);
@@ -914,11 +928,11 @@ static int valid_sink_name(const char *name)
 int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
 {
     if (!valid_sink_name(name))
-        return obx_fail(err, OBX_ERR_INVALID,
-                        "sink name '%s' is invalid (1..63 bytes of A-Z a-z 0-9 . _ -)",
-                        name ? name : "");
+        return obx__fail(err, OBX_ERR_INVALID,
+                         "sink name '%s' is invalid (1..63 bytes of A-Z a-z 0-9 . _ -)",
+                         name ? name : "");
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn, err);
+    int rc = obx__rd_begin(s, &txn, err);
     if (rc)
         return rc;
     char k[80];
@@ -929,9 +943,9 @@ int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
         *id = be32_get(val.mv_data);
     mdb_txn_abort(txn);
     if (mrc == MDB_NOTFOUND)
-        return obx_fail(err, OBX_ERR_NOTFOUND, "no sink named '%s' in this outbox", name);
+        return obx__fail(err, OBX_ERR_NOTFOUND, "no sink named '%s' in this outbox", name);
     if (mrc)
-        return obx_mdb_fail(err, mrc, "sink lookup");
+        return obx__mdb_fail(err, mrc, "sink lookup");
     return OBX_OK;
 }
 
@@ -943,7 +957,7 @@ int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err)
     obx_op op = {.kind = OP_SINK};
     op.u.sink.name = name;
     op.u.sink.create = 1;
-    rc = store_submit(s, &op);
+    rc = obx__store_submit(s, &op);
     if (rc)
         return finish(&op, rc, err);
     *id = op.u.sink.id;
@@ -955,7 +969,7 @@ int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err)
 int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err)
 {
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn, err);
+    int rc = obx__rd_begin(s, &txn, err);
     if (rc)
         return rc;
     unsigned char k[6] = {'i', ':'};
@@ -969,8 +983,8 @@ int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_er
     }
     mdb_txn_abort(txn);
     if (mrc == MDB_NOTFOUND)
-        return obx_fail(err, OBX_ERR_NOTFOUND, "no sink with id %u", id);
+        return obx__fail(err, OBX_ERR_NOTFOUND, "no sink with id %u", id);
     if (mrc)
-        return obx_mdb_fail(err, mrc, "sink name");
+        return obx__mdb_fail(err, mrc, "sink name");
     return OBX_OK;
 }

@@ -11,11 +11,13 @@
 #include <stdarg.h>
 
 #include "codec.h"
+#include "obx_hooks.h"
 #include "outbox/outbox.h"
 
 #define OBX_SCHEMA_VERSION 1u
-#define OBX_MAX_SINKS 1024u
-#define OBX_MAX_ROUTES 64u
+#define OBX_MAX_SINKS      1024u
+#define OBX_MAX_ROUTES     64u
+#define OBX_STORE_ID_LEN   16 /* bytes of the random store id (identity.c) */
 
 /* Per-sink counter slots, stored in meta under "c" + be32(sink). */
 enum { CNT_PENDING, CNT_INFLIGHT, CNT_IN_DOUBT, CNT_DELIVERED, CNT_DEAD, CNT_N };
@@ -78,18 +80,18 @@ typedef struct obx_op {
 /* Per-transaction scratch: counter deltas, applied once before commit. */
 typedef struct txn_ctx {
     MDB_txn *txn;
-    int64_t (*delta)[CNT_N]; /* indexed by sink id, OBX_MAX_SINKS rows */
+    int64_t (*delta)[CNT_N];     /* indexed by sink id, OBX_MAX_SINKS rows */
     unsigned char *touched_flag; /* OBX_MAX_SINKS bytes */
     uint32_t *touched_list;      /* sinks with deltas, n_touched of them */
     size_t n_touched;
     int64_t events_delta;
     uint64_t enqueued_delta;
-    uint64_t next_id;      /* next event id to hand out */
-    uint64_t used_bytes;   /* at txn start, for the high-water check */
-    uint64_t room_bytes;   /* at txn start: store_room_bytes() */
-    uint64_t added_bytes;  /* estimate of what this txn added */
-    int notify;            /* deliveries became due: wake the scheduler after commit */
-    obx_buf buf;           /* encode scratch */
+    uint64_t next_id;     /* next event id to hand out */
+    uint64_t used_bytes;  /* at txn start, for the high-water check */
+    uint64_t room_bytes;  /* at txn start: obx__store_room_bytes() */
+    uint64_t added_bytes; /* estimate of what this txn added */
+    int notify;           /* deliveries became due: wake the scheduler after commit */
+    obx_buf buf;          /* encode scratch */
 } txn_ctx;
 
 struct obx_store {
@@ -116,36 +118,42 @@ struct obx_store {
     int stopping;
     int closed_for_enqueue;
 
-    uint64_t stat_batches, stat_ops; /* group-commit statistics (writer thread) */
-    uint64_t stat_prefills;          /* zero-fill extensions of data.mdb (writer thread) */
-    uint64_t file_bytes;             /* owner: data.mdb's size as of the last prefill check */
-    uint64_t batch_hist[OBX_BATCH_BUCKETS + 1]; /* written by the writer, read atomically */
+    uint64_t stat_ops;   /* operations committed by the group-commit writer */
+    uint64_t file_bytes; /* owner: data.mdb's size as of the last prefill check */
+    uint64_t batch_hist[OBX_BATCH_BUCKETS + 1];   /* written by the writer, read atomically */
     uint64_t commit_hist[OBX_COMMIT_BUCKETS + 1]; /* commit durations, likewise */
     uint64_t commit_us_sum;
     unsigned wake_word; /* futex: bumped after each batch's ops are marked finished */
+    char store_hex[2 * OBX_STORE_ID_LEN + 1]; /* the store id in hex; "" if none yet */
     obx_notify_fn notify;
     void *notify_ud;
     txn_ctx ctx;
 };
 
-int obx_fail(obx_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-int obx_mdb_fail(obx_error *err, int rc, const char *what);
+int obx__fail(obx_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int obx__mdb_fail(obx_error *err, int rc, const char *what);
 
 /* Run operations: through the writer (owner) or in one direct write txn (tools). */
-int store_submit(obx_store *s, obx_op *op);
+int obx__store_submit(obx_store *s, obx_op *op);
 
 /* ops.c: apply one operation inside ctx->txn. Returns OBX_OK, a logical error (txn still
- * usable, nothing written by this op), or OBX_ERR_LMDB with *mdb_rc set (txn unusable). */
-int op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
+ * usable, nothing written by this op), OBX_ERR_LMDB with *mdb_rc set (txn unusable), or
+ * OBX_ERR_NOMEM / OBX_ERR_LMDB with op->err set and *mdb_rc 0 (a failed allocation or
+ * read part-way: the op may have written, so the txn must be aborted too). */
+int obx__op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
+/* Whether obx__op_apply's result means the transaction must be aborted (the op fails whole). */
+static inline int op_breaks_txn(int rc)
+{
+    return rc == OBX_ERR_LMDB || rc == OBX_ERR_NOMEM;
+}
 /* Write accumulated counter deltas and next_id into meta. */
-int ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc);
-void ctx_reset(txn_ctx *ctx, uint64_t next_id);
-uint64_t store_used_bytes(obx_store *s, MDB_txn *txn);
+int obx__ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc);
+void obx__ctx_reset(txn_ctx *ctx, uint64_t next_id);
+uint64_t obx__store_used_bytes(obx_store *s, MDB_txn *txn);
 /* prefill.c: in the owner's write txn, before it writes, extend data.mdb with zeros when
  * less than half a chunk is left past the last page (see prefill.c). Never fails. */
-void store_prefill(obx_store *s);
-uint64_t store_high_water(const obx_store *s);
+void obx__store_prefill(obx_store *s);
+uint64_t obx__store_high_water(const obx_store *s);
 /*
  * Map room beyond max_size, for the writes that free space (claims, results, retention,
  * dead-letter moves) once enqueue has stopped at the high-water mark. LMDB cannot reuse
@@ -155,7 +163,7 @@ uint64_t store_high_water(const obx_store *s);
  */
 #define OBX_MAP_HEADROOM (4ull << 20)
 /* The LMDB map size the owner sets: max_size plus OBX_MAP_HEADROOM when it applies. */
-uint64_t store_map_size(const obx_store *s);
+uint64_t obx__store_map_size(const obx_store *s);
 /*
  * Disk kept free for the writes that free space (claims, results, retention): enqueue is
  * refused (OBX_ERR_FULL) when it would leave less than this for new pages. Without it a
@@ -163,19 +171,27 @@ uint64_t store_map_size(const obx_store *s);
  */
 #define OBX_DISK_RESERVE (1ull << 20)
 /* Bytes LMDB can still use for new pages: free space on the store's filesystem plus the
- * file's pages not in use (`used` = store_used_bytes). UINT64_MAX if statvfs fails. */
-uint64_t store_room_bytes(obx_store *s, uint64_t used);
+ * file's pages not in use (`used` = obx__store_used_bytes). UINT64_MAX if statvfs fails. */
+uint64_t obx__store_room_bytes(obx_store *s, uint64_t used);
 
 /* Read helpers (inspect.c / ops.c). */
-int rd_begin(obx_store *s, MDB_txn **txn, obx_error *err);
-int load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
-                  obx_error *err);
-int load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
-               size_t *n_sinks, obx_error *err);
-int read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t cnt[CNT_N]);
-int meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
+int obx__rd_begin(obx_store *s, MDB_txn **txn, obx_error *err);
+int obx__load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
+                       obx_error *err);
+int obx__load_event(obx_store *s, MDB_txn *txn, uint64_t ev, obx_event *out, uint32_t **sinks,
+                    size_t *n_sinks, obx_error *err);
+int obx__read_counters(obx_store *s, MDB_txn *txn, uint32_t sink, uint64_t cnt[CNT_N]);
+int obx__meta_get_u64(obx_store *s, MDB_txn *txn, const char *key, uint64_t *v);
+
+/* identity.c: read the store id from meta into s->store_hex; with `create` (a write txn)
+ * make one when the store has none. */
+int obx__store_id_load(obx_store *s, MDB_txn *txn, int create, obx_error *err);
+
+/* identity.c: refuse a directory that held a store but lost its data file (data.mdb
+ * empty, or missing while lock.mdb or outbox.lock is there). */
+int obx__data_file_check(const char *dir, obx_error *err);
 
 /* Recover deliveries left in flight by a crash (owner open). */
-int store_recover_inflight(obx_store *s, obx_error *err);
+int obx__store_recover_inflight(obx_store *s, obx_error *err);
 
 #endif

@@ -255,7 +255,7 @@ static const cs_key ingest_keys[] = {
     R("max_connections", CS_UINT, ingest_t, max_connections, 1, 1000000,
       "connection cap (default 1024)"),
     R("max_connections_per_ip", CS_UINT, ingest_t, max_connections_per_ip, 0, 1000000,
-      "connections per client address (default 0 = no cap)"),
+      "connections per client address (default 256; 0 = no cap)"),
     R("idle_timeout", CS_POSITIVE_MS, ingest_t, idle_timeout_ms, 0, 0,
       "idle connections are closed after it (default 30s)"),
     R("pool_threads", CS_UINT, ingest_t, pool_threads, 0, 1024,
@@ -624,6 +624,7 @@ int outbox_config_defaults(outbox_config *c)
     c->ingest.listen = strdup(DEFAULT_LISTEN);
     c->ingest.max_body = UINT64_C(1) << 20;
     c->ingest.max_connections = 1024;
+    c->ingest.max_connections_per_ip = 256;
     c->ingest.idle_timeout_ms = 30000;
     c->audit.events = dlv_filter_new_all();
     c->audit.buffer_capacity = 2;

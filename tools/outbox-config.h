@@ -58,7 +58,7 @@ typedef struct outbox_config_ingest {
     char *signing_secret;            /* owned or NULL (empty = NULL): require a valid
                                         X-Flipt-Webhook-Signature on POST /v1/events */
     unsigned max_connections;        /* default 1024 */
-    unsigned max_connections_per_ip; /* default 0 = no limit */
+    unsigned max_connections_per_ip; /* default 256; 0 = no limit */
     int64_t idle_timeout_ms;         /* idle connection timeout; default 30 s (whole seconds
                                         are used by libmicrohttpd) */
     unsigned pool_threads;           /* 0 = a thread per connection; default 0 */

@@ -449,7 +449,7 @@ static void show_human(ctl_ctx *c, const obx_event *e, ctl_sinks *sk)
                d->in_doubt ? " (IN DOUBT: an attempt may have reached the receiver before a "
                              "crash; it is re-sent with the same webhook-id)"
                            : "");
-        char wid[64];
+        char wid[OBX_DELIVERY_ID_MAX];
         printf("  %-14s %s\n", "webhook-id", ctl_webhook_id(d, wid, sizeof wid));
         printf("  %-14s %u in this budget, %u in total", "attempts", d->attempts,
                d->total_attempts);

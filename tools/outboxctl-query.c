@@ -174,7 +174,7 @@ int ctl_filter_query(obx_store *s, const ctl_filter *f, obx_query *q)
 
 const char *ctl_webhook_id(const obx_delivery *d, char *buf, size_t n)
 {
-    snprintf(buf, n, "evt_%llu_%u", (unsigned long long)d->event_id, d->sink_id);
+    snprintf(buf, n, "%s", d->webhook_id); /* obx_delivery_id(), filled by the store */
     return buf;
 }
 
@@ -264,7 +264,7 @@ json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int hist
     int bad = 0;
     bad |= set(o, "sink", json_string(sink_name));
     bad |= set(o, "sink_id", json_integer(d->sink_id));
-    char wid[64];
+    char wid[OBX_DELIVERY_ID_MAX];
     bad |= set(o, "webhook_id", json_string(ctl_webhook_id(d, wid, sizeof wid)));
     bad |= set(o, "state", json_string(ctl_state_label(d)));
     bad |= set(o, "in_doubt", json_boolean(d->in_doubt));

@@ -122,7 +122,7 @@ void ctl_corrupt_warn(void *counter, uint64_t event_id, uint32_t sink_id, const 
 int ctl_filter_query(obx_store *s, const ctl_filter *f, obx_query *q);
 
 /* The webhook-id header the delivery engine sends for d on every attempt
- * (evt_<event id>_<sink id>, delivery/engine.h), written into buf. */
+ * (obx_delivery_id: evt_<store id>_<event id>_<sink id>), written into buf. */
 const char *ctl_webhook_id(const obx_delivery *d, char *buf, size_t n);
 
 /* "pending", "inflight", "delivered", "dead". */

@@ -1,9 +1,10 @@
 /*
  * outboxctl-render.c - `render`: what a sink's Go template makes of an event, exactly as
- * the delivery engine would render it (delivery/template.h), so a template can be tried
+ * the delivery engine would render it (gotmpl/gotmpl.h), so a template can be tried
  * before it goes into the config. Prints the rendered bytes; exit 1 with Go's error when
  * the template does not parse or execute, or when the output is not valid JSON (the
- * engine would not send it).
+ * engine would not send it). Rendering is bounded by the engine's own caps
+ * (gotmpl_limits_default), with --template as with --config --sink.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -11,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 #include "outbox-config.h"
 #include "outboxctl-config.h"
 #include "outboxctl-out.h"
@@ -118,7 +119,9 @@ int ctl_cmd_render(ctl_ctx *c, int argc, char **argv)
         ctl_err("%s: %s", event_path, err);
         goto out;
     }
-    int er = gotmpl_execute(t, ev, max_out, &out, &out_len, err, sizeof err);
+    /* the engine's caps (output, intermediate strings, steps, time), whichever the entry */
+    gotmpl_limits lim = gotmpl_limits_default(max_out);
+    int er = gotmpl_execute(t, ev, &lim, &out, &out_len, err, sizeof err);
     if (er != GOTMPL_OK) {
         ctl_err("%s", err);
         goto out;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 
 /* The store accepts type and action of 1..255 bytes. */
 #define FIELD_MAX 255

@@ -14,11 +14,16 @@
  *   whose handler then answers from the recorded result.
  * A stored request stays counted in `waiting` until MHD reports its answer sent, so a
  * graceful stop never drops the 202 of a durable event.
+ * Every open connection is tracked (MHD's notify-connection callback) with the phase of
+ * its request; the `ingest-deadline` thread closes those past their header or body
+ * deadline and gives memory back to the system after a burst of connections.
  */
 #include "outboxd-ingest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/tcp.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -27,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +58,38 @@ struct oin_server {
     pthread_cond_t q_cv;
     pthread_t committers[OIN_COMMITTERS];
     size_t n_committers;
+    /* Deadlines: every open connection is tracked; a sweeper thread closes late ones. */
+    pthread_mutex_t conn_mu;
+    struct conn *conns;        /* doubly linked, under conn_mu */
+    size_t n_conns, conn_peak; /* open now; most since memory was last given back */
+    uint64_t header_us, body_us, tick_us;
+    pthread_cond_t sweep_cv; /* under conn_mu */
+    int sweep_stop;
+    int sweeping; /* the sweeper thread was started */
+    pthread_t sweeper;
+    /* Store-full episode: logged once when it starts, once when intake resumes. */
+    atomic_int full;
+    atomic_ullong full_refused;
+    atomic_ullong full_last_us; /* the episode's latest refusal */
 };
+
+/* Where a connection's current request is, for its deadline. */
+typedef enum conn_phase {
+    PH_IDLE,    /* between requests: no deadline of ours (MHD's idle timeout applies) */
+    PH_HEADERS, /* bytes of a request arrived, headers not complete: header deadline */
+    PH_BODY,    /* headers complete, body not: body deadline */
+    PH_BUSY,    /* request complete: being stored and answered, no deadline */
+    PH_CLOSING, /* closed by a deadline, waiting for MHD to clean it up */
+} conn_phase;
+
+/* One open connection (MHD's socket context), under conn_mu. */
+typedef struct conn {
+    struct conn *prev, *next;
+    int fd;
+    conn_phase phase;
+    uint64_t since_us; /* PH_HEADERS: first byte seen; PH_BODY: headers complete */
+    uint64_t rx_base;  /* PH_IDLE: bytes received from the peer when it became idle */
+} conn;
 
 /* Per-request state for POST /v1/events (MHD's con_cls). */
 typedef struct req {
@@ -83,11 +120,168 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* ---- deadlines ---- */
+
+/* Bytes received from the peer so far (TCP_INFO), or UINT64_MAX when unknown. */
+static uint64_t rx_bytes(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+        return UINT64_MAX;
+    return ti.tcpi_bytes_received;
+}
+
+/* The tracked state of a connection (NULL when it could not be tracked). */
+static conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Called from the connection's own MHD callbacks, so its socket is open. */
+static void conn_phase_set(oin_server *s, struct MHD_Connection *c, conn_phase ph)
+{
+    conn *k = conn_of(c);
+    if (!k)
+        return;
+    uint64_t base = ph == PH_IDLE ? rx_bytes(k->fd) : 0;
+    pthread_mutex_lock(&s->conn_mu);
+    if (k->phase != PH_CLOSING) {
+        k->phase = ph;
+        k->since_us = mono_us();
+        k->rx_base = base;
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: track every open connection. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    oin_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn *k = ci ? calloc(1, sizeof *k) : NULL;
+        *socket_context = k;
+        if (!k) {
+            olog(OLOG_WARN, "connection not tracked for deadlines", OLOG_S("reason", "no memory"));
+            return;
+        }
+        k->fd = ci->connect_fd;
+        k->phase = PH_IDLE; /* rx_base 0: its first byte starts the header deadline */
+        pthread_mutex_lock(&s->conn_mu);
+        k->next = s->conns;
+        if (s->conns)
+            s->conns->prev = k;
+        s->conns = k;
+        if (++s->n_conns > s->conn_peak)
+            s->conn_peak = s->n_conns;
+        pthread_mutex_unlock(&s->conn_mu);
+        return;
+    }
+    conn *k = *socket_context; /* MHD closes the socket only after this returns */
+    if (!k)
+        return;
+    pthread_mutex_lock(&s->conn_mu);
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        s->conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    s->n_conns--;
+    pthread_mutex_unlock(&s->conn_mu);
+    free(k);
+    *socket_context = NULL;
+}
+
+/*
+ * Close every connection past its deadline (under conn_mu). shutdown() wakes the MHD
+ * thread that owns the connection, which sees the end of input and closes it.
+ */
+static void sweep(oin_server *s, uint64_t now)
+{
+    for (conn *k = s->conns; k; k = k->next) {
+        omet_phase late;
+        if (k->phase == PH_IDLE) {
+            if (rx_bytes(k->fd) > k->rx_base) { /* a request has begun */
+                k->phase = PH_HEADERS;
+                k->since_us = now;
+            }
+            continue;
+        }
+        if (k->phase == PH_HEADERS && now - k->since_us >= s->header_us)
+            late = OMET_PHASE_HEADERS;
+        else if (k->phase == PH_BODY && now - k->since_us >= s->body_us)
+            late = OMET_PHASE_BODY;
+        else
+            continue;
+        k->phase = PH_CLOSING;
+        (void)shutdown(k->fd, SHUT_RDWR);
+        omet_deadline_closed(s->cfg.metrics, late);
+        olog(OLOG_DEBUG, "connection closed",
+             OLOG_S("reason", late == OMET_PHASE_HEADERS ? "headers not complete in time "
+                                                           "(ingest.header_timeout)"
+                                                         : "body not complete in time "
+                                                           "(ingest.body_timeout)"));
+    }
+}
+
+/*
+ * After a burst of connections (at least TRIM_AFTER_CONNS, then at most half as many
+ * open), give the memory they used back to the system: each connection's buffers (about
+ * 45 KiB) are freed into malloc's arenas, which otherwise keep them resident for good.
+ */
+#define TRIM_AFTER_CONNS 64
+
+static void *sweeper(void *arg)
+{
+    oin_server *s = arg;
+    pthread_mutex_lock(&s->conn_mu);
+    while (!s->sweep_stop) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        uint64_t ns = (uint64_t)dl.tv_nsec + s->tick_us * 1000u;
+        dl.tv_sec += (time_t)(ns / 1000000000u);
+        dl.tv_nsec = (long)(ns % 1000000000u);
+        (void)pthread_cond_timedwait(&s->sweep_cv, &s->conn_mu, &dl);
+        if (s->sweep_stop)
+            break;
+        sweep(s, mono_us());
+        if (s->conn_peak >= s->n_conns + TRIM_AFTER_CONNS && s->n_conns <= s->conn_peak / 2) {
+            s->conn_peak = s->n_conns;
+            pthread_mutex_unlock(&s->conn_mu);
+            (void)malloc_trim(0);
+            pthread_mutex_lock(&s->conn_mu);
+        }
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+    return NULL;
+}
+
+static void stop_sweeper(oin_server *s)
+{
+    if (!s->sweeping)
+        return;
+    pthread_mutex_lock(&s->conn_mu);
+    s->sweep_stop = 1;
+    pthread_cond_signal(&s->sweep_cv);
+    pthread_mutex_unlock(&s->conn_mu);
+    pthread_join(s->sweeper, NULL);
+    s->sweeping = 0;
+}
+
 /* ---- responses ---- */
 
+/* Answer; `close` (or a shutdown in progress) adds Connection: close, and MHD closes. */
 static enum MHD_Result send_body(oin_server *s, struct MHD_Connection *c, unsigned status,
                                  const char *ctype, char *body, size_t len, int must_free,
-                                 const char *allow)
+                                 const char *allow, int close)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
@@ -101,7 +295,7 @@ static enum MHD_Result send_body(oin_server *s, struct MHD_Connection *c, unsign
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    if (atomic_load(&s->closing))
+    if (close || atomic_load(&s->closing))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
@@ -112,8 +306,9 @@ static enum MHD_Result send_body(oin_server *s, struct MHD_Connection *c, unsign
  * Answer {"error":"<msg>"}. The message is escaped for JSON; bytes outside ASCII become
  * '?' (parser messages may quote a fragment of invalid UTF-8 input).
  */
-static enum MHD_Result send_error(oin_server *s, struct MHD_Connection *c, unsigned status,
-                                  omet_reason reason, const char *msg, const char *allow)
+static enum MHD_Result send_error_x(oin_server *s, struct MHD_Connection *c, unsigned status,
+                                    omet_reason reason, const char *msg, const char *allow,
+                                    int close)
 {
     omet_rejected(s->cfg.metrics, reason);
     char out[1024];
@@ -135,13 +330,19 @@ static enum MHD_Result send_error(oin_server *s, struct MHD_Connection *c, unsig
     }
     memcpy(out + n, "\"}\n", 3);
     n += 3;
-    return send_body(s, c, status, "application/json", out, n, 0, allow);
+    return send_body(s, c, status, "application/json", out, n, 0, allow, close);
+}
+
+static enum MHD_Result send_error(oin_server *s, struct MHD_Connection *c, unsigned status,
+                                  omet_reason reason, const char *msg, const char *allow)
+{
+    return send_error_x(s, c, status, reason, msg, allow, 0);
 }
 
 static enum MHD_Result send_json(oin_server *s, struct MHD_Connection *c, unsigned status,
                                  const char *json)
 {
-    return send_body(s, c, status, "application/json", (char *)json, strlen(json), 0, NULL);
+    return send_body(s, c, status, "application/json", (char *)json, strlen(json), 0, NULL, 0);
 }
 
 /* ---- checks on headers ---- */
@@ -177,6 +378,42 @@ static long long content_length(struct MHD_Connection *c)
     return v;
 }
 
+typedef struct framing {
+    unsigned n_cl, n_te;
+    const char *te;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->n_cl++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->n_te++;
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/*
+ * NULL when the request's body length is unambiguous, else why not (RFC 9112 sec. 6.3).
+ * Two Content-Length headers are refused even when equal: no client sends them, and a
+ * proxy in front may have framed the body differently.
+ */
+static const char *framing_error(struct MHD_Connection *c)
+{
+    framing f = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+    if (f.n_te && f.n_cl)
+        return "both Transfer-Encoding and Content-Length: ambiguous body length";
+    if (f.n_cl > 1)
+        return "more than one Content-Length header: ambiguous body length";
+    if (f.n_te > 1 || (f.n_te && strcasecmp(f.te ? f.te : "", "chunked") != 0))
+        return "Transfer-Encoding other than a single chunked: ambiguous body length";
+    return NULL;
+}
+
 /* ---- GET endpoints ---- */
 
 static enum MHD_Result serve_health(oin_server *s, struct MHD_Connection *c)
@@ -196,7 +433,7 @@ static enum MHD_Result serve_metrics(oin_server *s, struct MHD_Connection *c)
                           "could not render metrics", NULL);
     }
     return send_body(s, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len, 1,
-                     NULL);
+                     NULL, 0);
 }
 
 /* ---- POST /v1/events ---- */
@@ -369,12 +606,42 @@ static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum 
     return 0;
 }
 
+/*
+ * A store-full episode is logged once when it begins, with the store's message (which
+ * names the limit: outbox.max_size or disk space), and once when it ends: at the first
+ * event stored FULL_QUIET_US after the episode's latest refusal (a store hovering at its
+ * limit, storing some requests and refusing others, is one episode, not a line each).
+ */
+#define FULL_QUIET_US 5000000u
+
+static void store_full(oin_server *s, const char *why)
+{
+    atomic_fetch_add(&s->full_refused, 1);
+    atomic_store(&s->full_last_us, mono_us());
+    if (atomic_exchange(&s->full, 1) == 0)
+        olog(OLOG_WARN, "store full: refusing events with 503 until there is room",
+             OLOG_S("error", why));
+}
+
+static void store_has_room(oin_server *s)
+{
+    if (!atomic_load_explicit(&s->full, memory_order_relaxed) ||
+        mono_us() - atomic_load(&s->full_last_us) < FULL_QUIET_US)
+        return;
+    if (atomic_exchange(&s->full, 0))
+        olog(OLOG_INFO, "store has room again: accepting events",
+             OLOG_I("refused", (long long)atomic_exchange(&s->full_refused, 0)));
+}
+
 /* The commit finished (or there was nothing to commit): answer from r->rc. */
 static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, req *r)
 {
-    if (r->rc == OBX_ERR_FULL)
-        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_FULL,
-                          "store is full (outbox.max_size); retry later", NULL);
+    if (r->rc == OBX_ERR_FULL) {
+        store_full(s, r->errmsg);
+        char msg[320];
+        snprintf(msg, sizeof msg, "store is full; retry later (%s)", r->errmsg);
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_FULL, msg, NULL);
+    }
     if (r->rc == OBX_ERR_CLOSED)
         return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
                           NULL);
@@ -384,6 +651,7 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
                           "store error; nothing was stored", NULL);
     }
     if (r->k > 0) {
+        store_has_room(s);
         omet_ack_latency(s->cfg.metrics, mono_us() - r->t0_us);
         omet_stored(s->cfg.metrics, r->k);
     }
@@ -392,7 +660,7 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     char *body = ids_json(r->ct == OEV_CT_NDJSON, r->ids, r->routed, r->n);
     if (!body)
         return MHD_NO;
-    return send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL);
+    return send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL, 0);
 }
 
 /*
@@ -526,6 +794,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             *upload_data_size = 0;
             return MHD_YES;
         }
+        conn_phase_set(s, c, PH_BUSY);
         return url[1] == 'h' ? serve_health(s, c) : serve_metrics(s, c);
     }
     req *r = *con_cls;
@@ -535,8 +804,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             *upload_data_size = 0;
             return ok;
         }
+        if (!r->committed)
+            conn_phase_set(s, c, PH_BUSY);
         return events_finish(s, c, r);
     }
+    /* First call: the headers are complete; the body deadline starts. */
+    const char *bad = framing_error(c);
+    if (bad)
+        return send_error_x(s, c, MHD_HTTP_BAD_REQUEST, OMET_BAD_REQUEST, bad, NULL, 1);
+    conn_phase_set(s, c, PH_BODY);
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (strcmp(url, "/v1/events") == 0) {
         if (strcmp(method, "POST") != 0)
@@ -559,6 +835,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     oin_server *s = cls;
+    conn_phase_set(s, c, PH_IDLE);
     req *r = *con_cls;
     if (r && *con_cls != &get_marker) {
         int counted = r->counted;
@@ -646,6 +923,8 @@ static void stop_committers(oin_server *s)
 
 static void server_free(oin_server *s)
 {
+    pthread_mutex_destroy(&s->conn_mu);
+    pthread_cond_destroy(&s->sweep_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->q_cv);
@@ -665,6 +944,18 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->q_cv, NULL);
+    pthread_mutex_init(&s->conn_mu, NULL);
+    pthread_cond_init(&s->sweep_cv, NULL);
+    s->header_us =
+        (uint64_t)(cfg->header_timeout_ms ? cfg->header_timeout_ms : OIN_HEADER_TIMEOUT_MS) * 1000u;
+    s->body_us =
+        (uint64_t)(cfg->body_timeout_ms ? cfg->body_timeout_ms : OIN_BODY_TIMEOUT_MS) * 1000u;
+    /* A deadline is enforced within two ticks of passing (detection, then the close). */
+    s->tick_us = (s->header_us < s->body_us ? s->header_us : s->body_us) / 10;
+    if (s->tick_us < 20000)
+        s->tick_us = 20000;
+    if (s->tick_us > 1000000)
+        s->tick_us = 1000000;
     int v6 = 0;
     s->listen_fd = bind_listen(cfg->listen, &v6, &s->port, err, cap);
     if (s->listen_fd < 0)
@@ -683,24 +974,32 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
         s->n_committers++;
         pthread_setname_np(s->committers[i], "ingest-commit");
     }
+    int prc = pthread_create(&s->sweeper, NULL, sweeper, s);
+    if (prc != 0) {
+        snprintf(err, cap, "cannot start the deadline thread: %s", strerror(prc));
+        goto fail;
+    }
+    s->sweeping = 1;
+    pthread_setname_np(s->sweeper, "ingest-deadline");
     if (v6)
         flags |= MHD_USE_IPv6;
-    s->d =
-        MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                         (unsigned)cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)cfg->timeout_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1u << 20),
-                         /* last, so that without a pool the list simply ends here */
-                         cfg->pool_threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-                         (unsigned)cfg->pool_threads, MHD_OPTION_END);
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, completed,
+        s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1u << 20),
+        /* last, so that without a pool the list simply ends here */
+        cfg->pool_threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+        (unsigned)cfg->pool_threads, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, cap, "cannot start the HTTP server on %s", cfg->listen);
         goto fail;
     }
     return s;
 fail:
+    stop_sweeper(s);
     stop_committers(s);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
@@ -748,6 +1047,7 @@ void oin_stop(oin_server *s, unsigned wait_ms)
     pthread_mutex_unlock(&s->mu);
     /* Every parked request is resumed before MHD stops (MHD requires it). */
     stop_committers(s);
+    stop_sweeper(s);
     MHD_stop_daemon(s->d); /* closes the listen socket unless quiesced above */
     if (s->quiesced_fd >= 0)
         close(s->quiesced_fd);

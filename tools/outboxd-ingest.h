@@ -14,6 +14,14 @@
  *   with one obx_enqueue() call each, then resume the connections. Fewer threads and
  *   context switches per event: this is the faster mode (see the benchmark).
  * Errors are JSON {"error":"..."}.
+ *
+ * Deadlines independent of activity (a client trickling one byte at a time keeps the idle
+ * timeout from firing): a request's headers must be complete within header_timeout_ms of
+ * its first byte, its body within body_timeout_ms of its headers. A connection past its
+ * deadline is closed. A connection that sends nothing is left to the idle timeout.
+ * A request whose body length is ambiguous (RFC 9112 sec. 6.3: Content-Length twice, or
+ * with Transfer-Encoding, or a Transfer-Encoding other than chunked) is answered 400 and
+ * its connection closed, so nothing sent after it on that connection is read as a request.
  */
 #ifndef OUTBOXD_INGEST_H
 #define OUTBOXD_INGEST_H
@@ -34,6 +42,10 @@
  * other is being synced when the delivery engine's commits compete.
  */
 #define OIN_COMMITTERS 2
+
+/* Defaults of the deadlines (oin_config fields left 0). */
+#define OIN_HEADER_TIMEOUT_MS 10000u
+#define OIN_BODY_TIMEOUT_MS   60000u
 
 /*
  * Route an event: fill sinks[] (capacity OIN_MAX_ROUTES) with the ids of the sinks whose
@@ -57,11 +69,15 @@ typedef struct oin_config {
     size_t n_tokens;
     oin_verify_fn verify; /* non-NULL: require a valid X-Flipt-Webhook-Signature */
     void *verify_ud;
-    unsigned max_connections; /* MHD_OPTION_CONNECTION_LIMIT */
-    unsigned per_ip_limit;    /* MHD_OPTION_PER_IP_CONNECTION_LIMIT (0 = none) */
-    unsigned timeout_s;       /* idle connection timeout, seconds */
-    unsigned pool_threads;    /* 0 = one thread per connection; else a polling pool */
-    obx_store *store;         /* borrowed; must outlive oin_stop() */
+    unsigned max_connections;   /* MHD_OPTION_CONNECTION_LIMIT */
+    unsigned per_ip_limit;      /* MHD_OPTION_PER_IP_CONNECTION_LIMIT (0 = none) */
+    unsigned timeout_s;         /* idle connection timeout, seconds */
+    unsigned header_timeout_ms; /* headers complete within this of their first byte; 0 =
+                                   OIN_HEADER_TIMEOUT_MS */
+    unsigned body_timeout_ms;   /* body complete within this of its headers; 0 =
+                                   OIN_BODY_TIMEOUT_MS */
+    unsigned pool_threads;      /* 0 = one thread per connection; else a polling pool */
+    obx_store *store;           /* borrowed; must outlive oin_stop() */
     oin_route_fn route;
     void *route_ud;
     oin_metrics_fn render_metrics;

@@ -1,5 +1,6 @@
 /*
- * outboxd-log.c - one structured line per call to stderr, text or JSON (see outboxd-log.h).
+ * outboxd-log.c - one structured line per call to stderr, logfmt text or JSON (see
+ * outboxd-log.h).
  *
  * Lines are formatted into a stack buffer and written with one write(2), which keeps
  * lines from concurrent threads whole. Values are escaped for the chosen format, so a
@@ -151,11 +152,12 @@ size_t olog_format_line(char *buf, size_t cap, olog_format format, long long ts_
         puts_(&b, "\",\"msg\":");
         put_json_string(&b, msg);
     } else {
+        puts_(&b, "time=");
         put_ts(&b, ts_ms);
-        put(&b, " ", 1);
+        puts_(&b, " level=");
         puts_(&b, lvl);
-        put(&b, " ", 1);
-        puts_(&b, msg);
+        puts_(&b, " msg=");
+        put_text_value(&b, msg);
     }
     for (const olog_field *f = fields; f && f->kind != OLOG_END; f++) {
         size_t mark = b.len;

@@ -2,10 +2,12 @@
  * outboxd-log.h - structured, line-oriented logging for outboxd (stderr).
  *
  * One call writes one complete line (a single write(2), so lines from several threads
- * never interleave). Two formats: `text` (`2026-11-27T00:00:00.123Z info started
- * listen=127.0.0.1:8080 sinks=2`) and `json` (`{"ts":"...","level":"info","msg":"started",
- * "listen":"127.0.0.1:8080","sinks":2}`). Fields are typed (string or integer) so JSON
- * output keeps numbers as numbers. Callers must never pass secrets or event bodies.
+ * never interleave). Two formats: `text`, logfmt (`time=2026-11-27T00:00:00.123Z
+ * level=info msg=started listen=127.0.0.1:8080 sinks=2`; a value with spaces, quotes, `=`
+ * or control characters is double-quoted with JSON escapes) and `json`
+ * (`{"ts":"...","level":"info","msg":"started","listen":"127.0.0.1:8080","sinks":2}`). Fields are
+ * typed (string or integer) so JSON output keeps numbers as numbers. Callers must never pass
+ * secrets or event bodies.
  *
  * All strings passed in are only read during the call; nothing is retained.
  */

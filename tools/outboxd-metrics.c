@@ -9,9 +9,12 @@
 #include <string.h>
 
 static const char *const reason_names[OMET_REASON_COUNT] = {
-    "invalid_json", "invalid_event", "unauthorized", "too_large",     "unsupported_media_type",
-    "not_found",    "method",        "store_full",   "shutting_down", "store_error",
+    "invalid_json",           "invalid_event", "unauthorized", "too_large",
+    "unsupported_media_type", "not_found",     "method",       "store_full",
+    "shutting_down",          "store_error",   "bad_request",
 };
+
+static const char *const phase_names[OMET_PHASE_COUNT] = {"headers", "body"};
 
 /* Ack latency bucket bounds, seconds. */
 static const double ack_bounds[OMET_ACK_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
@@ -23,6 +26,7 @@ struct omet {
     atomic_ullong rejected[OMET_REASON_COUNT];
     atomic_ullong ack[OMET_ACK_BUCKETS + 1];
     atomic_ullong ack_sum_us;
+    atomic_ullong deadline[OMET_PHASE_COUNT];
 };
 
 const char *omet_reason_name(omet_reason r)
@@ -64,6 +68,12 @@ void omet_ack_latency(omet *m, uint64_t usec)
         i++;
     atomic_fetch_add_explicit(&m->ack[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->ack_sum_us, usec, memory_order_relaxed);
+}
+
+void omet_deadline_closed(omet *m, omet_phase p)
+{
+    if ((unsigned)p < OMET_PHASE_COUNT)
+        atomic_fetch_add_explicit(&m->deadline[p], 1, memory_order_relaxed);
 }
 
 void obuf_printf(obuf *b, const char *fmt, ...)
@@ -158,6 +168,13 @@ void omet_render_ingest(const omet *m, obuf *b)
     for (int r = 0; r < OMET_REASON_COUNT; r++)
         obuf_printf(b, "outbox_ingest_rejected_total{reason=\"%s\"} %llu\n", reason_names[r],
                     atomic_load(&mm->rejected[r]));
+    obuf_printf(b, "# HELP outbox_ingest_deadline_closed_total Connections closed because a "
+                   "request's headers (ingest.header_timeout) or body (ingest.body_timeout) "
+                   "did not arrive in time.\n"
+                   "# TYPE outbox_ingest_deadline_closed_total counter\n");
+    for (int p = 0; p < OMET_PHASE_COUNT; p++)
+        obuf_printf(b, "outbox_ingest_deadline_closed_total{phase=\"%s\"} %llu\n", phase_names[p],
+                    atomic_load(&mm->deadline[p]));
     uint64_t counts[OMET_ACK_BUCKETS + 1];
     for (int i = 0; i <= OMET_ACK_BUCKETS; i++)
         counts[i] = atomic_load(&mm->ack[i]);

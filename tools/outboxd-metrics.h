@@ -27,6 +27,7 @@ typedef enum omet_reason {
     OMET_STORE_FULL,
     OMET_SHUTTING_DOWN,
     OMET_STORE_ERROR,
+    OMET_BAD_REQUEST, /* ambiguous framing (RFC 9112 sec. 6.3) */
     OMET_REASON_COUNT
 } omet_reason;
 
@@ -48,6 +49,11 @@ void omet_unrouted(omet *m, size_t n);
 void omet_rejected(omet *m, omet_reason r);
 /* Record the time from request complete to acknowledgement (durable) in microseconds. */
 void omet_ack_latency(omet *m, uint64_t usec);
+
+/* Which deadline closed a connection (label `phase` of outbox_ingest_deadline_closed_total). */
+typedef enum omet_phase { OMET_PHASE_HEADERS = 0, OMET_PHASE_BODY, OMET_PHASE_COUNT } omet_phase;
+/* Count one connection closed because its request's headers or body were too slow. */
+void omet_deadline_closed(omet *m, omet_phase p);
 
 /* A growable text buffer with a size cap. */
 typedef struct obuf {

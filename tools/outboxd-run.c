@@ -23,6 +23,7 @@
 #include "outboxd-ingest.h"
 #include "outboxd-log.h"
 #include "outboxd-metrics.h"
+#include "outboxd-notify.h"
 #include "outboxd-sweeper.h"
 
 /* Retention sweeper: every 5 s, 1000 deliveries per transaction, 100k per tick at most. */
@@ -241,11 +242,11 @@ static int open_store(od_state *st)
 
 static int start_engine(od_state *st)
 {
-    char err[512];
-    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, NULL, &st->engine, err,
-                       sizeof err) != 0 ||
-        dlv_engine_start(st->engine, err, sizeof err) != 0) {
-        olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err));
+    dlv_error err;
+    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, NULL, &st->engine, &err) !=
+            DLV_OK ||
+        dlv_engine_start(st->engine, &err) != DLV_OK) {
+        olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err.msg));
         return -1;
     }
     const char *names[64];
@@ -268,6 +269,8 @@ static int start_http(od_state *st, char *bound, size_t cap)
         .max_connections = st->c->max_connections,
         .per_ip_limit = st->c->per_ip_limit,
         .timeout_s = st->c->timeout_s,
+        .header_timeout_ms = st->c->header_timeout_ms,
+        .body_timeout_ms = st->c->body_timeout_ms,
         .pool_threads = st->c->pool_threads,
         .store = st->store,
         .route = route,
@@ -327,7 +330,10 @@ static int wait_for_stop(od_state *st)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    int watchdog = ond_watchdog_usec() > 0; /* WatchdogSec= (>= 2s): pinged every second */
     for (;;) {
+        if (watchdog)
+            ond_notify("WATCHDOG=1");
         struct timespec ts = {1, 0};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
@@ -363,8 +369,12 @@ int od_run(const od_config *c)
     if (start_http(&st, bound, sizeof bound) != 0)
         goto out;
     log_started(&st, bound);
+    if (ond_notify("READY=1") != 0)
+        olog(OLOG_WARN, "sd_notify failed", OLOG_S("socket", getenv("NOTIFY_SOCKET")),
+             OLOG_S("error", strerror(errno)));
 
     int sig = wait_for_stop(&st);
+    ond_notify("STOPPING=1");
     olog(OLOG_INFO, "stopping", OLOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
          OLOG_I("grace_ms", c->grace_ms));
     oin_stop(st.http, INGEST_DRAIN_MS); /* in-flight ingests answered, listener closed */

@@ -33,6 +33,8 @@ typedef struct od_config {
     unsigned max_connections;     /* HTTP connection cap */
     unsigned per_ip_limit;        /* HTTP connections per client address (0 = no cap) */
     unsigned timeout_s;           /* idle HTTP connection timeout */
+    unsigned header_timeout_ms;   /* request headers deadline (0 = ingest default) */
+    unsigned body_timeout_ms;     /* request body deadline (0 = ingest default) */
     unsigned pool_threads;        /* 0 = thread per connection; else epoll threads */
     unsigned grace_ms;            /* shutdown grace for in-flight deliveries */
     const dlv_sink_config *sinks; /* validated by the config loader (outbox-config.h) */

@@ -47,6 +47,12 @@ static int load_config(const od_args *a, outbox_config **out)
     return 0;
 }
 
+/* A deadline in ms for the ingest options: 0 (unset) stays 0, capped at about 49 days. */
+static unsigned clamp_ms(int64_t ms)
+{
+    return ms <= 0 ? 0 : ms > (int64_t)UINT32_MAX ? UINT32_MAX : (unsigned)ms;
+}
+
 int main(int argc, char **argv)
 {
     od_args a;
@@ -85,6 +91,8 @@ int main(int argc, char **argv)
         .max_connections = cfg->ingest.max_connections,
         .per_ip_limit = cfg->ingest.max_connections_per_ip,
         .timeout_s = idle_s > 0 ? (unsigned)idle_s : 1,
+        .header_timeout_ms = clamp_ms(cfg->ingest.header_timeout_ms),
+        .body_timeout_ms = clamp_ms(cfg->ingest.body_timeout_ms),
         .pool_threads = cfg->ingest.pool_threads,
         .grace_ms = DEFAULT_GRACE_MS,
         .sinks = cfg->sinks,

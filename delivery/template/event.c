@@ -1,7 +1,7 @@
 /*
- * event.c - decoding an event body into Flipt's Event model (what Go's json.Unmarshal
- * into audit.Event gives after the span round-trip of flipt-compat.md §1.5), and the value
- * helpers shared by the executor and the printer.
+ * event.c - decoding an event body into Flipt's Event model (what Go's json.Unmarshal into
+ * audit.Event gives after Flipt's span round-trip; see delivery/template/README.md), and
+ * the value helpers shared by the executor and the printer.
  */
 #include "gotmpl-internal.h"
 

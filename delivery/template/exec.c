@@ -1,15 +1,14 @@
 /*
  * exec.c - executing a parsed template against an event, following text/template's
- * exec.go and funcs.go: field chains on the Event struct and on generic JSON maps,
- * variables and scopes, pipelines (the previous value is the last argument), if/with/
- * range with else, break and continue, the builtin functions and toJson, Go's truthiness
- * and comparison rules, and Go's error messages with "template: :LINE:COL: executing ..."
- * locations. Errors unwind with longjmp to gotmpl_execute, which frees everything the
- * execution allocated (output buffer, arena of computed strings, variable and argument
- * stacks).
+ * exec.go: field chains on the Event struct and on generic JSON maps, variables and
+ * scopes, pipelines (the previous value is the last argument), calls of the builtins
+ * (funcs.c) with Go's argument checks, if/with/range with else, break and continue, Go's
+ * truthiness, the caps (output, intermediate strings, steps, time) and Go's error messages
+ * with "template: :LINE:COL: executing ..." locations. Errors unwind with longjmp to
+ * gotmpl_execute, which frees everything the execution allocated (output buffer, arena of
+ * computed strings, variable and argument stacks).
  */
-#include "gotmpl-internal.h"
-#include "tree.h"
+#include "exec.h"
 
 #include <limits.h>
 #include <setjmp.h>
@@ -17,40 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int gofmt_print_action(gobuf *b, const gv *v, char *err, size_t errlen);
-
-typedef struct var {
-    const char *name;
-    size_t len;
-    gv v;
-} var;
-
-typedef struct state {
-    const gotmpl *t;
-    const gotmpl_event *ev;
-    gobuf out;
-    goarena arena;
-    size_t max_out;
-    var *vars;
-    size_t nvars, cvars;
-    gv *args;
-    size_t nargs, cargs;
-    const node *at;
-    int brk;                   /* 0, 1 = break, 2 = continue */
-    uint64_t steps, max_steps; /* nodes walked and range iterations, and the budget */
-    jmp_buf jb;
-    int rc;
-    char *err;
-    size_t errlen;
-} state;
-
-typedef enum { T_VALUE, T_ANY, T_STRING } ptype;
+#include <time.h>
 
 /* ------------------------------------------------------------------ errors */
 
-__attribute__((noreturn)) static void oom(state *s);
-static void oom(state *s)
+void gotmpl__oom(state *s)
 {
     s->rc = GOTMPL_ENOMEM;
     if (s->errlen)
@@ -58,16 +28,14 @@ static void oom(state *s)
     longjmp(s->jb, 1);
 }
 
-__attribute__((noreturn)) static void too_big(state *s, const char *what);
-static void too_big(state *s, const char *what)
+void gotmpl__too_big(state *s, const char *what)
 {
     s->rc = GOTMPL_ETOOBIG;
     if (s->errlen) {
         if (strcmp(what, "output") == 0)
             snprintf(s->err, s->errlen, "template: output exceeds %zu bytes", s->max_out);
         else
-            snprintf(s->err, s->errlen,
-                     "template: intermediate values exceed %zu bytes (8 x output cap + 1 MiB)",
+            snprintf(s->err, s->errlen, "template: intermediate values exceed %zu bytes",
                      s->arena.limit);
     }
     longjmp(s->jb, 1);
@@ -124,7 +92,7 @@ static void errorf(state *s, const char *fmt, ...)
 }
 
 /* %v of a value into a short, arena-owned C string (for error messages). */
-static const char *vstr(state *s, const gv *v)
+const char *gotmpl__vstr(state *s, const gv *v)
 {
     gobuf b;
     gobuf_init(&b, 300);
@@ -141,54 +109,24 @@ static const char *vstr(state *s, const gv *v)
 
 /* ------------------------------------------------------------------ values */
 
-static gv mk(gv_kind k)
-{
-    gv v;
-    memset(&v, 0, sizeof v);
-    v.kind = (uint8_t)k;
-    return v;
-}
-
-static gv mkbool(int b)
-{
-    gv v = mk(GV_BOOL);
-    v.u.b = b != 0;
-    return v;
-}
-
-static gv mkint(int64_t i)
-{
-    gv v = mk(GV_INT);
-    v.u.i = i;
-    return v;
-}
-
-static gv mkstr(const char *p, size_t n)
-{
-    gv v = mk(GV_STRING);
-    v.u.s.p = p;
-    v.u.s.n = n;
-    return v;
-}
-
 /* Take the bytes of b as a new string value owned by the arena. */
-static gv take_string(state *s, gobuf *b)
+gv gotmpl__take_string(state *s, gobuf *b)
 {
     if (b->err == GOTMPL_ENOMEM) {
         gobuf_free(b);
-        oom(s);
+        gotmpl__oom(s);
     }
     if (b->err == GOTMPL_ETOOBIG) {
         gobuf_free(b);
-        too_big(s, "intermediate");
+        gotmpl__too_big(s, "intermediate");
     }
     char *p = goarena_dup(&s->arena, b->p ? b->p : "", b->len);
     size_t n = b->len;
     gobuf_free(b);
     if (!p) {
         if (s->arena.limit && s->arena.used > s->arena.limit)
-            too_big(s, "intermediate");
-        oom(s);
+            gotmpl__too_big(s, "intermediate");
+        gotmpl__oom(s);
     }
     return mkstr(p, n);
 }
@@ -199,30 +137,6 @@ static void scratch(state *s, gobuf *b)
     if (s->arena.limit)
         lim = s->arena.used < s->arena.limit ? s->arena.limit - s->arena.used : 1;
     gobuf_init(b, lim);
-}
-
-/* dig down one level: reflect.ValueOf(v.Interface()) */
-static gv dig(gv v)
-{
-    if (v.iface) {
-        v.iface = 0;
-        if (v.kind == GV_NIL)
-            v.kind = GV_INVALID;
-    }
-    return v;
-}
-
-static gv indirect_iface(gv v)
-{
-    return dig(v);
-}
-
-/* dynamic type name (ignores the static interface type) */
-static const char *dyn_type(const gv *v)
-{
-    gv t = *v;
-    t.iface = 0;
-    return gv_type_name(&t);
 }
 
 static int truth(const gv *v0)
@@ -258,7 +172,7 @@ static void *grow(state *s, void *p, size_t n, size_t *cap, size_t elem)
     size_t nc = *cap ? *cap * 2 : 16;
     void *np = realloc(p, nc * elem);
     if (!np)
-        oom(s);
+        gotmpl__oom(s);
     *cap = nc;
     return np;
 }
@@ -516,490 +430,6 @@ static gv eval_arg(state *s, gv dot, ptype typ, const node *n)
     return mk(GV_INVALID);
 }
 
-/* ------------------------------------------------------------------ builtins */
-
-enum { K_INVALID, K_BOOL, K_INT, K_UINT, K_FLOAT, K_STRING };
-
-static int basic_kind(const gv *v)
-{
-    switch (v->kind) {
-    case GV_BOOL:
-        return K_BOOL;
-    case GV_INT:
-        return K_INT;
-    case GV_UINT8:
-        return K_UINT;
-    case GV_FLOAT:
-        return K_FLOAT;
-    case GV_STRING:
-        return K_STRING;
-    default:
-        return K_INVALID;
-    }
-}
-
-static int strcmp_n(const gostr *a, const gostr *b)
-{
-    size_t m = a->n < b->n ? a->n : b->n;
-    int c = memcmp(a->p, b->p, m);
-    if (c)
-        return c;
-    return a->n < b->n ? -1 : a->n > b->n;
-}
-
-static int comparable(const gv *v)
-{
-    return v->kind != GV_MAP && v->kind != GV_SLICE;
-}
-
-/* reflect.Kind of a value, as far as eq's "can compare" rule needs it */
-static int reflect_kind(const gv *v)
-{
-    switch (v->kind) {
-    case GV_EVENT:
-    case GV_META:
-        return GV_EVENT; /* both structs */
-    default:
-        return v->kind;
-    }
-}
-
-static const char *fmt_msg(state *s, const char *a, const char *b, const char *c, const char *d,
-                           const char *e)
-{
-    gobuf g;
-    gobuf_init(&g, 600);
-    gobuf_puts(&g, a);
-    gobuf_puts(&g, b);
-    gobuf_puts(&g, c);
-    gobuf_puts(&g, d ? d : "");
-    gobuf_puts(&g, e ? e : "");
-    return take_string(s, &g).u.s.p;
-}
-
-/* text/template's eq with the rules and messages of current Go (1.19 lacked the type
- * names): 0/1, or -1 with *msg. */
-static int fn_eq(state *s, gv a1, const gv *rest, size_t n, const char **msg)
-{
-    a1 = indirect_iface(a1);
-    if (n == 0) {
-        *msg = "missing argument for comparison";
-        return -1;
-    }
-    int k1 = basic_kind(&a1);
-    for (size_t i = 0; i < n; i++) {
-        gv a = indirect_iface(rest[i]);
-        int k2 = basic_kind(&a);
-        int t = 0;
-        if (k1 != k2) {
-            if (k1 == K_INT && k2 == K_UINT)
-                t = a1.u.i >= 0 && a1.u.i == a.u.i;
-            else if (k1 == K_UINT && k2 == K_INT)
-                t = a.u.i >= 0 && a1.u.i == a.u.i;
-            else if (a1.kind != GV_INVALID && a.kind != GV_INVALID) {
-                *msg = fmt_msg(s, "incompatible types for comparison: ", dyn_type(&a1), " and ",
-                               dyn_type(&a), NULL);
-                return -1;
-            }
-        } else {
-            switch (k1) {
-            case K_BOOL:
-                t = a1.u.b == a.u.b;
-                break;
-            case K_FLOAT:
-                t = a1.u.f == a.u.f;
-                break;
-            case K_INT:
-            case K_UINT:
-                t = a1.u.i == a.u.i;
-                break;
-            case K_STRING:
-                t = strcmp_n(&a1.u.s, &a.u.s) == 0;
-                break;
-            default: {
-                int r1 = reflect_kind(&a1), r2 = reflect_kind(&a);
-                if (r1 != r2 && r1 != GV_INVALID && r2 != GV_INVALID) {
-                    gobuf g;
-                    gobuf_init(&g, 900);
-                    gobuf_puts(&g, "non-comparable types ");
-                    gobuf_puts(&g, vstr(s, &a1));
-                    gobuf_puts(&g, ": ");
-                    gobuf_puts(&g, dyn_type(&a1));
-                    gobuf_puts(&g, ", ");
-                    gobuf_puts(&g, dyn_type(&a));
-                    gobuf_puts(&g, ": ");
-                    gobuf_puts(&g, vstr(s, &a));
-                    *msg = take_string(s, &g).u.s.p;
-                    return -1;
-                }
-                /* values from JSON are never nil maps/slices: only the zero Value is nil */
-                int n1 = a1.kind == GV_INVALID, n2 = a.kind == GV_INVALID;
-                if (n1 || n2) {
-                    t = n1 == n2;
-                } else if (!comparable(&a)) {
-                    *msg =
-                        fmt_msg(s, "non-comparable type ", vstr(s, &a), ": ", dyn_type(&a), NULL);
-                    return -1;
-                } else if (a.kind != a1.kind) {
-                    t = 0; /* audit.Event vs audit.Metadata */
-                } else if (a.kind == GV_EVENT && a.u.ev->payload &&
-                           (json_is_object(a.u.ev->payload) || json_is_array(a.u.ev->payload))) {
-                    *msg = json_is_object(a.u.ev->payload)
-                               ? "runtime error: comparing uncomparable type "
-                                 "map[string]interface {}"
-                               : "runtime error: comparing uncomparable type []interface {}";
-                    return -1;
-                } else {
-                    t = a.u.ev == a1.u.ev;
-                }
-            }
-            }
-        }
-        if (t)
-            return 1;
-    }
-    return 0;
-}
-
-static int fn_lt(state *s, gv a1, gv a2, const char **msg)
-{
-    a1 = indirect_iface(a1);
-    a2 = indirect_iface(a2);
-    int k1 = basic_kind(&a1), k2 = basic_kind(&a2);
-    if (k1 == K_INVALID || k2 == K_INVALID) {
-        *msg = "invalid type for comparison";
-        return -1;
-    }
-    if (k1 != k2) {
-        if (k1 == K_INT && k2 == K_UINT)
-            return a1.u.i < 0 || a1.u.i < a2.u.i;
-        if (k1 == K_UINT && k2 == K_INT)
-            return a2.u.i >= 0 && a1.u.i < a2.u.i;
-        *msg = fmt_msg(s, "incompatible types for comparison: ", dyn_type(&a1), " and ",
-                       dyn_type(&a2), NULL);
-        return -1;
-    }
-    switch (k1) {
-    case K_BOOL:
-        *msg = "invalid type for comparison";
-        return -1;
-    case K_FLOAT:
-        return a1.u.f < a2.u.f;
-    case K_INT:
-    case K_UINT:
-        return a1.u.i < a2.u.i;
-    default:
-        return strcmp_n(&a1.u.s, &a2.u.s) < 0;
-    }
-}
-
-static int index_arg(const gv *idx0, size_t cap, int64_t *x, state *s, const char **msg)
-{
-    gv idx = indirect_iface(*idx0);
-    if (idx.kind == GV_INT || idx.kind == GV_UINT8) {
-        *x = idx.u.i;
-    } else if (idx.kind == GV_INVALID) {
-        *msg = "cannot index slice/array with nil";
-        return -1;
-    } else {
-        gobuf b;
-        gobuf_init(&b, 200);
-        gobuf_puts(&b, "cannot index slice/array with type ");
-        gobuf_puts(&b, dyn_type(&idx));
-        *msg = take_string(s, &b).u.s.p;
-        return -1;
-    }
-    if (*x < 0 || (uint64_t)*x > cap) {
-        gobuf b;
-        gobuf_init(&b, 200);
-        char num[64];
-        snprintf(num, sizeof num, "index out of range: %lld", (long long)*x);
-        gobuf_puts(&b, num);
-        *msg = take_string(s, &b).u.s.p;
-        return -1;
-    }
-    return 0;
-}
-
-static const char *msg2(state *s, const char *a, const char *b)
-{
-    gobuf g;
-    gobuf_init(&g, 400);
-    gobuf_puts(&g, a);
-    gobuf_puts(&g, b);
-    return take_string(s, &g).u.s.p;
-}
-
-/* Go's indirect(): through interfaces and pointers; *isnil when a nil one is met. */
-static gv go_indirect(gv v, int *isnil)
-{
-    *isnil = 0;
-    if (v.iface) {
-        if (v.kind == GV_NIL) {
-            *isnil = 1;
-            return v;
-        }
-        v.iface = 0;
-    }
-    return v;
-}
-
-static gv fn_index(state *s, gv item, const gv *idx, size_t n, const char **msg)
-{
-    item = indirect_iface(item);
-    if (item.kind == GV_INVALID) {
-        *msg = "index of untyped nil";
-        return mk(GV_INVALID);
-    }
-    for (size_t i = 0; i < n; i++) {
-        int isnil;
-        item = go_indirect(item, &isnil);
-        if (isnil) {
-            *msg = "index of nil pointer";
-            return mk(GV_INVALID);
-        }
-        int64_t x;
-        switch (item.kind) {
-        case GV_SLICE:
-        case GV_STRING: {
-            size_t len = gv_len(&item);
-            if (index_arg(&idx[i], len, &x, s, msg))
-                return mk(GV_INVALID);
-            if ((size_t)x == len) {
-                *msg = item.kind == GV_SLICE ? "reflect: slice index out of range"
-                                             : "reflect: string index out of range";
-                return mk(GV_INVALID);
-            }
-            if (item.kind == GV_SLICE) {
-                item = gv_slice_at(&item, (size_t)x);
-            } else {
-                gv b = mk(GV_UINT8);
-                b.u.i = (unsigned char)item.u.s.p[x];
-                item = b;
-            }
-            break;
-        }
-        case GV_MAP: {
-            gv k = indirect_iface(idx[i]);
-            if (k.kind == GV_INVALID) {
-                *msg = "value is nil; should be of type string";
-                return mk(GV_INVALID);
-            }
-            if (k.kind != GV_STRING) {
-                gobuf b;
-                gobuf_init(&b, 200);
-                gobuf_puts(&b, "value has type ");
-                gobuf_puts(&b, dyn_type(&k));
-                gobuf_puts(&b, "; should be string");
-                *msg = take_string(s, &b).u.s.p;
-                return mk(GV_INVALID);
-            }
-            json_t *e = json_object_getn(item.u.c.j, k.u.s.p, k.u.s.n);
-            item = gv_from_json(e); /* missing: nil interface{} */
-            break;
-        }
-        default: {
-            const char *tn = item.kind == GV_ACTOR ? "audit.Actor" : dyn_type(&item);
-            *msg = msg2(s, "can't index item of type ", tn);
-            return mk(GV_INVALID);
-        }
-        }
-    }
-    return item;
-}
-
-static gv fn_slice(state *s, gv item, const gv *idx, size_t n, const char **msg)
-{
-    item = indirect_iface(item);
-    if (item.kind == GV_INVALID) {
-        *msg = "slice of untyped nil";
-        return item;
-    }
-    if (n > 3) {
-        char tmp[64];
-        snprintf(tmp, sizeof tmp, "too many slice indexes: %zu", n);
-        *msg = msg2(s, tmp, "");
-        return mk(GV_INVALID);
-    }
-    size_t cap;
-    if (item.kind == GV_STRING) {
-        if (n == 3) {
-            *msg = "cannot 3-index slice a string";
-            return mk(GV_INVALID);
-        }
-        cap = item.u.s.n;
-    } else if (item.kind == GV_SLICE) {
-        cap = item.u.c.len;
-    } else {
-        *msg = msg2(s, "can't slice item of type ", dyn_type(&item));
-        return mk(GV_INVALID);
-    }
-    int64_t ix[3] = {0, (int64_t)gv_len(&item), 0};
-    for (size_t i = 0; i < n; i++)
-        if (index_arg(&idx[i], cap, &ix[i], s, msg))
-            return mk(GV_INVALID);
-    if (ix[0] > ix[1]) {
-        char tmp[96];
-        snprintf(tmp, sizeof tmp, "invalid slice index: %lld > %lld", (long long)ix[0],
-                 (long long)ix[1]);
-        *msg = msg2(s, tmp, "");
-        return mk(GV_INVALID);
-    }
-    if (n == 3 && ix[1] > ix[2]) {
-        char tmp[96];
-        snprintf(tmp, sizeof tmp, "invalid slice index: %lld > %lld", (long long)ix[1],
-                 (long long)ix[2]);
-        *msg = msg2(s, tmp, "");
-        return mk(GV_INVALID);
-    }
-    if (item.kind == GV_STRING)
-        return mkstr(item.u.s.p + ix[0], (size_t)(ix[1] - ix[0]));
-    item.u.c.off += (size_t)ix[0];
-    item.u.c.len = (size_t)(ix[1] - ix[0]);
-    return item;
-}
-
-/* text/template evalArgs: one string argument as is, else fmt.Sprint of printable values */
-static void eval_args_string(state *s, const gv *a, size_t n, gobuf *out, const char **msg)
-{
-    if (n == 1 && a[0].kind == GV_STRING) {
-        gobuf_put(out, a[0].u.s.p, a[0].u.s.n);
-        return;
-    }
-    gv *c = n ? (gv *)(void *)goarena_dup(&s->arena, NULL, n * sizeof(gv)) : NULL;
-    if (n && !c) {
-        gobuf_free(out);
-        if (s->arena.limit && s->arena.used > s->arena.limit)
-            too_big(s, "intermediate");
-        oom(s);
-    }
-    for (size_t i = 0; i < n; i++) {
-        c[i] = a[i];
-        if (c[i].kind == GV_INVALID || c[i].kind == GV_NIL)
-            c[i] = mkstr("<no value>", 10);
-        else if (c[i].kind == GV_ACTOR)
-            c[i].kind = GV_ACTOR + 100;
-    }
-    char e[200];
-    if (gofmt_sprint(out, c, n, e, sizeof e) == -1)
-        *msg = msg2(s, e, "");
-}
-
-static void html_escape(gobuf *o, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (p[i]) {
-        case '\0':
-            gobuf_puts(o, "\xEF\xBF\xBD");
-            break;
-        case '"':
-            gobuf_puts(o, "&#34;");
-            break;
-        case '\'':
-            gobuf_puts(o, "&#39;");
-            break;
-        case '&':
-            gobuf_puts(o, "&amp;");
-            break;
-        case '<':
-            gobuf_puts(o, "&lt;");
-            break;
-        case '>':
-            gobuf_puts(o, "&gt;");
-            break;
-        default:
-            gobuf_putc(o, p[i]);
-        }
-    }
-}
-
-static void url_escape(gobuf *o, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            gobuf_putc(o, (char)c);
-        } else if (c == ' ') {
-            gobuf_putc(o, '+');
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            gobuf_put(o, e, 3);
-        }
-    }
-}
-
-static void js_escape(gobuf *o, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x80) {
-            switch (c) {
-            case '\\':
-                gobuf_puts(o, "\\\\");
-                continue;
-            case '\'':
-                gobuf_puts(o, "\\'");
-                continue;
-            case '"':
-                gobuf_puts(o, "\\\"");
-                continue;
-            case '<':
-                gobuf_puts(o, "\\u003C");
-                continue;
-            case '>':
-                gobuf_puts(o, "\\u003E");
-                continue;
-            case '&':
-                gobuf_puts(o, "\\u0026");
-                continue;
-            case '=':
-                gobuf_puts(o, "\\u003D");
-                continue;
-            }
-            if (c < ' ') {
-                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                gobuf_put(o, e, 6);
-            } else {
-                gobuf_putc(o, (char)c);
-            }
-            continue;
-        }
-        int sz;
-        int32_t r = goutf8_decode((const unsigned char *)p + i, n - i, &sz);
-        if (gounicode_isprint(r)) {
-            gobuf_put(o, p + i, (size_t)sz);
-        } else {
-            char e[16];
-            snprintf(e, sizeof e, "\\u%04X", (unsigned)r);
-            gobuf_puts(o, e);
-        }
-        i += (size_t)sz - 1;
-    }
-}
-
-typedef struct fsig {
-    int nfixed;
-    ptype fixed[2];
-    int variadic;
-    ptype vtype;
-} fsig;
-
-static const fsig sigs[] = {
-    [F_AND] = {1, {T_VALUE}, 1, T_VALUE},         [F_OR] = {1, {T_VALUE}, 1, T_VALUE},
-    [F_NOT] = {1, {T_VALUE}, 0, T_VALUE},         [F_LEN] = {1, {T_VALUE}, 0, T_VALUE},
-    [F_INDEX] = {1, {T_VALUE}, 1, T_VALUE},       [F_SLICE] = {1, {T_VALUE}, 1, T_VALUE},
-    [F_PRINT] = {0, {T_ANY}, 1, T_ANY},           [F_PRINTF] = {1, {T_STRING}, 1, T_ANY},
-    [F_PRINTLN] = {0, {T_ANY}, 1, T_ANY},         [F_HTML] = {0, {T_ANY}, 1, T_ANY},
-    [F_URLQUERY] = {0, {T_ANY}, 1, T_ANY},        [F_JS] = {0, {T_ANY}, 1, T_ANY},
-    [F_EQ] = {1, {T_VALUE}, 1, T_VALUE},          [F_NE] = {2, {T_VALUE, T_VALUE}, 0, T_VALUE},
-    [F_LT] = {2, {T_VALUE, T_VALUE}, 0, T_VALUE}, [F_LE] = {2, {T_VALUE, T_VALUE}, 0, T_VALUE},
-    [F_GT] = {2, {T_VALUE, T_VALUE}, 0, T_VALUE}, [F_GE] = {2, {T_VALUE, T_VALUE}, 0, T_VALUE},
-    [F_TOJSON] = {1, {T_ANY}, 0, T_ANY},
-};
-
 static size_t push_arg(state *s, gv v)
 {
     s->args = grow(s, s->args, s->nargs, &s->cargs, sizeof *s->args);
@@ -1010,7 +440,7 @@ static size_t push_arg(state *s, gv v)
 static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at,
                     const node *const *args, size_t nargs, const gv *final)
 {
-    const fsig *sg = &sigs[fn];
+    const fsig *sg = &gotmpl__sigs[fn];
     size_t num_in = nargs + (final ? 1 : 0);
     if (sg->variadic) {
         if (num_in < (size_t)sg->nfixed)
@@ -1051,7 +481,7 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
         break;
     case F_LEN: {
         int isnil;
-        gv v = go_indirect(a[0], &isnil);
+        gv v = gotmpl__go_indirect(a[0], &isnil);
         if (isnil)
             msg = "len of nil pointer";
         else if (v.kind == GV_INVALID)
@@ -1059,14 +489,15 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
         else if (v.kind == GV_STRING || v.kind == GV_MAP || v.kind == GV_SLICE)
             r = mkint((int64_t)gv_len(&v));
         else
-            msg = msg2(s, "len of type ", v.kind == GV_ACTOR ? "audit.Actor" : dyn_type(&v));
+            msg =
+                gotmpl__msg2(s, "len of type ", v.kind == GV_ACTOR ? "audit.Actor" : dyn_type(&v));
         break;
     }
     case F_INDEX:
-        r = fn_index(s, a[0], a + 1, n - 1, &msg);
+        r = gotmpl__fn_index(s, a[0], a + 1, n - 1, &msg);
         break;
     case F_SLICE:
-        r = fn_slice(s, a[0], a + 1, n - 1, &msg);
+        r = gotmpl__fn_slice(s, a[0], a + 1, n - 1, &msg);
         break;
     case F_PRINT:
     case F_PRINTLN:
@@ -1086,7 +517,7 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
             s->at = at;
             errorf(s, "%s", e);
         }
-        r = take_string(s, &b);
+        r = gotmpl__take_string(s, &b);
         break;
     }
     case F_HTML:
@@ -1094,7 +525,7 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
     case F_JS: {
         gobuf tmp;
         scratch(s, &tmp);
-        eval_args_string(s, a, n, &tmp, &msg);
+        gotmpl__eval_args_string(s, a, n, &tmp, &msg);
         if (msg) {
             gobuf_free(&tmp);
             s->nargs = base;
@@ -1103,36 +534,36 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
         }
         scratch(s, &b);
         if (fn == F_HTML)
-            html_escape(&b, tmp.p ? tmp.p : "", tmp.len);
+            gotmpl__html_escape(&b, tmp.p ? tmp.p : "", tmp.len);
         else if (fn == F_URLQUERY)
-            url_escape(&b, tmp.p ? tmp.p : "", tmp.len);
+            gotmpl__url_escape(&b, tmp.p ? tmp.p : "", tmp.len);
         else
-            js_escape(&b, tmp.p ? tmp.p : "", tmp.len);
+            gotmpl__js_escape(&b, tmp.p ? tmp.p : "", tmp.len);
         gobuf_free(&tmp);
-        r = take_string(s, &b);
+        r = gotmpl__take_string(s, &b);
         break;
     }
     case F_EQ: {
-        int t = fn_eq(s, a[0], a + 1, n - 1, &msg);
+        int t = gotmpl__fn_eq(s, a[0], a + 1, n - 1, &msg);
         r = mkbool(t == 1);
         break;
     }
     case F_NE: {
-        int t = fn_eq(s, a[0], a + 1, 1, &msg);
+        int t = gotmpl__fn_eq(s, a[0], a + 1, 1, &msg);
         r = mkbool(t == 0);
         break;
     }
     case F_LT:
     case F_GE: {
-        int t = fn_lt(s, a[0], a[1], &msg);
+        int t = gotmpl__fn_lt(s, a[0], a[1], &msg);
         r = mkbool(fn == F_LT ? t == 1 : t == 0);
         break;
     }
     case F_LE:
     case F_GT: {
-        int t = fn_lt(s, a[0], a[1], &msg);
+        int t = gotmpl__fn_lt(s, a[0], a[1], &msg);
         if (t == 0)
-            t = fn_eq(s, a[0], a + 1, 1, &msg);
+            t = gotmpl__fn_eq(s, a[0], a + 1, 1, &msg);
         r = mkbool(fn == F_LE ? t == 1 : t == 0);
         break;
     }
@@ -1141,10 +572,10 @@ static gv eval_call(state *s, gv dot, fn_id fn, const char *name, const node *at
         scratch(s, &b);
         if (gojson__gv(&b, &a[0], e, sizeof e) == -1) {
             gobuf_free(&b);
-            msg = msg2(s, e, "");
+            msg = gotmpl__msg2(s, e, "");
             break;
         }
-        r = take_string(s, &b);
+        r = gotmpl__take_string(s, &b);
         break;
     }
     default:
@@ -1221,9 +652,41 @@ static gv eval_pipeline(state *s, gv dot, const node *pipe)
 
 /* ------------------------------------------------------------------ walk */
 
+/* Monotonic clock in nanoseconds. */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* "50ms", "1.5s", "250us": a duration for the time budget's message. */
+static void format_ns(uint64_t ns, char *buf, size_t size)
+{
+    if (ns % 1000000000u == 0)
+        snprintf(buf, size, "%llus", (unsigned long long)(ns / 1000000000u));
+    else if (ns % 1000000u == 0)
+        snprintf(buf, size, "%llums", (unsigned long long)(ns / 1000000u));
+    else if (ns % 1000u == 0)
+        snprintf(buf, size, "%lluus", (unsigned long long)(ns / 1000u));
+    else
+        snprintf(buf, size, "%lluns", (unsigned long long)ns);
+}
+
+/* Every node walked and range iteration: the step cap, and every 256 steps the clock. */
 static void step(state *s)
 {
-    if (++s->steps > s->max_steps) {
+    ++s->steps;
+    if (s->max_ns && (s->steps & 255) == 0 && now_ns() > s->deadline_ns) {
+        s->rc = GOTMPL_ETIME;
+        if (s->errlen) {
+            char d[32];
+            format_ns(s->max_ns, d, sizeof d);
+            snprintf(s->err, s->errlen, "template: render exceeded %s budget", d);
+        }
+        longjmp(s->jb, 1);
+    }
+    if (s->max_steps && s->steps > s->max_steps) {
         s->rc = GOTMPL_ETOOBIG;
         if (s->errlen)
             snprintf(s->err, s->errlen,
@@ -1238,9 +701,9 @@ static void walk(state *s, gv dot, const node *n);
 static void check_out(state *s)
 {
     if (s->out.err == GOTMPL_ETOOBIG)
-        too_big(s, "output");
+        gotmpl__too_big(s, "output");
     if (s->out.err)
-        oom(s);
+        gotmpl__oom(s);
 }
 
 static void walk_range(state *s, gv dot, const node *r)
@@ -1249,7 +712,7 @@ static void walk_range(state *s, gv dot, const node *r)
     size_t mark0 = s->nvars;
     gv val = eval_pipeline(s, dot, r->u.ctl.pipe);
     int isnil;
-    val = go_indirect(val, &isnil);
+    val = gotmpl__go_indirect(val, &isnil);
     size_t mark = s->nvars;
     const node *pipe = r->u.ctl.pipe;
     size_t nd = pipe->u.pipe.ndecl;
@@ -1263,22 +726,22 @@ static void walk_range(state *s, gv dot, const node *r)
     case GV_INT:
     case GV_UINT8:
         if (nd > 1) {
-            errorf(s, "can't use %s to iterate over more than one variable", vstr(s, &val));
+            errorf(s, "can't use %s to iterate over more than one variable", gotmpl__vstr(s, &val));
         }
         count = val.u.i > 0 ? (size_t)val.u.i : 0;
         break;
     case GV_INVALID:
         break;
     default:
-        errorf(s, "range can't iterate over %s", vstr(s, &val));
+        errorf(s, "range can't iterate over %s", gotmpl__vstr(s, &val));
     }
     gokv *keys = NULL;
     if (val.kind == GV_MAP && count) {
         keys = (gokv *)(void *)goarena_dup(&s->arena, NULL, count * sizeof *keys);
         if (!keys) {
             if (s->arena.limit && s->arena.used > s->arena.limit)
-                too_big(s, "intermediate");
-            oom(s);
+                gotmpl__too_big(s, "intermediate");
+            gotmpl__oom(s);
         }
         count = gokv_sorted(val.u.c.j, keys, count);
     }
@@ -1378,9 +841,25 @@ static void walk(state *s, gv dot, const node *n)
     }
 }
 
-int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, size_t max_out, char **out,
+gotmpl_limits gotmpl_limits_default(size_t max_out)
+{
+    gotmpl_limits l;
+    size_t extra = (size_t)1 << 20;
+    l.max_out = max_out ? max_out : GOTMPL_DEFAULT_MAX_OUT;
+    l.max_scratch = l.max_out > (SIZE_MAX - extra) / 8 ? SIZE_MAX : l.max_out * 8 + extra;
+    l.max_steps = GOTMPL_MAX_STEPS_BASE + 16 * (uint64_t)l.max_out;
+    l.max_ns = GOTMPL_DEFAULT_MAX_NS;
+    return l;
+}
+
+int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, const gotmpl_limits *lim, char **out,
                    size_t *out_len, char *err, size_t errlen)
 {
+    gotmpl_limits def;
+    if (!lim) {
+        def = gotmpl_limits_default(0);
+        lim = &def;
+    }
     state *s = calloc(1, sizeof *s);
     if (!s) {
         if (errlen)
@@ -1391,17 +870,15 @@ int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, size_t max_out, char
     s->ev = ev;
     s->err = err;
     s->errlen = errlen;
-    s->max_out = max_out;
+    s->max_out = lim->max_out;
     if (errlen)
         err[0] = '\0';
-    gobuf_init(&s->out, max_out);
-    size_t lim = 0;
-    if (max_out) {
-        size_t extra = (size_t)1 << 20;
-        lim = max_out > (SIZE_MAX - extra) / 8 ? SIZE_MAX : max_out * 8 + extra;
-    }
-    goarena_init(&s->arena, lim);
-    s->max_steps = GOTMPL_MAX_STEPS_BASE + 16 * (uint64_t)max_out;
+    gobuf_init(&s->out, lim->max_out);
+    goarena_init(&s->arena, lim->max_scratch);
+    s->max_steps = lim->max_steps;
+    s->max_ns = lim->max_ns;
+    if (s->max_ns)
+        s->deadline_ns = now_ns() + s->max_ns;
     int rc;
     if (setjmp(s->jb)) {
         rc = s->rc ? s->rc : GOTMPL_EEXEC;
@@ -1416,7 +893,7 @@ int gotmpl_execute(const gotmpl *t, const gotmpl_event *ev, size_t max_out, char
         gobuf_put(&s->out, "", 0);
         s->out.p = malloc(1);
         if (!s->out.p)
-            oom(s);
+            gotmpl__oom(s);
         s->out.p[0] = '\0';
     }
     *out = s->out.p;
@@ -1430,8 +907,8 @@ done:
     return rc;
 }
 
-int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, size_t max_out, char **out,
-                  size_t *out_len, char *err, size_t errlen)
+int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, const gotmpl_limits *lim,
+                  char **out, size_t *out_len, char *err, size_t errlen)
 {
     gotmpl_event *ev = NULL;
     int rc = gotmpl_event_parse(event, event_len, &ev, err, errlen);
@@ -1439,14 +916,13 @@ int gotmpl_render(const gotmpl *t, const void *event, size_t event_len, size_t m
         return rc;
     char *body = NULL;
     size_t len = 0;
-    rc = gotmpl_execute(t, ev, max_out, &body, &len, err, errlen);
+    rc = gotmpl_execute(t, ev, lim, &body, &len, err, errlen);
     gotmpl_event_free(ev);
     if (rc != GOTMPL_OK)
         return rc;
     if (!gojson_valid(body, len)) {
         if (errlen)
-            snprintf(err, errlen, "invalid JSON: %.*s", len > (size_t)INT_MAX ? INT_MAX : (int)len,
-                     body);
+            snprintf(err, errlen, "invalid JSON: %.160s%s", body, len > 160 ? "..." : "");
         free(body);
         return GOTMPL_EJSON;
     }

@@ -692,7 +692,6 @@ int gofmt_sprintln(gobuf *b, const gv *args, size_t n, char *err, size_t errlen)
 
 /* Template action printing (text/template printValue): like Sprint of one value, except
  * a missing/nil value prints "<no value>" and the actor pointer is dereferenced. */
-int gofmt_print_action(gobuf *b, const gv *v, char *err, size_t errlen);
 int gofmt_print_action(gobuf *b, const gv *v, char *err, size_t errlen)
 {
     if (v->kind == GV_INVALID || v->kind == GV_NIL)

@@ -1,18 +1,19 @@
 /*
  * gotmpl-internal.h - shared internals of the template engine: the capped output buffer,
  * the per-execution arena, the value model (what a Go reflect.Value can be here), the
- * event struct, and the entry points between the modules (gojson.c, event.c, gofmt.c,
- * parse.c, exec.c). Not a public header.
+ * event struct, and the entry points between the modules (buffer.c, strconv.c, gojson.c,
+ * event.c, gofmt.c; the parser's and the executor's own are in parser.h and exec.h).
+ * Not a public header.
  */
-#ifndef OUTBOX_DELIVERY_GOTMPL_INTERNAL_H
-#define OUTBOX_DELIVERY_GOTMPL_INTERNAL_H
+#ifndef GOTMPL_INTERNAL_H
+#define GOTMPL_INTERNAL_H
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 /* ---- growable byte buffer with a cap ---- */
 typedef struct gobuf {
@@ -130,6 +131,9 @@ int gofmt_sprint(gobuf *b, const gv *args, size_t n, char *err, size_t errlen);
 int gofmt_sprintln(gobuf *b, const gv *args, size_t n, char *err, size_t errlen);
 int gofmt_sprintf(gobuf *b, const char *f, size_t flen, const gv *args, size_t n, char *err,
                   size_t errlen);
+/* Template action printing (text/template printValue): like Sprint of one value, except a
+ * missing/nil value prints "<no value>" and the actor pointer is dereferenced. */
+int gofmt_print_action(gobuf *b, const gv *v, char *err, size_t errlen);
 /* Check a printf format for verbs outside the supported set. 0 ok, -1 (message in err). */
 int gofmt_check_format(const char *f, size_t flen, char *err, size_t errlen);
 /* strconv.Quote(s) appended to b (ascii: QuoteToASCII). */

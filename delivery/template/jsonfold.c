@@ -3,7 +3,7 @@
  * a struct field (see gotmpl_json_field in delivery/template.h). The event decoder and
  * outboxd's ingest validation both call it, so both accept the same events.
  */
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 
 #include <jansson.h>
 #include <strings.h>

@@ -3,8 +3,8 @@
  * engine supports), shared by parse.c (builds it) and exec.c (walks it). Nodes live in
  * the template's own arena and are immutable after parsing.
  */
-#ifndef OUTBOX_DELIVERY_TEMPLATE_TREE_H
-#define OUTBOX_DELIVERY_TEMPLATE_TREE_H
+#ifndef GOTMPL_TREE_H
+#define GOTMPL_TREE_H
 
 #include <stddef.h>
 #include <stdint.h>

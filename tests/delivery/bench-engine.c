@@ -79,13 +79,14 @@ int main(int argc, char **argv)
 
     dlv_engine_options o;
     dlv_engine_options_init(&o);
-    if (dlv_engine_new(st, &sc, 1, &o, &eng, err, sizeof err) != 0) {
-        fprintf(stderr, "engine: %s\n", err);
+    dlv_error derr;
+    if (dlv_engine_new(st, &sc, 1, &o, &eng, &derr) != DLV_OK) {
+        fprintf(stderr, "engine: %s\n", derr.msg);
         goto out;
     }
     int64_t t0 = trx_mono_ms();
-    if (dlv_engine_start(eng, err, sizeof err) != 0) {
-        fprintf(stderr, "engine start: %s\n", err);
+    if (dlv_engine_start(eng, &derr) != DLV_OK) {
+        fprintf(stderr, "engine start: %s\n", derr.msg);
         goto out;
     }
     uint64_t got = 0;

@@ -201,25 +201,30 @@ static void test_retry_after_parse(void **state)
     /* 1994-11-06T08:49:37Z = 784111777 */
     const int64_t when = INT64_C(784111777) * 1000;
     int64_t ms = -7;
-    assert_int_equal(dlv_retry_after_parse("120", 0, &ms), 0);
+    assert_int_equal(dlv_retry_after_parse("120", 0, &ms), DLV_OK);
     assert_int_equal(ms, 120000);
-    assert_int_equal(dlv_retry_after_parse("  0 ", 0, &ms), 0);
+    assert_int_equal(dlv_retry_after_parse("  0 ", 0, &ms), DLV_OK);
     assert_int_equal(ms, 0);
-    assert_int_equal(dlv_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", when - 5000, &ms), 0);
+    assert_int_equal(dlv_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", when - 5000, &ms),
+                     DLV_OK);
     assert_int_equal(ms, 5000);
-    assert_int_equal(dlv_retry_after_parse("Sunday, 06-Nov-94 08:49:37 GMT", when - 61000, &ms), 0);
+    assert_int_equal(dlv_retry_after_parse("Sunday, 06-Nov-94 08:49:37 GMT", when - 61000, &ms),
+                     DLV_OK);
     assert_int_equal(ms, 61000);
-    assert_int_equal(dlv_retry_after_parse("Sun Nov  6 08:49:37 1994", when - 1500, &ms), 0);
+    assert_int_equal(dlv_retry_after_parse("Sun Nov  6 08:49:37 1994", when - 1500, &ms), DLV_OK);
     assert_int_equal(ms, 1500);
     /* a past date is 0 */
-    assert_int_equal(dlv_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", when + 99000, &ms), 0);
+    assert_int_equal(dlv_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", when + 99000, &ms),
+                     DLV_OK);
     assert_int_equal(ms, 0);
     /* leap day, end of year */
     assert_int_equal(
-        dlv_retry_after_parse("Thu, 29 Feb 2024 23:59:59 GMT", INT64_C(1709251199) * 1000, &ms), 0);
+        dlv_retry_after_parse("Thu, 29 Feb 2024 23:59:59 GMT", INT64_C(1709251199) * 1000, &ms),
+        DLV_OK);
     assert_int_equal(ms, 0);
     assert_int_equal(
-        dlv_retry_after_parse("Wed, 31 Dec 2025 00:00:10 GMT", INT64_C(1767139200) * 1000, &ms), 0);
+        dlv_retry_after_parse("Wed, 31 Dec 2025 00:00:10 GMT", INT64_C(1767139200) * 1000, &ms),
+        DLV_OK);
     assert_int_equal(ms, 10000);
     ms = -7;
     static const char *const bad[] = {"",
@@ -235,11 +240,11 @@ static void test_retry_after_parse(void **state)
                                       "Sun, 06 Nov 1994 08:49:37 GMT trailing",
                                       NULL};
     for (size_t i = 0; bad[i]; i++) {
-        if (dlv_retry_after_parse(bad[i], when, &ms) != -1)
+        if (dlv_retry_after_parse(bad[i], when, &ms) != DLV_ERR_INVALID)
             fail_msg("accepted %s", bad[i]);
         assert_int_equal(ms, -7);
     }
-    assert_int_equal(dlv_retry_after_parse(NULL, when, &ms), -1);
+    assert_int_equal(dlv_retry_after_parse(NULL, when, &ms), DLV_ERR_INVALID);
 }
 
 static void test_classify(void **state)

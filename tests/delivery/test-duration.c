@@ -34,7 +34,7 @@ static void bad(const char *s, const char *want)
 {
     int64_t got = 777;
     char err[256] = "";
-    assert_int_equal(dlv_duration_parse(s, &got, err, sizeof err), -1);
+    assert_int_equal(dlv_duration_parse(s, &got, err, sizeof err), DLV_ERR_INVALID);
     assert_string_equal(err, want);
     assert_int_equal(got, 777); /* untouched */
 }
@@ -118,19 +118,19 @@ static void test_ms_and_format(void **state)
     (void)state;
     int64_t ms = -1;
     char err[128];
-    assert_int_equal(dlv_duration_parse_ms("15s", &ms, err, sizeof err), 0);
+    assert_int_equal(dlv_duration_parse_ms("15s", &ms, err, sizeof err), DLV_OK);
     assert_int_equal(ms, 15000);
-    assert_int_equal(dlv_duration_parse_ms("1ns", &ms, err, sizeof err), 0);
+    assert_int_equal(dlv_duration_parse_ms("1ns", &ms, err, sizeof err), DLV_OK);
     assert_int_equal(ms, 1); /* rounded up: a wait never becomes zero */
-    assert_int_equal(dlv_duration_parse_ms("1.5ms", &ms, err, sizeof err), 0);
+    assert_int_equal(dlv_duration_parse_ms("1.5ms", &ms, err, sizeof err), DLV_OK);
     assert_int_equal(ms, 2);
-    assert_int_equal(dlv_duration_parse_ms("0", &ms, err, sizeof err), 0);
+    assert_int_equal(dlv_duration_parse_ms("0", &ms, err, sizeof err), DLV_OK);
     assert_int_equal(ms, 0);
-    assert_int_equal(dlv_duration_parse_ms("-1500us", &ms, err, sizeof err), 0);
+    assert_int_equal(dlv_duration_parse_ms("-1500us", &ms, err, sizeof err), DLV_OK);
     assert_int_equal(ms, -1);
-    assert_int_equal(dlv_duration_parse_ms("1x", &ms, err, sizeof err), -1);
+    assert_int_equal(dlv_duration_parse_ms("1x", &ms, err, sizeof err), DLV_ERR_INVALID);
     assert_string_equal(err, "time: unknown unit \"x\" in duration \"1x\"");
-    assert_int_equal(dlv_duration_parse_n("15s", 2, &ms, err, sizeof err), -1);
+    assert_int_equal(dlv_duration_parse_n("15s", 2, &ms, err, sizeof err), DLV_ERR_INVALID);
     assert_string_equal(err, "time: missing unit in duration \"15\"");
 
     static const struct {
@@ -209,7 +209,7 @@ static void test_size(void **state)
     for (size_t i = 0; i < sizeof badv / sizeof badv[0]; i++) {
         uint64_t v = 99;
         char err[200] = "";
-        assert_int_equal(dlv_size_parse(badv[i].s, &v, err, sizeof err), -1);
+        assert_int_equal(dlv_size_parse(badv[i].s, &v, err, sizeof err), DLV_ERR_INVALID);
         assert_string_equal(err, badv[i].err);
         assert_int_equal(v, 99);
     }

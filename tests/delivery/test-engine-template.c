@@ -76,12 +76,12 @@ static void add_header(dlv_sink_config *c, const char *name, const char *value)
 /* Start the engine, enqueue BODY, wait for `st`; returns the event id. */
 static uint64_t run(fx *f, int st)
 {
-    char err[256] = "";
-    int rc = dlv_engine_new(f->st, &f->sc, 1, NULL, &f->eng, err, sizeof err);
+    dlv_error err = {0};
+    int rc = dlv_engine_new(f->st, &f->sc, 1, NULL, &f->eng, &err);
     if (rc)
-        fprintf(stderr, "dlv_engine_new: %s\n", err);
-    assert_int_equal(rc, 0);
-    assert_int_equal(dlv_engine_start(f->eng, err, sizeof err), 0);
+        fprintf(stderr, "dlv_engine_new: %s\n", err.msg);
+    assert_int_equal(rc, DLV_OK);
+    assert_int_equal(dlv_engine_start(f->eng, &err), DLV_OK);
     obx_event_in ev = {"flag", "created", BODY, strlen(BODY), 0, &f->sink_id, 1};
     uint64_t id = 0;
     obx_error oe;

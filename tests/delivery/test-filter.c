@@ -26,7 +26,7 @@ static void expect_err(const char *const *e, size_t n, const char *want)
 {
     dlv_filter *f = (dlv_filter *)0x1;
     char err[128] = "";
-    assert_int_equal(dlv_filter_parse(e, n, &f, err, sizeof err), -1);
+    assert_int_equal(dlv_filter_parse(e, n, &f, err, sizeof err), DLV_ERR_INVALID);
     assert_string_equal(err, want);
     assert_ptr_equal(f, (dlv_filter *)0x1); /* untouched */
 }

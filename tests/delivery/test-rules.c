@@ -19,7 +19,7 @@
 #include "delivery/error.h"
 #include "delivery/secret.h"
 #include "delivery/sign.h"
-#include "delivery/template.h"
+#include "gotmpl/gotmpl.h"
 #include "engine-fixture.h"
 #include "outboxd-event.h"
 
@@ -199,8 +199,11 @@ static void test_engine_defaults(void **state)
 static int engine_new_with(fx_base *b, dlv_sink_config *c, char *err, size_t errlen)
 {
     dlv_engine *e = NULL;
-    int rc = dlv_engine_new(b->st, c, 1, NULL, &e, err, errlen);
-    dlv_engine_free(e);
+    dlv_error de = {0};
+    int rc = dlv_engine_new(b->st, c, 1, NULL, &e, &de);
+    assert_null(e == NULL ? NULL : "an engine despite the error");
+    assert_int_equal(de.code, rc);
+    snprintf(err, errlen, "%s", de.msg);
     return rc;
 }
 
@@ -243,15 +246,45 @@ static void test_engine_applies_rules(void **state)
     snprintf(url, sizeof url, "HTTP://127.0.0.1:%u/hook", (unsigned)trx_port(b.rx));
     fx_sink(&c, "upper", url);
     dlv_engine *e = NULL;
-    assert_int_equal(dlv_engine_new(b.st, &c, 1, NULL, &e, err, sizeof err), 0);
+    dlv_error de;
+    assert_int_equal(dlv_engine_new(b.st, &c, 1, NULL, &e, &de), DLV_OK);
     assert_int_equal(obx_sink_id(b.st, "upper", &id, &oe), OBX_OK);
     uint64_t ev = fx_enqueue(b.st, id, FX_BODY);
     assert_true(ev != 0);
-    assert_int_equal(dlv_engine_start(e, err, sizeof err), 0);
+    assert_int_equal(dlv_engine_start(e, &de), DLV_OK);
     assert_true(fx_wait_state(b.st, ev, id, OBX_STATE_DELIVERED, 10000, NULL));
     assert_int_equal(trx_count(b.rx), 1);
     assert_string_equal(trx_get(b.rx, 0)->path, "/hook");
     dlv_engine_free(e);
+    dlv_sink_config_clear(&c);
+    fx_base_close(&b);
+}
+
+/* A store failure reaches the caller as DLV_ERR_STORE with the store's own code. */
+static void test_engine_keeps_store_code(void **state)
+{
+    (void)state;
+    fx_base b;
+    assert_int_equal(fx_base_open(&b, "rules-store"), 0);
+    obx_close(b.st);
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_READONLY;
+    obx_error oe;
+    assert_int_equal(obx_open(b.dir, &o, &b.st, &oe), OBX_OK);
+    uint32_t id;
+    int want = obx_sink_id(b.st, "fresh", &id, &oe); /* what the store says */
+    assert_int_not_equal(want, OBX_OK);
+    dlv_sink_config c;
+    fx_sink(&c, "fresh", "http://127.0.0.1:1/hook");
+    dlv_engine *e = NULL;
+    dlv_error de = {0};
+    assert_int_equal(dlv_engine_new(b.st, &c, 1, NULL, &e, &de), DLV_ERR_STORE);
+    assert_null(e);
+    assert_int_equal(de.code, DLV_ERR_STORE);
+    assert_int_equal(de.store, want);
+    assert_non_null(strstr(de.msg, "fresh"));
+    assert_string_equal(dlv_strerror(de.code), "store error");
     dlv_sink_config_clear(&c);
     fx_base_close(&b);
 }
@@ -268,7 +301,7 @@ static char *template_type(const char *body)
     assert_int_equal(gotmpl_event_parse(body, strlen(body), &ev, err, sizeof err), GOTMPL_OK);
     char *out = NULL;
     size_t n = 0;
-    assert_int_equal(gotmpl_execute(t, ev, 1024, &out, &n, err, sizeof err), GOTMPL_OK);
+    assert_int_equal(gotmpl_execute(t, ev, NULL, &out, &n, err, sizeof err), GOTMPL_OK);
     gotmpl_event_free(ev);
     gotmpl_free(t);
     return out;
@@ -323,10 +356,15 @@ static void test_event_keys_fold(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_rule),        cmocka_unit_test(test_sink_name_rule),
-        cmocka_unit_test(test_header_rule),     cmocka_unit_test(test_base64_rule),
-        cmocka_unit_test(test_duration_rule),   cmocka_unit_test(test_secret_wipe),
-        cmocka_unit_test(test_engine_defaults), cmocka_unit_test(test_engine_applies_rules),
+        cmocka_unit_test(test_url_rule),
+        cmocka_unit_test(test_sink_name_rule),
+        cmocka_unit_test(test_header_rule),
+        cmocka_unit_test(test_base64_rule),
+        cmocka_unit_test(test_duration_rule),
+        cmocka_unit_test(test_secret_wipe),
+        cmocka_unit_test(test_engine_defaults),
+        cmocka_unit_test(test_engine_applies_rules),
+        cmocka_unit_test(test_engine_keeps_store_code),
         cmocka_unit_test(test_event_keys_fold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -146,8 +146,11 @@ class TestKillLoop(h.Case):
         for r in self.rx.got():
             by_wid.setdefault(r.wid, []).append(r)
         lost, wrong_body, delivered, dead_n = [], [], 0, 0
+        # webhook-id = evt_<store id>_<event>_<sink>; the store id from any delivery
+        store_id = h.ctl_json_lines(data, "list", "--limit", "1", "--json")[0]["webhook_id"]
+        store_id = store_id.split("_")[1]
         for eid, key in acked.items():
-            wid = "evt_%s_%d" % (eid, sink_id)
+            wid = "evt_%s_%s_%d" % (store_id, eid, sink_id)
             oks = [r for r in by_wid.get(wid, []) if r.answered and 200 <= r.answered < 300]
             if oks:
                 delivered += 1

@@ -11,12 +11,21 @@
     environment, a password and a token in a sink URL) never appear in daemon logs at debug
     level, /metrics, outboxctl output (stats, list, show, export, check) or error messages.
   - Store files are created 0600 in a 0700 directory, even with umask 000.
+  - Slowloris: more sockets than max_connections trickling header bytes are closed at the
+    header deadline (ingest.header_timeout), after which /healthz answers; a body trickled
+    past ingest.body_timeout is cut too; a connection that sends nothing is left alone.
+  - HTTP framing (RFC 9112 sec. 6.3): two Content-Length headers, Content-Length with
+    Transfer-Encoding, or a Transfer-Encoding other than chunked get 400 and a closed
+    connection; a request pipelined after them is never processed (nothing is stored).
 """
 import hashlib
 import hmac
 import os
+import socket
 import stat
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -226,6 +235,167 @@ class TestSecretsAndFiles(Base):
                 self.assertEqual(mode & 0o077, 0, "backup %s is %o" % (n, mode))
         print("\n  store: dir 0700, %s 0600 (umask 000); backup rc=%d"
               % (", ".join(names), r.returncode))
+
+
+def closed_by_peer(sock):
+    """True once the daemon has closed `sock` (EOF or reset); never blocks."""
+    try:
+        sock.setblocking(False)
+        while True:
+            b = sock.recv(65536)
+            if b == b"":
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def read_to_eof(sock):
+    """Everything the daemon sends until it closes; socket.timeout if it keeps it open."""
+    sock.settimeout(10 * h.SLOW)
+    out = b""
+    while True:
+        try:
+            b = sock.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not b:
+            return out
+        out += b
+
+
+class TestSlowClients(Base):
+    def healthz_ok(self, d):
+        try:
+            return d.request("GET", "/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False  # no free slot: the daemon closed the connection at once
+
+    def test_slow_headers_closed_at_deadline(self):
+        # 60 sockets against 50 slots, each trickling a header byte every 0.3 s: before the
+        # header deadline existed they held every slot for as long as they trickled.
+        h.write_config(self.cfg, h.sink_yaml("webhook", self.rx.url()),
+                       ingest_yaml="  max_connections: 50\n  idle_timeout: 60s\n"
+                                   "  header_timeout: 2s\n  body_timeout: 3s\n")
+        d = self.start()
+        idle = socket.create_connection(("127.0.0.1", d.port), timeout=5)  # sends nothing
+        slow = []
+        for _ in range(60):
+            try:
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                slow.append(s)
+            except OSError:
+                pass
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(0.3):
+                for s in slow:
+                    try:
+                        s.send(b"a")
+                    except OSError:
+                        pass
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        try:
+            h.wait_for(lambda: all(closed_by_peer(s) for s in slow), 30,
+                       "every trickling socket closed by the daemon")
+            h.wait_for(lambda: self.healthz_ok(d), 10, "/healthz during the attack")
+            closed = d.metric('outbox_ingest_deadline_closed_total{phase="headers"}')
+            self.assertGreaterEqual(closed, 1)
+            # A body trickled past body_timeout is cut as well.
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: 1000\r\n\r\n{")
+            slow.append(s)
+            h.wait_for(lambda: closed_by_peer(s), 30, "the trickled body cut")
+            self.assertEqual(d.metric('outbox_ingest_deadline_closed_total{phase="body"}'), 1)
+        finally:
+            stop.set()
+            t.join(5)
+            for s in slow:
+                s.close()
+        # The connection that sent nothing is governed by idle_timeout only: still usable.
+        idle.settimeout(10 * h.SLOW)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(idle.recv(100).startswith(b"HTTP/1.1 200"))
+        idle.close()
+        print("\n  slowloris: %d trickling sockets against 50 slots closed at the header "
+              "deadline (%d counted), /healthz answered; trickled body cut"
+              % (len(slow) - 1, closed))
+        st, _, resp = d.post(h.event("after-slowloris"))
+        self.assertEqual(st, 202, resp)
+        self.assertEqual(d.stop(), 0)
+
+
+def smuggle(head, body, extra):
+    """A POST with the given framing headers and body, then `extra` on the same connection."""
+    return (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+            head + b"\r\n" + body + extra)
+
+
+class TestFraming(Base):
+    def test_ambiguous_length_400_and_close(self):
+        h.write_config(self.cfg, h.sink_yaml("webhook", self.rx.url()))
+        d = self.start()
+        ev = h.event("front")
+        inner = h.event("smuggled")
+        nxt = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(inner) + inner)
+        chunked = b"%x\r\n" % len(ev) + ev + b"\r\n0\r\n\r\n"
+        cases = [
+            ("two Content-Length, different",
+             smuggle(b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(ev), len(ev + nxt)),
+                     ev, nxt)),
+            ("two Content-Length, equal",
+             smuggle(b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(ev), len(ev)),
+                     ev, nxt)),
+            ("Content-Length and chunked",
+             smuggle(b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(chunked),
+                     chunked, nxt)),
+            ("chunked and Content-Length",
+             smuggle(b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n", chunked, nxt)),
+            ("Transfer-Encoding not chunked",
+             smuggle(b"Transfer-Encoding: gzip, chunked\r\n", chunked, nxt)),
+            ("two Transfer-Encoding",
+             smuggle(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                     chunked, nxt)),
+        ]
+        for name, raw in cases:
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            try:
+                s.sendall(raw)
+                try:
+                    got = read_to_eof(s)
+                except socket.timeout:
+                    self.fail("%s: connection kept open after the request" % name)
+            finally:
+                s.close()
+            self.assertTrue(got.startswith(b"HTTP/1.1 400 "), (name, got[:200]))
+            self.assertEqual(got.count(b"HTTP/1.1 "), 1, (name, got))
+            self.assertIn(b"ambiguous body length", got, name)
+        self.assertEqual(h.stats(self.data)["events"], 0, "a smuggled or framed event was stored")
+        self.assertEqual(d.metric('outbox_ingest_rejected_total{reason="bad_request"}'),
+                         len(cases))
+        # Unambiguous requests still work, pipelined ones included.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.sendall(smuggle(b"Content-Length: %d\r\nConnection: keep-alive\r\n" % len(ev), ev,
+                          nxt[:-len(inner)].replace(b"Content-Length",
+                                                    b"Connection: close\r\nContent-Length") +
+                          inner))
+        got = read_to_eof(s)
+        s.close()
+        self.assertEqual(got.count(b"HTTP/1.1 202 "), 2, got)
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.sendall(smuggle(b"Transfer-Encoding: chunked\r\nConnection: close\r\n", chunked,
+                          b""))
+        got = read_to_eof(s)
+        s.close()
+        self.assertTrue(got.startswith(b"HTTP/1.1 202 "), got)
+        self.assertEqual(h.stats(self.data)["events"], 3)
+        self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,17 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : ".";
     obx_buf b = {0};
     uint32_t sinks[] = {1, 2};
-    rec_event e = {1700000000000, "flag", "created", (const unsigned char *)"{\"a\":1}", 7, sinks, 2};
-    codec_event_encode(&b, &e);
+    rec_event e = {1700000000000, "flag", "created", (const unsigned char *)"{\"a\":1}", 7,
+                   sinks,         2};
+    obx__codec_event_encode(&b, &e);
     emit(dir, "event", &b);
-    obx_delivery d = {.state = OBX_STATE_DEAD, .attempts = 3, .last_status = 500,
-                      .reason = "gave up"};
-    delivery_push_attempt(&d, 1, 2, 500, "HTTP 500", 10);
-    delivery_push_attempt(&d, 3, 4, 0, "connection refused", 10);
-    codec_delivery_encode(&b, &d);
+    obx_delivery d = {
+        .state = OBX_STATE_DEAD, .attempts = 3, .last_status = 500, .reason = "gave up"};
+    obx__delivery_push_attempt(&d, 1, 2, 500, "HTTP 500", 10);
+    obx__delivery_push_attempt(&d, 3, 4, 0, "connection refused", 10);
+    obx__codec_delivery_encode(&b, &d);
     emit(dir, "delivery", &b);
     obx_delivery_clear(&d);
-    buf_free(&b);
+    obx__buf_free(&b);
     return 0;
 }

@@ -16,7 +16,7 @@
 
 static void seal(unsigned char *rec, size_t len)
 {
-    uint32_t crc = obx_crc32c(0, rec + 5, len - 5);
+    uint32_t crc = obx__crc32c(0, rec + 5, len - 5);
     rec[0] = OBX_REC_FORMAT;
     for (int i = 0; i < 4; i++)
         rec[1 + i] = (unsigned char)(crc >> (8 * i));
@@ -25,7 +25,7 @@ static void seal(unsigned char *rec, size_t len)
 static void test_crc32c_vector(void **state)
 {
     (void)state;
-    assert_int_equal(obx_crc32c(0, "123456789", 9), 0xE3069283u); /* the standard check value */
+    assert_int_equal(obx__crc32c(0, "123456789", 9), 0xE3069283u); /* the standard check value */
 }
 
 /* The hardware path (when the CPU has it) and the table agree on every length and
@@ -33,7 +33,7 @@ static void test_crc32c_vector(void **state)
 static void test_crc32c_paths_agree(void **state)
 {
     (void)state;
-    assert_int_equal(codec_crc32c_table(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(obx__crc32c_table(0, "123456789", 9), 0xE3069283u);
     static unsigned char buf[1100];
     uint32_t x = 12345;
     for (size_t i = 0; i < sizeof buf; i++) {
@@ -42,11 +42,11 @@ static void test_crc32c_paths_agree(void **state)
     }
     for (size_t off = 0; off < 8; off++)
         for (size_t len = 0; len + off <= 1040; len += len < 40 ? 1 : 37) {
-            uint32_t want = codec_crc32c_table(0, buf + off, len);
-            assert_int_equal(obx_crc32c(0, buf + off, len), want);
+            uint32_t want = obx__crc32c_table(0, buf + off, len);
+            assert_int_equal(obx__crc32c(0, buf + off, len), want);
             size_t half = len / 2;
             assert_int_equal(
-                obx_crc32c(obx_crc32c(0, buf + off, half), buf + off + half, len - half), want);
+                obx__crc32c(obx__crc32c(0, buf + off, half), buf + off + half, len - half), want);
         }
 }
 
@@ -56,12 +56,12 @@ static void test_event_round_trip(void **state)
     obx_buf b = {0};
     uint32_t sinks[] = {3, 7};
     rec_event e = {1717934400000, "flag", "created", (const unsigned char *)"{\"k\":\"v\"}", 9,
-                   sinks, 2};
-    assert_int_equal(codec_event_encode(&b, &e), OBX_OK);
+                   sinks,         2};
+    assert_int_equal(obx__codec_event_encode(&b, &e), OBX_OK);
     obx_event out;
     uint32_t *s = NULL;
     size_t n = 0;
-    assert_int_equal(codec_event_decode(b.p, b.len, &out, &s, &n, NULL), OBX_OK);
+    assert_int_equal(obx__codec_event_decode(b.p, b.len, &out, &s, &n, NULL), OBX_OK);
     assert_int_equal(out.received_ms, 1717934400000);
     assert_string_equal(out.type, "flag");
     assert_string_equal(out.action, "created");
@@ -73,7 +73,7 @@ static void test_event_round_trip(void **state)
     free(out.action);
     free(out.body);
     free(s);
-    buf_free(&b);
+    obx__buf_free(&b);
 }
 
 static void test_delivery_round_trip_and_history(void **state)
@@ -81,14 +81,14 @@ static void test_delivery_round_trip_and_history(void **state)
     (void)state;
     obx_delivery d = {.state = OBX_STATE_PENDING, .attempts = 4, .deadline_ms = 99};
     for (int i = 0; i < 15; i++)
-        assert_int_equal(delivery_push_attempt(&d, i, 10, 500 + i, i % 2 ? "timeout" : NULL, 10),
-                         OBX_OK);
+        assert_int_equal(
+            obx__delivery_push_attempt(&d, i, 10, 500 + i, i % 2 ? "timeout" : NULL, 10), OBX_OK);
     assert_int_equal(d.n_history, 10);
     assert_int_equal(d.history[0].started_ms, 5); /* oldest kept */
     obx_buf b = {0};
-    assert_int_equal(codec_delivery_encode(&b, &d), OBX_OK);
+    assert_int_equal(obx__codec_delivery_encode(&b, &d), OBX_OK);
     obx_delivery o = {0};
-    assert_int_equal(codec_delivery_decode(b.p, b.len, &o, NULL), OBX_OK);
+    assert_int_equal(obx__codec_delivery_decode(b.p, b.len, &o, NULL), OBX_OK);
     assert_int_equal(o.attempts, 4);
     assert_int_equal(o.deadline_ms, 99);
     assert_int_equal(o.n_history, 10);
@@ -97,7 +97,7 @@ static void test_delivery_round_trip_and_history(void **state)
     assert_string_equal(o.history[8].error, "timeout");
     obx_delivery_clear(&o);
     obx_delivery_clear(&d);
-    buf_free(&b);
+    obx__buf_free(&b);
 }
 
 static void test_corrupt_inputs(void **state)
@@ -105,28 +105,28 @@ static void test_corrupt_inputs(void **state)
     (void)state;
     obx_buf b = {0};
     obx_delivery d = {.state = OBX_STATE_DEAD};
-    assert_int_equal(codec_delivery_encode(&b, &d), OBX_OK);
+    assert_int_equal(obx__codec_delivery_encode(&b, &d), OBX_OK);
     obx_delivery o = {0};
     obx_error err;
     unsigned char *copy = malloc(b.len);
     memcpy(copy, b.p, b.len);
     copy[b.len - 1] ^= 1;
-    assert_int_equal(codec_delivery_decode(copy, b.len, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_delivery_decode(copy, b.len, &o, &err), OBX_ERR_CORRUPT);
     assert_non_null(strstr(err.msg, "checksum"));
     memcpy(copy, b.p, b.len);
     copy[0] = 9;
-    assert_int_equal(codec_delivery_decode(copy, b.len, &o, &err), OBX_ERR_CORRUPT);
-    assert_int_equal(codec_delivery_decode(b.p, b.len - 3, &o, &err), OBX_ERR_CORRUPT);
-    assert_int_equal(codec_delivery_decode(b.p, 3, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_delivery_decode(copy, b.len, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_delivery_decode(b.p, b.len - 3, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_delivery_decode(b.p, 3, &o, &err), OBX_ERR_CORRUPT);
     /* an event record is not a delivery record */
     uint32_t sink = 1;
     rec_event e = {1, "a", "b", (const unsigned char *)"", 0, &sink, 1};
     obx_buf eb = {0};
-    assert_int_equal(codec_event_encode(&eb, &e), OBX_OK);
-    assert_int_equal(codec_delivery_decode(eb.p, eb.len, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_event_encode(&eb, &e), OBX_OK);
+    assert_int_equal(obx__codec_delivery_decode(eb.p, eb.len, &o, &err), OBX_ERR_CORRUPT);
     free(copy);
-    buf_free(&b);
-    buf_free(&eb);
+    obx__buf_free(&b);
+    obx__buf_free(&eb);
 }
 
 /* Found by fuzz-codec: an array32 whose count is far larger than the record made
@@ -138,16 +138,17 @@ static void test_huge_count_with_valid_checksum(void **state)
     seal(rec, sizeof rec);
     obx_delivery o = {0};
     obx_error err;
-    assert_int_equal(codec_delivery_decode(rec, sizeof rec, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_delivery_decode(rec, sizeof rec, &o, &err), OBX_ERR_CORRUPT);
     obx_event ev;
-    assert_int_equal(codec_event_decode(rec, sizeof rec, &ev, NULL, NULL, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_event_decode(rec, sizeof rec, &ev, NULL, NULL, &err),
+                     OBX_ERR_CORRUPT);
     /* a str32 longer than the record, and the unused byte 0xc1 */
     unsigned char rec2[5 + 6] = {0, 0, 0, 0, 0, 0xdb, 0x7f, 0xff, 0xff, 0xff, 0x00};
     seal(rec2, sizeof rec2);
-    assert_int_equal(codec_delivery_decode(rec2, sizeof rec2, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_delivery_decode(rec2, sizeof rec2, &o, &err), OBX_ERR_CORRUPT);
     unsigned char rec3[5 + 1] = {0, 0, 0, 0, 0, 0xc1};
     seal(rec3, sizeof rec3);
-    assert_int_equal(codec_delivery_decode(rec3, sizeof rec3, &o, &err), OBX_ERR_CORRUPT);
+    assert_int_equal(obx__codec_delivery_decode(rec3, sizeof rec3, &o, &err), OBX_ERR_CORRUPT);
 }
 
 int main(void)

@@ -33,8 +33,8 @@ static void *child_producer(void *arg)
     char body[200];
     for (;;) {
         int n = snprintf(body, sizeof body, "{\"version\":\"0.2\",\"n\":%u}", rand_r(&seed));
-        obx_event_in e = {"flag", "created", body, (size_t)n, 0, child_sinks,
-                          1 + (rand_r(&seed) & 1)};
+        obx_event_in e = {
+            "flag", "created", body, (size_t)n, 0, child_sinks, 1 + (rand_r(&seed) & 1)};
         uint64_t ids[3];
         obx_event_in batch[3] = {e, e, e};
         size_t cnt = 1 + (size_t)(rand_r(&seed) % 3);
@@ -60,12 +60,15 @@ static void *child_worker(void *arg)
         obx_result r[16];
         for (size_t i = 0; i < n; i++) {
             int pick = rand_r(&seed) % 3;
-            r[i] = (obx_result){.event_id = jobs[i].event_id, .sink_id = sink,
+            r[i] = (obx_result){.event_id = jobs[i].event_id,
+                                .sink_id = sink,
                                 .outcome = pick == 0   ? OBX_OUTCOME_DELIVERED
                                            : pick == 1 ? OBX_OUTCOME_RETRY
                                                        : OBX_OUTCOME_DEAD,
-                                .started_ms = obx_now_ms(), .status = 500,
-                                .error = "HTTP 500", .reason = "test",
+                                .started_ms = obx_now_ms(),
+                                .status = 500,
+                                .error = "HTTP 500",
+                                .reason = "test",
                                 .next_attempt_ms = obx_now_ms() + 5};
         }
         obx_record(child_store, r, n, NULL);

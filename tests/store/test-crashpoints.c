@@ -194,8 +194,11 @@ static void do_dead(obx_store *s, uint32_t sink, int fd)
     size_t n;
     if (obx_claim_due(s, sink, obx_now_ms() + 1, 1, &jobs, &n, NULL, NULL) || n != 1)
         _exit(4);
-    obx_result r = {.event_id = jobs[0].event_id, .sink_id = sink,
-                    .outcome = OBX_OUTCOME_DEAD, .started_ms = obx_now_ms(), .status = 500,
+    obx_result r = {.event_id = jobs[0].event_id,
+                    .sink_id = sink,
+                    .outcome = OBX_OUTCOME_DEAD,
+                    .started_ms = obx_now_ms(),
+                    .status = 500,
                     .reason = "giving up"};
     obx_record(s, &r, 1, NULL);
 }
@@ -234,8 +237,11 @@ static void do_sweep(obx_store *s, uint32_t sink, int fd)
         _exit(4);
     obx_result r[5];
     for (size_t i = 0; i < n; i++)
-        r[i] = (obx_result){.event_id = jobs[i].event_id, .sink_id = sink,
-                            .outcome = OBX_OUTCOME_DELIVERED, .started_ms = 1000, .status = 200};
+        r[i] = (obx_result){.event_id = jobs[i].event_id,
+                            .sink_id = sink,
+                            .outcome = OBX_OUTCOME_DELIVERED,
+                            .started_ms = 1000,
+                            .status = 200};
     if (obx_record(s, r, n, NULL))
         _exit(5);
     size_t removed;

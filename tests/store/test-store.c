@@ -266,10 +266,20 @@ static void test_enqueue_claim_deliver(void **state)
     assert_int_equal(sink_stats(f->s, f->a).inflight, 2);
 
     obx_result r[2] = {
-        {.event_id = id, .sink_id = f->a, .outcome = OBX_OUTCOME_DELIVERED, .started_ms = now,
-         .duration_ms = 5, .status = 200},
-        {.event_id = id2, .sink_id = f->a, .outcome = OBX_OUTCOME_RETRY, .started_ms = now,
-         .duration_ms = 7, .status = 500, .error = NULL, .deadline_ms = now + 15000,
+        {.event_id = id,
+         .sink_id = f->a,
+         .outcome = OBX_OUTCOME_DELIVERED,
+         .started_ms = now,
+         .duration_ms = 5,
+         .status = 200},
+        {.event_id = id2,
+         .sink_id = f->a,
+         .outcome = OBX_OUTCOME_RETRY,
+         .started_ms = now,
+         .duration_ms = 7,
+         .status = 500,
+         .error = NULL,
+         .deadline_ms = now + 15000,
          .next_attempt_ms = now + 1000},
     };
     assert_int_equal(obx_record(f->s, r, 2, NULL), OBX_OK);
@@ -291,9 +301,14 @@ static void test_enqueue_claim_deliver(void **state)
     assert_int_equal(jobs[0].attempts, 1);
     assert_int_equal(jobs[0].first_attempt_ms, now);
     assert_int_equal(jobs[0].deadline_ms, now + 15000);
-    obx_result dead = {.event_id = id2, .sink_id = f->a, .outcome = OBX_OUTCOME_DEAD,
-                       .started_ms = now + 1000, .duration_ms = 3, .status = 503,
-                       .error = "HTTP 503", .reason = "gave up after 2 attempts: HTTP 503"};
+    obx_result dead = {.event_id = id2,
+                       .sink_id = f->a,
+                       .outcome = OBX_OUTCOME_DEAD,
+                       .started_ms = now + 1000,
+                       .duration_ms = 3,
+                       .status = 503,
+                       .error = "HTTP 503",
+                       .reason = "gave up after 2 attempts: HTTP 503"};
     assert_int_equal(obx_record(f->s, &dead, 1, NULL), OBX_OK);
     obx_jobs_free(jobs, n);
 
@@ -329,8 +344,12 @@ static void test_replay_and_purge(void **state)
 
     assert_int_equal(obx_claim_due(f->s, f->a, now + 1, 1, &jobs, &n, NULL, NULL), OBX_OK);
     assert_int_equal(n, 1);
-    obx_result r = {.event_id = id, .sink_id = f->a, .outcome = OBX_OUTCOME_DEAD,
-                    .started_ms = now, .status = 410, .reason = "HTTP 410 is in dead_letter_on"};
+    obx_result r = {.event_id = id,
+                    .sink_id = f->a,
+                    .outcome = OBX_OUTCOME_DEAD,
+                    .started_ms = now,
+                    .status = 410,
+                    .reason = "HTTP 410 is in dead_letter_on"};
     assert_int_equal(obx_record(f->s, &r, 1, NULL), OBX_OK);
     obx_jobs_free(jobs, n);
 
@@ -375,8 +394,11 @@ static void deliver_all(obx_store *s, uint32_t sink, int64_t at)
     assert_int_equal(obx_claim_due(s, sink, at, 100000, &jobs, &n, NULL, NULL), OBX_OK);
     obx_result *r = calloc(n ? n : 1, sizeof *r);
     for (size_t i = 0; i < n; i++)
-        r[i] = (obx_result){.event_id = jobs[i].event_id, .sink_id = sink,
-                            .outcome = OBX_OUTCOME_DELIVERED, .started_ms = at, .status = 204};
+        r[i] = (obx_result){.event_id = jobs[i].event_id,
+                            .sink_id = sink,
+                            .outcome = OBX_OUTCOME_DELIVERED,
+                            .started_ms = at,
+                            .status = 204};
     assert_int_equal(obx_record(s, r, n, NULL), OBX_OK);
     free(r);
     obx_jobs_free(jobs, n);
@@ -448,8 +470,11 @@ static void test_in_doubt_after_crash(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(jobs[0].event_id, id);
     assert_true(jobs[0].in_doubt);
-    obx_result r = {.event_id = id, .sink_id = a, .outcome = OBX_OUTCOME_DELIVERED,
-                    .started_ms = obx_now_ms(), .status = 200};
+    obx_result r = {.event_id = id,
+                    .sink_id = a,
+                    .outcome = OBX_OUTCOME_DELIVERED,
+                    .started_ms = obx_now_ms(),
+                    .status = 200};
     assert_int_equal(obx_record(s, &r, 1, NULL), OBX_OK);
     obx_jobs_free(jobs, n);
     assert_int_equal(sink_stats(s, a).in_doubt, 0);
@@ -720,8 +745,8 @@ static void test_backup(void **state)
         o.flags = OBX_OPEN_READONLY;
         obx_store *b;
         obx_event *e;
-        int ok = obx_open(dest, &o, &b, NULL) == OBX_OK && obx_event_get(b, id, &e, NULL) == OBX_OK &&
-                 e->body_len == 7;
+        int ok = obx_open(dest, &o, &b, NULL) == OBX_OK &&
+                 obx_event_get(b, id, &e, NULL) == OBX_OK && e->body_len == 7;
         _exit(ok ? 0 : 1);
     }
     int status;
@@ -729,7 +754,6 @@ static void test_backup(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     rm_rf(dest);
 }
-
 
 static uint64_t file_size(const char *dir)
 {
@@ -897,9 +921,12 @@ static void test_replay_purge_many(void **state)
     assert_int_equal(n, 20);
     obx_result r[20];
     for (size_t i = 0; i < n; i++) /* the first 15 die, the last 5 stay pending */
-        r[i] = (obx_result){.event_id = jobs[i].event_id, .sink_id = f->a,
+        r[i] = (obx_result){.event_id = jobs[i].event_id,
+                            .sink_id = f->a,
                             .outcome = i < 15 ? OBX_OUTCOME_DEAD : OBX_OUTCOME_RETRY,
-                            .started_ms = now, .status = 500, .reason = "x",
+                            .started_ms = now,
+                            .status = 500,
+                            .reason = "x",
                             .next_attempt_ms = now + 60000};
     assert_int_equal(obx_record(f->s, r, n, NULL), OBX_OK);
     obx_jobs_free(jobs, n);

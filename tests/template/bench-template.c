@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 static const char event[] =
     "{\"version\":\"0.2\",\"type\":\"segment\",\"action\":\"created\",\"metadata\":{\"actor\":{"
@@ -56,7 +56,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         char *out;
         size_t len;
-        if (gotmpl_execute(t, ev, 1 << 20, &out, &len, err, sizeof err) != GOTMPL_OK) {
+        if (gotmpl_execute(t, ev, NULL, &out, &len, err, sizeof err) != GOTMPL_OK) {
             fprintf(stderr, "execute: %s\n", err);
             return 1;
         }
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         char *out;
         size_t len;
-        if (gotmpl_render(t, event, sizeof event - 1, 1 << 20, &out, &len, err, sizeof err) !=
+        if (gotmpl_render(t, event, sizeof event - 1, NULL, &out, &len, err, sizeof err) !=
             GOTMPL_OK) {
             fprintf(stderr, "render: %s\n", err);
             return 1;

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *out = NULL;
     size_t len = 0;
     const size_t cap = 65536;
-    if (gotmpl_execute(t, ev, cap, &out, &len, err, sizeof err) == GOTMPL_OK) {
+    gotmpl_limits lim = gotmpl_limits_default(cap);
+    if (gotmpl_execute(t, ev, &lim, &out, &len, err, sizeof err) == GOTMPL_OK) {
         if (len > cap || out[len] != '\0')
             abort();
         (void)gojson_valid(out, len);

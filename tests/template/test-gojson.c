@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "delivery/gojson.h"
+#include "gotmpl/gojson.h"
 
 static void check_float(double v, const char *want)
 {

@@ -1,6 +1,6 @@
 /*
- * test-template.c - CMocka tests of the Go template engine: the 46 spec vectors
- * (flipt-compat.md §3.7) table-driven, then our own cases for every function, printf verb
+ * test-template.c - CMocka tests of the Go template engine: the 46 behaviour vectors
+ * (vectors.h) table-driven, then our own cases for every function, printf verb
  * and flag, error class, trimming, scoping, the output cap and the refusals.
  */
 #include <setjmp.h>
@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "delivery/gojson.h"
-#include "delivery/template.h"
+#include "gotmpl/gojson.h"
+#include "gotmpl/gotmpl.h"
 
 #include "vectors.h"
 
@@ -39,7 +39,11 @@ static int render(const char *tmpl, const char *event, size_t max, char *buf, si
     assert_int_equal(rc, GOTMPL_OK);
     char *out = NULL;
     size_t len = 0;
-    rc = gotmpl_execute(t, ev, max, &out, &len, err, sizeof err);
+    /* the default caps for max (0 = 1 MiB) without the time budget, so that the step cap
+     * is what stops a long loop whatever the machine's speed */
+    gotmpl_limits lim = gotmpl_limits_default(max);
+    lim.max_ns = 0;
+    rc = gotmpl_execute(t, ev, &lim, &out, &len, err, sizeof err);
     if (rc == GOTMPL_OK) {
         assert_int_equal(strlen(out), len);
         snprintf(buf, buflen, "%s", out);
@@ -87,8 +91,8 @@ static void test_vectors(void **st)
             }
         } else {
             int want = v->kind == VEC_PARSE ? GOTMPL_ESYNTAX : GOTMPL_EEXEC;
-            /* the spec's messages are Go 1.19's; newer Go may append detail (T23 gains
-             * ": float64 and int"), so the spec text must be a prefix of ours */
+            /* the vectors' messages are Go 1.19's; newer Go may append detail (T23 gains
+             * ": float64 and int"), so the vector's text must be a prefix of ours */
             if (rc != want || strncmp(buf, v->err, strlen(v->err)) != 0) {
                 print_error("%s: want error %d [%s] got %d [%s]\n", v->id, want, v->err, rc, buf);
                 failed++;
@@ -422,6 +426,92 @@ static void test_output_cap(void **st)
     assert_non_null(strstr(buf, "execution exceeds"));
 }
 
+/* Execute src with the given caps; the rc, and the output or error in buf. */
+static int render_lim(const char *src, const gotmpl_limits *lim, char *buf, size_t buflen)
+{
+    gotmpl *t = NULL;
+    gotmpl_event *ev = NULL;
+    char err[512] = "";
+    assert_int_equal(gotmpl_parse(src, strlen(src), &t, err, sizeof err), GOTMPL_OK);
+    assert_int_equal(gotmpl_event_parse(E, strlen(E), &ev, err, sizeof err), GOTMPL_OK);
+    char *out = NULL;
+    size_t len = 0;
+    int rc = gotmpl_execute(t, ev, lim, &out, &len, err, sizeof err);
+    snprintf(buf, buflen, "%s", rc == GOTMPL_OK ? out : err);
+    free(out);
+    gotmpl_free(t);
+    gotmpl_event_free(ev);
+    return rc;
+}
+
+/* The one set of default caps, derived from the output cap. */
+static void test_limits_default(void **st)
+{
+    (void)st;
+    gotmpl_limits l = gotmpl_limits_default(0);
+    assert_int_equal(l.max_out, GOTMPL_DEFAULT_MAX_OUT);
+    assert_int_equal(l.max_scratch, 8 * GOTMPL_DEFAULT_MAX_OUT + (1u << 20));
+    assert_true(l.max_steps == GOTMPL_MAX_STEPS_BASE + 16ull * GOTMPL_DEFAULT_MAX_OUT);
+    assert_true(l.max_ns == GOTMPL_DEFAULT_MAX_NS);
+    l = gotmpl_limits_default(1000);
+    assert_int_equal(l.max_out, 1000);
+    assert_int_equal(l.max_scratch, 8000 + (1u << 20));
+}
+
+/* A template that doubles a string stops at the intermediate cap of the default limits
+ * (without limits it would take gigabytes). */
+static void test_doubling_capped(void **st)
+{
+    (void)st;
+    char buf[512];
+    gotmpl_limits lim = gotmpl_limits_default(0);
+    lim.max_ns = 0; /* the byte cap, not the clock, must stop it */
+    const char *src = "{{ $x := \"aaaaaaaa\" }}{{ range 60 }}{{ $x = printf \"%s%s\" $x $x }}"
+                      "{{ end }}{{ $x }}";
+    assert_int_equal(render_lim(src, &lim, buf, sizeof buf), GOTMPL_ETOOBIG);
+    assert_string_equal(buf, "template: intermediate values exceed 9437184 bytes");
+    /* NULL means the same defaults */
+    assert_int_equal(render_lim(src, NULL, buf, sizeof buf), GOTMPL_ETOOBIG);
+}
+
+/* A template that runs long stops at the time budget with a clear error (no step cap here,
+ * so only the clock can stop it; the assertion is on the error, never on the time). */
+static void test_time_budget(void **st)
+{
+    (void)st;
+    char buf[512];
+    gotmpl_limits lim = gotmpl_limits_default(0);
+    lim.max_steps = 0;
+    const char *slow = "{{ range 1000000000000 }}{{ end }}";
+    assert_int_equal(render_lim(slow, &lim, buf, sizeof buf), GOTMPL_ETIME);
+    assert_string_equal(buf, "template: render exceeded 50ms budget");
+    lim.max_ns = 1500000;
+    assert_int_equal(render_lim(slow, &lim, buf, sizeof buf), GOTMPL_ETIME);
+    assert_string_equal(buf, "template: render exceeded 1500us budget");
+    /* a short template is unaffected by the budget */
+    assert_int_equal(render_lim("{{ .Type }}", &lim, buf, sizeof buf), GOTMPL_OK);
+    assert_string_equal(buf, "flag");
+}
+
+/* Every code has its own text; other values are "unknown error". */
+static void test_strerror(void **st)
+{
+    (void)st;
+    static const int codes[] = {GOTMPL_OK,    GOTMPL_ESYNTAX, GOTMPL_ENOMEM,
+                                GOTMPL_EEXEC, GOTMPL_ETOOBIG, GOTMPL_EEVENT,
+                                GOTMPL_EJSON, GOTMPL_ETIME,   GOTMPL_EVALUE};
+    size_t n = sizeof codes / sizeof codes[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *a = gotmpl_strerror(codes[i]);
+        assert_non_null(a);
+        assert_string_not_equal(a, "unknown error");
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(a, gotmpl_strerror(codes[j]));
+    }
+    assert_string_equal(gotmpl_strerror(1), "unknown error");
+    assert_string_equal(gotmpl_strerror(-99), "unknown error");
+}
+
 /* ---- nesting limit (keeps the C stack bounded; Go has none this low) ---- */
 static void test_nesting(void **st)
 {
@@ -510,18 +600,20 @@ static void test_render(void **st)
     size_t len;
     const char *src = "{\"t\":\"{{ .Type }}\"}";
     assert_int_equal(gotmpl_parse(src, strlen(src), &t, err, sizeof err), GOTMPL_OK);
-    assert_int_equal(gotmpl_render(t, E, strlen(E), 0, &out, &len, err, sizeof err), GOTMPL_OK);
+    assert_int_equal(gotmpl_render(t, E, strlen(E), NULL, &out, &len, err, sizeof err), GOTMPL_OK);
     assert_string_equal(out, "{\"t\":\"flag\"}");
     free(out);
-    assert_int_equal(gotmpl_render(t, "{", 1, 0, &out, &len, err, sizeof err), GOTMPL_EEVENT);
+    assert_int_equal(gotmpl_render(t, "{", 1, NULL, &out, &len, err, sizeof err), GOTMPL_EEVENT);
     gotmpl_free(t);
     src = "{{ .Type }}";
     assert_int_equal(gotmpl_parse(src, strlen(src), &t, err, sizeof err), GOTMPL_OK);
-    assert_int_equal(gotmpl_render(t, E, strlen(E), 0, &out, &len, err, sizeof err), GOTMPL_EJSON);
+    assert_int_equal(gotmpl_render(t, E, strlen(E), NULL, &out, &len, err, sizeof err),
+                     GOTMPL_EJSON);
     assert_string_equal(err, "invalid JSON: flag");
     gotmpl_free(t);
     assert_int_equal(gotmpl_parse("", 0, &t, err, sizeof err), GOTMPL_OK);
-    assert_int_equal(gotmpl_render(t, E, strlen(E), 0, &out, &len, err, sizeof err), GOTMPL_EJSON);
+    assert_int_equal(gotmpl_render(t, E, strlen(E), NULL, &out, &len, err, sizeof err),
+                     GOTMPL_EJSON);
     assert_string_equal(err, "invalid JSON: ");
     gotmpl_free(t);
 }
@@ -541,7 +633,7 @@ static void *runner(void *arg)
         char *out;
         size_t len;
         char err[256];
-        if (gotmpl_execute(j->t, j->ev, 0, &out, &len, err, sizeof err) != GOTMPL_OK) {
+        if (gotmpl_execute(j->t, j->ev, NULL, &out, &len, err, sizeof err) != GOTMPL_OK) {
             j->ok = 0;
             break;
         }
@@ -591,6 +683,10 @@ int main(void)
         cmocka_unit_test(test_printf),
         cmocka_unit_test(test_printf_refused),
         cmocka_unit_test(test_output_cap),
+        cmocka_unit_test(test_limits_default),
+        cmocka_unit_test(test_doubling_capped),
+        cmocka_unit_test(test_time_budget),
+        cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_render),

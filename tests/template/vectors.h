@@ -1,8 +1,8 @@
 /*
- * vectors.h - the 46 template test vectors of flipt-compat.md §3.7 (T01-T46), verified by
- * the spec on Go 1.19.8. Each row: id, template, the event JSON (fixture E with the row's
- * overrides applied), then the expected output and whether json.Valid accepts it, or the
- * expected error kind and Go's message. Transcribed mechanically from the spec.
+ * vectors.h - the 46 template test vectors (T01-T46): Flipt's template behaviour as Go
+ * 1.19.8 renders it (delivery/template/README.md summarises that behaviour). Each row: id,
+ * template, the event JSON (fixture E with the row's overrides applied), then the expected
+ * output and whether json.Valid accepts it, or the expected error kind and Go's message.
  */
 enum { VEC_OK, VEC_PARSE, VEC_EXEC };
 

@@ -400,7 +400,7 @@ static void test_errors(void **state)
              "(byte 4)");
 }
 
-/* Template bodies are parsed at load (delivery/template.h); a syntax error names the key
+/* Template bodies are parsed at load (gotmpl/gotmpl.h); a syntax error names the key
  * path, the line and the engine's Go-style message. */
 static void test_template_body(void **state)
 {

@@ -742,7 +742,8 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(len(set(ids)), 80)
         # replayed ones kept their webhook-id: the dead letters' ids are among the answered
         dead_ids = {d["webhook_id"] for d in dead}
-        self.assertIn("evt_%d_%d" % (dead[0]["id"], dead[0]["sink_id"]), dead_ids)
+        self.assertRegex(dead[0]["webhook_id"],
+                         r"^evt_[0-9a-f]{32}_%d_%d$" % (dead[0]["id"], dead[0]["sink_id"]))
         self.assertTrue(dead_ids <= set(ids))
         self.assertEqual(run("--config", self.cfg, "check")[0], 0)
 

@@ -2,8 +2,10 @@
  * test-outboxd-ingest.c - the outboxd HTTP ingest module against a real store on a free
  * 127.0.0.1 port, driven with libcurl: acknowledged events are stored byte-exact, every
  * bad input gets its status and JSON error and stores nothing, auth, limits, shutdown,
- * metrics. Also unit checks of the event parser and the log line formatter.
+ * metrics, request deadlines and ambiguous framing (raw sockets). Also unit checks of the event
+ * parser and the log line formatter.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "listen-addr.h"
 #include "outbox/outbox.h"
@@ -67,6 +75,8 @@ static const char *const TOKENS[] = {"tok-one", "tok-two"};
 
 /* Threading mode under test: 0 = thread per connection, else epoll pool + committers. */
 static unsigned g_pool;
+/* Deadlines for the next fixture (0 = the module's defaults). */
+static unsigned g_header_ms, g_body_ms;
 
 static fixture *fixture_new(int with_auth, uint64_t max_size)
 {
@@ -95,7 +105,9 @@ static fixture *fixture_new(int with_auth, uint64_t max_size)
                     .render_metrics = render,
                     .metrics_ud = f,
                     .metrics = f->metrics,
-                    .pool_threads = g_pool};
+                    .pool_threads = g_pool,
+                    .header_timeout_ms = g_header_ms,
+                    .body_timeout_ms = g_body_ms};
     if (with_auth) {
         c.tokens = TOKENS;
         c.n_tokens = 2;
@@ -497,6 +509,138 @@ static void test_shutdown(void **state)
     fixture_free(f);
 }
 
+/* ---- raw sockets: framing and deadlines ---- */
+
+static int raw_connect(const fixture *f)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(oin_port(f->srv))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void raw_send(int fd, const char *p)
+{
+    size_t n = strlen(p);
+    assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* Read until the server closes (1) or the 20 s receive timeout passes (0). */
+static int raw_read_all(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + len, cap - 1 - len, 0);
+        if (k == 0 || (k < 0 && errno == ECONNRESET)) {
+            buf[len] = '\0';
+            return 1;
+        }
+        if (k < 0 || len + (size_t)k >= cap - 1) {
+            buf[len] = '\0';
+            return 0;
+        }
+        len += (size_t)k;
+    }
+}
+
+static size_t count_str(const char *h, const char *n)
+{
+    size_t c = 0;
+    for (const char *p = strstr(h, n); p; p = strstr(p + 1, n))
+        c++;
+    return c;
+}
+
+/* A request with an ambiguous body length gets 400 and a close; what follows is not read. */
+static void test_framing(void **state)
+{
+    fixture *f = fixture_new(0, 0);
+    char next[512], chunked[512], req[2048], got[8192];
+    snprintf(next, sizeof next,
+             "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(EV1), EV1);
+    snprintf(chunked, sizeof chunked, "%zx\r\n%s\r\n0\r\n\r\n", strlen(EV1), EV1);
+    char cl[48];
+    snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", strlen(EV1));
+    const char *te = "Transfer-Encoding: chunked\r\n";
+    const char *heads[][2] = {{cl, "Content-Length: 2000\r\n"},
+                              {cl, cl},
+                              {cl, te},
+                              {te, cl},
+                              {"Transfer-Encoding: identity\r\n", ""},
+                              {te, "Transfer-Encoding: gzip\r\n"}};
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        char head[160];
+        snprintf(head, sizeof head, "%s%s", heads[i][0], heads[i][1]);
+        snprintf(req, sizeof req,
+                 "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 "%s\r\n%s%s",
+                 head, strstr(head, "chunked") ? chunked : EV1, next);
+        int fd = raw_connect(f);
+        raw_send(fd, req);
+        assert_true(raw_read_all(fd, got, sizeof got)); /* closed, not kept open */
+        close(fd);
+        assert_true(strncmp(got, "HTTP/1.1 400 ", 13) == 0);
+        assert_int_equal(count_str(got, "HTTP/1.1 "), 1);
+        assert_non_null(strstr(got, "ambiguous body length"));
+    }
+    assert_int_equal(stored_events(f), 0);
+    /* Plain chunked and pipelined requests are still served. */
+    snprintf(req, sizeof req,
+             "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n%sGET /healthz HTTP/1.1\r\nHost: x\r\n"
+             "Connection: close\r\n\r\n",
+             chunked);
+    int fd = raw_connect(f);
+    raw_send(fd, req);
+    assert_true(raw_read_all(fd, got, sizeof got));
+    close(fd);
+    assert_true(strncmp(got, "HTTP/1.1 202 ", 13) == 0);
+    assert_non_null(strstr(got, "HTTP/1.1 200 "));
+    assert_int_equal(stored_events(f), 1);
+    fixture_free(f);
+}
+
+/* Headers or a body trickled past their deadline are cut; a silent connection is not. */
+static void test_deadlines(void **state)
+{
+    g_header_ms = 300;
+    g_body_ms = 300;
+    fixture *f = fixture_new(0, 0);
+    g_header_ms = g_body_ms = 0;
+    int idle = raw_connect(f);
+    int hdr = raw_connect(f), body = raw_connect(f);
+    raw_send(hdr, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    raw_send(body, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: 500\r\n\r\n{");
+    int hdr_open = 1, body_open = 1;
+    struct timespec pause = {.tv_nsec = 50 * 1000 * 1000};
+    for (int i = 0; i < 400 && (hdr_open || body_open); i++) { /* at most 20 s */
+        hdr_open = hdr_open && send(hdr, "a", 1, MSG_NOSIGNAL) == 1;
+        body_open = body_open && send(body, " ", 1, MSG_NOSIGNAL) == 1;
+        nanosleep(&pause, NULL);
+    }
+    assert_false(hdr_open);
+    assert_false(body_open);
+    close(hdr);
+    close(body);
+    /* The connection that sent nothing is still served (the idle timeout is 5 s). */
+    static char got[1 << 16];
+    raw_send(idle, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_true(raw_read_all(idle, got, sizeof got));
+    close(idle);
+    assert_true(strncmp(got, "HTTP/1.1 200 ", 13) == 0);
+    assert_non_null(strstr(got, "outbox_ingest_deadline_closed_total{phase=\"headers\"} 1\n"));
+    assert_non_null(strstr(got, "outbox_ingest_deadline_closed_total{phase=\"body\"} 1\n"));
+    assert_int_equal(stored_events(f), 0);
+    fixture_free(f);
+}
+
 /* ---- pure units ---- */
 
 static void test_content_types(void **state)
@@ -539,8 +683,12 @@ static void test_log_lines(void **state)
                               "\"msg\":\"started\",\"listen\":\"127.0.0.1:8080\",\"sinks\":2,"
                               "\"note\":\"a \\\"b\\\"\\n\"}\n");
     olog_format_line(line, sizeof line, OLOG_TEXT, 1700000000123LL, OLOG_WARN, "started", f);
-    assert_string_equal(line, "2023-11-14T22:13:20.123Z warn started listen=127.0.0.1:8080 "
-                              "sinks=2 note=\"a \\\"b\\\"\\n\"\n");
+    assert_string_equal(line, "time=2023-11-14T22:13:20.123Z level=warn msg=started "
+                              "listen=127.0.0.1:8080 sinks=2 note=\"a \\\"b\\\"\\n\"\n");
+    /* logfmt: a message with spaces is one quoted value. */
+    olog_format_line(line, sizeof line, OLOG_TEXT, 1700000000123LL, OLOG_WARN, "dead letters",
+                     NULL);
+    assert_string_equal(line, "time=2023-11-14T22:13:20.123Z level=warn msg=\"dead letters\"\n");
     /* Truncation keeps a JSON line well-formed. */
     n = olog_format_line(line, 60, OLOG_JSON, 0, OLOG_ERROR, "x", f);
     assert_true(n < 60);
@@ -573,6 +721,8 @@ int main(void)
         cmocka_unit_test(test_signature),
         cmocka_unit_test(test_store_full),
         cmocka_unit_test(test_shutdown),
+        cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_deadlines),
     };
     int rc = cmocka_run_group_tests_name("units", units, NULL, NULL);
     g_pool = 0;

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "delivery/error.h"
+
 typedef struct dlv_backoff_config {
     int64_t initial_interval_ms; /* default 500 */
     double multiplier;           /* default 1.5; values < 1 are treated as 1 */
@@ -107,7 +109,7 @@ void dlv_backoff_decide(const dlv_backoff_config *c, const dlv_attempt_result *r
  * asctime "Sun Nov  6 08:49:37 1994"). A date in the past gives 0.
  * Leading/trailing spaces are ignored.
  * @param[out] ret_delay_ms  the wait in ms; untouched on failure.
- * @return 0, or -1 when the value is empty or not one of these forms.
+ * @return DLV_OK, or DLV_ERR_INVALID when the value is empty or not one of these forms.
  */
 int dlv_retry_after_parse(const char *value, int64_t now_ms, int64_t *ret_delay_ms);
 

@@ -1,7 +1,7 @@
 /*
  * delivery/duration.h - Go's time.ParseDuration and a byte-size parser, for config values.
  *
- * dlv_duration_parse follows Go's time.ParseDuration exactly (flipt-compat.md §4.3): an
+ * dlv_duration_parse follows Go's time.ParseDuration exactly (README, Configuration): an
  * optional sign, then one or more "<digits>[.<digits>]<unit>" with units ns, us, µs (U+00B5),
  * μs (U+03BC), ms, s, m, h; components sum; a bare "0" is allowed; no days. The error texts
  * are Go's: `time: invalid duration "x"`, `time: missing unit in duration "15"`,
@@ -18,11 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "delivery/error.h"
+
 /*
  * @param[in]  s       NUL-terminated text (borrowed).
  * @param[out] ret_ns  nanoseconds; untouched on failure.
  * @param[out] err     Go's error text on failure (may be NULL).
- * @return 0, or -1 on a syntax error / overflow.
+ * @return DLV_OK, or DLV_ERR_INVALID on a syntax error / overflow.
  */
 int dlv_duration_parse(const char *s, int64_t *ret_ns, char *err, size_t errlen);
 
@@ -57,7 +59,7 @@ size_t dlv_duration_format(int64_t ns, char *buf, size_t buflen);
  * @param[out] ret_bytes  the size; untouched on failure.
  * @param[out] err        e.g. `invalid size "10XB": unknown unit "XB" (use B, KiB, MiB, GiB,
  *                        TiB, or KB, MB, GB, TB for powers of 1000)`.
- * @return 0, or -1 (empty, negative, no digits, unknown unit, overflow).
+ * @return DLV_OK, or DLV_ERR_INVALID (empty, negative, no digits, unknown unit, overflow).
  */
 int dlv_size_parse(const char *s, uint64_t *ret_bytes, char *err, size_t errlen);
 

@@ -9,8 +9,16 @@
  * classified (2xx delivered; dead_letter_on statuses dead at once; everything else
  * retried with the sink's backoff until max_backoff_duration from the first attempt, then
  * dead) and handed to a committer thread that records results in batches (obx_record),
- * so sending never waits for a commit. A crash between a request and its commit re-sends
- * the delivery after restart with the same webhook-id (at-least-once).
+ * so sending never waits for a commit; a result is never dropped (when memory is short
+ * the engine waits for the committer, and retryable store failures are retried). A crash
+ * between a request and its commit re-sends the delivery after restart with the same
+ * webhook-id (at-least-once).
+ *
+ * Rendering. Template bodies are rendered by render worker threads (one per template
+ * sink, up to 4; one render at a time per sink, sinks served in turn), never on the
+ * engine thread: a template that runs to the step cap holds up only its own sink, while
+ * URL-mode sinks and other template sinks keep sending. A job counts against its sink's
+ * max_in_flight while it is being rendered.
  *
  * Waking. The store's notify callback (set by dlv_engine_start) wakes the engine within
  * milliseconds of an enqueue; changes by another process (outboxctl replay) are noticed
@@ -28,8 +36,8 @@
  * sink's Go template rendered per attempt (template mode; output must be valid JSON or
  * the delivery is dead, never sent; the template must have been parsed into the config
  * by dlv_sink_config_set_body). Headers: Content-Type: application/json and User-Agent:
- * outbox/<version> (each unless a configured header sets it), webhook-id:
- * evt_<event id>_<sink id> (the same on every attempt), configured headers, and the
+ * outbox/<version> (each unless a configured header sets it), webhook-id: the job's
+ * webhook_id (obx_delivery_id; the same on every attempt), configured headers, and the
  * signatures (X-Flipt-Webhook-Signature; webhook-timestamp and webhook-signature).
  * No Expect: 100-continue; redirects are not followed; http and https only.
  *
@@ -37,7 +45,8 @@
  * before each obx_record holding an attempt's result (not for batches of releases only),
  * so a test can kill the process between send and commit.
  *
- * Threads. dlv_engine_new/start/stop/free are called from one controlling thread;
+ * Threads (named for top -H): dlv-send (the engine thread), dlv-claim, dlv-commit and
+ * dlv-render. dlv_engine_new/start/stop/free are called from one controlling thread;
  * dlv_engine_kick, dlv_engine_metrics and dlv_engine_insecure_sinks from any thread.
  * The library never logs: errors are returned with a message, counters are exposed.
  */
@@ -47,8 +56,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outbox/outbox.h"
+#include "delivery/error.h"
 #include "delivery/sink.h"
+#include "outbox/outbox.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,24 +98,31 @@ typedef struct dlv_engine dlv_engine;
 
 /*
  * Create an engine for `n` sinks (registered in the store by name through obx_sink_id).
- * Parses template bodies, prepares signing keys and TLS options; nothing is sent yet.
+ * Checks each sink with the library's rules (dlv_sink_name_check, dlv_url_check,
+ * dlv_header_check, dlv_signing_secret_check), prepares signing keys and TLS options;
+ * nothing is sent yet.
  * @param[in] store  an owner handle (OBX_OPEN_OWNER); borrowed: must outlive the engine.
  * @param[in] sinks  borrowed: the array and everything it points to must stay valid and
  *                   unchanged until dlv_engine_free().
- * @param[in] opts   NULL for defaults; copied.
- * @param[out] out   the engine, freed with dlv_engine_free().
- * @param[out] err   message naming the sink and the problem (may be NULL).
- * @return 0, or -1 (bad config, template parse error, store error, out of memory).
+ * @param[in] opts   NULL for defaults; copied (zero fields take the defaults).
+ * @param[out] out   the engine, freed with dlv_engine_free(); NULL on failure.
+ * @param[out] err   code, store code and a message naming the sink and the problem (may be
+ *                   NULL).
+ * @return DLV_OK; DLV_ERR_INVALID (a sink's config), DLV_ERR_STORE (registering a sink
+ *         failed: err->store holds the obx_err), DLV_ERR_NOMEM, DLV_ERR_SYSTEM (libcurl).
  */
 int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
-                   const dlv_engine_options *opts, dlv_engine **out, char *err, size_t errlen);
+                   const dlv_engine_options *opts, dlv_engine **out, dlv_error *err);
 
-/* Start the engine's threads and install the store notify callback. 0 or -1 (+err). */
-int dlv_engine_start(dlv_engine *e, char *err, size_t errlen);
+/* Start the engine's threads and install the store notify callback.
+ * @return DLV_OK, or DLV_ERR_INVALID (already started) / DLV_ERR_SYSTEM (a thread could
+ *         not be created) with err filled (may be NULL). */
+int dlv_engine_start(dlv_engine *e, dlv_error *err);
 
 /*
  * Graceful stop: stop claiming; let in-flight requests finish within grace_ms; abandon
- * the rest and RELEASE every delivery not finished (no attempt counted); commit all
+ * the rest and RELEASE every delivery not finished (no attempt counted; a body being
+ * rendered is waited for, then released, unsent); commit all
  * results; join the threads and clear the store notify callback. Returns when done.
  * Idempotent; a no-op when not started.
  */
@@ -146,7 +163,7 @@ typedef struct dlv_sink_metrics {
     uint64_t released;              /* claimed deliveries put back unattempted (shutdown) */
     uint64_t attempts;              /* HTTP attempts finished (any outcome) */
     uint64_t render_errors;         /* template failures (counted in dead too) */
-    uint64_t in_flight;             /* gauge: requests running now */
+    uint64_t in_flight;             /* gauge: requests running or bodies rendering now */
     uint64_t queued;                /* gauge: claimed, waiting for a slot */
     dlv_histogram attempt_duration; /* per attempt, seconds */
     dlv_histogram latency;          /* received -> delivered, seconds */
@@ -155,15 +172,16 @@ typedef struct dlv_sink_metrics {
 typedef struct dlv_metrics {
     uint64_t in_flight;     /* all sinks */
     uint64_t commits;       /* obx_record calls that succeeded */
-    uint64_t commit_errors; /* obx_record calls that failed (results stay in flight) */
+    uint64_t commit_errors; /* obx_record calls that failed (retried until they succeed) */
     uint64_t claim_errors;  /* obx_claim_due calls that failed */
     uint64_t results_committed;
     char last_error[256]; /* the last store error, "" if none */
+    int last_store_error; /* its obx_err code, 0 if none */
     size_t n_sinks;
     dlv_sink_metrics *sinks; /* owned by the snapshot */
 } dlv_metrics;
 
-/* A consistent snapshot. Free with dlv_metrics_free(). 0, or -1 when out of memory. */
+/* A consistent snapshot. Free with dlv_metrics_free(). DLV_OK or DLV_ERR_NOMEM. */
 int dlv_engine_metrics(dlv_engine *e, dlv_metrics *out);
 void dlv_metrics_free(dlv_metrics *m); /* frees m->sinks; m itself is the caller's */
 

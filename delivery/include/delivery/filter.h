@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "delivery/error.h"
+
 typedef struct dlv_filter dlv_filter;
 
 /*
@@ -23,7 +25,7 @@ typedef struct dlv_filter dlv_filter;
  * @param[in]  entries, n  borrowed NUL-terminated strings.
  * @param[out] ret         a new filter, freed with dlv_filter_free(); untouched on failure.
  * @param[out] err         on failure, Flipt's message (see above); may be NULL.
- * @return 0, -1 on a syntax error (err set), -2 when out of memory.
+ * @return DLV_OK, DLV_ERR_INVALID on a syntax error (err set), DLV_ERR_NOMEM.
  */
 int dlv_filter_parse(const char *const *entries, size_t n, dlv_filter **ret, char *err,
                      size_t errlen);

@@ -15,10 +15,11 @@
 #include <stdint.h>
 
 #include "delivery/backoff.h"
+#include "delivery/error.h"
 #include "delivery/filter.h"
 #include "outbox/outbox.h"
 
-struct gotmpl; /* delivery/template.h */
+struct gotmpl; /* gotmpl/gotmpl.h */
 
 /* Signature schemes, a bit set (BOTH = FLIPT | STANDARD). Used only with secrets. */
 enum {
@@ -110,16 +111,17 @@ int dlv_url_check(const char *url, char *err, size_t errlen);
  */
 int dlv_header_check(const char *name, const char *value, char *err, size_t errlen);
 
-/* "both" | "flipt" | "standard" | "none" -> DLV_SIG_*; 0 ok, -1 unknown. */
+/* "both" | "flipt" | "standard" | "none" -> DLV_SIG_*; DLV_OK, or DLV_ERR_INVALID when
+ * unknown. */
 int dlv_signature_parse(const char *s, int *ret);
 /* DLV_SIG_* -> its config word (static string). */
 const char *dlv_signature_name(int sig);
 
 /*
- * Set the template body (copied) and, when the template engine is built in, parse it into
- * c->tmpl (replacing any previous one).
+ * Set the template body (copied) and parse it into c->tmpl (replacing any previous one);
+ * c is unchanged on failure.
  * @param[out] err  the parser's message on failure (no secrets involved).
- * @return 0, -1 on a template syntax error, -2 when out of memory.
+ * @return DLV_OK, DLV_ERR_TEMPLATE on a template syntax error, DLV_ERR_NOMEM.
  */
 int dlv_sink_config_set_body(dlv_sink_config *c, const char *body, size_t len, char *err,
                              size_t errlen);

@@ -34,6 +34,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* liboutbox is built with -fvisibility=hidden: exactly what this header declares is
+   exported from the shared library. */
+#pragma GCC visibility push(default)
 
 typedef enum obx_err {
     OBX_OK = 0,
@@ -63,8 +66,8 @@ const char *obx_strerror(int code);
 /* Opening and closing                                                                   */
 
 typedef enum obx_durability {
-    OBX_DURABILITY_FULL = 0, /* default: each commit is synced (data + meta page); an
-                                acknowledged event survives power loss. */
+    OBX_DURABILITY_FULL = 0,       /* default: each commit is synced (data + meta page); an
+                                      acknowledged event survives power loss. */
     OBX_DURABILITY_NOMETASYNC = 1, /* one sync per commit: survives a process crash;
                                       an OS crash or power loss may undo the last
                                       commit. Never the default. */
@@ -134,11 +137,11 @@ int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_er
 /* Enqueue                                                                               */
 
 typedef struct obx_event_in {
-    const char *type;    /* event type, e.g. "flag" (<= 255 bytes) */
-    const char *action;  /* e.g. "created" (<= 255 bytes) */
-    const void *body;    /* the bytes to deliver, as received; copied */
+    const char *type;   /* event type, e.g. "flag" (<= 255 bytes) */
+    const char *action; /* e.g. "created" (<= 255 bytes) */
+    const void *body;   /* the bytes to deliver, as received; copied */
     size_t body_len;
-    int64_t received_ms; /* 0 = now */
+    int64_t received_ms;   /* 0 = now */
     const uint32_t *sinks; /* ids of the sinks it is routed to (1..64, distinct) */
     size_t n_sinks;
 } obx_event_in;
@@ -151,8 +154,7 @@ typedef struct obx_event_in {
  * @return OBX_OK; OBX_ERR_FULL (retryable, nothing stored); OBX_ERR_CLOSED; OBX_ERR_LMDB
  *         when the commit failed (nothing in that batch is acknowledged).
  */
-int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
-                obx_error *err);
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err);
 
 /*
  * Called from the writer thread after each commit that made deliveries due (enqueue,
@@ -182,6 +184,18 @@ typedef struct obx_attempt {
     char *error; /* NULL or a short text (transport error); owned by the record */
 } obx_attempt;
 
+/*
+ * The id of a delivery: "evt_<store id, 32 hex>_<event id>_<sink id>", sent as the
+ * `webhook-id` header on every attempt. The store id is 128 random bits made when the
+ * store is created (or, for an older store, at its first writable open) and kept in it,
+ * so the id is the same across restarts and replays and differs between stores.
+ * @param buf  at least OBX_DELIVERY_ID_MAX bytes.
+ * @return OBX_OK; OBX_ERR_INVALID (buf too small); OBX_ERR_NOTFOUND (a store opened
+ *         read-only that has no id yet: it was never opened writable by this version).
+ */
+#define OBX_DELIVERY_ID_MAX 72
+int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
+
 typedef struct obx_delivery {
     uint64_t event_id;
     uint32_t sink_id;
@@ -191,15 +205,17 @@ typedef struct obx_delivery {
     uint32_t total_attempts;  /* attempts ever */
     int64_t first_attempt_ms; /* start of the current budget; 0 before the first */
     int64_t last_attempt_ms;
-    int64_t next_attempt_ms;  /* for pending */
-    int64_t deadline_ms;      /* end of the elapsed budget; 0 until first attempt */
-    int64_t done_ms;          /* delivered-at or dead-at */
+    int64_t next_attempt_ms; /* for pending */
+    int64_t deadline_ms;     /* end of the elapsed budget; 0 until first attempt */
+    int64_t done_ms;         /* delivered-at or dead-at */
     int last_status;
-    char *last_error;         /* NULL or text */
-    char *reason;             /* dead letters: why */
-    uint32_t replays;         /* times replayed */
-    size_t n_history;         /* newest last */
+    char *last_error; /* NULL or text */
+    char *reason;     /* dead letters: why */
+    uint32_t replays; /* times replayed */
+    size_t n_history; /* newest last */
     obx_attempt *history;
+    char webhook_id[OBX_DELIVERY_ID_MAX]; /* obx_delivery_id(), filled by the store's reads
+                                             ("" when unknown) */
 } obx_delivery;
 
 typedef struct obx_event {
@@ -213,7 +229,7 @@ typedef struct obx_event {
     obx_delivery *deliveries; /* one per routed sink (absent ones purged) */
 } obx_event;
 
-void obx_event_free(obx_event *e);       /* NULL ok; frees everything inside */
+void obx_event_free(obx_event *e);        /* NULL ok; frees everything inside */
 void obx_delivery_clear(obx_delivery *d); /* frees the strings/history inside */
 
 /* Get an event with all its deliveries. OBX_ERR_NOTFOUND / OBX_ERR_CORRUPT. */
@@ -230,12 +246,13 @@ typedef struct obx_job {
     int64_t first_attempt_ms; /* 0 = this is the first attempt of the budget */
     int64_t deadline_ms;      /* 0 = not set yet (set it in the result) */
     int64_t due_ms;
-    int in_doubt;             /* previous attempt's outcome unknown (crash) */
+    int in_doubt; /* previous attempt's outcome unknown (crash) */
     int64_t received_ms;
     char *type;
     char *action;
     unsigned char *body;
     size_t body_len;
+    char webhook_id[OBX_DELIVERY_ID_MAX]; /* obx_delivery_id(): the webhook-id to send */
 } obx_job;
 
 void obx_jobs_free(obx_job *jobs, size_t n); /* frees the array and its contents */
@@ -265,8 +282,8 @@ typedef enum obx_outcome {
 typedef struct obx_result {
     uint64_t event_id;
     uint32_t sink_id;
-    int outcome;              /* obx_outcome */
-    int64_t started_ms;       /* the attempt (ignored for RELEASE) */
+    int outcome;        /* obx_outcome */
+    int64_t started_ms; /* the attempt (ignored for RELEASE) */
     uint32_t duration_ms;
     int status;               /* HTTP status or 0 */
     const char *error;        /* transport/render error text or NULL; copied */
@@ -332,7 +349,7 @@ typedef struct obx_sink_stats {
     uint32_t id;
     char name[OBX_SINK_NAME_MAX];
     uint64_t pending;
-    uint64_t inflight;  /* includes in doubt */
+    uint64_t inflight; /* includes in doubt */
     uint64_t in_doubt;
     uint64_t delivered;
     uint64_t dead;
@@ -340,18 +357,18 @@ typedef struct obx_sink_stats {
     int64_t next_due_ms;       /* INT64_MAX if none */
 } obx_sink_stats;
 
-#define OBX_BATCH_BUCKETS 13 /* commit batch size histogram: upper bounds 1, 2, 4, ..., 4096 */
+#define OBX_BATCH_BUCKETS  13 /* commit batch size histogram: upper bounds 1, 2, 4, ..., 4096 */
 #define OBX_COMMIT_BUCKETS 10 /* commit (and sync) duration histogram: see obx_commit_bounds_us */
 /* Upper bounds, in microseconds, of the commit duration histogram's buckets. */
 extern const uint32_t obx_commit_bounds_us[OBX_COMMIT_BUCKETS];
 
 typedef struct obx_stats {
-    uint64_t events;      /* events stored */
-    uint64_t enqueued;    /* events ever acknowledged */
-    uint64_t used_bytes;  /* pages in use x page size */
-    uint64_t file_bytes;  /* size of the data file */
-    uint64_t max_size;    /* cap */
-    uint64_t high_water;  /* bytes at which enqueue starts failing */
+    uint64_t events;     /* events stored */
+    uint64_t enqueued;   /* events ever acknowledged */
+    uint64_t used_bytes; /* pages in use x page size */
+    uint64_t file_bytes; /* size of the data file */
+    uint64_t max_size;   /* cap */
+    uint64_t high_water; /* bytes at which enqueue starts failing */
     uint64_t map_size;
     uint32_t schema_version;
     /* Group commits by this process since it opened the store (owner only; zero in tools):
@@ -372,12 +389,12 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err);
 void obx_stats_free(obx_stats *st);
 
 typedef struct obx_query {
-    int state;         /* 0 = all, else obx_state */
-    uint32_t sink_id;  /* OBX_ALL_SINKS = any */
-    const char *type;  /* NULL = any */
+    int state;        /* 0 = all, else obx_state */
+    uint32_t sink_id; /* OBX_ALL_SINKS = any */
+    const char *type; /* NULL = any */
     const char *action;
-    int64_t since_ms;  /* received time >= since (0 = no bound) */
-    int64_t until_ms;  /* received time < until (0 = no bound) */
+    int64_t since_ms; /* received time >= since (0 = no bound) */
+    int64_t until_ms; /* received time < until (0 = no bound) */
     int newest_first;
     size_t limit;      /* 0 = no limit */
     uint64_t after_id; /* resume: only events after (or, newest_first, before) this id */
@@ -398,8 +415,8 @@ typedef void (*obx_corrupt_fn)(void *ud, uint64_t event_id, uint32_t sink_id, co
  * transactions (never one long reader). Corrupt records are reported to on_corrupt
  * (may be NULL) and skipped.
  */
-int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt,
-             void *ud, obx_error *err);
+int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt, void *ud,
+             obx_error *err);
 
 /* Verify invariants (indexes vs records, counters); report each problem. *problems = n. */
 typedef void (*obx_problem_fn)(void *ud, const char *problem);
@@ -416,18 +433,10 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err);
  */
 int obx_owner_pid(const char *dir, long *pid, obx_error *err);
 
-/*
- * Test-only crash points. When the environment variable OUTBOX_CRASH_POINT equals `name`
- * (and OUTBOX_CRASH_AFTER, default 1, hits have been counted), the process aborts right
- * there. The store calls it at "enqueue-before-commit", "enqueue-after-commit" (committed,
- * callers not yet woken), "dead-move" (a dead-letter move half written), and "retention"
- * (a sweep half done); the delivery engine adds its own. Costs one branch when unset.
- */
-void obx_crash_point(const char *name);
-
 /* Wall clock in ms (CLOCK_REALTIME). */
 int64_t obx_now_ms(void);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,5 @@
 /*
- * delivery/gojson.h - JSON exactly as Go's encoding/json writes and checks it.
+ * gotmpl/gojson.h - JSON exactly as Go's encoding/json writes and checks it.
  *
  * Encoding follows json.Marshal of the value Go would hold after decoding the same JSON
  * into interface{}: compact, object keys sorted byte-wise, strings with Go's escapes
@@ -7,15 +7,18 @@
  * U+2028/U+2029 escaped, invalid UTF-8 replaced by \ufffd), numbers as float64 in Go's
  * shortest round-trip form ("1e+21", "1e-7", "12345678901234567000").
  *
- * All functions are thread-safe and keep no state. Values passed in are borrowed and
+ * Errors are gotmpl_err codes (gotmpl/gotmpl.h). All functions are thread-safe and keep
+ * no state. Values passed in are borrowed and
  * never retained. Buffers returned through `out` are malloc'd, NUL-terminated (the NUL is
  * not counted in the length) and owned by the caller (free()).
  */
-#ifndef OUTBOX_DELIVERY_GOJSON_H
-#define OUTBOX_DELIVERY_GOJSON_H
+#ifndef GOTMPL_GOJSON_H
+#define GOTMPL_GOJSON_H
 
 #include <jansson.h>
 #include <stddef.h>
+
+#include "gotmpl/gotmpl.h" /* gotmpl_err */
 
 /* Size of a buffer that holds any formatted float64 plus the NUL. */
 #define GOJSON_FLOAT_MAX 40
@@ -42,13 +45,14 @@ int gojson_format_float(double v, char *buf, size_t size);
  * @param[in]  v        the value (borrowed); NULL encodes as "null".
  * @param[out] out      malloc'd NUL-terminated bytes, caller frees; untouched on failure.
  * @param[out] out_len  length of *out without the NUL.
- * @return 0, -1 on a value Go cannot encode (NaN/Inf, message in err), -2 out of memory.
+ * @return GOTMPL_OK, GOTMPL_EVALUE on a value Go cannot encode (NaN/Inf, message in err),
+ *         GOTMPL_ENOMEM.
  */
 int gojson_encode(const json_t *v, char **out, size_t *out_len, char *err, size_t errlen);
 
 /*
  * Encode bytes as a Go JSON string literal (quotes included, HTML-escaped as above).
- * @return 0, or -2 out of memory. Same ownership as gojson_encode.
+ * @return GOTMPL_OK or GOTMPL_ENOMEM. Same ownership as gojson_encode.
  */
 int gojson_encode_string(const char *s, size_t len, char **out, size_t *out_len);
 

@@ -1,0 +1,177 @@
+/*
+ * test-identity.c - is this the store we think it is: the random store id in every
+ * delivery id (webhook-id), unique across stores and stable across reopen and replay.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static obx_store *open_flags(const char *dir, unsigned flags, obx_error *err)
+{
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = flags;
+    o.prefill = 0;
+    obx_store *s = NULL;
+    if (obx_open(dir, &o, &s, err) != OBX_OK)
+        return NULL;
+    return s;
+}
+
+static obx_store *open_owner(const char *dir)
+{
+    obx_error err = {0};
+    obx_store *s = open_flags(dir, OBX_OPEN_OWNER, &err);
+    if (!s)
+        fail_msg("open %s: %s", dir, err.msg);
+    return s;
+}
+
+static uint64_t enqueue1(obx_store *s, uint32_t sink)
+{
+    obx_event_in e = ev_in("{}", &sink, 1);
+    uint64_t id = 0;
+    obx_error err = {0};
+    if (obx_enqueue(s, &e, 1, &id, &err) != OBX_OK)
+        fail_msg("enqueue: %s", err.msg);
+    return id;
+}
+
+/* Two fresh stores: their first events get different ids; one store keeps its id across
+ * reopen, in claimed jobs, in records read back, and after a replay. */
+static void test_delivery_id_unique_and_stable(void **state)
+{
+    (void)state;
+    char *d1 = tmpdir_new("ident"), *d2 = tmpdir_new("ident");
+    obx_store *s1 = open_owner(d1), *s2 = open_owner(d2);
+    uint32_t k1, k2;
+    assert_int_equal(obx_sink_id(s1, "webhook", &k1, NULL), OBX_OK);
+    assert_int_equal(obx_sink_id(s2, "webhook", &k2, NULL), OBX_OK);
+    assert_int_equal(k1, k2);
+    assert_int_equal(enqueue1(s1, k1), 1);
+    assert_int_equal(enqueue1(s2, k2), 1);
+    char a[OBX_DELIVERY_ID_MAX], b[OBX_DELIVERY_ID_MAX], c[OBX_DELIVERY_ID_MAX];
+    assert_int_equal(obx_delivery_id(s1, 1, k1, a, sizeof a), OBX_OK);
+    assert_int_equal(obx_delivery_id(s2, 1, k2, b, sizeof b), OBX_OK);
+    assert_string_not_equal(a, b);
+    /* evt_<32 hex>_<event>_<sink>, no '.' (Standard Webhooks signs id.timestamp.body) */
+    assert_int_equal(strlen(a), 4 + 32 + 1 + 1 + 1 + 1);
+    assert_int_equal(strncmp(a, "evt_", 4), 0);
+    assert_true(strspn(a + 4, "0123456789abcdef") == 32);
+    assert_string_equal(a + 36, "_1_1");
+    assert_null(strchr(a, '.'));
+    assert_int_equal(obx_delivery_id(s1, 1, k1, c, 10), OBX_ERR_INVALID); /* too small */
+
+    /* the claimed job and the stored record carry the same id */
+    obx_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(obx_claim_due(s1, k1, obx_now_ms(), 4, &jobs, &n, NULL, NULL), OBX_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].webhook_id, a);
+    obx_result r = {1, k1, OBX_OUTCOME_DEAD, obx_now_ms(), 1, 410, NULL, 0, 0, 0, "gone"};
+    assert_int_equal(obx_record(s1, &r, 1, NULL), OBX_OK);
+    obx_jobs_free(jobs, n);
+    obx_close(s1);
+
+    /* reopened (owner, then a tool), replayed: the same id */
+    s1 = open_owner(d1);
+    assert_int_equal(obx_delivery_id(s1, 1, k1, c, sizeof c), OBX_OK);
+    assert_string_equal(a, c);
+    assert_int_equal(obx_replay(s1, 1, OBX_ALL_SINKS, 0, NULL, NULL), OBX_OK);
+    assert_int_equal(obx_claim_due(s1, k1, obx_now_ms(), 4, &jobs, &n, NULL, NULL), OBX_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].webhook_id, a);
+    obx_jobs_free(jobs, n);
+    obx_close(s1);
+    obx_error err = {0};
+    s1 = open_flags(d1, OBX_OPEN_READONLY, &err);
+    assert_non_null(s1);
+    obx_event *e = NULL;
+    assert_int_equal(obx_event_get(s1, 1, &e, NULL), OBX_OK);
+    assert_int_equal(e->n_deliveries, 1);
+    assert_string_equal(e->deliveries[0].webhook_id, a);
+    obx_event_free(e);
+    obx_close(s1);
+    obx_close(s2);
+    rm_rf(d1);
+    rm_rf(d2);
+    free(d1);
+    free(d2);
+}
+
+static void path_of(char *buf, size_t n, const char *dir, const char *name)
+{
+    snprintf(buf, n, "%s/%s", dir, name);
+}
+
+/* Opening must fail (owner and tool alike) with OBX_ERR_CORRUPT naming `want1` and
+ * `want2`, and must leave the directory as it was: no new data.mdb. */
+static void assert_refused(const char *dir, const char *want1, const char *want2)
+{
+    char data[600];
+    path_of(data, sizeof data, dir, "data.mdb");
+    struct stat before;
+    int had = stat(data, &before) == 0;
+    unsigned flags[] = {OBX_OPEN_OWNER, 0, OBX_OPEN_READONLY};
+    for (size_t i = 0; i < 3; i++) {
+        obx_error err = {0};
+        obx_options o;
+        obx_options_init(&o);
+        o.flags = flags[i];
+        obx_store *s = NULL;
+        assert_int_equal(obx_open(dir, &o, &s, &err), OBX_ERR_CORRUPT);
+        assert_null(s);
+        if (!strstr(err.msg, want1) || !strstr(err.msg, want2))
+            fail_msg("error does not name %s and %s: %s", want1, want2, err.msg);
+        assert_non_null(strstr(err.msg, "refusing"));
+    }
+    struct stat after;
+    assert_int_equal(stat(data, &after) == 0, had); /* not recreated */
+    if (had)
+        assert_int_equal(after.st_size, 0);
+}
+
+/* A directory that held a store but lost its data file is refused, never reset. */
+static void test_lost_data_file_refused(void **state)
+{
+    (void)state;
+    char *d = tmpdir_new("ident");
+    obx_store *s = open_owner(d);
+    uint32_t k;
+    assert_int_equal(obx_sink_id(s, "webhook", &k, NULL), OBX_OK);
+    enqueue1(s, k);
+    obx_close(s);
+    char data[600], lock[600], owner[600];
+    path_of(data, sizeof data, d, "data.mdb");
+    path_of(lock, sizeof lock, d, "lock.mdb");
+    path_of(owner, sizeof owner, d, "outbox.lock");
+
+    assert_int_equal(truncate(data, 0), 0); /* emptied */
+    assert_refused(d, data, "empty");
+    assert_int_equal(unlink(data), 0); /* deleted, lock.mdb left */
+    assert_refused(d, data, lock);
+    assert_int_equal(unlink(lock), 0); /* only the owner lock file left */
+    assert_refused(d, data, owner);
+    assert_int_equal(unlink(owner), 0); /* nothing left: a new store is fine */
+    s = open_owner(d);
+    obx_close(s);
+    rm_rf(d);
+    free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_delivery_id_unique_and_stable),
+        cmocka_unit_test(test_lost_data_file_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
