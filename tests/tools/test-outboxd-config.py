@@ -6,7 +6,8 @@ case runs both `outboxd --check-config` and a real start, and expects the same e
 and message, with nothing created in the store directory. Cases: no sink (refused unless
 --allow-no-sinks), a sink URL with CR/LF (file:line:key path), a FIFO as a secret file
 (a clear error at once, never a hang), a FIFO as the config file (SIGTERM still stops the
-daemon while it waits: signals are blocked only after the config loaded), --listen.
+daemon while it waits: signals are blocked only after the config loaded), --listen, and
+--config-keys (the schema table's reference).
 
 usage: test-outboxd-config.py OUTBOXD   (stdlib only; every wait is bounded)
 """
@@ -97,6 +98,17 @@ class TestStartRules(Base):
             self.assertEqual(r.returncode, 2)
             self.assertIn('--listen: expected HOST:PORT, found "nonsense"', r.stderr.decode())
         self.assertFalse(os.path.exists(self.data))
+
+
+class TestKeys(Base):
+    def test_config_keys_lists_the_schema(self):
+        r = subprocess.run([OUTBOXD, "--config-keys"], capture_output=True,
+                           timeout=30 * harness.SLOW, env=harness.sanitizer_env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        for key in ("outbox.path", "ingest.listen", "audit.sinks.webhook.url", "sinks[].url",
+                    "sinks[].signing_secret_file"):
+            self.assertIn(key, out)
 
 
 class TestFifo(Base):
