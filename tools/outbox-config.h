@@ -1,5 +1,6 @@
 /*
- * tools/outbox-config.h - outboxd's YAML configuration (DESIGN.md §6), loaded with libyaml.
+ * tools/outbox-config.h - outboxd's YAML configuration (README "Configuration"), read with
+ * libyaml.
  * (Not named config.h: that name is the generated build header, which the tools sources include
  * as "config.h"; a tools/config.h would shadow it.)
  *
