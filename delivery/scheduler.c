@@ -19,6 +19,11 @@
  * queued jobs are in flight in the store, so a crash shows them in doubt and re-sends
  * them. An ordered sink claims one job at a time and only
  * after the previous result is committed.
+ *
+ * Why one file of ~1,300 lines: the four kinds of threads hand jobs and results to each
+ * other through the engine's private state (the structs below, their locks and queues);
+ * each section is one thread's side of it. Splitting would put that state in a shared
+ * header for the sake of file length alone.
  */
 #include "config.h"
 #include "engine-internal.h"
@@ -449,6 +454,30 @@ static void ask_claim(dlv_engine *e, size_t i, size_t want)
     pthread_mutex_unlock(&e->cl_mu);
 }
 
+/* ---- job queues (FIFO lists through job.next; the caller holds the queue's lock) ------ */
+
+static void jobq_push(job **head, job **tail, job *jb)
+{
+    jb->next = NULL;
+    if (*tail)
+        (*tail)->next = jb;
+    else
+        *head = jb;
+    *tail = jb;
+}
+
+static job *jobq_pop(job **head, job **tail)
+{
+    job *jb = *head;
+    if (!jb)
+        return NULL;
+    *head = jb->next;
+    if (!*head)
+        *tail = NULL;
+    jb->next = NULL;
+    return jb;
+}
+
 /* ---- render workers --------------------------------------------------------------- */
 
 /* Most render workers; there are as many as template sinks, up to this. */
@@ -461,13 +490,9 @@ static job *render_pick(dlv_engine *e)
     for (size_t k = 0; k < e->n; k++) {
         size_t i = (e->rd_rr + k) % e->n;
         sink_rt *s = &e->sinks[i];
-        job *jb = s->rd_head;
-        if (!jb || s->rd_busy)
+        if (!s->rd_head || s->rd_busy)
             continue;
-        s->rd_head = jb->next;
-        if (!s->rd_head)
-            s->rd_tail = NULL;
-        jb->next = NULL;
+        job *jb = jobq_pop(&s->rd_head, &s->rd_tail);
         s->rd_busy = 1;
         e->rd_rr = (i + 1) % e->n;
         return jb;
@@ -495,12 +520,7 @@ static void *render_main(void *arg)
         jb->render_rc =
             dlv__request_render(&s->p, jb->j, &jb->rq, jb->render_err, sizeof jb->render_err);
         pthread_mutex_lock(&e->in_mu);
-        jb->next = NULL;
-        if (e->rendered_tail)
-            e->rendered_tail->next = jb;
-        else
-            e->rendered = jb;
-        e->rendered_tail = jb;
+        jobq_push(&e->rendered, &e->rendered_tail, jb);
         pthread_mutex_unlock(&e->in_mu);
         dlv__sender_wakeup(&e->sender);
         pthread_mutex_lock(&e->rd_mu);
@@ -516,14 +536,9 @@ static void *render_main(void *arg)
 static void render_submit(dlv_engine *e, job *jb)
 {
     sink_rt *s = &e->sinks[jb->sink];
-    jb->next = NULL;
     e->rendering++;
     pthread_mutex_lock(&e->rd_mu);
-    if (s->rd_tail)
-        s->rd_tail->next = jb;
-    else
-        s->rd_head = jb;
-    s->rd_tail = jb;
+    jobq_push(&s->rd_head, &s->rd_tail, jb);
     pthread_cond_signal(&e->rd_cv);
     pthread_mutex_unlock(&e->rd_mu);
 }
@@ -573,25 +588,15 @@ static void record_release(dlv_engine *e, job *jb)
 
 static void enqueue_ready(sink_rt *s, job *jb)
 {
-    jb->next = NULL;
-    if (s->ready_tail)
-        s->ready_tail->next = jb;
-    else
-        s->ready_head = jb;
-    s->ready_tail = jb;
+    jobq_push(&s->ready_head, &s->ready_tail, jb);
     s->n_ready++;
 }
 
 static job *dequeue_ready(sink_rt *s)
 {
-    job *jb = s->ready_head;
-    if (!jb)
-        return NULL;
-    s->ready_head = jb->next;
-    if (!s->ready_head)
-        s->ready_tail = NULL;
-    s->n_ready--;
-    jb->next = NULL;
+    job *jb = jobq_pop(&s->ready_head, &s->ready_tail);
+    if (jb)
+        s->n_ready--;
     return jb;
 }
 

@@ -488,6 +488,50 @@ static void check_index(checker *c, MDB_txn *txn, MDB_dbi dbi, const char *name,
     mdb_cursor_close(cur);
 }
 
+/*
+ * Slack beyond the pages the trees use before an empty store's file counts as "large":
+ * more than prefill (at most 32 MiB ahead) and the map headroom could explain.
+ */
+#define LOST_TREES_SLACK (64ull << 20)
+
+/*
+ * A store that says no event was ever stored (no event ids handed out, no events, no
+ * deliveries) in a data file far larger than its trees: its trees were lost - e.g. a
+ * second writer through a replaced lock.mdb started it over. A drained store is not
+ * flagged: its next event id tells that it held events.
+ */
+static void check_lost_trees(checker *c, MDB_txn *txn)
+{
+    obx_store *s = c->s;
+    MDB_stat ev, dl;
+    if (mdb_stat(txn, s->db_events, &ev) || mdb_stat(txn, s->db_deliv, &dl) || ev.ms_entries ||
+        dl.ms_entries)
+        return;
+    uint64_t next = 0;
+    obx__meta_get_u64(s, txn, "next_id", &next);
+    if (next > 1)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", s->dir);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return;
+    uint64_t trees = 0;
+    MDB_dbi dbis[] = {1,          s->db_meta, s->db_events, s->db_deliv, s->db_due,
+                      s->db_pend, s->db_dead, s->db_done,   s->db_flight};
+    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+        MDB_stat t;
+        if (mdb_stat(txn, dbis[i], &t) == 0)
+            trees += (t.ms_branch_pages + t.ms_leaf_pages + t.ms_overflow_pages) * t.ms_psize;
+    }
+    if ((uint64_t)st.st_size > trees + LOST_TREES_SLACK)
+        problem(c,
+                "%s is %llu bytes but its trees are empty (%llu bytes in use, no event ever "
+                "stored): the store's data was lost, e.g. to a second writer after lock.mdb "
+                "was deleted; restore from a backup",
+                path, (unsigned long long)st.st_size, (unsigned long long)trees);
+}
+
 int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err)
 {
     checker c = {s, fn, ud, 0, 0, {0}};
@@ -618,6 +662,7 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
     if (ecount != events)
         problem(&c, "event counter is %llu but %llu events are stored", (unsigned long long)ecount,
                 (unsigned long long)events);
+    check_lost_trees(&c, txn);
 out:
     mdb_txn_abort(txn);
     free(cnts);

@@ -251,18 +251,11 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         estimate += evs[i].body_len + 96 + evs[i].n_sinks * 160;
     uint64_t hw = obx__store_high_water(s);
     if (ctx->used_bytes + ctx->added_bytes + estimate > hw)
-        return obx__fail(&op->err, OBX_ERR_FULL,
-                         "store full: %llu of %llu bytes in use (cap %llu, high-water %u%%); "
-                         "retry later",
-                         (unsigned long long)(ctx->used_bytes + ctx->added_bytes),
-                         (unsigned long long)s->opts.max_size, (unsigned long long)s->opts.max_size,
-                         s->opts.high_water_pct);
+        return obx__store_full(s, &op->err, OBX_FULL_CAP, NULL, ctx->used_bytes + ctx->added_bytes);
     if (ctx->room_bytes != UINT64_MAX &&
         ctx->added_bytes + estimate + OBX_DISK_RESERVE > ctx->room_bytes)
-        return obx__fail(&op->err, OBX_ERR_FULL,
-                         "disk almost full: %llu bytes left for the store, %llu kept for "
-                         "deliveries and retention; retry later",
-                         (unsigned long long)ctx->room_bytes, (unsigned long long)OBX_DISK_RESERVE);
+        return obx__store_full(s, &op->err, OBX_FULL_DISK, NULL,
+                               ctx->used_bytes + ctx->added_bytes);
     int64_t now = obx_now_ms();
     for (size_t i = 0; i < op->u.enq.n; i++) {
         const obx_event_in *e = &evs[i];
@@ -755,18 +748,27 @@ static int op_sink(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         op->u.sink.id = be32_get(v.mv_data);
         return OBX_OK;
     }
-    uint64_t next = 1;
-    obx__meta_get_u64(s, ctx->txn, "next_sink", &next);
-    if (next >= OBX_MAX_SINKS)
-        return obx__fail(&op->err, OBX_ERR_FULL, "too many sinks (at most %u)", OBX_MAX_SINKS - 1);
+    uint32_t id;
+    rc = obx__sink_slot_take(s, ctx->txn, &id); /* a slot freed by obx_sink_retire */
+    if (rc == MDB_NOTFOUND) {
+        uint64_t next = 1;
+        obx__meta_get_u64(s, ctx->txn, "next_sink", &next);
+        if (next >= OBX_MAX_SINKS)
+            return obx__fail(&op->err, OBX_ERR_FULL,
+                            "too many sinks (at most %u; outboxctl retire frees unused ones)",
+                            OBX_MAX_SINKS - 1);
+        TRY(meta_put_u64(s, ctx->txn, "next_sink", next + 1));
+        id = (uint32_t)next;
+    } else {
+        TRY(rc);
+    }
     unsigned char idb[4];
-    be32_put(idb, (uint32_t)next);
+    be32_put(idb, id);
     TRY(put(ctx->txn, s->db_meta, kb, (size_t)kl, idb, 4, 0));
     unsigned char ik[6] = {'i', ':'};
-    be32_put(ik + 2, (uint32_t)next);
+    be32_put(ik + 2, id);
     TRY(put(ctx->txn, s->db_meta, ik, 6, op->u.sink.name, strlen(op->u.sink.name), 0));
-    TRY(meta_put_u64(s, ctx->txn, "next_sink", next + 1));
-    op->u.sink.id = (uint32_t)next;
+    op->u.sink.id = id;
     return OBX_OK;
 }
 

@@ -27,7 +27,6 @@
 #include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +57,8 @@ const char *obx_strerror(int code)
         return "store shutting down";
     case OBX_ERR_STATE:
         return "not allowed in this state";
+    case OBX_ERR_LOCKLOST:
+        return "lock file lost (deleted or replaced under the owner)";
     default:
         return "unknown error";
     }
@@ -138,47 +139,6 @@ int obx_state_parse(const char *name)
     if (name && strcmp(name, "in-flight") == 0)
         return OBX_STATE_INFLIGHT;
     return 0;
-}
-
-uint64_t obx__store_high_water(const obx_store *s)
-{
-    return s->opts.max_size / 100 * s->opts.high_water_pct;
-}
-
-uint64_t obx__store_room_bytes(obx_store *s, uint64_t used)
-{
-    struct statvfs vfs;
-    if (statvfs(s->dir, &vfs) != 0)
-        return UINT64_MAX;
-    MDB_envinfo info;
-    mdb_env_info(s->env, &info);
-    uint64_t file = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
-    if (s->file_bytes > file) /* zero-filled ahead by prefill.c: already allocated */
-        file = s->file_bytes;
-    return (uint64_t)vfs.f_bavail * vfs.f_frsize + (file > used ? file - used : 0);
-}
-
-uint64_t obx__store_map_size(const obx_store *s)
-{
-    return s->opts.max_size + (s->opts.high_water_pct < 100 ? OBX_MAP_HEADROOM : 0);
-}
-
-/* Pages in use by every tree (including the freelist and the two meta pages). */
-uint64_t obx__store_used_bytes(obx_store *s, MDB_txn *txn)
-{
-    MDB_dbi dbis[] = {0,          s->db_meta, s->db_events, s->db_deliv, s->db_due,
-                      s->db_pend, s->db_dead, s->db_done,   s->db_flight};
-    uint64_t pages = 2;
-    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
-        MDB_stat st;
-        if (mdb_stat(txn, dbis[i], &st) == 0)
-            pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
-    }
-    /* The main DB holds the named DBs' records. */
-    MDB_stat st;
-    if (mdb_stat(txn, 1, &st) == 0)
-        pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
-    return pages * s->page_size;
 }
 
 int obx__rd_begin(obx_store *s, MDB_txn **txn, obx_error *err)
@@ -285,8 +245,8 @@ static void run_batch(obx_store *s, obx_op *list)
              * that failed without an LMDB code (out of memory, a failed read) keeps its own
              * message. */
             if (mdb_rc)
-                obx__mdb_fail(&broken->err, mdb_rc,
-                              broken->kind == OP_ENQUEUE ? "enqueue" : "write");
+                obx__store_mdb_fail(s, &broken->err, mdb_rc,
+                                    broken->kind == OP_ENQUEUE ? "enqueue" : "write");
             broken->rc = broken->err.code;
             broken->done = 1;
             int left = 0;
@@ -307,12 +267,7 @@ static void run_batch(obx_store *s, obx_op *list)
         if (has_enqueue && !rc)
             OBX_CRASH_POINT("enqueue-after-commit");
         if (rc) {
-            obx__mdb_fail(&err, rc, "commit");
-            /* LMDB reports a short write on a full disk as EIO: name it, retryable. */
-            struct statvfs vfs;
-            if ((rc == EIO || rc == ENOSPC) && statvfs(s->dir, &vfs) == 0 &&
-                (uint64_t)vfs.f_bavail * vfs.f_frsize < OBX_MAP_HEADROOM)
-                obx__fail(&err, OBX_ERR_FULL, "commit: disk full (%s)", mdb_strerror(rc));
+            obx__store_mdb_fail(s, &err, rc, "commit");
             for (obx_op *op = list; op; op = op->next) {
                 if (op->done)
                     continue;
@@ -382,8 +337,17 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         s->want = 1;
-        while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->cv_work, &s->mu);
+        while (!s->head && !s->stopping) {
+            /* Idle: wake every second to look at lock.mdb (lockwatch.c). */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += 1;
+            if (pthread_cond_timedwait(&s->cv_work, &s->mu, &dl) != 0) {
+                pthread_mutex_unlock(&s->mu);
+                obx__lock_watch(s);
+                pthread_mutex_lock(&s->mu);
+            }
+        }
         if (!s->head && s->stopping)
             break;
         /*
@@ -420,6 +384,7 @@ static void *writer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&s->mu);
 
+        obx__lock_watch(s); /* busy: at most every 500 ms */
         run_batch(s, list);
         __atomic_add_fetch(&s->stat_ops, n, __ATOMIC_RELAXED);
         unsigned b = 0;
@@ -606,6 +571,9 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     }
     if (s->owner && (rc = take_lock(s, err)) != OBX_OK)
         goto fail;
+    /* Before LMDB could create a new lock.mdb beside a running owner's deleted one. */
+    if (!s->owner && (rc = obx__lock_identity_verify(dir, err)) != OBX_OK)
+        goto fail;
 
     int mrc = mdb_env_create(&s->env);
     if (!mrc)
@@ -643,6 +611,9 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
                        (unsigned long long)(((uint64_t)einfo.me_last_pgno + 1) * est.ms_psize));
         goto fail;
     }
+    rc = s->owner ? obx__lock_identity_record(s, err) : obx__lock_identity_verify(dir, err);
+    if (rc != OBX_OK)
+        goto fail;
     int dead = 0;
     mdb_reader_check(s->env, &dead);
 
@@ -747,6 +718,8 @@ int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *id
     pthread_mutex_unlock(&s->mu);
     if (closed)
         return obx__fail(err, OBX_ERR_CLOSED, "store is shutting down");
+    if (obx__lock_lost_fail(s, err) != OBX_OK)
+        return OBX_ERR_LOCKLOST;
     obx_op op = {.kind = OP_ENQUEUE};
     op.u.enq.events = events;
     op.u.enq.n = n;

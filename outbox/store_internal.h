@@ -125,6 +125,9 @@ struct obx_store {
     uint64_t commit_us_sum;
     unsigned wake_word; /* futex: bumped after each batch's ops are marked finished */
     char store_hex[2 * OBX_STORE_ID_LEN + 1]; /* the store id in hex; "" if none yet */
+    uint64_t lock_dev, lock_ino; /* owner: identity of the lock.mdb it opened (lockwatch.c) */
+    int64_t lock_checked_ms;     /* writer: last comparison with the file on disk */
+    int lock_lost;               /* OBX_LOCK_DELETED / _REPLACED once noticed (atomic) */
     obx_notify_fn notify;
     void *notify_ud;
     txn_ctx ctx;
@@ -174,6 +177,13 @@ uint64_t obx__store_map_size(const obx_store *s);
  * file's pages not in use (`used` = obx__store_used_bytes). UINT64_MAX if statvfs fails. */
 uint64_t obx__store_room_bytes(obx_store *s, uint64_t used);
 
+/* capacity.c: fail with OBX_ERR_FULL naming the limit that was hit and its numbers
+ * (`used`: bytes in use; `what`: NULL or a prefix naming the operation). */
+enum { OBX_FULL_CAP, OBX_FULL_MAP, OBX_FULL_DISK };
+int obx__store_full(obx_store *s, obx_error *err, int limit, const char *what, uint64_t used);
+/* obx__mdb_fail, but MDB_MAP_FULL and a full disk get obx__store_full's message. */
+int obx__store_mdb_fail(obx_store *s, obx_error *err, int rc, const char *what);
+
 /* Read helpers (inspect.c / ops.c). */
 int obx__rd_begin(obx_store *s, MDB_txn **txn, obx_error *err);
 int obx__load_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, obx_delivery *d,
@@ -190,6 +200,22 @@ int obx__store_id_load(obx_store *s, MDB_txn *txn, int create, obx_error *err);
 /* identity.c: refuse a directory that held a store but lost its data file (data.mdb
  * empty, or missing while lock.mdb or outbox.lock is there). */
 int obx__data_file_check(const char *dir, obx_error *err);
+
+/* retire.c: take a registry slot freed by obx_sink_retire (0, *id set and the slot
+ * taken), MDB_NOTFOUND when there is none, or another LMDB error. */
+int obx__sink_slot_take(obx_store *s, MDB_txn *txn, uint32_t *id);
+
+/* lockwatch.c: the owner's lock.mdb must be the one every process opens. */
+enum { OBX_LOCK_DELETED = 1, OBX_LOCK_REPLACED = 2 };
+/* Owner, after opening the environment: remember lock.mdb's identity, in outbox.lock. */
+int obx__lock_identity_record(obx_store *s, obx_error *err);
+/* Non-owner: OBX_ERR_LOCKLOST when a running owner holds a different (or no) lock.mdb. */
+int obx__lock_identity_verify(const char *dir, obx_error *err);
+/* Writer thread: compare lock.mdb on disk with the recorded identity (at most every
+ * 500 ms); sets lock_lost when it was deleted or replaced. */
+void obx__lock_watch(obx_store *s);
+/* OBX_OK, or OBX_ERR_LOCKLOST with the message once lock_lost is set. */
+int obx__lock_lost_fail(obx_store *s, obx_error *err);
 
 /* Recover deliveries left in flight by a crash (owner open). */
 int obx__store_recover_inflight(obx_store *s, obx_error *err);

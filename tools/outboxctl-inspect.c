@@ -2,14 +2,20 @@
  * outboxctl-inspect.c - the read-only commands of outboxctl: stats, list, show, check
  * and backup. They open the store read-only and without the owner lock, so they work
  * next to a running daemon; listing goes through the store's short paged read
- * transactions, and corrupt records are reported on stderr and skipped.
+ * transactions, and corrupt records are reported on stderr and skipped. check runs in a
+ * child process (a damaged page can crash LMDB) and records its outcome in the outbox
+ * directory for outboxd (outbox-last-check.h).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "outbox-config.h"
+#include "outbox-last-check.h"
 #include "outboxctl-out.h"
 #include "outboxctl-query.h"
 #include "outboxctl-time.h"
@@ -585,14 +591,29 @@ static void check_problem(void *ud, const char *problem)
         printf("problem: %s\n", problem);
 }
 
-int ctl_cmd_check(ctl_ctx *c, int argc, char **argv)
+/* What the checking child tells its parent through a pipe. */
+typedef struct check_report {
+    int opened;      /* the store was opened: a death from here on is the traversal's */
+    int done;        /* obx_check returned */
+    size_t problems; /* what it reported */
+} check_report;
+
+static void report_send(int fd, const check_report *r)
 {
-    int json = 0, first, rc;
-    if (ctl_parse_simple(c, argc, argv, 0, 0, "", &json, &first, &rc))
-        return rc;
+    ssize_t n = write(fd, r, sizeof *r);
+    (void)n; /* the parent treats a missing report as a crash */
+}
+
+/* The check itself, in the child: prints as before; returns its exit code. */
+static int check_child(ctl_ctx *c, int json, int fd)
+{
+    check_report rep = {0};
     obx_store *s;
-    if ((rc = ctl_open_store(c, 1, &s)))
+    int rc = ctl_open_store(c, 1, &s);
+    if (rc)
         return rc;
+    rep.opened = 1;
+    report_send(fd, &rep);
     checker ck = {json, json ? json_array() : NULL};
     size_t problems = 0;
     obx_error err = {0};
@@ -618,10 +639,94 @@ int ctl_cmd_check(ctl_ctx *c, int argc, char **argv)
     }
     if (!crc && problems)
         rc = CTL_EXIT_ERROR;
+    if (!crc) {
+        rep.done = 1;
+        rep.problems = problems;
+        report_send(fd, &rep);
+    }
     json_decref(ck.problems);
     obx_stats_free(st);
     obx_close(s);
     return rc;
+}
+
+/* Record the outcome for outboxd's start-up warning; a failure to write only warns. */
+static void check_record(const char *dir, size_t problems, int structural)
+{
+    olc_result r = {obx_now_ms(), problems, structural};
+    char err[512];
+    if (olc_write(dir, &r, err, sizeof err))
+        ctl_warn("could not record the outcome for outboxd: %s", err);
+}
+
+/*
+ * LMDB 0.9 has no page checksums: a damaged page can make the traversal read outside the
+ * map and crash. The check runs in a child process (the store is opened there, never
+ * across fork), so such a crash becomes a reported structural corruption.
+ */
+int ctl_cmd_check(ctl_ctx *c, int argc, char **argv)
+{
+    int json = 0, first, rc;
+    if (ctl_parse_simple(c, argc, argv, 0, 0, "", &json, &first, &rc))
+        return rc;
+    if ((rc = ctl_resolve_dir(c)))
+        return rc;
+    int pfd[2];
+    if (pipe(pfd) != 0) {
+        ctl_err("check: pipe: %s", strerror(errno));
+        return CTL_EXIT_ERROR;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        ctl_err("check: fork: %s", strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return CTL_EXIT_ERROR;
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        int crc = check_child(c, json, pfd[1]);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(crc);
+    }
+    close(pfd[1]);
+    check_report rep = {0}, got;
+    ssize_t n;
+    while ((n = read(pfd[0], &got, sizeof got)) == (ssize_t)sizeof got || (n < 0 && errno == EINTR))
+        if (n > 0)
+            rep = got;
+    close(pfd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int crashed = WIFSIGNALED(status) || (rep.opened && !rep.done);
+    if (!crashed) {
+        if (rep.done)
+            check_record(c->data_dir, rep.problems, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : CTL_EXIT_ERROR;
+    }
+    char how[64];
+    if (WIFSIGNALED(status))
+        snprintf(how, sizeof how, "signal %d, %s", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(status));
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "ok", json_false());
+        json_object_set_new(o, "structural", json_true());
+        json_object_set_new(o, "problems", json_integer((json_int_t)(rep.problems + 1)));
+        json_object_set_new(o, "error", json_string(how));
+        ctl_json_print(o, stdout);
+    }
+    ctl_err("structural corruption in %s/data.mdb: reading the store's pages crashed the check "
+            "(%s). The file is damaged below the record level; restore from a backup "
+            "(outboxctl backup makes one) and do not start outboxd on this copy",
+            c->data_dir, how);
+    check_record(c->data_dir, rep.problems + 1, 1);
+    return CTL_EXIT_ERROR;
 }
 
 /* ---- backup ---- */

@@ -1,8 +1,10 @@
 /*
  * outboxctl-ops.c - the commands of outboxctl that change the store: replay (dead or
- * delivered deliveries back to pending with a fresh budget) and purge (delete dead
- * letters). They open the store without the owner lock; each change is an ordinary
- * write transaction that a running daemon notices within a second.
+ * delivered deliveries back to pending with a fresh budget), purge (delete dead
+ * letters) and retire (a sink no longer configured: its deliveries dead-lettered or
+ * purged, its registry slot freed; obx_sink_retire does the work in pages). They open
+ * the store without the owner lock; each change is an ordinary write transaction that a
+ * running daemon notices within a second.
  *
  * Bulk forms first collect the matching (event, sink) pairs through the paged listing,
  * then change them one by one, so no read transaction is held while writing; a delivery
@@ -13,12 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "outbox-config.h"
 #include "outboxctl-out.h"
 #include "outboxctl-query.h"
 #include "outboxctl-time.h"
 #include "outboxctl.h"
 
-enum { OPT_DEAD = CTL_OPT_LOCAL, OPT_DRY_RUN, OPT_YES, OPT_BEFORE };
+enum { OPT_DEAD = CTL_OPT_LOCAL, OPT_DRY_RUN, OPT_YES, OPT_BEFORE, OPT_PURGE };
 
 typedef struct pair {
     uint64_t ev;
@@ -402,6 +405,147 @@ int ctl_cmd_purge(ctl_ctx *c, int argc, char **argv)
     print_result(f.json, 0, "purge", "purged", done, events, skipped);
 out:
     free(col.v);
+    obx_close(s);
+    return rc;
+}
+
+/* ---- retire ---- */
+
+/* The retire's outcome: one JSON object, or one line saying what was (would be) done. */
+static void print_retired(int json, int dry, const char *name, int purge,
+                          const obx_retire_counts *r)
+{
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "sink", json_string(name));
+        json_object_set_new(o, "mode", json_string(purge ? "purge" : "dead-letter"));
+        json_object_set_new(o, "dry_run", json_boolean(dry));
+        json_object_set_new(o, "pending", json_integer((json_int_t)r->pending));
+        json_object_set_new(o, "inflight", json_integer((json_int_t)r->inflight));
+        json_object_set_new(o, "dead", json_integer((json_int_t)r->dead));
+        json_object_set_new(o, "delivered", json_integer((json_int_t)r->delivered));
+        json_object_set_new(o, "events", json_integer((json_int_t)r->events));
+        json_object_set_new(o, "dead_kept", json_integer((json_int_t)r->dead_kept));
+        json_object_set_new(o, "delivered_kept", json_integer((json_int_t)r->delivered_kept));
+        json_object_set_new(o, "corrupt", json_integer((json_int_t)r->corrupt));
+        json_object_set_new(o, "slot_freed", json_boolean(r->slot_freed));
+        ctl_json_print(o, stdout);
+        return;
+    }
+    const char *w = dry ? "would be " : "";
+    if (purge)
+        printf("sink %s: %zu pending, %zu in flight, %zu dead and %zu delivered deliveries %s"
+               "purged (%zu events deleted with their last delivery)",
+               name, r->pending, r->inflight, r->dead, r->delivered, w, r->events);
+    else
+        printf("sink %s: %zu pending and %zu in flight deliveries %sdead-lettered (reason: sink "
+               "retired); %zu dead letters and %zu delivered kept",
+               name, r->pending, r->inflight, w, r->dead_kept, r->delivered_kept);
+    if (r->corrupt)
+        printf("; %zu corrupt records left alone (run `outboxctl check`)", r->corrupt);
+    if (r->slot_freed)
+        printf("; its registry slot %sfreed for a new sink\n", dry ? "would be " : "is ");
+    else if (purge)
+        printf("; its registry slot is kept while records of it remain\n");
+    else
+        printf("; its registry slot stays while its records remain (`outboxctl retire %s "
+               "--purge` frees it)\n",
+               name);
+}
+
+/* Deliveries of sink `id` in flight now (a stats snapshot). */
+static uint64_t sink_inflight(obx_store *s, uint32_t id)
+{
+    obx_stats *st = NULL;
+    uint64_t n = 0;
+    if (obx_stats_get(s, &st, NULL) == OBX_OK)
+        for (size_t i = 0; i < st->n_sinks; i++)
+            if (st->sinks[i].id == id)
+                n = st->sinks[i].inflight;
+    obx_stats_free(st);
+    return n;
+}
+
+int ctl_cmd_retire(ctl_ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {CTL_COMMON_OPTIONS,
+                                         CTL_OPTION_JSON,
+                                         {"dead-letter", no_argument, NULL, OPT_DEAD},
+                                         {"purge", no_argument, NULL, OPT_PURGE},
+                                         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+                                         {0}};
+    ctl_filter f = {0};
+    int mode = 0, dry = 0, opt, rc;
+    while ((opt = ctl_next_option(c, argc, argv, ":hn", opts, &f, &rc)) >= 0) {
+        switch (opt) {
+        case OPT_DEAD:
+        case OPT_PURGE:
+            if (mode && mode != (opt == OPT_PURGE ? OBX_RETIRE_PURGE : OBX_RETIRE_DEAD_LETTER))
+                return ctl_usage_error(argv[0], "--dead-letter or --purge, not both");
+            mode = opt == OPT_PURGE ? OBX_RETIRE_PURGE : OBX_RETIRE_DEAD_LETTER;
+            continue;
+        case OPT_DRY_RUN:
+        case 'n':
+            dry = 1;
+            continue;
+        }
+        return ctl_bad_option(argv[0], '?', argv);
+    }
+    if (opt == CTL_OPTS_RETURN)
+        return rc;
+    if (optind >= argc)
+        return ctl_usage_error(argv[0], "which sink? give its name");
+    if (optind + 1 < argc)
+        return ctl_usage_error(argv[0], "one sink at a time (got \"%s\" too)", argv[optind + 1]);
+    if (!mode)
+        return ctl_usage_error(argv[0], "say what happens to its deliveries: --dead-letter "
+                                        "(kept as dead letters) or --purge (deleted)");
+    const char *name = argv[optind];
+    if ((rc = ctl_resolve_dir(c)))
+        return rc;
+    const outbox_config *cfg = c->config;
+    if (cfg && outbox_config_find_sink(cfg, name) >= 0) {
+        ctl_err("sink \"%s\" is still configured in %s: remove it there and restart outboxd "
+                "first (the daemon delivers to every sink of its config)",
+                name, c->config_path);
+        return CTL_EXIT_ERROR;
+    }
+    obx_store *s;
+    if ((rc = ctl_open_store(c, dry, &s)))
+        return rc;
+    uint32_t id;
+    obx_error err = {0};
+    long pid = 0;
+    if ((rc = ctl_sink_resolve(s, name, &id)))
+        goto out;
+    obx_owner_pid(c->data_dir, &pid, NULL);
+    if (pid && !cfg) {
+        ctl_err("outboxd (pid %ld) owns this outbox: give its --config FILE, so that retire can "
+                "check that sink \"%s\" is no longer configured",
+                pid, name);
+        rc = CTL_EXIT_ERROR;
+        goto out;
+    }
+    uint64_t inflight = pid ? sink_inflight(s, id) : 0;
+    if (inflight) {
+        ctl_err("%llu deliveries of sink \"%s\" are in flight under outboxd (pid %ld): their "
+                "requests may be on the wire. Wait until they finish (a daemon whose config "
+                "lacks the sink claims no more) and run again",
+                (unsigned long long)inflight, name, pid);
+        rc = CTL_EXIT_ERROR;
+        goto out;
+    }
+    obx_retire_counts r;
+    int orc = obx_sink_retire(s, id, mode, dry, &r, &err);
+    if (orc) {
+        ctl_err("retire %s: %s", name, err.msg);
+        print_retired(0, dry, name, mode == OBX_RETIRE_PURGE, &r);
+        rc = ctl_exit_for(orc);
+        goto out;
+    }
+    print_retired(f.json, dry, name, mode == OBX_RETIRE_PURGE, &r);
+    rc = r.corrupt ? CTL_EXIT_ERROR : CTL_EXIT_OK;
+out:
     obx_close(s);
     return rc;
 }

@@ -79,6 +79,22 @@ static const command commands[] = {
      "  --before TIME  only those that died before TIME (e.g. 7d = a week ago)\n"
      "  --sink NAME    only dead letters of this sink\n"
      "  --dry-run      count, delete nothing\n"},
+    {"retire", ctl_cmd_retire, "retire a sink no longer configured",
+     "usage: outboxctl retire SINK --dead-letter|--purge [--dry-run] [--json]\n"
+     "\n"
+     "For a sink removed from the config. --dead-letter: its pending and in-flight\n"
+     "deliveries become dead letters (reason: sink retired), which list, export, replay\n"
+     "and purge still show under its name. --purge: every delivery of it (dead and\n"
+     "delivered too) is deleted, and then its registry slot is freed for a new sink (a\n"
+     "store holds at most 1,023 sinks). Works in short transactions next to a running\n"
+     "daemon; prints the counts.\n"
+     "Refused when --config still names the sink; when a daemon owns the outbox and no\n"
+     "--config is given (retire could not check the daemon no longer delivers to it); and\n"
+     "while that daemon has deliveries of the sink in flight.\n"
+     "\n"
+     "  --dead-letter   keep its undelivered deliveries as dead letters\n"
+     "  --purge         delete all its deliveries and free its registry slot\n"
+     "  --dry-run       count, change nothing\n"},
     {"export", ctl_cmd_export, "JSON lines of events with their delivery state",
      "usage: outboxctl export [--state S] [--sink NAME] [--type T] [--action A]\n"
      "                        [--since TIME] [--until TIME] [--limit N]\n"
@@ -88,13 +104,24 @@ static const command commands[] = {
      "\"body_base64\" otherwise). Only the deliveries matching --state/--sink are listed;\n"
      "events with none are left out. `outboxctl import` reads this back.\n"},
     {"import", ctl_cmd_import, "read exported lines back as new events",
-     "usage: outboxctl import FILE [--sink NAME]... \n"
-     "       outboxctl import FILE --url http://HOST:PORT/v1/events [--token T]\n"
+     "usage: outboxctl import FILE [--sink NAME]... [--map-sink OLD=NEW]... [--dry-run]\n"
+     "       outboxctl import FILE --url http://HOST:PORT/v1/events [--token T] [--dry-run]\n"
      "\n"
      "Stores each line of FILE ('-' = stdin) as a new event, pending for the sinks its\n"
      "line lists (or the --sink ones). Writing events needs the owner lock: without --url\n"
      "the daemon must be stopped. With --url the bodies are POSTed to a running daemon,\n"
-     "which routes them by its own configuration. Importing twice stores twice.\n"},
+     "which routes them by its own configuration. Importing twice stores twice.\n"
+     "\n"
+     "Only sinks the daemon delivers to are accepted: a sink a line lists must be in\n"
+     "--config FILE or be renamed with --map-sink OLD=NEW; --sink NAME sends every event to\n"
+     "NAME instead (with --config it must be configured there). Every line is validated\n"
+     "first - the body as outboxd's ingest validates it, type and action equal to the\n"
+     "body's, received_ms a real time - and one bad line imports nothing (the error names\n"
+     "the line and field).\n"
+     "\n"
+     "  --sink NAME          deliver every event to NAME (repeatable)\n"
+     "  --map-sink OLD=NEW   deliveries to OLD go to NEW (repeatable)\n"
+     "  --dry-run            validate and count, import nothing\n"},
     {"render", ctl_cmd_render, "print the body a template renders for an event",
      "usage: outboxctl render --template FILE --event FILE [--raw]\n"
      "       outboxctl render --config FILE --sink NAME --event FILE [--raw]\n"

@@ -98,6 +98,7 @@ int ctl_cmd_check(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_backup(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_replay(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_purge(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_retire(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_export(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_import(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_render(ctl_ctx *c, int argc, char **argv);

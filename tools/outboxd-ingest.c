@@ -645,6 +645,16 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     if (r->rc == OBX_ERR_CLOSED)
         return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
                           NULL);
+    /* lock.mdb deleted or replaced under the store: logged once, refused until restart */
+    if (r->rc == OBX_ERR_LOCKLOST) {
+        static int logged;
+        if (!__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
+            olog(OLOG_ERROR, "store lock file lost; refusing events", OLOG_S("error", r->errmsg));
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_ERROR,
+                          "the store's lock file (lock.mdb) was deleted or replaced; events are "
+                          "refused until outboxd is restarted",
+                          NULL);
+    }
     if (r->rc != OBX_OK) {
         olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", r->errmsg));
         return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,

@@ -18,6 +18,7 @@
 #include "delivery/engine.h"
 #include "delivery/filter.h"
 #include "delivery/sign.h"
+#include "outbox-last-check.h"
 #include "outbox/outbox.h"
 #include "listen-addr.h"
 #include "outboxd-ingest.h"
@@ -229,6 +230,13 @@ static int open_store(od_state *st)
              OLOG_S("error", err.msg), OLOG_S("code", obx_strerror(rc)));
         return -1;
     }
+    olc_result lc; /* what the last `outboxctl check` found */
+    if (olc_read(st->c->data_dir, &lc, err.msg, sizeof err.msg) == 1 && lc.problems)
+        olog(OLOG_WARN,
+             "the last outboxctl check found problems: run it again, and restore from a backup if "
+             "they remain",
+             OLOG_I("problems", (long long)lc.problems),
+             OLOG_S("kind", lc.structural ? "structural corruption" : "records"));
     for (size_t i = 0; i < st->c->n_sinks; i++) {
         rc = obx_sink_id(st->store, st->c->sinks[i].name, &st->ids[i], &err);
         if (rc != OBX_OK) {

@@ -30,15 +30,20 @@ typedef struct od_config {
     size_t n_tokens;
     const char *const *ingest_secrets; /* ingest.signing_secret(s): verify Flipt's header */
     size_t n_ingest_secrets;
-    unsigned max_connections;     /* HTTP connection cap */
-    unsigned per_ip_limit;        /* HTTP connections per client address (0 = no cap) */
-    unsigned timeout_s;           /* idle HTTP connection timeout */
-    unsigned header_timeout_ms;   /* request headers deadline (0 = ingest default) */
-    unsigned body_timeout_ms;     /* request body deadline (0 = ingest default) */
-    unsigned pool_threads;        /* 0 = thread per connection; else epoll threads */
-    unsigned grace_ms;            /* shutdown grace for in-flight deliveries */
-    const dlv_sink_config *sinks; /* validated by the config loader (outbox-config.h) */
-    size_t n_sinks;               /* at most OUTBOX_CONFIG_MAX_SINKS (= OIN_MAX_ROUTES) */
+    unsigned max_connections; /* HTTP connection cap */
+    unsigned per_ip_limit;    /* HTTP connections per client address (0 = no cap) */
+    unsigned timeout_s;       /* idle HTTP connection timeout */
+    unsigned pool_threads;    /* 0 = thread per connection; else epoll threads */
+    unsigned grace_ms;        /* shutdown grace for in-flight deliveries */
+
+    /* Request deadlines, ms (0 = the ingest defaults). */
+    unsigned header_timeout_ms; /* headers complete after their first byte */
+    unsigned body_timeout_ms;   /* body complete after the headers */
+
+    /* Validated by the config loader (outbox-config.h): at most OUTBOX_CONFIG_MAX_SINKS
+     * (= OIN_MAX_ROUTES), every rule the engine applies already applied. */
+    const dlv_sink_config *sinks;
+    size_t n_sinks;
 } od_config;
 
 /* Run until SIGTERM/SIGINT. Returns the process exit code: 0 clean stop, 1 runtime error. */

@@ -33,7 +33,7 @@ static inline obx_store *fx_open_store(const char *dir)
     return s;
 }
 
-/* The 271-byte Flipt event of flipt-compat.md §1.2. */
+/* A 271-byte Flipt audit event, the shape outboxd ingests (README, outboxd). */
 static const char FX_BODY[] =
     "{\"version\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"metadata\":{\"actor\":{"
     "\"authentication\":\"none\",\"ip\":\"127.0.0.1\"}},\"payload\":{\"description\":\"\","

@@ -317,6 +317,9 @@ static void test_event_keys_fold(void **state)
         "\"timestamp\":\"t\"}",
         "{\"version\":\"0.2\",\"TYPE\":\"segment\",\"type\":\"flag\",\"action\":\"created\","
         "\"timestamp\":\"t\"}",
+        /* Go folds U+017F (long s) onto 's' */
+        "{\"ver\u017fion\":\"0.2\",\"type\":\"flag\",\"action\":\"created\",\"time\u017ftamp\":"
+        "\"t\"}",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         oev_event *evs = NULL;
@@ -347,6 +350,14 @@ static void test_event_keys_fold(void **state)
     assert_non_null(o);
     assert_true(json_integer_value(gotmpl_json_field(o, "type")) == 2);
     assert_null(gotmpl_json_field(o, "types"));
+    assert_null(gotmpl_json_field(o, "typ"));
+    json_decref(o);
+    /* Go's folding beyond ASCII: the long s and the Kelvin sign stand for 's' and 'k' */
+    o = json_loads("{\"\u017ftatu\u017f\":1,\"\u212aey\":2,\"\u00e9type\":3}", 0, NULL);
+    assert_non_null(o);
+    assert_true(json_integer_value(gotmpl_json_field(o, "status")) == 1);
+    assert_true(json_integer_value(gotmpl_json_field(o, "key")) == 2);
+    assert_null(gotmpl_json_field(o, "type"));
     json_t *arr = json_array();
     assert_null(gotmpl_json_field(arr, "type"));
     json_decref(arr);

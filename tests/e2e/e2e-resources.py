@@ -17,6 +17,7 @@
     others quickly and its VmRSS stays bounded.
 """
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -37,11 +38,9 @@ def big_event(key):
 
 
 def rss_anon_kib(d):
+    """The daemon's anonymous resident memory (KiB)."""
     with open("/proc/%d/status" % d.proc.pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return 0
+        return int(re.search(r"^RssAnon:\s+(\d+)", f.read(), re.M).group(1))
 
 
 class Base(h.Case):

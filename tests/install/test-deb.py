@@ -32,6 +32,8 @@ def run(*cmd, **kw):
 class Deb(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        if not shutil.which("lintian") or not shutil.which("dpkg-shlibdeps"):
+            raise AssertionError("lintian and dpkg-dev are needed (tools/bootstrap installs them)")
         cls.tmp = tempfile.mkdtemp(prefix="obx-deb-")
         out = os.path.join(cls.tmp, "out")
         env = dict(os.environ, BUILD_DEB_LINTIAN="1")

@@ -174,6 +174,16 @@ def main():
         got = complete('--config', cfg, 'list', '--sink', "''")
         check(got == ['pager', 'slack-prod', 'webhook'], f'bash: sink names from the config: {got}')
         check('--dry-run' in complete('replay', '--d'), 'bash: completes a command\'s options')
+
+        # zsh completion: parses, and reads the same sink names (its completion functions
+        # stubbed: _describe prints the candidates it is given).
+        zcomp = os.path.join(root, rel(prefix, datadir), 'zsh/vendor-completions/_outboxctl')
+        run(['zsh', '-n', zcomp])
+        script = ('function _arguments { return 1 }; function _describe { print -l ${(P)4} }\n'
+                  f'source {zcomp}\ntypeset -A opt_args; opt_args[--config]={cfg}\n'
+                  '_outboxctl_sinks\n')
+        got = sorted(run(['zsh', '-f', '-c', script]).split())
+        check(got == ['pager', 'slack-prod', 'webhook'], f'zsh: sink names from the config: {got}')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:

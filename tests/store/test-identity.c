@@ -1,6 +1,8 @@
 /*
  * test-identity.c - is this the store we think it is: the random store id in every
- * delivery id (webhook-id), unique across stores and stable across reopen and replay.
+ * delivery id (webhook-id), unique across stores and stable across reopen and replay; a
+ * directory that lost its data.mdb refused; lock.mdb deleted or replaced under the owner
+ * (tools refuse, the owner stops intake); check flags a store whose trees were lost.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -107,6 +110,11 @@ static void test_delivery_id_unique_and_stable(void **state)
     free(d2);
 }
 
+static void remember_problem(void *ud, const char *problem)
+{
+    snprintf(ud, 512, "%s", problem);
+}
+
 static void path_of(char *buf, size_t n, const char *dir, const char *name)
 {
     snprintf(buf, n, "%s/%s", dir, name);
@@ -167,11 +175,113 @@ static void test_lost_data_file_refused(void **state)
     free(d);
 }
 
+/* In a child process (a tool next to the daemon): a non-owner open; exit 0 when it
+ * opened, 10 + code when refused with a message containing `want` (else 99). */
+static int tool_open(const char *dir, const char *want)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        obx_error err = {0};
+        obx_store *s = open_flags(dir, 0, &err);
+        if (s) {
+            obx_close(s);
+            _exit(0);
+        }
+        _exit(want && strstr(err.msg, want) ? 10 + err.code : 99);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* Enqueue until the writer has noticed (it looks at least every second): bounded. */
+static int enqueue_until_refused(obx_store *s, uint32_t sink, obx_error *err)
+{
+    for (int i = 0; i < 400; i++) { /* 20 s at most, on a very slow machine */
+        obx_event_in e = ev_in("{}", &sink, 1);
+        uint64_t id;
+        int rc = obx_enqueue(s, &e, 1, &id, err);
+        if (rc != OBX_OK)
+            return rc;
+        usleep(50 * 1000);
+    }
+    return OBX_OK;
+}
+
+/* lock.mdb deleted, then replaced, under a running owner: tools refuse to open, the
+ * owner notices and refuses new events, with messages saying what happened. */
+static void test_lock_file_lost(void **state)
+{
+    (void)state;
+    assert_string_not_equal(obx_strerror(OBX_ERR_LOCKLOST), obx_strerror(-1));
+    for (int replace = 0; replace < 2; replace++) {
+        char *d = tmpdir_new("ident");
+        obx_store *s = open_owner(d);
+        uint32_t k;
+        assert_int_equal(obx_sink_id(s, "webhook", &k, NULL), OBX_OK);
+        enqueue1(s, k);
+        assert_int_equal(tool_open(d, NULL), 0); /* the owner's own lock.mdb: fine */
+        char lock[600], tmp[600];
+        path_of(lock, sizeof lock, d, "lock.mdb");
+        path_of(tmp, sizeof tmp, d, "lock.mdb.new");
+        if (replace) {
+            int fd = open(tmp, O_CREAT | O_WRONLY, 0600);
+            assert_true(fd >= 0);
+            close(fd);
+            assert_int_equal(rename(tmp, lock), 0);
+            assert_int_equal(tool_open(d, "not the lock file"), 10 + OBX_ERR_LOCKLOST);
+        } else {
+            assert_int_equal(unlink(lock), 0);
+            assert_int_equal(tool_open(d, "is missing while outboxd"), 10 + OBX_ERR_LOCKLOST);
+            struct stat st;
+            assert_int_equal(stat(lock, &st), -1); /* the refused tool made no new one */
+        }
+        obx_error err = {0};
+        assert_int_equal(enqueue_until_refused(s, k, &err), OBX_ERR_LOCKLOST);
+        assert_non_null(strstr(err.msg, replace ? "replaced" : "deleted"));
+        assert_non_null(strstr(err.msg, "lock.mdb"));
+        obx_close(s);
+        rm_rf(d);
+        free(d);
+    }
+}
+
+/* check flags a data file far larger than its (empty) trees in a store that never held
+ * an event: what a store whose trees were lost looks like. */
+static void test_check_flags_lost_trees(void **state)
+{
+    (void)state;
+    char *d = tmpdir_new("ident");
+    obx_store *s = open_owner(d);
+    size_t problems = 99;
+    assert_int_equal(obx_check(s, NULL, NULL, &problems, NULL), OBX_OK);
+    assert_int_equal(problems, 0); /* a fresh store, prefill and all */
+    obx_close(s);
+    char data[600];
+    path_of(data, sizeof data, d, "data.mdb");
+    assert_int_equal(truncate(data, 256ll << 20), 0); /* sparse: no disk used */
+    obx_error err = {0};
+    s = open_flags(d, OBX_OPEN_READONLY, &err);
+    assert_non_null(s);
+    char seen[512] = "";
+    assert_int_equal(obx_check(s, remember_problem, seen, &problems, NULL), OBX_OK);
+    assert_int_equal(problems, 1);
+    assert_non_null(strstr(seen, "trees are empty"));
+    assert_non_null(strstr(seen, "data.mdb"));
+    obx_close(s);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delivery_id_unique_and_stable),
         cmocka_unit_test(test_lost_data_file_refused),
+        cmocka_unit_test(test_lock_file_lost),
+        cmocka_unit_test(test_check_flags_lost_trees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -509,7 +509,7 @@ static void test_store_full(void **state)
         }
     }
     assert_true(full);
-    assert_non_null(strstr(err.msg, "store full"));
+    assert_non_null(strstr(err.msg, "outbox.max_size reached"));
     assert_true(ok > 100);
     /* acknowledged events are all there, and deliveries/deletes still work */
     obx_sink_stats ss = sink_stats(s, a);

@@ -12,15 +12,17 @@ Usage: test-render-caps.py OUTBOXCTL
 """
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import harness  # noqa: E402  (TempDir, SANITIZED, sanitizer_env)
+
 OUTBOXCTL = None
-EVENT = (b'{"version":"0.2","type":"flag","action":"created","metadata":{"actor":{}},'
-         b'"payload":{"key":"f"},"timestamp":"2024-06-09T12:00:00Z","status":"success"}')
+EVENT = ('{"version":"0.2","type":"flag","action":"created","metadata":{"actor":{}},'
+         '"payload":{"key":"f"},"timestamp":"2024-06-09T12:00:00Z","status":"success"}')
 DOUBLING = ('{{ $x := "aaaaaaaa" }}{{ range 60 }}{{ $x = printf "%s%s" $x $x }}{{ end }}'
             '{{ $x }}')
 CAP_ERROR = "template: intermediate values exceed 9437184 bytes"
@@ -28,14 +30,9 @@ MAX_RSS_KIB = 256 * 1024
 AS_LIMIT = 1 << 30
 
 
-def sanitized(binary):
-    with open(binary, "rb") as f:
-        return b"__asan_init" in f.read()
-
-
 def run(args, cwd):
     """Run outboxctl; (rc, stdout, stderr, peak RSS in KiB)."""
-    limit_as = not sanitized(OUTBOXCTL)
+    limit_as = not harness.SANITIZED
 
     def limits():
         if limit_as:
@@ -43,7 +40,8 @@ def run(args, cwd):
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         p = subprocess.Popen([OUTBOXCTL] + args, cwd=cwd, stdout=out, stderr=err,
-                             stdin=subprocess.DEVNULL, preexec_fn=limits)
+                             stdin=subprocess.DEVNULL, preexec_fn=limits,
+                             env=harness.sanitizer_env())
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -53,17 +51,17 @@ def run(args, cwd):
 
 class RenderCaps(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="render-caps-")
+        self.td = harness.TempDir("render-caps-")
+        self.tmp = self.td.path
         self.event = self.write("event.json", EVENT)
 
     def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.td.cleanup()
 
     def write(self, name, data):
-        path = os.path.join(self.tmp, name)
-        with open(path, "wb") as f:
-            f.write(data if isinstance(data, bytes) else data.encode())
-        return path
+        with open(self.td.join(name), "w") as f:
+            f.write(data)
+        return self.td.join(name)
 
     def test_doubling_template_is_capped(self):
         tmpl = self.write("doubling.tmpl", DOUBLING)

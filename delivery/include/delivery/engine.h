@@ -41,9 +41,10 @@
  * signatures (X-Flipt-Webhook-Signature; webhook-timestamp and webhook-signature).
  * No Expect: 100-continue; redirects are not followed; http and https only.
  *
- * Crash testing: the committer calls obx_crash_point("delivery-before-record") right
- * before each obx_record holding an attempt's result (not for batches of releases only),
- * so a test can kill the process between send and commit.
+ * Crash testing (builds with -Dtest_hooks=true only): the committer passes the store's
+ * crash point "delivery-before-record" right before each obx_record holding an attempt's
+ * result (not for batches of releases only), so a test can kill the process between send
+ * and commit.
  *
  * Threads (named for top -H): dlv-send (the engine thread), dlv-claim, dlv-commit and
  * dlv-render. dlv_engine_new/start/stop/free are called from one controlling thread;

@@ -40,17 +40,19 @@ extern "C" {
 
 typedef enum obx_err {
     OBX_OK = 0,
-    OBX_ERR_INVALID = 1,  /* a bad argument (message says which) */
-    OBX_ERR_NOMEM = 2,    /* out of memory */
-    OBX_ERR_IO = 3,       /* a system call failed (message has errno text) */
-    OBX_ERR_LMDB = 4,     /* LMDB failed (message has mdb_strerror text) */
-    OBX_ERR_FULL = 5,     /* store at its size cap: retry later, nothing was written */
-    OBX_ERR_LOCKED = 6,   /* another process owns this outbox directory */
-    OBX_ERR_VERSION = 7,  /* on-disk schema version differs from this build's */
-    OBX_ERR_NOTFOUND = 8, /* no such event, delivery or sink */
-    OBX_ERR_CORRUPT = 9,  /* a record failed its checksum or could not be decoded */
-    OBX_ERR_CLOSED = 10,  /* the store is shutting down */
-    OBX_ERR_STATE = 11,   /* not allowed in the delivery's current state */
+    OBX_ERR_INVALID = 1,   /* a bad argument (message says which) */
+    OBX_ERR_NOMEM = 2,     /* out of memory */
+    OBX_ERR_IO = 3,        /* a system call failed (message has errno text) */
+    OBX_ERR_LMDB = 4,      /* LMDB failed (message has mdb_strerror text) */
+    OBX_ERR_FULL = 5,      /* store at its size cap: retry later, nothing was written */
+    OBX_ERR_LOCKED = 6,    /* another process owns this outbox directory */
+    OBX_ERR_VERSION = 7,   /* on-disk schema version differs from this build's */
+    OBX_ERR_NOTFOUND = 8,  /* no such event, delivery or sink */
+    OBX_ERR_CORRUPT = 9,   /* a record failed its checksum or could not be decoded */
+    OBX_ERR_CLOSED = 10,   /* the store is shutting down */
+    OBX_ERR_STATE = 11,    /* not allowed in the delivery's current state */
+    OBX_ERR_LOCKLOST = 12, /* lock.mdb was deleted or replaced under the running owner:
+                              enqueue refused, other processes refuse to open; restart */
 } obx_err;
 
 /* A returned error: the code again and a human-readable message (never a secret). */
@@ -341,6 +343,42 @@ int obx_purge_many(obx_store *s, obx_target *t, size_t n, obx_error *err);
  */
 int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *removed,
                         obx_error *err);
+
+/*
+ * Retire a sink that is no longer configured. Every delivery of the sink is visited, in
+ * pages of short write transactions (a daemon writing meanwhile waits for one page at
+ * most; a failure leaves the pages before it committed, and calling again resumes):
+ * - OBX_RETIRE_DEAD_LETTER: pending and in-flight deliveries become dead letters whose
+ *   reason says the sink was retired (dead and delivered ones are left as they are). The
+ *   sink keeps its registry slot while records of it remain: they carry its id, and a new
+ *   sink given that id would inherit them (a replay would send them to it).
+ * - OBX_RETIRE_PURGE: every delivery of the sink (pending, in flight, dead, delivered) is
+ *   deleted, and an event with its last one. When nothing of the sink is left its
+ *   registry entry is freed: its name is unknown from then on and its id is reused by the
+ *   next sink registered (obx_sink_id).
+ * In-flight deliveries are taken too: a result recorded for one afterwards is skipped
+ * (obx_record), though its request may already have reached the receiver. The caller
+ * decides whether that is acceptable (outboxctl refuses while a daemon has some in flight).
+ * With dry_run nothing changes (read transactions) and *counts says what would happen.
+ * Corrupt delivery records are left alone and counted; the slot is then not freed.
+ * @param[out] counts  may be NULL; filled also on failure with what was committed.
+ * @return OBX_OK, OBX_ERR_INVALID (mode or id), OBX_ERR_STATE (read-only handle),
+ *         OBX_ERR_FULL, OBX_ERR_LMDB, OBX_ERR_NOMEM.
+ */
+enum { OBX_RETIRE_DEAD_LETTER = 1, OBX_RETIRE_PURGE = 2 };
+typedef struct obx_retire_counts {
+    size_t pending;        /* pending (in doubt included) dead-lettered or purged */
+    size_t inflight;       /* in flight, likewise */
+    size_t dead;           /* dead letters purged (purge) */
+    size_t delivered;      /* delivered records purged (purge) */
+    size_t events;         /* events deleted with their last delivery (purge) */
+    size_t dead_kept;      /* dead letters left (dead-letter mode) */
+    size_t delivered_kept; /* delivered records left (dead-letter mode; retention takes them) */
+    size_t corrupt;        /* records that did not decode, left alone */
+    int slot_freed;        /* the registry entry was (dry run: would be) freed */
+} obx_retire_counts;
+int obx_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
+                    obx_retire_counts *counts, obx_error *err);
 
 /* ------------------------------------------------------------------------------------ */
 /* Inspection                                                                            */

@@ -128,7 +128,8 @@ struct json_t; /* <jansson.h> */
 
 /*
  * The member of JSON object `obj` that Go's encoding/json stores into the struct field with
- * JSON name `name` (ASCII `name`): keys match case-insensitively, and of several matching
+ * JSON name `name` (ASCII `name`): keys match under Go's case folding (ASCII letters in
+ * any case, and U+017F and U+212A standing for 's' and 'k'), and of several matching
  * members the last in the document wins (Flipt decodes events this way). The one key-match
  * rule for events: the event decoder and outboxd's ingest validation use it.
  * @return a borrowed reference (valid while obj is), or NULL when no key matches or obj is
