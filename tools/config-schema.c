@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config-value.h"
+#include "delivery/duration.h"
 
 typedef struct walk {
     const cs_table *t;
@@ -110,14 +111,24 @@ static int apply(cy_ctx *x, const cs_key *k, const cy_node *v, const char *path,
         *(uint64_t *)f = n;
         return 0;
     }
-    case CS_DURATION_MS:
-        if (cv_duration_ms(x, v, path, (int64_t *)f) < 0)
+    case CS_DURATION_MS: {
+        int64_t ms;
+        if (cv_duration_ms(x, v, path, &ms) < 0)
             return -1;
-        if (*(int64_t *)f < 0) {
+        if (ms < 0) {
             cy_errf(x, v, path, "must not be negative");
             return -1;
         }
+        if (k->hi > 0 && (ms < (int64_t)k->lo || ms > (int64_t)k->hi)) {
+            char lo[32], hi[32];
+            (void)dlv_duration_format((int64_t)k->lo * 1000000, lo, sizeof lo);
+            (void)dlv_duration_format((int64_t)k->hi * 1000000, hi, sizeof hi);
+            cy_errf(x, v, path, "must be between %s and %s", lo, hi);
+            return -1;
+        }
+        *(int64_t *)f = ms;
         return 0;
+    }
     case CS_POSITIVE_MS: {
         int64_t ms;
         if (cv_duration_ms(x, v, path, &ms) < 0)

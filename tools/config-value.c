@@ -335,15 +335,15 @@ out:
 }
 
 int cv_secret_pair(cy_ctx *x, const cy_node *secret, const cy_node *file, const char *parent,
-                   char **dst)
+                   const char *key, const char *file_key, char **dst)
 {
     char sp[CY_PATH_MAX], fp[CY_PATH_MAX];
-    cy_subpath(sp, parent, "signing_secret");
-    cy_subpath(fp, parent, "signing_secret_file");
+    cy_subpath(sp, parent, key);
+    cy_subpath(fp, parent, file_key);
     *dst = NULL;
     if (secret && file && !cy_is_null(secret) && !cy_is_null(file) &&
         !(secret->kind == CY_SCALAR && !*secret->str)) {
-        cy_errf(x, file, fp, "only one of signing_secret or signing_secret_file allowed");
+        cy_errf(x, file, fp, "only one of %s or %s allowed", key, file_key);
         return -1;
     }
     if (file && !cy_is_null(file))

@@ -46,10 +46,11 @@ int cv_secret(cy_ctx *x, const cy_node *n, const char *path, char **dst);
  */
 int cv_secret_file(cy_ctx *x, const cy_node *n, const char *path, char **dst);
 
-/* A `signing_secret` / `signing_secret_file` pair under `parent` (either node may be NULL):
- * at most one of them, resolved into *dst (NULL when neither is set). */
+/* A secret given inline (`key`, e.g. signing_secret) or as a file (`file_key`, e.g.
+ * signing_secret_file) under `parent`; either node may be NULL. At most one of them
+ * ("only one of <key> or <file_key> allowed"), resolved into *dst (NULL when neither). */
 int cv_secret_pair(cy_ctx *x, const cy_node *secret, const cy_node *file, const char *parent,
-                   char **dst);
+                   const char *key, const char *file_key, char **dst);
 
 /* A path that, when it exists, must be a regular file (ca_file, client_cert, client_key):
  * checked without opening it for reading. A missing file is left to the TLS library. */

@@ -28,6 +28,7 @@
 #include "listen-addr.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
+#define SECRET_KEYS    "signing_secret", "signing_secret_file"
 #define DEFAULT_PATH   "./outbox-data"
 #define CONFIG_MAX     ((size_t)16 << 20)
 
@@ -468,7 +469,7 @@ static int load_sink(cy_ctx *x, outbox_config *c, const cy_node *n, const char *
         cy_errf(x, n, sp, "required");
         return -1;
     }
-    if (cv_secret_pair(x, st.secret, st.secret_file, path, &secret) < 0)
+    if (cv_secret_pair(x, st.secret, st.secret_file, path, SECRET_KEYS, &secret) < 0)
         return -1;
     if (secret && cv_push(&s->secrets, &s->n_secrets, secret) < 0) {
         dlv_secret_free(secret);
@@ -570,7 +571,7 @@ static int load_audit(cy_ctx *x, outbox_config *c, const cy_node *audit)
     if (!enabled)
         return 0;
 
-    if (cv_secret_pair(x, w.secret, w.secret_file, "audit.sinks.webhook", &secret) < 0)
+    if (cv_secret_pair(x, w.secret, w.secret_file, "audit.sinks.webhook", SECRET_KEYS, &secret) < 0)
         return -1;
     /* 0, unset or negative: 15 s at runtime (Flipt's internal/cmd/grpc.go) */
     int64_t bound_ms = w.backoff_ns > 0 ? dlv_ns_to_ms(w.backoff_ns) : DLV_BACKOFF_MAX_ELAPSED_MS;
@@ -650,7 +651,8 @@ static int load_document(cy_ctx *x, outbox_config *c, const cy_node *root)
         return -1;
     ingest_state ist = {0};
     if (cs_walk(x, t.ingest, "ingest", &ingest_table, &c->ingest, &ist, NULL) < 0 ||
-        cv_secret_pair(x, ist.secret, ist.secret_file, "ingest", &c->ingest.signing_secret) < 0)
+        cv_secret_pair(x, ist.secret, ist.secret_file, "ingest", SECRET_KEYS,
+                       &c->ingest.signing_secret) < 0)
         return -1;
     if (load_audit(x, c, t.audit) < 0)
         return -1;

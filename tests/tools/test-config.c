@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "config-schema.h"
 #include "outbox-config.h"
 
 #define SINK_KEYS_TEXT                                                                             \
@@ -716,6 +717,49 @@ static void test_key_reference(void **state)
     free(buf);
 }
 
+/* The table walker on its own: a two-row schema gives dispatch, bounds and the "expected
+ * one of" list (the way a new section is added, e.g. a backend's settings). */
+typedef struct demo {
+    int64_t lease_ms;
+    unsigned pool;
+} demo;
+
+static void test_schema_table(void **state)
+{
+    (void)state;
+    static const cs_key rows[] = {
+        {"lease", CS_DURATION_MS, CS_OBJ, offsetof(demo, lease_ms), 1000, 3600000, NULL, NULL, NULL,
+         NULL, NULL, "claim lease (1s..1h)"},
+        {"pool", CS_UINT, CS_OBJ, offsetof(demo, pool), 1, 64, NULL, NULL, NULL, NULL, NULL,
+         "connections"},
+    };
+    static const cs_table t = CS_TABLE(rows, 1);
+    struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"lease: 5s\npool: 3\n", ""},
+        {"lease: 500ms\n", "d.yaml:1: x.lease: must be between 1s and 1h0m0s"},
+        {"lease: 2h\n", "d.yaml:1: x.lease: must be between 1s and 1h0m0s"},
+        {"pool: 65\n", "d.yaml:1: x.pool: 65 is out of range (1..64)"},
+        {"poll: 1\n", "d.yaml:1: x.poll: unknown key (expected one of: lease, pool)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        cy_ctx x = {"d.yaml", err, sizeof err};
+        cy_doc *d = NULL;
+        demo v = {0};
+        assert_int_equal(cy_parse(&x, cases[i].yaml, strlen(cases[i].yaml), 0, &d), 0);
+        int rc = cs_walk(&x, cy_root(d), "x", &t, &v, NULL, NULL);
+        cy_doc_free(d);
+        assert_int_equal(rc, *cases[i].want ? -1 : 0);
+        assert_string_equal(err, cases[i].want);
+        if (i == 0) {
+            assert_int_equal(v.lease_ms, 5000);
+            assert_int_equal(v.pool, 3);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -734,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_secret_file_kinds),
         cmocka_unit_test(test_no_sinks_check),
         cmocka_unit_test(test_key_reference),
+        cmocka_unit_test(test_schema_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
