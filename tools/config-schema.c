@@ -83,7 +83,13 @@ static int apply(cy_ctx *x, const cs_key *k, const cy_node *v, const char *path,
         }
         return 0;
     case CS_OPT_STRING:
-        return cv_opt_string(x, v, path, (char **)f);
+        if (cv_opt_string(x, v, path, (char **)f) < 0)
+            return -1;
+        if (k->rule && *(char **)f && k->rule(*(char **)f, e, sizeof e) != 0) {
+            cy_errf(x, v, path, "%s", e);
+            return -1;
+        }
+        return 0;
     case CS_BOOL:
         return cv_bool(x, v, path, (int *)f);
     case CS_UINT: {

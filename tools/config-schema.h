@@ -22,7 +22,7 @@
 
 typedef enum cs_type {
     CS_STRING,      /* char *: a string (check: the rule function, if any) */
-    CS_OPT_STRING,  /* char *: NULL for null/empty */
+    CS_OPT_STRING,  /* char *: NULL for null/empty (else checked by the rule, if any) */
     CS_BOOL,        /* int */
     CS_UINT,        /* unsigned, lo..hi */
     CS_DOUBLE,      /* double, lo..hi */

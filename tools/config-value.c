@@ -353,14 +353,13 @@ int cv_secret_pair(cy_ctx *x, const cy_node *secret, const cy_node *file, const 
     return 0;
 }
 
-int cv_regular_file_if_exists(cy_ctx *x, const cy_node *n, const char *path, const char *file)
+int cv_regular_file_rule(const char *file, char *err, size_t errlen)
 {
     struct stat st;
-    if (!file || stat(file, &st) != 0)
+    if (!file || stat(file, &st) != 0 || S_ISREG(st.st_mode))
         return 0;
-    if (!S_ISREG(st.st_mode)) {
-        cy_errf(x, n, path, "%s is %s; it must be a regular file", file, file_kind(st.st_mode));
-        return -1;
-    }
-    return 0;
+    if (err && errlen)
+        (void)snprintf(err, errlen, "%s is %s; it must be a regular file", file,
+                       file_kind(st.st_mode));
+    return -1;
 }

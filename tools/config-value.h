@@ -52,9 +52,10 @@ int cv_secret_file(cy_ctx *x, const cy_node *n, const char *path, char **dst);
 int cv_secret_pair(cy_ctx *x, const cy_node *secret, const cy_node *file, const char *parent,
                    const char *key, const char *file_key, char **dst);
 
-/* A path that, when it exists, must be a regular file (ca_file, client_cert, client_key):
- * checked without opening it for reading. A missing file is left to the TLS library. */
-int cv_regular_file_if_exists(cy_ctx *x, const cy_node *n, const char *path, const char *file);
+/* A rule for paths read later by another library (ca_file, client_cert, client_key): when
+ * the path exists it must be a regular file (checked with stat, never opened); a missing
+ * file is left to that library. 0, or -1 with "<file> is a FIFO; it must be a regular file". */
+int cv_regular_file_rule(const char *file, char *err, size_t errlen);
 
 /* Append s (taken) to an array of strings; -1 when out of memory (s not taken). */
 int cv_push(char ***v, size_t *n, char *s);

@@ -208,6 +208,12 @@ static int conv_tokens(cy_ctx *x, const cy_node *n, const char *path, void *fiel
         (name), CS_STRING, CS_OBJ, offsetof(st, field), 0, 0, (rule), NULL, NULL, NULL, NULL,      \
             (doc)                                                                                  \
     }
+/* A file read later by the TLS library: when it exists, a regular file. */
+#define OPT_FILE(name, st, field, doc)                                                             \
+    {                                                                                              \
+        (name), CS_OPT_STRING, CS_OBJ, offsetof(st, field), 0, 0, cv_regular_file_rule, NULL,      \
+            NULL, NULL, NULL, (doc)                                                                \
+    }
 #define CUSTOM(name, base, off, fn, doc)                                                           \
     {                                                                                              \
         (name), CS_CUSTOM, (base), (off), 0, 0, NULL, (fn), NULL, NULL, NULL, (doc)                \
@@ -302,9 +308,9 @@ static const cs_key sink_keys[] = {
       "concurrent requests (default 64)"),
     R("ordered", CS_BOOL, sink_t, ordered, 0, 0, "strict FIFO, one at a time (default false)"),
     CUSTOM("dead_letter_on", CS_OBJ, 0, conv_dead_letter_on, "statuses that dead-letter at once"),
-    R("ca_file", CS_OPT_STRING, sink_t, ca_file, 0, 0, "CA bundle for https"),
-    R("client_cert", CS_OPT_STRING, sink_t, client_cert, 0, 0, "PEM client certificate (mTLS)"),
-    R("client_key", CS_OPT_STRING, sink_t, client_key, 0, 0, "PEM client key (mTLS)"),
+    OPT_FILE("ca_file", sink_t, ca_file, "CA bundle for https"),
+    OPT_FILE("client_cert", sink_t, client_cert, "PEM client certificate (mTLS)"),
+    OPT_FILE("client_key", sink_t, client_key, "PEM client key (mTLS)"),
     R("insecure", CS_BOOL, sink_t, insecure, 0, 0, "skip TLS verification (default false)"),
 };
 static const cs_table sink_table = CS_TABLE(sink_keys, 1);
@@ -406,18 +412,6 @@ static int check_sink(cy_ctx *x, const cy_node *n, const char *path, const dlv_s
         cy_subpath(sp, path, s->client_cert ? "client_key" : "client_cert");
         cy_errf(x, n, sp, "client_cert and client_key go together");
         return -1;
-    }
-    static const struct {
-        const char *key;
-        size_t off;
-    } files[] = {{"ca_file", offsetof(sink_t, ca_file)},
-                 {"client_cert", offsetof(sink_t, client_cert)},
-                 {"client_key", offsetof(sink_t, client_key)}};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        const char *f = *(char *const *)((const char *)s + files[i].off);
-        cy_subpath(sp, path, files[i].key);
-        if (cv_regular_file_if_exists(x, n, sp, f) < 0)
-            return -1;
     }
     if (s->backoff.initial_interval_ms > s->backoff.max_interval_ms) {
         cy_subpath(sp, path, "initial_interval");

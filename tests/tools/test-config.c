@@ -661,7 +661,7 @@ static void test_secret_file_kinds(void **state)
     (void)snprintf(yaml, sizeof yaml, "sinks:\n  - name: a\n    url: https://x/\n    ca_file: %s\n",
                    fifo);
     (void)snprintf(want, sizeof want,
-                   "config.yaml:2: sinks[0].ca_file: %s is a FIFO; it must be a regular file",
+                   "config.yaml:4: sinks[0].ca_file: %s is a FIFO; it must be a regular file",
                    fifo);
     load_err(yaml, want);
     assert_int_equal(unlink(fifo), 0);
