@@ -556,7 +556,7 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 /* ---- replay / purge ---- */
 
 /* Collect the sinks of event ev that have a delivery record (ascending). */
-static int event_sinks(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t *out, size_t *n)
+int obx__event_sinks(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t *out, size_t *n)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->db_deliv, &cur);
@@ -584,7 +584,7 @@ static int op_replay_purge(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     uint32_t sinks[OBX_MAX_ROUTES];
     size_t n = 0;
     op->u.replay.count = 0;
-    TRY(event_sinks(s, ctx->txn, ev, sinks, &n));
+    TRY(obx__event_sinks(s, ctx->txn, ev, sinks, &n));
     if (n == 0)
         return obx__fail(&op->err, OBX_ERR_NOTFOUND, "no event with id %llu",
                          (unsigned long long)ev);
@@ -717,7 +717,7 @@ static int op_sweep(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         uint32_t left[OBX_MAX_ROUTES];
         size_t nl = 0;
         if (!rc)
-            rc = event_sinks(s, ctx->txn, ev, left, &nl);
+            rc = obx__event_sinks(s, ctx->txn, ev, left, &nl);
         if (!rc && nl == 0) {
             unsigned char ek[KEY_EVENT_LEN];
             be64_put(ek, ev);
@@ -755,8 +755,8 @@ static int op_sink(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         obx__meta_get_u64(s, ctx->txn, "next_sink", &next);
         if (next >= OBX_MAX_SINKS)
             return obx__fail(&op->err, OBX_ERR_FULL,
-                            "too many sinks (at most %u; outboxctl retire frees unused ones)",
-                            OBX_MAX_SINKS - 1);
+                             "too many sinks (at most %u; outboxctl retire frees unused ones)",
+                             OBX_MAX_SINKS - 1);
         TRY(meta_put_u64(s, ctx->txn, "next_sink", next + 1));
         id = (uint32_t)next;
     } else {

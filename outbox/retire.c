@@ -62,24 +62,13 @@ static void key_free_slot(unsigned char k[6], uint32_t sink)
 /* Does event ev have a delivery to a sink other than `sink`? */
 static int has_other_delivery(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t sink, int *yes)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, s->db_deliv, &cur);
-    if (rc)
-        return rc;
-    unsigned char start[KEY_DELIV_LEN];
-    key_deliv(start, ev, 0);
-    MDB_val k = {sizeof start, start}, v;
+    uint32_t sinks[OBX_MAX_ROUTES];
+    size_t n = 0;
+    int rc = obx__event_sinks(s, txn, ev, sinks, &n);
     *yes = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size == KEY_DELIV_LEN && be64_get(k.mv_data) == ev) {
-        if (be32_get((unsigned char *)k.mv_data + 8) != sink) {
-            *yes = 1;
-            break;
-        }
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    for (size_t i = 0; i < n; i++)
+        *yes |= sinks[i] != sink;
+    return rc;
 }
 
 /* Collect up to RETIRE_PAGE event ids of the sink's deliveries from p->resume on. */
@@ -333,7 +322,7 @@ int obx_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run, obx_r
         *out = c;
     if (mode != OBX_RETIRE_DEAD_LETTER && mode != OBX_RETIRE_PURGE)
         return obx__fail(err, OBX_ERR_INVALID, "retire: mode %d is neither dead-letter nor purge",
-                        mode);
+                         mode);
     if (sink_id == 0 || sink_id >= OBX_MAX_SINKS)
         return obx__fail(err, OBX_ERR_INVALID, "retire: no sink can have id %u", sink_id);
     if (!dry_run && (s->opts.flags & OBX_OPEN_READONLY))

@@ -200,6 +200,9 @@ int obx__store_id_load(obx_store *s, MDB_txn *txn, int create, obx_error *err);
 /* identity.c: refuse a directory that held a store but lost its data file (data.mdb
  * empty, or missing while lock.mdb or outbox.lock is there). */
 int obx__data_file_check(const char *dir, obx_error *err);
+/* The sinks of event ev that have a delivery record, ascending (at most OBX_MAX_ROUTES).
+ * Returns an LMDB error code (0 = ok). */
+int obx__event_sinks(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t *out, size_t *n);
 
 /* retire.c: take a registry slot freed by obx_sink_retire (0, *id set and the slot
  * taken), MDB_NOTFOUND when there is none, or another LMDB error. */

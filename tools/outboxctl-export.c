@@ -580,10 +580,9 @@ int ctl_cmd_import(ctl_ctx *c, int argc, char **argv)
     }
     if (opt == CTL_OPTS_RETURN)
         return rc;
-    if (optind >= argc)
-        return ctl_usage_error(argv[0], "which file? give an export file ('-' for stdin)");
-    if (optind + 1 < argc)
-        return ctl_usage_error(argv[0], "one file at a time (got \"%s\" too)", argv[optind + 1]);
+    if ((rc = ctl_one_operand(argv[0], argc, argv,
+                              "which file? give an export file ('-' for stdin)", "file")))
+        return rc;
     if (url && (r.n_forced || r.n_map))
         return ctl_usage_error(argv[0], "with --url the daemon routes events by its config; "
                                         "--sink and --map-sink are for importing into a "

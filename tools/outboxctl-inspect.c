@@ -184,6 +184,12 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
                        "it when it starts)\n",
                        cfg->sinks[i].name);
         }
+        for (size_t i = 0; i < st->n_sinks; i++)
+            if (configured(c, st->sinks[i].name) == 0) {
+                printf("\nsinks marked (not in config) get no deliveries: `outboxctl retire NAME "
+                       "--dead-letter|--purge` deals with what they hold\n");
+                break;
+            }
         if (tot.in_doubt)
             printf("\nin doubt: an attempt started before a crash and its outcome is unknown; "
                    "it is re-sent with the same webhook-id\n");

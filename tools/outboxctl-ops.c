@@ -416,19 +416,13 @@ static void print_retired(int json, int dry, const char *name, int purge,
                           const obx_retire_counts *r)
 {
     if (json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "sink", json_string(name));
-        json_object_set_new(o, "mode", json_string(purge ? "purge" : "dead-letter"));
-        json_object_set_new(o, "dry_run", json_boolean(dry));
-        json_object_set_new(o, "pending", json_integer((json_int_t)r->pending));
-        json_object_set_new(o, "inflight", json_integer((json_int_t)r->inflight));
-        json_object_set_new(o, "dead", json_integer((json_int_t)r->dead));
-        json_object_set_new(o, "delivered", json_integer((json_int_t)r->delivered));
-        json_object_set_new(o, "events", json_integer((json_int_t)r->events));
-        json_object_set_new(o, "dead_kept", json_integer((json_int_t)r->dead_kept));
-        json_object_set_new(o, "delivered_kept", json_integer((json_int_t)r->delivered_kept));
-        json_object_set_new(o, "corrupt", json_integer((json_int_t)r->corrupt));
-        json_object_set_new(o, "slot_freed", json_boolean(r->slot_freed));
+        json_t *o = json_pack(
+            "{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "sink", name, "mode",
+            purge ? "purge" : "dead-letter", "dry_run", dry, "pending", (json_int_t)r->pending,
+            "inflight", (json_int_t)r->inflight, "dead", (json_int_t)r->dead, "delivered",
+            (json_int_t)r->delivered, "events", (json_int_t)r->events, "dead_kept",
+            (json_int_t)r->dead_kept, "delivered_kept", (json_int_t)r->delivered_kept, "corrupt",
+            (json_int_t)r->corrupt, "slot_freed", r->slot_freed);
         ctl_json_print(o, stdout);
         return;
     }
@@ -493,10 +487,8 @@ int ctl_cmd_retire(ctl_ctx *c, int argc, char **argv)
     }
     if (opt == CTL_OPTS_RETURN)
         return rc;
-    if (optind >= argc)
-        return ctl_usage_error(argv[0], "which sink? give its name");
-    if (optind + 1 < argc)
-        return ctl_usage_error(argv[0], "one sink at a time (got \"%s\" too)", argv[optind + 1]);
+    if ((rc = ctl_one_operand(argv[0], argc, argv, "which sink? give its name", "sink")))
+        return rc;
     if (!mode)
         return ctl_usage_error(argv[0], "say what happens to its deliveries: --dead-letter "
                                         "(kept as dead letters) or --purge (deleted)");

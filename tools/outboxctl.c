@@ -220,6 +220,15 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...)
     return CTL_EXIT_USAGE;
 }
 
+int ctl_one_operand(const char *cmd, int argc, char **argv, const char *missing, const char *noun)
+{
+    if (optind >= argc)
+        return ctl_usage_error(cmd, "%s", missing);
+    if (optind + 1 < argc)
+        return ctl_usage_error(cmd, "one %s at a time (got \"%s\" too)", noun, argv[optind + 1]);
+    return 0;
+}
+
 /* Print a command's help on stdout; used for COMMAND --help. */
 int ctl_help(const char *cmd)
 {

@@ -78,6 +78,12 @@ int ctl_bad_option(const char *cmd, int opt, char **argv);
 /* Print "outboxctl CMD: <usage hint>; see outboxctl CMD --help" and return CTL_EXIT_USAGE. */
 int ctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * After option parsing: exactly one operand must be left at argv[optind]. Returns 0, or
+ * prints `missing` (none left) or "one NOUN at a time" (more) and returns CTL_EXIT_USAGE.
+ */
+int ctl_one_operand(const char *cmd, int argc, char **argv, const char *missing, const char *noun);
+
 /* Parse a non-negative decimal integer; 0 on success, -1 (nothing stored) otherwise. */
 int ctl_parse_u64(const char *s, uint64_t *out);
 

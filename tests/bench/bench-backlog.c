@@ -528,8 +528,7 @@ int main(void)
     printf("%-34s %14.0f %14.0f %7.0f%%\n", "outboxd deliveries /s", de.deliver_rate,
            db.deliver_rate, 100 * db.deliver_rate / (de.deliver_rate > 0 ? de.deliver_rate : 1));
     printf("%-34s %14ld %14ld\n", "outboxd RSS KiB", de.rss_kib, db.rss_kib);
-    printf("%-34s %14ld %14ld\n", "  of it anonymous (not the map) KiB", de.anon_kib,
-           db.anon_kib);
+    printf("%-34s %14ld %14ld\n", "  of it anonymous (not the map) KiB", de.anon_kib, db.anon_kib);
     printf("%-34s %14.3f %14.3f\n", "outboxctl stats s", de.ctl_stats_s, db.ctl_stats_s);
     fflush(stdout);
     int rc = fanout_phase(fan, build);

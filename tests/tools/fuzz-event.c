@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = oev_parse((oev_ctype)ct, buf, size, &ev, &n, err, sizeof err);
         if (rc == 0) {
             for (size_t i = 0; i < n; i++)
-                if (ev[i].body < buf || ev[i].body + ev[i].body_len > buf + size ||
-                    !ev[i].type || !ev[i].action || !*ev[i].type)
+                if (ev[i].body < buf || ev[i].body + ev[i].body_len > buf + size || !ev[i].type ||
+                    !ev[i].action || !*ev[i].type)
                     abort();
             oev_events_free(ev, n);
         } else if (memchr(err, 0, sizeof err) == NULL || !err[0]) {

@@ -2,8 +2,11 @@
 """test-outboxctl.py - drives the real outboxctl binary against stores built by
 outboxctl-fill (public API, as the owner): every command's --json output parsed back,
 replay of dead and delivered deliveries, purge with and without --yes, a corrupt record
-(check reports it; list/show/export skip it with a warning), export/import round trip,
-sign/listen/render when built, usage (2) and not-found (3) exit codes.
+(check reports it; list/show/export skip it with a warning), damaged pages (check reports
+structural corruption instead of crashing; outboxd warns at start after a failed check),
+export/import round trip, import's sink rules and validation (all or nothing), retire
+(dead-letter, purge, the freed registry slot reused), sign/listen/render when built,
+usage (2) and not-found (3) exit codes.
 
 usage: test-outboxctl.py OUTBOXCTL OUTBOXCTL_FILL [OUTBOXD]
 With OUTBOXD: replay of dead letters while the daemon delivers new events loses nothing
@@ -563,6 +566,9 @@ class OutboxctlTest(unittest.TestCase):
         self.assertEqual(self.s.ctl("retire", "webhook")[0], 2)  # no mode
         self.assertEqual(self.s.ctl("retire", "webhook", "--purge", "--dead-letter")[0], 2)
         self.assertEqual(self.s.ctl("retire", "nope", "--purge")[0], 3)
+        _, out, _ = run("--config", cfg, "stats", check_rc=0)
+        self.assertIn("webhook (not in config)", out)
+        self.assertIn("`outboxctl retire NAME --dead-letter|--purge`", out)
         # dry run: the same counts, nothing changed
         _, dry, _ = run("--config", cfg, "retire", "webhook", "--dead-letter", "--dry-run",
                         "--json", check_rc=0)

@@ -137,7 +137,6 @@ struct json_t; /* <jansson.h> */
  */
 struct json_t *gotmpl_json_field(const struct json_t *obj, const char *name);
 
-
 /*
  * Execute a template with the event as dot.
  * @param[in]  lim      the caps (see gotmpl_limits; borrowed); NULL = gotmpl_limits_default(0).
