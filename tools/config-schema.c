@@ -117,10 +117,15 @@ static int apply(cy_ctx *x, const cs_key *k, const cy_node *v, const char *path,
         *(uint64_t *)f = n;
         return 0;
     }
-    case CS_DURATION_MS: {
+    case CS_DURATION_MS:
+    case CS_POSITIVE_MS: {
         int64_t ms;
         if (cv_duration_ms(x, v, path, &ms) < 0)
             return -1;
+        if (k->type == CS_POSITIVE_MS && ms <= 0) {
+            cy_errf(x, v, path, "must be a positive duration, found \"%.80s\"", v->str);
+            return -1;
+        }
         if (ms < 0) {
             cy_errf(x, v, path, "must not be negative");
             return -1;
@@ -130,17 +135,6 @@ static int apply(cy_ctx *x, const cs_key *k, const cy_node *v, const char *path,
             (void)dlv_duration_format((int64_t)k->lo * 1000000, lo, sizeof lo);
             (void)dlv_duration_format((int64_t)k->hi * 1000000, hi, sizeof hi);
             cy_errf(x, v, path, "must be between %s and %s", lo, hi);
-            return -1;
-        }
-        *(int64_t *)f = ms;
-        return 0;
-    }
-    case CS_POSITIVE_MS: {
-        int64_t ms;
-        if (cv_duration_ms(x, v, path, &ms) < 0)
-            return -1;
-        if (ms <= 0) {
-            cy_errf(x, v, path, "must be a positive duration, found \"%.80s\"", v->str);
             return -1;
         }
         *(int64_t *)f = ms;

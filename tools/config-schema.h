@@ -28,7 +28,7 @@ typedef enum cs_type {
     CS_DOUBLE,      /* double, lo..hi */
     CS_SIZE,        /* uint64_t bytes, at least lo */
     CS_DURATION_MS, /* int64_t ms, not negative; within lo..hi ms when hi > 0 */
-    CS_POSITIVE_MS, /* int64_t ms, > 0 */
+    CS_POSITIVE_MS, /* int64_t ms, > 0 (and within lo..hi ms when hi > 0) */
     CS_DURATION_NS, /* int64_t ns, any */
     CS_ENUM,        /* int: one of words[], stored as values[] */
     CS_NODE,        /* const cy_node *: kept as is, for the caller */
