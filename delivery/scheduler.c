@@ -682,7 +682,7 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
      * first; the rest of the window goes back untouched. */
     size_t pick = 0;
     int window = s->p.ordered && r->n > 1;
-    if (window && !probe)
+    if (window && (!probe || s->p.ordered))
         for (size_t k = r->n; k-- > 0;)
             if (r->jobs[k].in_doubt &&
                 (!r->jobs[pick].in_doubt || r->jobs[k].event_id < r->jobs[pick].event_id))
@@ -1076,7 +1076,11 @@ static void held_claims(dlv_engine *e, size_t i, int64_t now, int64_t *wait)
     if (s->dirty || due <= now) {
         if (s->retry_min <= now)
             s->retry_min = INT64_MAX;
-        ask_claim(e, i, s->p.ordered ? 1 : 2, CLAIM_PROBE);
+        ask_claim(e, i,
+                  !s->p.ordered   ? 2
+                  : s->recovering ? ORDERED_RECOVERY_WINDOW
+                                  : 1,
+                  CLAIM_PROBE);
     } else if (due != INT64_MAX && due - now < *wait) {
         *wait = due - now;
     }

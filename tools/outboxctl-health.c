@@ -98,6 +98,14 @@ void ctl_health_json_add(json_t *sink, obx_store *s, uint32_t id, int64_t now_ms
     json_object_set_new(sink, "health", h);
 }
 
+int64_t ctl_health_deadline(obx_store *s, const obx_delivery *d, int64_t now_ms)
+{
+    obx_sink_state st;
+    if (!d->deadline_ms || obx_sink_state_get(s, d->sink_id, &st, NULL) != OBX_OK)
+        return d->deadline_ms;
+    return d->deadline_ms + obx_sink_held_ms(&st, now_ms);
+}
+
 void ctl_health_lines(FILE *f, obx_store *s, const obx_stats *st, int64_t now_ms)
 {
     for (size_t i = 0; i < st->n_sinks; i++) {

@@ -15,6 +15,10 @@
  * JSON object `sink` (borrowed) for sink `id`; nothing when it cannot be read. */
 void ctl_health_json_add(json_t *sink, obx_store *s, uint32_t id, int64_t now_ms);
 
+/* A delivery's deadline on the wall clock: the stored one (on its sink's working clock)
+ * moved later by the time the sink has been held so far (see delivery/health.h). */
+int64_t ctl_health_deadline(obx_store *s, const obx_delivery *d, int64_t now_ms);
+
 /* One "health   NAME: ..." line per sink whose state ever changed. */
 void ctl_health_lines(FILE *f, obx_store *s, const obx_stats *st, int64_t now_ms);
 

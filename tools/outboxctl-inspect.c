@@ -477,7 +477,7 @@ static void show_human(ctl_ctx *c, const obx_event *e, ctl_sinks *sk)
         if (d->state == OBX_STATE_PENDING)
             print_time_line("next attempt", d->next_attempt_ms, c->now_ms);
         if (d->state == OBX_STATE_PENDING || d->state == OBX_STATE_INFLIGHT)
-            print_time_line("deadline", d->deadline_ms, c->now_ms);
+            print_time_line("deadline", ctl_health_deadline(sk->s, d, c->now_ms), c->now_ms);
         print_time_line(d->state == OBX_STATE_DEAD ? "dead since" : "delivered",
                         d->state == OBX_STATE_DEAD || d->state == OBX_STATE_DELIVERED ? d->done_ms
                                                                                       : 0,

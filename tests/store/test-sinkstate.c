@@ -1,0 +1,116 @@
+/*
+ * test-sinkstate.c - the persisted health of a sink (obx_sink_state_get/set): absent means
+ * up; down and paused are separate flags that never overwrite each other; the held time
+ * adds up only while down or paused (overlaps counted once); no-op sets write nothing;
+ * the state survives reopening, is readable by a second (tool) handle while the owner
+ * runs, is refused on a read-only handle, and goes with the slot when a sink is purged.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+static obx_store *open_flags(const char *dir, unsigned flags)
+{
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = flags;
+    o.prefill = 0;
+    obx_store *s = NULL;
+    obx_error err = {0};
+    if (obx_open(dir, &o, &s, &err) != OBX_OK)
+        fail_msg("open %s: %s", dir, err.msg);
+    return s;
+}
+
+static void set(obx_store *s, uint32_t id, int what, int on, int64_t now, int want_changed,
+                obx_sink_state *st)
+{
+    obx_error err = {0};
+    int changed = -1;
+    assert_int_equal(obx_sink_state_set(s, id, what, on, now, on ? "why on" : "why off",
+                                        "status 503", st, &changed, &err),
+                     OBX_OK);
+    assert_int_equal(changed, want_changed);
+}
+
+static void test_flags_and_held_time(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new("sinkstate");
+    obx_store *s = open_flags(dir, OBX_OPEN_OWNER);
+    uint32_t id;
+    assert_int_equal(obx_sink_id(s, "hook", &id, NULL), OBX_OK);
+    obx_sink_state st;
+    assert_int_equal(obx_sink_state_get(s, id, &st, NULL), OBX_OK);
+    assert_false(st.down || st.paused || st.changes || st.held_ms || st.held_since_ms);
+    assert_int_equal(obx_sink_held_ms(&st, 5000), 0);
+
+    set(s, id, OBX_SINK_DOWN, 1, 1000, 1, &st); /* down at 1s */
+    assert_true(st.down);
+    assert_int_equal(st.down_since_ms, 1000);
+    assert_string_equal(st.last_error, "status 503");
+    assert_int_equal(obx_sink_held_ms(&st, 1500), 500);
+    set(s, id, OBX_SINK_DOWN, 1, 1200, 0, &st); /* already down: nothing written */
+    assert_int_equal(st.changes, 1);
+    set(s, id, OBX_SINK_PAUSED, 1, 2000, 1, &st); /* paused too: the overlap counts once */
+    assert_true(st.down && st.paused);
+    set(s, id, OBX_SINK_DOWN, 0, 3000, 1, &st); /* up, still paused: still held */
+    assert_false(st.down);
+    assert_string_equal(st.last_error, "");
+    assert_int_equal(obx_sink_held_ms(&st, 3500), 2500);
+    set(s, id, OBX_SINK_PAUSED, 0, 4000, 1, &st); /* resumed: held 1s..4s */
+    assert_int_equal(st.held_ms, 3000);
+    assert_int_equal(st.held_since_ms, 0);
+    assert_int_equal(obx_sink_held_ms(&st, 99000), 3000);
+    assert_int_equal(st.changes, 4);
+    assert_string_equal(st.why, "why off");
+
+    /* a tool handle next to the owner reads and pauses; a read-only one is refused */
+    obx_store *tool = open_flags(dir, 0);
+    set(tool, id, OBX_SINK_PAUSED, 1, 5000, 1, &st);
+    obx_close(tool);
+    assert_int_equal(obx_sink_state_get(s, id, &st, NULL), OBX_OK);
+    assert_true(st.paused);
+    assert_int_equal(obx_sink_held_ms(&st, 6000), 4000);
+    obx_close(s);
+
+    s = open_flags(dir, OBX_OPEN_READONLY);
+    obx_error err = {0};
+    assert_int_equal(
+        obx_sink_state_set(s, id, OBX_SINK_PAUSED, 0, 7000, NULL, NULL, NULL, NULL, &err),
+        OBX_ERR_STATE);
+    assert_int_equal(obx_sink_state_get(s, id, &st, NULL), OBX_OK); /* survived reopening */
+    assert_true(st.paused);
+    assert_int_equal(st.paused_since_ms, 5000);
+    assert_int_equal(obx_sink_state_get(s, 0, &st, &err), OBX_ERR_INVALID);
+    assert_int_equal(obx_sink_state_set(s, id, 7, 1, 1, NULL, NULL, NULL, NULL, &err),
+                     OBX_ERR_INVALID);
+    obx_close(s);
+
+    /* purging the sink frees its slot and its health: the next sink starts up */
+    s = open_flags(dir, OBX_OPEN_OWNER);
+    obx_retire_counts rc;
+    assert_int_equal(obx_sink_retire(s, id, OBX_RETIRE_PURGE, 0, &rc, NULL), OBX_OK);
+    assert_true(rc.slot_freed);
+    uint32_t id2;
+    assert_int_equal(obx_sink_id(s, "other", &id2, NULL), OBX_OK);
+    assert_int_equal(id2, id);
+    assert_int_equal(obx_sink_state_get(s, id2, &st, NULL), OBX_OK);
+    assert_false(st.paused || st.changes);
+    obx_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flags_and_held_time),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
