@@ -32,6 +32,16 @@
  * due at the restart, behind the others: the first claim of an ordered sink looks at up
  * to 1024 due deliveries, takes the in-doubt one first and releases the rest.
  *
+ * Sink health (health.h, config `breaker:`). A sink whose attempts of breaker.failures
+ * different deliveries fail in a row is down: its queued jobs are released and it sends one
+ * probe at a time (the oldest due delivery, not the last probe again while another is due;
+ * spaced by its backoff up to max_interval) until one succeeds. A sink paused by
+ * obx_sink_state_set (outboxctl pause; read every poll_ms) makes no attempt. The state is
+ * stored in the outbox (obx_sink_state_*), and time down or paused does not spend delivery
+ * budgets: budgets are kept relative to the sink's stored held time. Transitions appear in
+ * dlv_sink_metrics (up, paused, state_changes, state_why). Writing a transition is one
+ * short store transaction on the engine thread (rare).
+ *
  * Requests. POST to the sink url; body = the event body as received (URL mode) or the
  * sink's Go template rendered per attempt (template mode; output must be valid JSON or
  * the delivery is dead, never sent; the template must have been parsed into the config
