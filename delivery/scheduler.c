@@ -592,6 +592,8 @@ static void job_free(job *jb)
 
 static void record_release(dlv_engine *e, job *jb)
 {
+    if (jb->probe) /* paused or stopping before the probe went out: another one later */
+        e->sinks[jb->sink].h.probing = 0;
     obx_result r = {
         .event_id = jb->j->event_id, .sink_id = jb->j->sink_id, .outcome = OBX_OUTCOME_RELEASE};
     push_result(e, jb->sink, &r);
@@ -928,6 +930,8 @@ static void release_active(dlv_engine *e, job *jb)
 /* A job that counted as active ends here (its result was pushed). */
 static void end_active(dlv_engine *e, job *jb)
 {
+    if (jb->probe) /* its attempt is counted (or it died unsent, of its template) */
+        e->sinks[jb->sink].h.probing = 0;
     e->sinks[jb->sink].active--;
     e->total_active--;
     job_free(jb);
