@@ -102,6 +102,7 @@ int dlv__health_attempt(dlv__health *h, uint64_t ev, int was_probe, const dlv__d
         h->n_fails = 0;
         if (!h->st.down)
             return DLV__HEALTH_SAME;
+        h->st.down = 0;
         snprintf(why, whylen, "%s of event %" PRIu64 " delivered", was_probe ? "probe" : "attempt",
                  ev);
         return DLV__HEALTH_UP;
@@ -133,6 +134,7 @@ int dlv__health_attempt(dlv__health *h, uint64_t ev, int was_probe, const dlv__d
     h->probing = 0;
     h->last_probe = 0;
     h->probe_at = now_ms + dlv_backoff_interval(h->backoff, 1);
+    h->st.down = 1; /* so that taking the stored state keeps this probe time */
     return DLV__HEALTH_DOWN;
 }
 
