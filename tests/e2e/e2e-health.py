@@ -77,6 +77,15 @@ class Health(h.Case):
                 return s
         raise AssertionError("no sink %s in stats" % sink)
 
+    def one_failing_sink(self, extra, budget=BUDGET):
+        """A daemon with one sink `hook` whose receiver answers 503 until gate.down clears."""
+        gate = Gate()
+        gate.down.set()
+        self.rx.routes["/hook"] = gate
+        h.write_config(self.cfg, h.sink_yaml("hook", self.rx.url("/hook"),
+                                             "    max_backoff_duration: %s\n" % budget + extra))
+        return gate, self.start()
+
     def post(self, d, key):
         st, _, resp = d.post(h.event(key))
         self.assertEqual(st, 202, resp)
@@ -187,13 +196,7 @@ class Health(h.Case):
         self.assertEqual(d.stop(), 0)
 
     def test_pause_longer_than_the_budget_then_resume(self):
-        gate = Gate()
-        gate.down.set()
-        self.rx.routes["/hook"] = gate
-        h.write_config(self.cfg, h.sink_yaml("hook", self.rx.url("/hook"),
-                                             "    max_backoff_duration: %s\n" % BUDGET +
-                                             breaker(100)))
-        d = self.start()
+        gate, d = self.one_failing_sink(breaker(100))
         ids = [self.post(d, "p%d" % i) for i in range(3)]
         h.wait_for(lambda: all(h.deliveries(self.data, e)["hook"]["attempts"] >= 1 for e in ids),
                    10, "a failed first attempt each")
@@ -221,13 +224,7 @@ class Health(h.Case):
         self.assertEqual(d.stop(), 0)
 
     def test_down_survives_a_restart(self):
-        gate = Gate()
-        gate.down.set()
-        self.rx.routes["/hook"] = gate
-        h.write_config(self.cfg, h.sink_yaml("hook", self.rx.url("/hook"),
-                                             "    max_backoff_duration: %s\n" % BUDGET +
-                                             breaker(2)))
-        d = self.start()
+        gate, d = self.one_failing_sink(breaker(2))
         for i in range(3):
             self.post(d, "r%d" % i)
         h.wait_for(lambda: self.metric(d, "outbox_sink_up", "hook") == 0, 20, "sink down")
@@ -245,13 +242,7 @@ class Health(h.Case):
         self.assertEqual(d2.stop(), 0)
 
     def test_give_up_after_turns_a_long_outage_into_dead_letters(self):
-        gate = Gate()
-        gate.down.set()
-        self.rx.routes["/hook"] = gate
-        h.write_config(self.cfg, h.sink_yaml("hook", self.rx.url("/hook"),
-                                             "    max_backoff_duration: 1h\n" +
-                                             breaker(2, ", give_up_after: 1s")))
-        d = self.start()
+        gate, d = self.one_failing_sink(breaker(2, ", give_up_after: 1s"), budget="1h")
         ids = [self.post(d, "g%d" % i) for i in range(5)]
         h.wait_for(lambda: self.sink_stats("hook")["dead"] == 5, 30, "5 dead letters")
         for e in ids:
