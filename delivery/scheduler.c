@@ -758,10 +758,15 @@ static int drain_inbox(dlv_engine *e, int stopping, int64_t *deadline)
     return stop;
 }
 
-/* Publish a sink's health in its metrics (under m_mu). */
-static void health_publish(dlv_engine *e, sink_rt *s)
+/* Publish a sink's health in its metrics (under m_mu), with a transition of kind `turn`
+ * (DLV_TURN_*) or none (-1). */
+static void health_publish(dlv_engine *e, sink_rt *s, int turn)
 {
     pthread_mutex_lock(&e->m_mu);
+    if (turn >= 0) {
+        s->m.turns[turn]++;
+        snprintf(s->m.turn_why[turn], sizeof s->m.turn_why[turn], "%s", s->h.st.why);
+    }
     s->m.up = !s->h.st.down;
     s->m.paused = s->h.st.paused;
     s->m.state_changes = s->h.st.changes;
@@ -810,7 +815,7 @@ static void health_turn(dlv_engine *e, size_t i, int turn, int64_t now, const ch
         s->blocked_until = 0;
         s->dirty = 1;
     }
-    health_publish(e, s);
+    health_publish(e, s, down ? DLV_TURN_DOWN : DLV_TURN_UP);
 }
 
 /* Read the stored state of every sink (each poll): pause and resume by outboxctl. */
@@ -822,10 +827,14 @@ static void health_poll(dlv_engine *e, int64_t now)
         if (obx_sink_state_get(e->store, s->id, &st, NULL) != OBX_OK)
             continue;
         uint64_t before = s->h.st.changes;
-        if (dlv__health_take(&s->h, &st, now) && st.paused)
-            release_ready(e, s);
+        int turn = -1;
+        if (dlv__health_take(&s->h, &st, now)) {
+            turn = st.paused ? DLV_TURN_PAUSED : DLV_TURN_RESUMED;
+            if (st.paused)
+                release_ready(e, s);
+        }
         if (st.changes != before)
-            health_publish(e, s);
+            health_publish(e, s, turn);
     }
 }
 
@@ -1267,7 +1276,7 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
             goto fail;
         }
         (void)dlv__health_take(&s->h, &st, obx_now_ms());
-        health_publish(e, s);
+        health_publish(e, s, -1);
         s->next_due = 0;
         s->retry_min = INT64_MAX;
         s->dirty = 1;

@@ -42,8 +42,8 @@ typedef struct od_state {
     omet *metrics;
     osw_sweeper *sweeper;
     oin_server *http;
-    uint64_t *dead_seen;   /* per sink: dead letters already logged */
-    uint64_t *health_seen; /* per sink: state changes already logged (UINT64_MAX: none yet) */
+    uint64_t *dead_seen;                         /* per sink: dead letters already logged */
+    uint64_t (*health_seen)[DLV_TURN_KINDS + 1]; /* per sink: transitions logged (log_health) */
     uint64_t claim_errors_seen, commit_errors_seen;
 } od_state;
 
@@ -193,6 +193,38 @@ static void url_origin(const char *url, char *out, size_t cap)
     snprintf(out, cap, "%.*s%.*s", p ? (int)(p + 3 - url) : 0, url, (int)hl, host);
 }
 
+/*
+ * One log line per sink health transition since the last check (seen[]: per DLV_TURN_*
+ * kind, what was logged; [DLV_TURN_KINDS]: 1 after the first check), in the order they
+ * happened: the current state's last. At the first check, a sink that was already down or
+ * paused when the daemon started is named once.
+ */
+static void log_health(const dlv_sink_metrics *sm, uint64_t seen[DLV_TURN_KINDS + 1])
+{
+    static const char *const msg[] = {"sink down", "sink up", "sink paused", "sink resumed"};
+    if (!seen[DLV_TURN_KINDS]) {
+        seen[DLV_TURN_KINDS] = 1;
+        int down = !sm->up && !sm->turns[DLV_TURN_DOWN]; /* as stored, not since */
+        int paused = sm->paused && !sm->turns[DLV_TURN_PAUSED];
+        if (down || paused)
+            olog(OLOG_WARN, paused ? "sink paused" : "sink down", OLOG_S("sink", sm->name),
+                 OLOG_S("why", sm->state_why), OLOG_S("since", "before this start"));
+    }
+    /* a pair of one kind each way: the one matching the current state came last */
+    int order[] = {sm->up ? DLV_TURN_DOWN : DLV_TURN_UP, sm->up ? DLV_TURN_UP : DLV_TURN_DOWN,
+                   sm->paused ? DLV_TURN_RESUMED : DLV_TURN_PAUSED,
+                   sm->paused ? DLV_TURN_PAUSED : DLV_TURN_RESUMED};
+    for (int k = 0; k < DLV_TURN_KINDS; k++) {
+        int t = order[k];
+        if (sm->turns[t] == seen[t])
+            continue;
+        olog(t == DLV_TURN_DOWN || t == DLV_TURN_PAUSED ? OLOG_WARN : OLOG_INFO, msg[t],
+             OLOG_S("sink", sm->name), OLOG_S("why", sm->turn_why[t]),
+             OLOG_I("times", (long long)(sm->turns[t] - seen[t])));
+        seen[t] = sm->turns[t];
+    }
+}
+
 /* Log (warn) dead letters and engine store errors that appeared since the last check. */
 static void watch_engine(od_state *st)
 {
@@ -208,16 +240,8 @@ static void watch_engine(od_state *st)
                  OLOG_S("hint", "outboxctl list --state dead; outboxctl replay"));
         st->dead_seen[i] = dead;
     }
-    for (size_t i = 0; i < m.n_sinks && i < st->c->n_sinks; i++) {
-        const dlv_sink_metrics *sm = &m.sinks[i];
-        int first = st->health_seen[i] == UINT64_MAX; /* at start: only a sink held */
-        if (first ? (!sm->up || sm->paused) : sm->state_changes != st->health_seen[i])
-            olog(sm->up ? OLOG_INFO : OLOG_WARN,
-                 sm->paused ? "sink paused" : (sm->up ? "sink up" : "sink down"),
-                 OLOG_S("sink", sm->name), OLOG_S("why", sm->state_why),
-                 OLOG_I("changes", (long long)sm->state_changes));
-        st->health_seen[i] = sm->state_changes;
-    }
+    for (size_t i = 0; i < m.n_sinks && i < st->c->n_sinks; i++)
+        log_health(&m.sinks[i], st->health_seen[i]);
     if (m.claim_errors > st->claim_errors_seen || m.commit_errors > st->commit_errors_seen)
         olog(OLOG_ERROR, "delivery engine store error", OLOG_S("error", m.last_error),
              OLOG_I("claim_errors", (long long)m.claim_errors),
@@ -372,9 +396,7 @@ int od_run(const od_config *c)
     char bound[300];
     st.ids = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.ids);
     st.dead_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.dead_seen);
-    st.health_seen = malloc((c->n_sinks ? c->n_sinks : 1) * sizeof *st.health_seen);
-    for (size_t i = 0; st.health_seen && i < c->n_sinks; i++)
-        st.health_seen[i] = UINT64_MAX;
+    st.health_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.health_seen);
     st.metrics = omet_new();
     if (!st.ids || !st.dead_seen || !st.health_seen || !st.metrics) {
         olog0(OLOG_ERROR, "out of memory");

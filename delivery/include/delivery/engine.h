@@ -39,7 +39,7 @@
  * obx_sink_state_set (outboxctl pause; read every poll_ms) makes no attempt. The state is
  * stored in the outbox (obx_sink_state_*), and time down or paused does not spend delivery
  * budgets: budgets are kept relative to the sink's stored held time. Transitions appear in
- * dlv_sink_metrics (up, paused, state_changes, state_why). Writing a transition is one
+ * dlv_sink_metrics (up, paused, turns by kind with their reasons). Writing a transition is one
  * short store transaction on the engine thread (rare).
  *
  * Requests. POST to the sink url; body = the event body as received (URL mode) or the
@@ -165,6 +165,9 @@ typedef struct dlv_histogram {
     double sum; /* seconds */
 } dlv_histogram;
 
+/* Kinds of sink health transitions (dlv_sink_metrics.turns). */
+enum { DLV_TURN_DOWN = 0, DLV_TURN_UP, DLV_TURN_PAUSED, DLV_TURN_RESUMED, DLV_TURN_KINDS };
+
 typedef struct dlv_sink_metrics {
     char name[OBX_SINK_NAME_MAX];
     uint32_t sink_id;
@@ -183,6 +186,8 @@ typedef struct dlv_sink_metrics {
     uint64_t state_changes;           /* transitions stored so far (down, up, pause, resume) */
     int64_t state_since_ms;           /* the last transition, 0: never */
     char state_why[OBX_SINK_WHY_MAX]; /* its reason */
+    uint64_t turns[DLV_TURN_KINDS];   /* transitions this engine saw, by kind (DLV_TURN_*) */
+    char turn_why[DLV_TURN_KINDS][OBX_SINK_WHY_MAX]; /* the last reason of each kind */
 } dlv_sink_metrics;
 
 typedef struct dlv_metrics {
