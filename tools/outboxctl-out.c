@@ -407,6 +407,55 @@ static int printable_utf8(const unsigned char *s, size_t len)
     return 1;
 }
 
+/* Length of the valid UTF-8 sequence at s[i] (1..4), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t i, size_t len)
+{
+    unsigned char ch = s[i];
+    if (ch < 0x80)
+        return 1;
+    size_t n = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 0;
+    if (!n || i + n > len || ch == 0xC0 || ch == 0xC1 || ch > 0xF4)
+        return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((s[i + k] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+int ctl_utf8_valid(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0, n; i < len; i += n)
+        if (!(n = utf8_seq(s, i, len)))
+            return 0;
+    return 1;
+}
+
+void ctl_print_escaped(const unsigned char *s, size_t len, FILE *f)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = s[i];
+        size_t n = utf8_seq(s, i, len);
+        if (n > 1 && !(ch == 0xC2 && s[i + 1] < 0xA0)) { /* C2 80..9F: C1 controls */
+            fwrite(s + i, 1, n, f);
+            i += n;
+            continue;
+        }
+        if (ch == '\\')
+            fputs("\\\\", f);
+        else if (ch == '\n')
+            fputs("\\n", f);
+        else if (ch == '\r')
+            fputs("\\r", f);
+        else if (ch == '\t')
+            fputs("\\t", f);
+        else if (ch >= 0x20 && ch < 0x7f)
+            fputc(ch, f);
+        else
+            fprintf(f, "\\x%02x", ch);
+        i++;
+    }
+}
+
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f)
 {
     if (printable_utf8(body, len)) {

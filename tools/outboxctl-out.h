@@ -64,6 +64,15 @@ int ctl_body_is_json(const unsigned char *body, size_t len);
 /* Print a body for a person: as-is when it is printable UTF-8 text, else a base64 dump. */
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f);
 
+/*
+ * Print bytes from a remote peer (a receiver's headers or body) safely for a terminal:
+ * printable ASCII and valid UTF-8 as they are, backslash as \\, TAB/CR/LF as \t \r \n,
+ * every other byte (controls, escapes, DEL, C1 controls, invalid UTF-8) as \xNN.
+ */
+void ctl_print_escaped(const unsigned char *s, size_t len, FILE *f);
+/* 1 when s[0..len) is valid UTF-8 (NUL bytes allowed). */
+int ctl_utf8_valid(const unsigned char *s, size_t len);
+
 /* base64 (standard, padded); malloc'd, NULL when out of memory. Decoding is
  * dlv_base64_decode (delivery/base64.h). */
 char *ctl_base64_encode(const unsigned char *in, size_t len);
