@@ -753,9 +753,21 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
     if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->retry_min)
         s->retry_min = d.next_attempt_ms; /* a claim reply may not know of it yet */
     push_result(e, jb->sink, &r);
+    if (d.outcome != OBX_OUTCOME_DELIVERED && e->o.on_failed_attempt) {
+        dlv_attempt_event ev = {.sink = jb->sink,
+                                .sink_name = s->name,
+                                .event_id = jb->j->event_id,
+                                .attempt = jb->j->attempts + 1,
+                                .status = o->transport_error ? 0 : o->status,
+                                .error = o->error[0] ? o->error : NULL,
+                                .outcome = d.outcome,
+                                .next_attempt_ms = d.next_attempt_ms};
+        e->o.on_failed_attempt(e->o.on_failed_attempt_ud, &ev);
+    }
     pthread_mutex_lock(&e->m_mu);
     dlv_sink_metrics *m = &s->m;
     m->attempts++;
+    m->attempts_by_class[o->cls >= 0 && o->cls < DLV_CLASS_COUNT ? o->cls : DLV_CLASS_OTHER]++;
     hist_add(&m->attempt_duration, dlv_attempt_duration_bounds, o->duration_ms / 1000.0);
     if (d.outcome == OBX_OUTCOME_DELIVERED) {
         m->delivered++;
@@ -864,7 +876,7 @@ static void send_job(dlv_engine *e, job *jb)
         rc = dlv__sender_start(&e->sender, &jb->x, &s->p.transport, jb->rq.body, jb->rq.body_len,
                                jb->rq.headers, err, sizeof err);
     if (rc != DLV_OK) {
-        dlv__outcome o = {.transport_error = 1};
+        dlv__outcome o = {.transport_error = 1, .cls = DLV_CLASS_OTHER};
         snprintf(o.error, sizeof o.error, "%.180s", err[0] ? err : "out of memory");
         finish_attempt(e, jb, &o);
         end_active(e, jb);

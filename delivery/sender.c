@@ -12,6 +12,7 @@
  * the URL (which may hold credentials) or header values (which may hold secrets).
  */
 #include "sender.h"
+#include "delivery/engine.h"
 #include "delivery/error.h"
 
 #include <errno.h>
@@ -222,6 +223,46 @@ int dlv__sender_run(dlv__sender *s, int timeout_ms)
     return rc == CURLM_OK ? 0 : -1;
 }
 
+static const char *const class_names[DLV_CLASS_COUNT] = {
+    "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "tls", "dns", "other"};
+
+const char *dlv_attempt_class_name(int c)
+{
+    return c >= 0 && c < DLV_CLASS_COUNT ? class_names[c] : "other";
+}
+
+/* The class of a finished transfer: its transport failure, else its status. */
+static int classify(CURLcode code, long status)
+{
+    switch (code) {
+    case CURLE_OK:
+        return status >= 200 && status < 600 ? DLV_CLASS_2XX + (int)(status / 100 - 2)
+                                             : DLV_CLASS_OTHER;
+    case CURLE_OPERATION_TIMEDOUT:
+        return DLV_CLASS_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+        return DLV_CLASS_CONNECT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return DLV_CLASS_DNS;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+        return DLV_CLASS_TLS;
+    default:
+        return DLV_CLASS_OTHER;
+    }
+}
+
 /* A short, secret-free description of a failed transfer. */
 static void describe(CURL *e, CURLcode code, const dlv__xfer *x, char *out, size_t len)
 {
@@ -298,6 +339,7 @@ dlv__xfer *dlv__sender_done(dlv__sender *s, dlv__outcome *out)
         curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
         out->duration_ms = (uint32_t)(total_us / 1000);
         out->status = (int)status;
+        out->cls = classify(code, status);
         if (code != CURLE_OK) {
             out->transport_error = 1;
             describe(e, code, x, out->error, sizeof out->error);

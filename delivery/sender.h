@@ -49,6 +49,7 @@ typedef struct dlv__outcome {
     char error[192];      /* short text, "" on a response */
     char retry_after[64]; /* raw Retry-After value, "" when absent */
     uint32_t duration_ms; /* total time of the transfer */
+    int cls;              /* dlv_attempt_class (engine.h) */
     /* the response kept for forensics; owned, freed by dlv__outcome_clear */
     obx_header *headers; /* n_headers entries, names as received */
     size_t n_headers;
