@@ -97,6 +97,37 @@ class Forensics(h.Case):
         self.assertLess(len(r.stdout), 64 * 1024, "show's output is bounded")
         d.stop()
 
+    def test_capture_config_keys(self):
+        h.write_config(self.cfg, h.sink_yaml("s500", self.rx.url("/s500"),
+                                             "    max_backoff_duration: 60s\n"
+                                             "    capture_headers: [x-not-captured]\n"
+                                             "    capture_body: 8\n") +
+                       h.sink_yaml("none", self.rx.url("/s500"),
+                                   "    max_backoff_duration: 60s\n    capture_body: 0\n"))
+        self.rx.routes["/s500"] = [A(500, body=BODY_500, headers=HEADERS_500)]
+        d = self.start()
+        eid = post_one(d, "f4")
+        h.wait_for(lambda: all(len(self.history(eid, s)) >= 1 for s in ("s500", "none")), 20,
+                   "attempts recorded")
+        resp = self.history(eid, "s500")[0]["response"]
+        self.assertEqual(resp["headers"]["X-Not-Captured"], "secret-ish")
+        self.assertEqual(resp["body"], BODY_500[:8].decode())
+        self.assertEqual(resp["body_size"], len(BODY_500))
+        resp = self.history(eid, "none")[0]["response"]
+        self.assertNotIn("body", resp)  # capture_body: 0 keeps no body, headers still
+        self.assertEqual(resp["headers"]["Retry-After"], "7")
+        d.stop()
+        for extra, want in (("    capture_body: 1MiB\n",
+                             "outboxd.yaml:14: sinks[0]: capture_body is 1048576 bytes, at most "
+                             "65536 are allowed"),
+                            ("    capture_headers: [\"a b\"]\n",
+                             "outboxd.yaml:14: sinks[0]: capture_headers[0]: header name")):
+            h.write_config(self.cfg, h.sink_yaml("bad", self.rx.url("/x"), extra))
+            r = h.subprocess.run([h.OUTBOXD, "--check-config", "--config", self.cfg],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(want, r.stderr)
+
     def test_metrics_classes(self):
         refused = h.free_port()
         sinks = (h.sink_yaml("s500", self.rx.url("/s500")) +
