@@ -239,7 +239,7 @@ static int list_one(void *ud, const obx_event *ev, const obx_delivery *d)
             ctl_json_print(o, stdout);
         return 0;
     }
-    char id[24], state[32], evn[128], recv[48], att[48], last[256], lastt[72], next[48];
+    char id[24], state[32], evn[128], recv[48], att[48], last[512], next[48];
     snprintf(id, sizeof id, "%llu", (unsigned long long)ev->id);
     snprintf(state, sizeof state, "%s%s", ctl_state_label(d), d->in_doubt ? "*" : "");
     l->any_doubt |= d->in_doubt;
@@ -249,11 +249,7 @@ static int list_one(void *ud, const obx_event *ev, const obx_delivery *d)
         snprintf(att, sizeof att, "%u (%u total)", d->attempts, d->total_attempts);
     else
         snprintf(att, sizeof att, "%u", d->attempts);
-    const char *lo = ctl_last_outcome(d, last, sizeof last);
-    if (lo && strlen(lo) > 60) {
-        snprintf(lastt, sizeof lastt, "%.57s...", lo);
-        lo = lastt;
-    }
+    const char *lo = ctl_last_outcome(d, last, sizeof last); /* shortened by the table */
     if (d->state == OBX_STATE_PENDING) {
         if (d->next_attempt_ms <= l->c->now_ms + 500)
             snprintf(next, sizeof next, "due now");
@@ -301,6 +297,7 @@ int ctl_cmd_list(ctl_ctx *c, int argc, char **argv)
             rc = CTL_EXIT_ERROR;
             goto out;
         }
+        ctl_table_fit(l.t, 6, ctl_term_width(stdout)); /* LAST */
     }
     obx_error err = {0};
     if (obx_list(s, &q, list_one, ctl_corrupt_warn, &l, &err)) {

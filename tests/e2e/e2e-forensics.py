@@ -128,6 +128,33 @@ class Forensics(h.Case):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn(want, r.stderr)
 
+    def test_list_shortens_reasons_in_the_middle_to_the_terminal_width(self):
+        h.write_config(self.cfg, h.sink_yaml("s500", self.rx.url("/s500"),
+                                             "    max_backoff_duration: 300ms\n"))
+        self.rx.routes["/s500"] = [A(500)]
+        d = self.start()
+        eid = post_one(d, "f5")
+        h.wait_for(lambda: h.deliveries(self.data, eid)["s500"]["state"] == "dead", 20, "dead")
+        d.stop()
+        reason = h.deliveries(self.data, eid)["s500"]["reason"]
+        self.assertTrue(reason.endswith("last status 500"), reason)
+        env = h.sanitizer_env()
+        for cols in (80, 100, 120):
+            env["COLUMNS"] = str(cols)
+            r = h.ctl(self.data, "list", "--state", "dead", env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            rows = r.stdout.splitlines()
+            self.assertEqual(len(rows), 2, r.stdout)
+            for row in rows:
+                self.assertLessEqual(len(row), cols, "COLUMNS=%d:\n%s" % (cols, r.stdout))
+            # the start and the end (the status) of the reason are both visible
+            self.assertIn(reason[:8], rows[1])
+            self.assertIn("...", rows[1])
+            self.assertIn("status 500", rows[1])
+        env["COLUMNS"] = "1000"  # room enough: the reason in full
+        r = h.ctl(self.data, "list", "--state", "dead", env=env)
+        self.assertIn(reason, r.stdout)
+
     def test_metrics_classes(self):
         refused = h.free_port()
         sinks = (h.sink_yaml("s500", self.rx.url("/s500")) +
