@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include <strings.h>
+
 #include "engine-fixture.h"
 #include "test-tls.h"
 
@@ -199,6 +201,89 @@ static void test_dead_letter_on(void **state)
     obx_delivery_clear(&d);
     fx_sleep_ms(100);
     assert_int_equal(trx_count(f->rx), 1);
+}
+
+/* Failed attempts reported to on_failed_attempt (counted; the engine thread calls it). */
+typedef struct failed_log {
+    int n, last_status, last_outcome;
+    uint32_t last_attempt;
+} failed_log;
+
+static void on_failed(void *ud, const dlv_attempt_event *ev)
+{
+    failed_log *l = ud;
+    l->n++;
+    l->last_status = ev->status;
+    l->last_outcome = ev->outcome;
+    l->last_attempt = ev->attempt;
+}
+
+/* The response's headers (the default three plus capture_headers, no duplicates) and the
+ * first capture_body bytes of its body are kept in the attempt's history. */
+static void test_capture_response(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->dead_letter_on = calloc(1, sizeof(int));
+    c->dead_letter_on[0] = 500;
+    c->n_dead_letter_on = 1;
+    c->capture_body = 10;
+    c->capture_headers = calloc(2, sizeof(char *));
+    c->capture_headers[0] = strdup("Date");
+    c->capture_headers[1] = strdup("retry-after"); /* a default one: kept once */
+    c->n_capture_headers = 2;
+    static const char body[] = "a 500 body, longer than capture_body";
+    trx_step steps[] = {{.status = 500, .retry_after = "9", .location = "/moved", .body = body}};
+    trx_script(f->rx, steps, 1);
+    failed_log fl = {0};
+    dlv_engine_options o;
+    dlv_engine_options_init(&o);
+    o.on_failed_attempt = on_failed;
+    o.on_failed_attempt_ud = &fl;
+    start(f, &o);
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    obx_delivery d;
+    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DEAD, 5000, &d));
+    assert_int_equal(d.n_history, 1);
+    const obx_attempt *a = &d.history[0];
+    assert_int_equal(a->status, 500);
+    int ra = 0, loc = 0, date = 0;
+    for (size_t i = 0; i < a->n_headers; i++) {
+        ra += strcasecmp(a->headers[i].name, "Retry-After") == 0 &&
+              strcmp(a->headers[i].value, "9") == 0;
+        loc += strcasecmp(a->headers[i].name, "Location") == 0 &&
+               strcmp(a->headers[i].value, "/moved") == 0;
+        date += strcasecmp(a->headers[i].name, "Date") == 0;
+    }
+    assert_int_equal(ra, 1);
+    assert_int_equal(loc, 1);
+    assert_int_equal(date, 1);
+    assert_int_equal(a->body_len, 10);
+    assert_memory_equal(a->body, body, 10);
+    assert_int_equal(a->body_size, strlen(body));
+    obx_delivery_clear(&d);
+    dlv_engine_stop(f->eng, 1000); /* the callback ran on the engine thread: joined now */
+    assert_int_equal(fl.n, 1);
+    assert_int_equal(fl.last_status, 500);
+    assert_int_equal(fl.last_outcome, OBX_OUTCOME_DEAD);
+    assert_int_equal(fl.last_attempt, 1);
+}
+
+/* An invalid capture setting is refused by the engine with the key named. */
+static void test_capture_config_checked(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->capture_body = DLV_SINK_CAPTURE_BODY_MAX + 1;
+    dlv_error err = {0};
+    assert_int_equal(dlv_engine_new(f->st, f->sc, f->n_sc, NULL, &f->eng, &err), DLV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "capture_body"));
+    c->capture_body = 0;
+    c->capture_headers = calloc(1, sizeof(char *));
+    c->capture_headers[0] = strdup("Bad Name");
+    c->n_capture_headers = 1;
+    assert_int_equal(dlv_engine_new(f->st, f->sc, f->n_sc, NULL, &f->eng, &err), DLV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "capture_headers[0]"));
 }
 
 static void test_retry_after(void **state)
@@ -834,6 +919,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_500_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_always_500_dead_after_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_config_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_past_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
