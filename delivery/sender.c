@@ -223,8 +223,8 @@ int dlv__sender_run(dlv__sender *s, int timeout_ms)
     return rc == CURLM_OK ? 0 : -1;
 }
 
-static const char *const class_names[DLV_CLASS_COUNT] = {
-    "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "tls", "dns", "other"};
+static const char *const class_names[DLV_CLASS_COUNT] = {"2xx",     "3xx", "4xx", "5xx",  "timeout",
+                                                         "connect", "tls", "dns", "other"};
 
 const char *dlv_attempt_class_name(int c)
 {

@@ -23,9 +23,9 @@ typedef struct dlv__transport {
     const char *ca_file;
     const char *client_cert;
     const char *client_key;
-    int insecure; /* no peer/host verification */
-    size_t capture_body;                 /* response body bytes to keep (0 = none) */
-    const char *const *capture_headers;  /* kept besides Content-Type, Retry-After, Location */
+    int insecure;                       /* no peer/host verification */
+    size_t capture_body;                /* response body bytes to keep (0 = none) */
+    const char *const *capture_headers; /* kept besides Content-Type, Retry-After, Location */
     size_t n_capture_headers;
 } dlv__transport;
 

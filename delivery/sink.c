@@ -242,8 +242,10 @@ int dlv_capture_check(const dlv_sink_config *c, char *err, size_t errlen)
         char why[DLV_ERRMSG_MAX];
         const char *n = c->capture_headers[i];
         if (!n || strlen(n) > OBX_CAPTURE_NAME_MAX)
-            return fail(err, errlen, "capture_headers[%zu]: a header name of 1 to %d bytes is "
-                        "needed", i, OBX_CAPTURE_NAME_MAX);
+            return fail(err, errlen,
+                        "capture_headers[%zu]: a header name of 1 to %d bytes is "
+                        "needed",
+                        i, OBX_CAPTURE_NAME_MAX);
         if (dlv_header_check(n, "", why, sizeof why) != DLV_OK)
             return fail(err, errlen, "capture_headers[%zu]: %s", i, why);
     }

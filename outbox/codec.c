@@ -538,8 +538,7 @@ int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, ob
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *h = &a->ptr[13].via.array.ptr[i];
         obx_attempt *at = &d->history[i];
-        if (h->type != MSGPACK_OBJECT_ARRAY ||
-            (h->via.array.size != 4 && h->via.array.size < 7))
+        if (h->type != MSGPACK_OBJECT_ARRAY || (h->via.array.size != 4 && h->via.array.size < 7))
             goto fail;
         d->n_history = i + 1;
         if (get_i64(&h->via.array.ptr[0], &at->started_ms) ||
@@ -630,8 +629,8 @@ int obx_attempt_copy(obx_attempt *dst, const obx_attempt *src)
     dst->status = src->status;
     int bad = 0;
     dst->error = dup_cut(src->error, SIZE_MAX, &bad);
-    if (bad || obx__attempt_set_capture(dst, src->headers, src->n_headers, src->body,
-                                        src->body_len, src->body_size) != OBX_OK) {
+    if (bad || obx__attempt_set_capture(dst, src->headers, src->n_headers, src->body, src->body_len,
+                                        src->body_size) != OBX_OK) {
         obx_attempt_clear(dst);
         return OBX_ERR_NOMEM;
     }
@@ -657,10 +656,8 @@ int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t dur
         return OBX_ERR_NOMEM;
     }
     d->history = h;
-    h[d->n_history++] = (obx_attempt){.started_ms = started_ms,
-                                      .duration_ms = duration_ms,
-                                      .status = status,
-                                      .error = copy};
+    h[d->n_history++] = (obx_attempt){
+        .started_ms = started_ms, .duration_ms = duration_ms, .status = status, .error = copy};
     return OBX_OK;
 }
 

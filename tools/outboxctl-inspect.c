@@ -458,8 +458,7 @@ static void print_response(const obx_attempt *at, uint32_t no)
         return;
     size_t n = at->body_len < SHOW_BODY_MAX ? at->body_len : SHOW_BODY_MAX;
     if (at->body_size > at->body_len)
-        printf("    body (%zu of %llu bytes kept", at->body_len,
-               (unsigned long long)at->body_size);
+        printf("    body (%zu of %llu bytes kept", at->body_len, (unsigned long long)at->body_size);
     else
         printf("    body (%zu bytes", at->body_len);
     if (n < at->body_len)

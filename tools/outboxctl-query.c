@@ -281,17 +281,17 @@ static json_t *response_json(const obx_attempt *a)
     json_t *r = json_object(), *h = json_object();
     int bad = !r || set(r, "headers", h);
     for (size_t i = 0; !bad && i < a->n_headers; i++) {
-        json_t *v = peer_string((const unsigned char *)a->headers[i].value,
-                                strlen(a->headers[i].value));
-        json_t *k = peer_string((const unsigned char *)a->headers[i].name,
-                                strlen(a->headers[i].name));
+        json_t *v =
+            peer_string((const unsigned char *)a->headers[i].value, strlen(a->headers[i].value));
+        json_t *k =
+            peer_string((const unsigned char *)a->headers[i].name, strlen(a->headers[i].name));
         bad |= !k || set(h, json_string_value(k), v);
         json_decref(k);
     }
     if (!bad && a->body) {
         int text = ctl_utf8_valid(a->body, a->body_len);
-        bad |= set(r, "body", text ? json_stringn((const char *)a->body, a->body_len)
-                                   : json_null());
+        bad |=
+            set(r, "body", text ? json_stringn((const char *)a->body, a->body_len) : json_null());
         if (!text) {
             char *b64 = ctl_base64_encode(a->body, a->body_len);
             bad |= set(r, "body_base64", b64 ? json_string(b64) : NULL);

@@ -93,8 +93,8 @@ void oal_failed(void *ud, const dlv_attempt_event *ev)
     if (ev->status)
         olog(OLOG_WARN, "delivery attempt failed", OLOG_S("sink", ev->sink_name),
              OLOG_I("event", (long long)ev->event_id), OLOG_I("attempt", ev->attempt),
-             OLOG_I("status", ev->status), OLOG_S("outcome", outcome),
-             OLOG_S("next_attempt", next), OLOG_I("suppressed", (long long)suppressed));
+             OLOG_I("status", ev->status), OLOG_S("outcome", outcome), OLOG_S("next_attempt", next),
+             OLOG_I("suppressed", (long long)suppressed));
     else
         olog(OLOG_WARN, "delivery attempt failed", OLOG_S("sink", ev->sink_name),
              OLOG_I("event", (long long)ev->event_id), OLOG_I("attempt", ev->attempt),

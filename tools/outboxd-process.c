@@ -89,8 +89,9 @@ void omet_render_process(obuf *b)
     long page = sysconf(_SC_PAGESIZE);
     proc_stat ps;
     if (tick > 0 && page > 0 && read_stat(&ps) == 0) {
-        family(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent "
-                                                          "in seconds.");
+        family(b, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent "
+               "in seconds.");
         obuf_printf(b, "process_cpu_seconds_total %.2f\n",
                     (double)(ps.utime + ps.stime) / (double)tick);
         family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");

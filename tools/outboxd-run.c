@@ -274,8 +274,7 @@ static int start_engine(od_state *st)
     dlv_engine_options_init(&eo);
     eo.on_failed_attempt = oal_failed;
     eo.on_failed_attempt_ud = st->attempt_log;
-    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, &eo, &st->engine, &err) !=
-            DLV_OK ||
+    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, &eo, &st->engine, &err) != DLV_OK ||
         dlv_engine_start(st->engine, &err) != DLV_OK) {
         olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err.msg));
         return -1;

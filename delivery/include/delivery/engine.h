@@ -80,7 +80,7 @@ typedef double (*dlv_random_fn)(void *ud);
 /* An attempt that did not deliver, reported to dlv_engine_options.on_failed_attempt. Every
  * pointer is valid only during the call. */
 typedef struct dlv_attempt_event {
-    size_t sink;           /* index of the sink in the array given to dlv_engine_new */
+    size_t sink; /* index of the sink in the array given to dlv_engine_new */
     const char *sink_name;
     uint64_t event_id;
     uint32_t attempt;        /* number of the attempt in the current budget, from 1 */
@@ -193,13 +193,13 @@ const char *dlv_attempt_class_name(int c);
 typedef struct dlv_sink_metrics {
     char name[OBX_SINK_NAME_MAX];
     uint32_t sink_id;
-    uint64_t delivered;             /* deliveries finished with a 2xx */
-    uint64_t retried;               /* attempts that scheduled a retry */
-    uint64_t dead;                  /* deliveries that became dead letters */
-    uint64_t released;              /* claimed deliveries put back unattempted (shutdown) */
-    uint64_t attempts;              /* HTTP attempts finished (any outcome) */
+    uint64_t delivered; /* deliveries finished with a 2xx */
+    uint64_t retried;   /* attempts that scheduled a retry */
+    uint64_t dead;      /* deliveries that became dead letters */
+    uint64_t released;  /* claimed deliveries put back unattempted (shutdown) */
+    uint64_t attempts;  /* HTTP attempts finished (any outcome) */
     uint64_t attempts_by_class[DLV_CLASS_COUNT]; /* the same, by dlv_attempt_class */
-    uint64_t render_errors;         /* template failures (counted in dead too) */
+    uint64_t render_errors;                      /* template failures (counted in dead too) */
     uint64_t in_flight;             /* gauge: requests running or bodies rendering now */
     uint64_t queued;                /* gauge: claimed, waiting for a slot */
     dlv_histogram attempt_duration; /* per attempt, seconds */

@@ -41,7 +41,7 @@ enum {
 #define DLV_SINK_CAPTURE_BODY_MAX OBX_CAPTURE_BODY_MAX
 /* Headers always captured; capture_headers adds at most OBX_CAPTURE_HEADERS_MAX minus these. */
 #define DLV_SINK_CAPTURE_DEFAULT_HEADERS 3 /* Content-Type, Retry-After, Location */
-#define DLV_SINK_CAPTURE_HEADERS_MAX (OBX_CAPTURE_HEADERS_MAX - DLV_SINK_CAPTURE_DEFAULT_HEADERS)
+#define DLV_SINK_CAPTURE_HEADERS_MAX     (OBX_CAPTURE_HEADERS_MAX - DLV_SINK_CAPTURE_DEFAULT_HEADERS)
 
 typedef struct dlv_header {
     char *name;  /* owned */
@@ -66,12 +66,12 @@ typedef struct dlv_sink_config {
     int ordered;                /* 1: one delivery at a time, in event order */
     int *dead_letter_on;        /* owned array of statuses that dead-letter at once */
     size_t n_dead_letter_on;
-    dlv_filter *filter;  /* owned; NULL = every event ("*:*") */
-    char *ca_file;       /* owned or NULL: CA bundle for https */
-    char *client_cert;   /* owned or NULL: PEM client certificate (mTLS) */
-    char *client_key;    /* owned or NULL: PEM client key */
-    int insecure;        /* 1: skip TLS peer/host verification (loud in logs) */
-    size_t max_body_out; /* template output cap, default 1 MiB */
+    dlv_filter *filter;       /* owned; NULL = every event ("*:*") */
+    char *ca_file;            /* owned or NULL: CA bundle for https */
+    char *client_cert;        /* owned or NULL: PEM client certificate (mTLS) */
+    char *client_key;         /* owned or NULL: PEM client key */
+    int insecure;             /* 1: skip TLS peer/host verification (loud in logs) */
+    size_t max_body_out;      /* template output cap, default 1 MiB */
     char **capture_headers;   /* owned array of owned header names kept from each response
                                  besides Content-Type, Retry-After and Location */
     size_t n_capture_headers; /* at most DLV_SINK_CAPTURE_HEADERS_MAX */

@@ -186,9 +186,9 @@ typedef struct obx_header {
 } obx_header;
 
 /* Bounds of what one attempt keeps of its response; longer input is cut to them. */
-#define OBX_CAPTURE_HEADERS_MAX 16        /* headers per attempt */
-#define OBX_CAPTURE_NAME_MAX    64        /* bytes of a header name */
-#define OBX_CAPTURE_VALUE_MAX   256       /* bytes of a header value */
+#define OBX_CAPTURE_HEADERS_MAX 16          /* headers per attempt */
+#define OBX_CAPTURE_NAME_MAX    64          /* bytes of a header name */
+#define OBX_CAPTURE_VALUE_MAX   256         /* bytes of a header value */
 #define OBX_CAPTURE_BODY_MAX    (64 * 1024) /* bytes of the response body */
 
 typedef struct obx_attempt {
