@@ -185,13 +185,19 @@ static void test_always_500_dead_after_bound(void **state)
     dlv_metrics_free(&m);
 }
 
+/* Make `status` dead-letter at once on sink c. */
+static void dead_letter_on(dlv_sink_config *c, int status)
+{
+    c->dead_letter_on = calloc(1, sizeof(int));
+    assert_non_null(c->dead_letter_on);
+    c->dead_letter_on[0] = status;
+    c->n_dead_letter_on = 1;
+}
+
 static void test_dead_letter_on(void **state)
 {
     fx *f = *state;
-    dlv_sink_config *c = add_sink(f, "hook");
-    c->dead_letter_on = calloc(1, sizeof(int));
-    c->dead_letter_on[0] = 410;
-    c->n_dead_letter_on = 1;
+    dead_letter_on(add_sink(f, "hook"), 410);
     trx_step steps[] = {{.status = 410}};
     trx_script(f->rx, steps, 1);
     obx_delivery d;
@@ -224,9 +230,7 @@ static void test_capture_response(void **state)
 {
     fx *f = *state;
     dlv_sink_config *c = add_sink(f, "hook");
-    c->dead_letter_on = calloc(1, sizeof(int));
-    c->dead_letter_on[0] = 500;
-    c->n_dead_letter_on = 1;
+    dead_letter_on(c, 500);
     c->capture_body = 10;
     c->capture_headers = calloc(2, sizeof(char *));
     c->capture_headers[0] = strdup("Date");
