@@ -81,14 +81,21 @@ static void start(fx *f, const dlv_engine_options *o)
 
 #define BODY FX_BODY
 
-/* Start the engine, enqueue BODY and wait (bounded) for the delivery to reach `st`. */
-static uint64_t send_one(fx *f, int st, unsigned timeout_ms, obx_delivery *d)
+/* Start the engine with options o (NULL: defaults), enqueue BODY and wait (bounded) for the
+ * delivery to reach `st`. */
+static uint64_t send_with(fx *f, const dlv_engine_options *o, int st, unsigned timeout_ms,
+                          obx_delivery *d)
 {
-    start(f, NULL);
+    start(f, o);
     uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
     assert_true(id > 0);
     assert_true(fx_wait_state(f->st, id, f->sink_id[0], st, timeout_ms, d));
     return id;
+}
+
+static uint64_t send_one(fx *f, int st, unsigned timeout_ms, obx_delivery *d)
+{
+    return send_with(f, NULL, st, timeout_ms, d);
 }
 
 static void test_success(void **state)
@@ -244,10 +251,8 @@ static void test_capture_response(void **state)
     dlv_engine_options_init(&o);
     o.on_failed_attempt = on_failed;
     o.on_failed_attempt_ud = &fl;
-    start(f, &o);
-    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
     obx_delivery d;
-    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DEAD, 5000, &d));
+    (void)send_with(f, &o, OBX_STATE_DEAD, 5000, &d);
     assert_int_equal(d.n_history, 1);
     const obx_attempt *a = &d.history[0];
     assert_int_equal(a->status, 500);
@@ -812,10 +817,8 @@ static void test_clock_and_random(void **state)
     double r = 0.0; /* lowest jitter: 200 ms * (1 - 0.5) */
     o.random = fixed_random;
     o.random_ud = &r;
-    start(f, &o);
-    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
     obx_delivery d;
-    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 5000, &d));
+    (void)send_with(f, &o, OBX_STATE_DELIVERED, 5000, &d);
     assert_true(d.first_attempt_ms > obx_now_ms() + 3500 * 1000); /* the engine's clock */
     obx_delivery_clear(&d);
     const trx_request *a = trx_get(f->rx, 0), *b = trx_get(f->rx, 1);
