@@ -162,6 +162,40 @@ static int conv_dead_letter_on(cy_ctx *x, const cy_node *n, const char *path, vo
     return 0;
 }
 
+/* Report dlv_capture_check's verdict on s at node n; its message names the key, so the
+ * path given is the sink's (path without its last component). */
+static int capture_checked(cy_ctx *x, const cy_node *n, const char *path, dlv_sink_config *s)
+{
+    char e[256], parent[CY_PATH_MAX];
+    if (dlv_capture_check(s, e, sizeof e) == DLV_OK)
+        return 0;
+    const char *dot = strrchr(path, '.');
+    snprintf(parent, sizeof parent, "%.*s", dot ? (int)(dot - path) : (int)strlen(path), path);
+    cy_errf(x, n, parent, "%s", e);
+    return -1;
+}
+
+static int conv_capture_headers(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    dlv_sink_config *s = field;
+    cv_free_strings(s->capture_headers, s->n_capture_headers);
+    s->capture_headers = NULL;
+    s->n_capture_headers = 0;
+    if (cv_strings(x, n, path, &s->capture_headers, &s->n_capture_headers) < 0)
+        return -1;
+    return capture_checked(x, n, path, s);
+}
+
+static int conv_capture_body(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    dlv_sink_config *s = field;
+    uint64_t v;
+    if (cv_size(x, n, path, &v) < 0)
+        return -1;
+    s->capture_body = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+    return capture_checked(x, n, path, s);
+}
+
 /* A list of secrets ("${NAME}" resolved), none empty, appended to *v / *count. */
 static int push_secrets(cy_ctx *x, const cy_node *n, const char *path, const char *what, char ***v,
                         size_t *count)
@@ -322,6 +356,10 @@ static const cs_key sink_keys[] = {
     OPT_FILE("client_cert", sink_t, client_cert, "PEM client certificate (mTLS)"),
     OPT_FILE("client_key", sink_t, client_key, "PEM client key (mTLS)"),
     R("insecure", CS_BOOL, sink_t, insecure, 0, 0, "skip TLS verification (default false)"),
+    CUSTOM("capture_headers", CS_OBJ, 0, conv_capture_headers,
+           "response headers kept per attempt besides Content-Type, Retry-After, Location"),
+    CUSTOM("capture_body", CS_OBJ, 0, conv_capture_body,
+           "response body bytes kept per attempt (default 1KiB, 0 = none, at most 64KiB)"),
     {"breaker", CS_SECTION, CS_STATE, CS_NO_FIELD, 0, 0, NULL, NULL, NULL, NULL, &breaker_table,
      "the circuit breaker: enabled, failures, give_up_after"},
 };

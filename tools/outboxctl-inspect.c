@@ -243,7 +243,7 @@ static int list_one(void *ud, const obx_event *ev, const obx_delivery *d)
             ctl_json_print(o, stdout);
         return 0;
     }
-    char id[24], state[32], evn[128], recv[48], att[48], last[256], lastt[72], next[48];
+    char id[24], state[32], evn[128], recv[48], att[48], last[512], next[48];
     snprintf(id, sizeof id, "%llu", (unsigned long long)ev->id);
     snprintf(state, sizeof state, "%s%s", ctl_state_label(d), d->in_doubt ? "*" : "");
     l->any_doubt |= d->in_doubt;
@@ -253,11 +253,7 @@ static int list_one(void *ud, const obx_event *ev, const obx_delivery *d)
         snprintf(att, sizeof att, "%u (%u total)", d->attempts, d->total_attempts);
     else
         snprintf(att, sizeof att, "%u", d->attempts);
-    const char *lo = ctl_last_outcome(d, last, sizeof last);
-    if (lo && strlen(lo) > 60) {
-        snprintf(lastt, sizeof lastt, "%.57s...", lo);
-        lo = lastt;
-    }
+    const char *lo = ctl_last_outcome(d, last, sizeof last); /* shortened by the table */
     if (d->state == OBX_STATE_PENDING) {
         if (d->next_attempt_ms <= l->c->now_ms + 500)
             snprintf(next, sizeof next, "due now");
@@ -305,6 +301,7 @@ int ctl_cmd_list(ctl_ctx *c, int argc, char **argv)
             rc = CTL_EXIT_ERROR;
             goto out;
         }
+        ctl_table_fit(l.t, 6, ctl_term_width(stdout)); /* LAST */
     }
     obx_error err = {0};
     if (obx_list(s, &q, list_one, ctl_corrupt_warn, &l, &err)) {
@@ -349,10 +346,10 @@ static int delivery_copy(obx_delivery *dst, const obx_delivery *src)
     dst->history = src->n_history ? calloc(src->n_history, sizeof *dst->history) : NULL;
     int bad = (src->last_error && !dst->last_error) || (src->reason && !dst->reason) ||
               (src->n_history && !dst->history);
-    for (size_t i = 0; dst->history && i < src->n_history; i++) {
-        dst->history[i] = src->history[i];
-        dst->history[i].error = src->history[i].error ? strdup(src->history[i].error) : NULL;
-        bad |= src->history[i].error && !dst->history[i].error;
+    dst->n_history = 0;
+    for (size_t i = 0; dst->history && i < src->n_history && !bad; i++) {
+        bad |= obx_attempt_copy(&dst->history[i], &src->history[i]) != OBX_OK;
+        dst->n_history = i + 1;
     }
     if (bad) {
         obx_delivery_clear(dst);
@@ -444,6 +441,37 @@ static void print_time_line(const char *label, int64_t ms, int64_t now)
     printf("  %-14s %s (%s)\n", label, t, a);
 }
 
+/* Response bodies longer than this are cut in show's text output (--json has them all). */
+#define SHOW_BODY_MAX 2048
+
+/* What the receiver answered to one attempt (headers and the body kept), escaped. */
+static void print_response(const obx_attempt *at, uint32_t no)
+{
+    if (!at->n_headers && !at->body)
+        return;
+    printf("  response to attempt %u (status %d):\n", no, at->status);
+    for (size_t i = 0; i < at->n_headers; i++) {
+        const obx_header *h = &at->headers[i];
+        printf("    ");
+        ctl_print_escaped((const unsigned char *)h->name, strlen(h->name), stdout);
+        printf(": ");
+        ctl_print_escaped((const unsigned char *)h->value, strlen(h->value), stdout);
+        printf("\n");
+    }
+    if (!at->body)
+        return;
+    size_t n = at->body_len < SHOW_BODY_MAX ? at->body_len : SHOW_BODY_MAX;
+    if (at->body_size > at->body_len)
+        printf("    body (%zu of %llu bytes kept", at->body_len, (unsigned long long)at->body_size);
+    else
+        printf("    body (%zu bytes", at->body_len);
+    if (n < at->body_len)
+        printf("; the first %zu shown, --json has the rest", n);
+    printf("): ");
+    ctl_print_escaped(at->body, n, stdout);
+    printf("\n");
+}
+
 static void show_human(ctl_ctx *c, const obx_event *e, ctl_sinks *sk)
 {
     char t[40], a[48];
@@ -511,6 +539,8 @@ static void show_human(ctl_ctx *c, const obx_event *e, ctl_sinks *sk)
                 ctl_table_add(tb, row);
             }
             ctl_table_free(tb);
+            for (size_t k = 0; k < d->n_history; k++)
+                print_response(&d->history[k], first_no + (uint32_t)k);
         }
     }
 }

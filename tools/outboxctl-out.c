@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "delivery/base64.h"
 #include "delivery/error.h"
@@ -25,6 +27,8 @@ struct ctl_table {
     char **cells; /* rows x ncols */
     size_t nrows, cap, total;
     int header_done;
+    size_t fit_col;   /* the column shortened to fit fit_width */
+    size_t fit_width; /* 0 = lines as long as they come */
 };
 
 /* Display width: UTF-8 code points (good enough for names and ages). */
@@ -90,6 +94,83 @@ int ctl_table_add(ctl_table *t, const char *const *cells)
     return 0;
 }
 
+/* Byte offset of code point number `cp` in s (or its end). */
+static size_t cp_offset(const char *s, size_t cp)
+{
+    size_t i = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && cp-- == 0)
+            break;
+    return i;
+}
+
+char *ctl_shorten_middle(const char *s, size_t width)
+{
+    size_t w = text_width(s);
+    if (w <= width || width < 5)
+        return strdup(s);
+    size_t head = (width - 3 + 1) / 2, tail = width - 3 - head;
+    size_t hb = cp_offset(s, head), tb = cp_offset(s, w - tail);
+    size_t tl = strlen(s + tb);
+    char *out = malloc(hb + 3 + tl + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, s, hb);
+    memcpy(out + hb, "...", 3);
+    memcpy(out + hb + 3, s + tb, tl + 1);
+    return out;
+}
+
+size_t ctl_term_width(FILE *f)
+{
+    const char *env = getenv("COLUMNS");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(env, &end, 10);
+        if (!*end && !errno && v > 0 && v < 100000)
+            return v;
+    }
+    struct winsize ws;
+    if (isatty(fileno(f)) && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 0;
+}
+
+void ctl_table_fit(ctl_table *t, size_t col, size_t line_width)
+{
+    t->fit_col = col;
+    t->fit_width = col < t->ncols ? line_width : 0;
+}
+
+/* Shorten the fit column's cells (in the middle) so that lines fit fit_width, keeping at
+ * least CTL_FIT_MIN columns of them. */
+static void fit_rows(ctl_table *t)
+{
+    if (!t->fit_width)
+        return;
+    size_t others = 2 * (t->ncols - 1);
+    for (size_t i = 0; i < t->ncols; i++)
+        if (i != t->fit_col)
+            others += t->width[i];
+    size_t budget = t->fit_width > others + CTL_FIT_MIN ? t->fit_width - others : CTL_FIT_MIN;
+    if (t->width[t->fit_col] <= budget)
+        return;
+    t->width[t->fit_col] = budget;
+    if (text_width(t->headers[t->fit_col]) > budget)
+        t->width[t->fit_col] = text_width(t->headers[t->fit_col]);
+    for (size_t r = 0; r < t->nrows; r++) {
+        char **cell = &t->cells[r * t->ncols + t->fit_col];
+        if (text_width(*cell) <= budget)
+            continue;
+        char *sh = ctl_shorten_middle(*cell, budget);
+        if (sh) {
+            free(*cell);
+            *cell = sh;
+        }
+    }
+}
+
 static void print_row(ctl_table *t, char *const *row)
 {
     for (size_t i = 0; i < t->ncols; i++) {
@@ -105,6 +186,7 @@ static void print_row(ctl_table *t, char *const *row)
 
 void ctl_table_flush(ctl_table *t)
 {
+    fit_rows(t);
     if (!t->header_done) {
         print_row(t, t->headers);
         t->header_done = 1;
@@ -405,6 +487,55 @@ static int printable_utf8(const unsigned char *s, size_t len)
         i += n;
     }
     return 1;
+}
+
+/* Length of the valid UTF-8 sequence at s[i] (1..4), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t i, size_t len)
+{
+    unsigned char ch = s[i];
+    if (ch < 0x80)
+        return 1;
+    size_t n = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 0;
+    if (!n || i + n > len || ch == 0xC0 || ch == 0xC1 || ch > 0xF4)
+        return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((s[i + k] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+int ctl_utf8_valid(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0, n; i < len; i += n)
+        if (!(n = utf8_seq(s, i, len)))
+            return 0;
+    return 1;
+}
+
+void ctl_print_escaped(const unsigned char *s, size_t len, FILE *f)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = s[i];
+        size_t n = utf8_seq(s, i, len);
+        if (n > 1 && !(ch == 0xC2 && s[i + 1] < 0xA0)) { /* C2 80..9F: C1 controls */
+            fwrite(s + i, 1, n, f);
+            i += n;
+            continue;
+        }
+        if (ch == '\\')
+            fputs("\\\\", f);
+        else if (ch == '\n')
+            fputs("\\n", f);
+        else if (ch == '\r')
+            fputs("\\r", f);
+        else if (ch == '\t')
+            fputs("\\t", f);
+        else if (ch >= 0x20 && ch < 0x7f)
+            fputc(ch, f);
+        else
+            fprintf(f, "\\x%02x", ch);
+        i++;
+    }
 }
 
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f)

@@ -30,6 +30,19 @@ ctl_table *ctl_table_new(FILE *f, size_t ncols, const char *const *headers);
 /* Add a row: `cells` holds ncols strings (NULL prints "-"); copied. -1 when out of memory. */
 int ctl_table_add(ctl_table *t, const char *const *cells);
 void ctl_table_flush(ctl_table *t);
+/*
+ * Keep lines within `line_width` columns (0 = no limit) by shortening the cells of column
+ * `col` in the middle ("head...tail", so that both the start of a reason and the status at
+ * its end stay visible), never below CTL_FIT_MIN columns.
+ */
+#define CTL_FIT_MIN 16
+void ctl_table_fit(ctl_table *t, size_t col, size_t line_width);
+/* s shortened in the middle to `width` code points with "..." (a copy when it fits);
+ * malloc'd, NULL when out of memory. */
+char *ctl_shorten_middle(const char *s, size_t width);
+/* The terminal's width for output to f: $COLUMNS when set to a number, else the tty's
+ * (TIOCGWINSZ), else 0 (not a terminal: no limit). */
+size_t ctl_term_width(FILE *f);
 /* Rows added so far. */
 size_t ctl_table_rows(const ctl_table *t);
 /* Flushes and frees; NULL is a no-op. */
@@ -63,6 +76,15 @@ int ctl_body_from_line(const char *line, size_t len, unsigned char **out, size_t
 int ctl_body_is_json(const unsigned char *body, size_t len);
 /* Print a body for a person: as-is when it is printable UTF-8 text, else a base64 dump. */
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f);
+
+/*
+ * Print bytes from a remote peer (a receiver's headers or body) safely for a terminal:
+ * printable ASCII and valid UTF-8 as they are, backslash as \\, TAB/CR/LF as \t \r \n,
+ * every other byte (controls, escapes, DEL, C1 controls, invalid UTF-8) as \xNN.
+ */
+void ctl_print_escaped(const unsigned char *s, size_t len, FILE *f);
+/* 1 when s[0..len) is valid UTF-8 (NUL bytes allowed). */
+int ctl_utf8_valid(const unsigned char *s, size_t len);
 
 /* base64 (standard, padded); malloc'd, NULL when out of memory. Decoding is
  * dlv_base64_decode (delivery/base64.h). */

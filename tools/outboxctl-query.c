@@ -256,6 +256,59 @@ json_t *ctl_event_json(const obx_event *ev)
     return o;
 }
 
+/* A string for bytes a receiver sent: as they are when valid UTF-8, else escaped
+ * (ctl_print_escaped's form). New reference, NULL when out of memory. */
+static json_t *peer_string(const unsigned char *s, size_t len)
+{
+    if (ctl_utf8_valid(s, len))
+        return json_stringn((const char *)s, len);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f)
+        return NULL;
+    ctl_print_escaped(s, len, f);
+    fclose(f);
+    json_t *v = buf ? json_stringn(buf, n) : NULL;
+    free(buf);
+    return v;
+}
+
+/* An attempt's captured response: {"headers":{name:value},"body":text|null,
+ * "body_base64":...,"body_size":N,"body_truncated":bool}. */
+static json_t *response_json(const obx_attempt *a)
+{
+    json_t *r = json_object(), *h = json_object();
+    int bad = !r || set(r, "headers", h);
+    for (size_t i = 0; !bad && i < a->n_headers; i++) {
+        json_t *v =
+            peer_string((const unsigned char *)a->headers[i].value, strlen(a->headers[i].value));
+        json_t *k =
+            peer_string((const unsigned char *)a->headers[i].name, strlen(a->headers[i].name));
+        bad |= !k || set(h, json_string_value(k), v);
+        json_decref(k);
+    }
+    if (!bad && a->body) {
+        int text = ctl_utf8_valid(a->body, a->body_len);
+        bad |=
+            set(r, "body", text ? json_stringn((const char *)a->body, a->body_len) : json_null());
+        if (!text) {
+            char *b64 = ctl_base64_encode(a->body, a->body_len);
+            bad |= set(r, "body_base64", b64 ? json_string(b64) : NULL);
+            free(b64);
+        }
+    }
+    if (!bad)
+        bad |= set(r, "body_size", json_integer((json_int_t)a->body_size));
+    if (!bad)
+        bad |= set(r, "body_truncated", json_boolean(a->body_size > a->body_len));
+    if (bad) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
+}
+
 json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int history)
 {
     json_t *o = json_object();
@@ -302,6 +355,8 @@ json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int hist
             bad |= set(ao, "duration_ms", json_integer(a->duration_ms));
             bad |= set(ao, "status", a->status ? json_integer(a->status) : json_null());
             bad |= set(ao, "error", ctl_json_str(a->error));
+            if (a->n_headers || a->body)
+                bad |= set(ao, "response", response_json(a));
         }
     }
     if (bad) {

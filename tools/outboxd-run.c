@@ -21,6 +21,7 @@
 #include "outbox-last-check.h"
 #include "outbox/outbox.h"
 #include "listen-addr.h"
+#include "outboxd-attemptlog.h"
 #include "outboxd-ingest.h"
 #include "outboxd-log.h"
 #include "outboxd-metrics.h"
@@ -33,6 +34,8 @@
 #define SWEEP_MAX_PER_TICK 100000
 /* How long shutdown waits for requests already waiting on the store. */
 #define INGEST_DRAIN_MS 10000
+/* At most one failed-attempt line per sink per second. */
+#define ATTEMPT_LOG_INTERVAL_MS 1000
 
 typedef struct od_state {
     const od_config *c;
@@ -45,6 +48,7 @@ typedef struct od_state {
     uint64_t *dead_seen;                         /* per sink: dead letters already logged */
     uint64_t (*health_seen)[DLV_TURN_KINDS + 1]; /* per sink: transitions logged (log_health) */
     uint64_t claim_errors_seen, commit_errors_seen;
+    oal *attempt_log; /* rate-limited failed-attempt lines */
 } od_state;
 
 void od_signals_block(void)
@@ -86,25 +90,39 @@ static void sink_label(obuf *b, const char *name)
 
 static void render_engine(const dlv_metrics *m, obuf *b)
 {
-    static const char *const outcomes[] = {"delivered", "retried", "dead", "released"};
-    obuf_printf(b, "# HELP outbox_deliveries_total Delivery outcomes since start, by sink "
-                   "(retried counts attempts that scheduled a retry).\n"
+    static const char *const outcomes[] = {"delivered", "dead"};
+    obuf_printf(b, "# HELP outbox_deliveries_total Deliveries finished since start, by sink and "
+                   "final outcome (retries and releases are families of their own).\n"
                    "# TYPE outbox_deliveries_total counter\n");
     for (size_t i = 0; i < m->n_sinks; i++) {
         const dlv_sink_metrics *s = &m->sinks[i];
-        const uint64_t v[] = {s->delivered, s->retried, s->dead, s->released};
-        for (size_t o = 0; o < 4; o++) {
+        const uint64_t v[] = {s->delivered, s->dead};
+        for (size_t o = 0; o < 2; o++) {
             obuf_printf(b, "outbox_deliveries_total{");
             sink_label(b, s->name);
             obuf_printf(b, ",outcome=\"%s\"} %llu\n", outcomes[o], (unsigned long long)v[o]);
         }
     }
+    obuf_printf(b, "# HELP outbox_delivery_attempts_total HTTP attempts finished, by sink and "
+                   "class (response status class, or timeout, connect, tls, dns, other).\n"
+                   "# TYPE outbox_delivery_attempts_total counter\n");
+    for (size_t i = 0; i < m->n_sinks; i++)
+        for (int k = 0; k < DLV_CLASS_COUNT; k++) {
+            obuf_printf(b, "outbox_delivery_attempts_total{");
+            sink_label(b, m->sinks[i].name);
+            obuf_printf(b, ",class=\"%s\"} %llu\n", dlv_attempt_class_name(k),
+                        (unsigned long long)m->sinks[i].attempts_by_class[k]);
+        }
     struct {
         const char *name, *type, *help;
         size_t off;
     } fam[] = {
-        {"outbox_delivery_attempts_total", "counter", "HTTP attempts finished, by sink.",
-         offsetof(dlv_sink_metrics, attempts)},
+        {"outbox_delivery_retries_total", "counter",
+         "Attempts that failed and scheduled a retry, by sink.",
+         offsetof(dlv_sink_metrics, retried)},
+        {"outbox_delivery_released_total", "counter",
+         "Claimed deliveries put back unattempted (shutdown), by sink.",
+         offsetof(dlv_sink_metrics, released)},
         {"outbox_delivery_render_errors_total", "counter",
          "Template render failures (dead letters), by sink.",
          offsetof(dlv_sink_metrics, render_errors)},
@@ -164,6 +182,7 @@ static void render_engine(const dlv_metrics *m, obuf *b)
 static void render(void *ud, obuf *b)
 {
     od_state *st = ud;
+    omet_render_process(b);
     omet_render_ingest(st->metrics, b);
     obx_stats *stats = NULL;
     if (obx_stats_get(st->store, &stats, NULL) != OBX_OK)
@@ -287,8 +306,11 @@ static int open_store(od_state *st)
 static int start_engine(od_state *st)
 {
     dlv_error err;
-    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, NULL, &st->engine, &err) !=
-            DLV_OK ||
+    dlv_engine_options eo;
+    dlv_engine_options_init(&eo);
+    eo.on_failed_attempt = oal_failed;
+    eo.on_failed_attempt_ud = st->attempt_log;
+    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, &eo, &st->engine, &err) != DLV_OK ||
         dlv_engine_start(st->engine, &err) != DLV_OK) {
         olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err.msg));
         return -1;
@@ -386,6 +408,7 @@ static int wait_for_stop(od_state *st)
             olog0(OLOG_WARN, "SIGHUP ignored: configuration reload is not supported; restart "
                              "the daemon (pending deliveries resume)");
         watch_engine(st);
+        oal_flush(st->attempt_log);
     }
 }
 
@@ -398,7 +421,8 @@ int od_run(const od_config *c)
     st.dead_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.dead_seen);
     st.health_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.health_seen);
     st.metrics = omet_new();
-    if (!st.ids || !st.dead_seen || !st.health_seen || !st.metrics) {
+    st.attempt_log = oal_new(c->n_sinks, ATTEMPT_LOG_INTERVAL_MS);
+    if (!st.ids || !st.dead_seen || !st.health_seen || !st.metrics || !st.attempt_log) {
         olog0(OLOG_ERROR, "out of memory");
         goto out;
     }
@@ -436,6 +460,7 @@ out:
     if (rc == 0)
         olog(OLOG_INFO, "stopped", OLOG_S("store", c->data_dir));
     omet_free(st.metrics);
+    oal_free(st.attempt_log);
     free(st.ids);
     free(st.dead_seen);
     free(st.health_seen);

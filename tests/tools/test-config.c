@@ -24,7 +24,7 @@
     "name, url, events, headers, body, signing_secret, signing_secret_file, signing_secrets, "     \
     "signature, max_backoff_duration, initial_interval, max_interval, multiplier, "                \
     "randomization_factor, timeout, connect_timeout, max_in_flight, ordered, dead_letter_on, "     \
-    "ca_file, client_cert, client_key, insecure, breaker"
+    "ca_file, client_cert, client_key, insecure, capture_headers, capture_body, breaker"
 
 static outbox_config *load_ok(const char *yaml)
 {
