@@ -650,6 +650,10 @@ int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_e
     /* Counters vs what the records say. */
     static const char *cn[] = {"pending", "inflight", "in doubt", "delivered", "dead"};
     for (uint32_t sink = 1; sink < OBX_MAX_SINKS; sink++) {
+        obx_sink_state hs;
+        obx_error he = {0};
+        if (obx__sink_state_read(s, txn, sink, &hs, &he) == OBX_ERR_CORRUPT)
+            problem(&c, "%s", he.msg);
         uint64_t have[CNT_N];
         obx__read_counters(s, txn, sink, have);
         for (int j = 0; j < CNT_N; j++)

@@ -87,8 +87,8 @@ static int state_decode(const unsigned char *b, size_t len, obx_sink_state *st)
     return 0;
 }
 
-/* Read the record in txn into *st (zeroed when absent). */
-static int state_read(obx_store *s, MDB_txn *txn, uint32_t id, obx_sink_state *st, obx_error *err)
+int obx__sink_state_read(obx_store *s, MDB_txn *txn, uint32_t id, obx_sink_state *st,
+                         obx_error *err)
 {
     unsigned char k[6];
     state_key(k, id);
@@ -101,7 +101,10 @@ static int state_read(obx_store *s, MDB_txn *txn, uint32_t id, obx_sink_state *s
     if (mrc)
         return obx__mdb_fail(err, mrc, "sink state: read");
     if (state_decode(val.mv_data, val.mv_size, st))
-        return obx__fail(err, OBX_ERR_CORRUPT, "sink state of sink id %u: record is corrupt", id);
+        return obx__fail(err, OBX_ERR_CORRUPT,
+                         "sink id %u: health record (down/paused) is corrupt: "
+                         "bad format byte, checksum or length",
+                         id);
     return OBX_OK;
 }
 
@@ -129,7 +132,7 @@ int obx_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error
     MDB_txn *txn;
     if ((rc = obx__rd_begin(s, &txn, err)))
         return rc;
-    rc = state_read(s, txn, id, out, err);
+    rc = obx__sink_state_read(s, txn, id, out, err);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -181,7 +184,7 @@ int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_
     if (mrc)
         return obx__mdb_fail(err, mrc, "sink state: begin write transaction");
     obx_sink_state st;
-    rc = state_read(s, txn, id, &st, err);
+    rc = obx__sink_state_read(s, txn, id, &st, err);
     if (rc == OBX_ERR_CORRUPT) /* a damaged record is replaced by a fresh one */
         memset(&st, 0, sizeof st);
     else if (rc)

@@ -208,6 +208,11 @@ int obx__event_sinks(obx_store *s, MDB_txn *txn, uint64_t ev, uint32_t *out, siz
  * taken), MDB_NOTFOUND when there is none, or another LMDB error. */
 int obx__sink_slot_take(obx_store *s, MDB_txn *txn, uint32_t *id);
 
+/* sinkstate.c: read sink id's health record in txn into *st (zeroed when absent): OBX_OK,
+ * OBX_ERR_CORRUPT (format byte, checksum or lengths wrong), OBX_ERR_LMDB. */
+int obx__sink_state_read(obx_store *s, MDB_txn *txn, uint32_t id, obx_sink_state *st,
+                         obx_error *err);
+
 /* lockwatch.c: the owner's lock.mdb must be the one every process opens. */
 enum { OBX_LOCK_DELETED = 1, OBX_LOCK_REPLACED = 2 };
 /* Owner, after opening the environment: remember lock.mdb's identity, in outbox.lock. */

@@ -3,7 +3,8 @@
  * up; down and paused are separate flags that never overwrite each other; the held time
  * adds up only while down or paused (overlaps counted once); no-op sets write nothing;
  * the state survives reopening, is readable by a second (tool) handle while the owner
- * runs, is refused on a read-only handle, and goes with the slot when a sink is purged.
+ * runs, is refused on a read-only handle, and goes with the slot when a sink is purged;
+ * a damaged record is reported by get and check and replaced by the next set.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "testutil.h"
 
@@ -104,10 +106,64 @@ static void test_flags_and_held_time(void **state)
     free(dir);
 }
 
+/* A damaged record: get and check report it, set replaces it with a fresh one. */
+static void test_corrupt_record(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new("sinkstate-bad");
+    obx_store *s = open_flags(dir, OBX_OPEN_OWNER);
+    uint32_t id;
+    assert_int_equal(obx_sink_id(s, "hook", &id, NULL), OBX_OK);
+    obx_sink_state st;
+    set(s, id, OBX_SINK_PAUSED, 1, 1000, 1, &st);
+    obx_close(s);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 12), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    unsigned char k[6] = {'h',
+                          ':',
+                          (unsigned char)(id >> 24),
+                          (unsigned char)(id >> 16),
+                          (unsigned char)(id >> 8),
+                          (unsigned char)id};
+    MDB_val key = {sizeof k, k}, val;
+    assert_int_equal(mdb_get(txn, meta, &key, &val), 0);
+    unsigned char *copy = malloc(val.mv_size);
+    memcpy(copy, val.mv_data, val.mv_size);
+    copy[10] ^= 0x40; /* a flipped bit in since-time: the checksum catches it */
+    MDB_val bad = {val.mv_size, copy};
+    assert_int_equal(mdb_put(txn, meta, &key, &bad, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(copy);
+
+    s = open_flags(dir, OBX_OPEN_OWNER);
+    obx_error err = {0};
+    assert_int_equal(obx_sink_state_get(s, id, &st, &err), OBX_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, "health record"));
+    size_t problems = 0;
+    assert_int_equal(obx_check(s, NULL, NULL, &problems, NULL), OBX_OK);
+    assert_int_equal(problems, 1);
+    set(s, id, OBX_SINK_PAUSED, 1, 2000, 1, &st); /* replaced by a fresh record */
+    assert_int_equal(st.paused_since_ms, 2000);
+    assert_int_equal(obx_check(s, NULL, NULL, &problems, NULL), OBX_OK);
+    assert_int_equal(problems, 0);
+    obx_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flags_and_held_time),
+        cmocka_unit_test(test_corrupt_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
