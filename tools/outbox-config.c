@@ -574,22 +574,54 @@ typedef struct ingest_state {
     const yaml_node_t *secret_node, *secret_file_node;
 } ingest_state;
 
+/* A list of bearer tokens (each a secret: `${NAME}` reads the environment); appended. */
+static int get_tokens(ctx *x, yaml_node_t *v, const char *path, char ***tokens, size_t *n)
+{
+    if (is_null(v))
+        return 0;
+    if (want_seq(x, v, path) < 0)
+        return -1;
+    size_t len = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    for (size_t i = 0; i < len; i++) {
+        yaml_node_t *it = yaml_document_get_node(x->doc, v->data.sequence.items.start[i]);
+        char ip[PATH_MAX_LEN], *tok = NULL;
+        indexpath(ip, path, i);
+        if (resolve_secret(x, it, ip, &tok) < 0)
+            return -1;
+        if (!tok) {
+            errf(x, it, ip, "a token must not be empty");
+            return -1;
+        }
+        if (push_secret(tokens, n, tok) < 0) {
+            wipe_free(tok);
+            oom(x, it, ip);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A listen address: HOST:PORT. */
+static int get_listen(ctx *x, yaml_node_t *v, const char *path, char **dst)
+{
+    if (dup_string(x, v, path, dst) < 0)
+        return -1;
+    const char *colon = strrchr(*dst, ':');
+    if (!colon || colon == *dst || !colon[1] ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535) {
+        errf(x, v, path, "expected HOST:PORT, found \"%s\"", *dst);
+        return -1;
+    }
+    return 0;
+}
+
 static int ingest_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
                        void *ud)
 {
     ingest_state *st = ud;
     outbox_config_ingest *in = st->in;
-    if (strcmp(key, "listen") == 0) {
-        if (dup_string(x, v, path, &in->listen) < 0)
-            return -1;
-        const char *colon = strrchr(in->listen, ':');
-        if (!colon || colon == in->listen || !colon[1] ||
-            strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535) {
-            errf(x, v, path, "expected HOST:PORT, found \"%s\"", in->listen);
-            return -1;
-        }
-        return 0;
-    }
+    if (strcmp(key, "listen") == 0)
+        return get_listen(x, v, path, &in->listen);
     if (strcmp(key, "max_body") == 0) {
         if (get_size(x, v, path, &in->max_body) < 0)
             return -1;
@@ -599,30 +631,8 @@ static int ingest_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, 
         }
         return 0;
     }
-    if (strcmp(key, "tokens") == 0) {
-        if (is_null(v))
-            return 0;
-        if (want_seq(x, v, path) < 0)
-            return -1;
-        size_t len = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        for (size_t i = 0; i < len; i++) {
-            yaml_node_t *it = yaml_document_get_node(x->doc, v->data.sequence.items.start[i]);
-            char ip[PATH_MAX_LEN], *tok = NULL;
-            indexpath(ip, path, i);
-            if (resolve_secret(x, it, ip, &tok) < 0)
-                return -1;
-            if (!tok) {
-                errf(x, it, ip, "a token must not be empty");
-                return -1;
-            }
-            if (push_secret(&in->tokens, &in->n_tokens, tok) < 0) {
-                wipe_free(tok);
-                oom(x, it, ip);
-                return -1;
-            }
-        }
-        return 0;
-    }
+    if (strcmp(key, "tokens") == 0)
+        return get_tokens(x, v, path, &in->tokens, &in->n_tokens);
     if (strcmp(key, "signing_secret") == 0) {
         st->secret_node = v;
         return 0; /* resolved after the walk (exclusive with signing_secret_file) */
@@ -647,6 +657,20 @@ static int ingest_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, 
                        "listen, max_body, tokens, signing_secret, signing_secret_file, "
                        "max_connections, max_connections_per_ip, idle_timeout, pool_threads, "
                        "header_timeout, body_timeout");
+}
+
+/* `admin:` - the admin API and console listener (absent = none). */
+static int admin_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
+                      void *ud)
+{
+    outbox_config_admin *a = ud;
+    if (strcmp(key, "listen") == 0)
+        return get_listen(x, v, path, &a->listen);
+    if (strcmp(key, "tokens") == 0)
+        return get_tokens(x, v, path, &a->tokens, &a->n_tokens);
+    if (strcmp(key, "read_only_tokens") == 0)
+        return get_tokens(x, v, path, &a->read_only_tokens, &a->n_read_only_tokens);
+    return unknown_key(x, k, path, "listen, tokens, read_only_tokens");
 }
 
 /* signing_secret / signing_secret_file pair -> one secret (or none). */
@@ -1221,7 +1245,7 @@ static int load_sink(ctx *x, yaml_node_t *n, const char *path)
 /* ---- top level --------------------------------------------------------------------------- */
 
 typedef struct top_state {
-    yaml_node_t *outbox, *ingest, *audit, *sinks;
+    yaml_node_t *outbox, *ingest, *audit, *sinks, *admin;
 } top_state;
 
 static int top_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
@@ -1236,8 +1260,10 @@ static int top_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, con
         t->audit = v;
     else if (strcmp(key, "sinks") == 0)
         t->sinks = v;
+    else if (strcmp(key, "admin") == 0)
+        t->admin = v;
     else
-        return unknown_key(x, k, path, "outbox, ingest, audit, sinks");
+        return unknown_key(x, k, path, "outbox, ingest, audit, sinks, admin");
     return 0;
 }
 
@@ -1287,6 +1313,14 @@ static int load_document(ctx *x)
         if (resolve_secret_pair(x, st.secret_node, st.secret_file_node, "ingest",
                                 &c->ingest.signing_secret) < 0)
             return -1;
+    }
+    if (t.admin && !is_null(t.admin)) {
+        if (each_pair(x, t.admin, "admin", admin_pair, &c->admin) < 0)
+            return -1;
+        if (!c->admin.listen) {
+            errf(x, t.admin, "admin", "listen is required (e.g. 127.0.0.1:8081)");
+            return -1;
+        }
     }
     if (load_audit(x, t.audit) < 0)
         return -1;
@@ -1434,6 +1468,13 @@ void outbox_config_clear(outbox_config *c)
         wipe_free(c->ingest.tokens[i]);
     free(c->ingest.tokens);
     wipe_free(c->ingest.signing_secret);
+    free(c->admin.listen);
+    for (size_t i = 0; i < c->admin.n_tokens; i++)
+        wipe_free(c->admin.tokens[i]);
+    free(c->admin.tokens);
+    for (size_t i = 0; i < c->admin.n_read_only_tokens; i++)
+        wipe_free(c->admin.read_only_tokens[i]);
+    free(c->admin.read_only_tokens);
     dlv_filter_free(c->audit.events);
     dlv_sink_configs_free(c->sinks, c->n_sinks);
     memset(c, 0, sizeof *c);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "outbox-config.h"
+#include "outboxd-admin.h"
 #include "outboxd-args.h"
 #include "outboxd-ingest.h"
 #include "outboxd-log.h"
@@ -54,6 +55,13 @@ int main(int argc, char **argv)
     const char *listen = a.listen ? a.listen : cfg->ingest.listen;
     if (check_listen(listen, a.listen ? "--listen" : "ingest.listen") != 0)
         goto out;
+    if (cfg->admin.listen &&
+        oadm_check_listen(cfg->admin.listen, cfg->admin.n_tokens + cfg->admin.n_read_only_tokens,
+                          err, sizeof err) != 0) {
+        olog(OLOG_ERROR, "invalid configuration", OLOG_S("key", "admin.listen"),
+             OLOG_S("error", err));
+        goto out;
+    }
     if (cfg->n_sinks == 0)
         olog(OLOG_WARN, "no sinks configured: events are acknowledged but not stored",
              OLOG_S("config", a.config));
@@ -91,6 +99,11 @@ int main(int argc, char **argv)
         .grace_ms = DEFAULT_GRACE_MS,
         .sinks = cfg->sinks,
         .n_sinks = cfg->n_sinks,
+        .admin_listen = cfg->admin.listen,
+        .admin_tokens = (const char *const *)cfg->admin.tokens,
+        .n_admin_tokens = cfg->admin.n_tokens,
+        .admin_ro_tokens = (const char *const *)cfg->admin.read_only_tokens,
+        .n_admin_ro_tokens = cfg->admin.n_read_only_tokens,
     };
     rc = od_run(&c);
 out:
