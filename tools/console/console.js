@@ -155,14 +155,18 @@ function setFilters(f) {
   for (const k of ["state", "sink", "type", "action", "since", "until"]) $("f-" + k).value = f[k] || "";
 }
 
+let listSeq = 0; // answers to an older request are dropped (the filters changed meanwhile)
+
 async function loadDeliveries(reset) {
   if (reset) pages = [null];
+  const seq = ++listSeq;
   const q = new URLSearchParams(filters());
   q.set("order", $("f-order").value);
   q.set("limit", $("f-limit").value);
   const cur = pages[pages.length - 1];
   if (cur) q.set("cursor", cur);
   const r = await api("GET", "/api/v1/deliveries?" + q.toString());
+  if (seq !== listSeq) return;
   nextCursor = r.next_cursor;
   const tb = $("deliveries-body");
   tb.replaceChildren();
@@ -197,8 +201,12 @@ async function loadDeliveries(reset) {
 
 let openId = null;
 
+let eventSeq = 0;
+
 async function openEvent(id) {
+  const seq = ++eventSeq;
   const ev = await api("GET", "/api/v1/events/" + encodeURIComponent(id));
+  if (seq !== eventSeq) return;
   openId = ev.id;
   const v = $("event-view");
   v.hidden = false;
