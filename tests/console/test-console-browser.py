@@ -243,9 +243,9 @@ class ConsoleBrowser(Case):
         b.js("document.getElementById('f-state').value='dead';"
              "document.getElementById('f-sink').value='billing';"
              "document.getElementById('filters').requestSubmit(); true")
-        b.until("document.querySelectorAll('#deliveries-body tr[data-state=dead]').length === 4",
-                "the dead letters listed")
-        self.assertEqual(b.js("[...document.querySelectorAll('#deliveries-body tr')].map(r => r.dataset.sink + r.dataset.state + r.dataset.event)").__len__(), 4, b.js("[...document.querySelectorAll('#deliveries-body tr')].map(r => r.dataset.sink + r.dataset.state + r.dataset.event)"))
+        rows = "[...document.querySelectorAll('#deliveries-body tr')]"
+        b.until(rows + ".length === 4 && " + rows + ".every(r => r.dataset.state === 'dead' && "
+                "r.dataset.sink === 'billing')", "the 4 dead letters listed, and only them")
         # open the event whose body holds <script> and HTML
         ids = b.js("[...document.querySelectorAll('#deliveries-body tr')].map(r => "
                    "r.dataset.event)")
