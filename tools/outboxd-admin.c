@@ -5,7 +5,6 @@
  */
 #include "outboxd-admin.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "delivery/sign.h"
+#include "listen-addr.h"
 #include "outbox-json.h"
 #include "outboxctl-time.h"
 #include "outboxd-ingest.h"
@@ -52,39 +52,6 @@ typedef struct caller {
     int write;    /* may replay and purge */
     char who[32]; /* "token rw[0]", "token ro[1]" or "no token (loopback)" */
 } caller;
-
-/* ---- the listen rule ---- */
-
-static int loopback_host(const char *host)
-{
-    if (strcasecmp(host, "localhost") == 0)
-        return 1;
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return 0;
-}
-
-int oadm_check_listen(const char *listen, size_t n_tokens, char *err, size_t cap)
-{
-    char host[256], perr[256];
-    uint16_t port;
-    if (oin_parse_listen(listen, host, sizeof host, &port, perr, sizeof perr) != 0) {
-        snprintf(err, cap, "%s", perr);
-        return -1;
-    }
-    if (n_tokens == 0 && !loopback_host(host)) {
-        snprintf(err, cap,
-                 "\"%s\" is not a loopback address: an admin listener reachable from other "
-                 "hosts needs admin.tokens (or listen on 127.0.0.1)",
-                 listen);
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- answers ---- */
 
@@ -212,7 +179,7 @@ static int host_ok(struct MHD_Connection *c)
         return 0;
     memcpy(host, h, n);
     host[n] = '\0';
-    return loopback_host(host);
+    return listen_host_is_loopback(host);
 }
 
 /* ---- sink names ---- */
@@ -964,8 +931,12 @@ static void server_free(oadm_server *s)
 
 oadm_server *oadm_start(const oadm_config *cfg, char *err, size_t cap)
 {
-    if (oadm_check_listen(cfg->listen, cfg->n_tokens + cfg->n_ro_tokens, err, cap))
+    if (cfg->n_tokens + cfg->n_ro_tokens == 0 && !listen_addr_is_loopback(cfg->listen)) {
+        snprintf(err, cap,
+                 "admin listener on %s without tokens: only a loopback address is allowed",
+                 cfg->listen);
         return NULL;
+    }
     oadm_server *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");

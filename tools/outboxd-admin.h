@@ -10,8 +10,9 @@
  *
  * Access: bearer tokens, compared in constant time. A read-write token may do anything,
  * a read-only token only GET (403 on a write); a wrong or missing token gets 401. With
- * no tokens at all the listener must be on a loopback address (oadm_check_listen) and
- * then also refuses requests whose Host header is not a loopback name (DNS rebinding).
+ * no tokens at all the listener must be on a loopback address (listen_addr_is_loopback;
+ * the config loader checks it too) and then also refuses requests whose Host header is not
+ * a loopback name (DNS rebinding).
  * Every write is logged: token index (never the token), what, how many.
  */
 #ifndef OUTBOXD_ADMIN_H
@@ -43,13 +44,6 @@ typedef struct oadm_config {
 } oadm_config;
 
 typedef struct oadm_server oadm_server;
-
-/*
- * The rule for an admin listen address: without any token it must be a loopback
- * address (127.0.0.0/8, ::1 or "localhost"). 0 when fine; -1 with err filled (naming the
- * address and what to do) otherwise or when the address does not parse.
- */
-int oadm_check_listen(const char *listen, size_t n_tokens, char *err, size_t cap);
 
 /* Start the listener. NULL with err filled (the listen address, why). */
 oadm_server *oadm_start(const oadm_config *cfg, char *err, size_t cap);
