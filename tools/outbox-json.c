@@ -254,3 +254,32 @@ void ctl_sink_stats_total(const obx_stats *st, obx_sink_stats *tot)
             tot->next_due_ms = ss->next_due_ms;
     }
 }
+
+void ctl_stats_json(json_t *o, const obx_stats *st, uint64_t cap, uint64_t high, int64_t now_ms,
+                    int (*configured)(void *ud, const char *name), void *ud)
+{
+    json_object_set_new(o, "now", ctl_json_time(now_ms));
+    json_object_set_new(o, "schema_version", json_integer(st->schema_version));
+    json_object_set_new(o, "events", json_integer((json_int_t)st->events));
+    json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
+    json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
+    json_object_set_new(o, "file_bytes", json_integer((json_int_t)st->file_bytes));
+    json_object_set_new(o, "max_size", json_integer((json_int_t)cap));
+    json_object_set_new(o, "high_water", json_integer((json_int_t)high));
+    json_object_set_new(o, "map_size", json_integer((json_int_t)st->map_size));
+    json_object_set_new(o, "full", json_boolean(st->used_bytes >= high));
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < st->n_sinks; i++)
+        ctl_sink_stats_json(arr, &st->sinks[i], now_ms, configured(ud, st->sinks[i].name));
+    json_object_set_new(o, "sinks", arr);
+    obx_sink_stats tot;
+    ctl_sink_stats_total(st, &tot);
+    json_t *t = json_array();
+    if (t)
+        ctl_sink_stats_json(t, &tot, now_ms, -1);
+    json_t *t0 = json_incref(json_array_get(t, 0));
+    json_object_del(t0, "name");
+    json_object_del(t0, "id");
+    json_object_set_new(o, "total", t0 ? t0 : json_null());
+    json_decref(t);
+}

@@ -74,4 +74,12 @@ void ctl_sink_stats_json(json_t *arr, const obx_sink_stats *ss, int64_t now_ms, 
  * earliest). */
 void ctl_sink_stats_total(const obx_stats *st, obx_sink_stats *tot);
 
+/*
+ * The stats of a store into the object o: now, schema_version, events, enqueued, used_bytes,
+ * file_bytes, max_size (= cap), high_water (= high), map_size, full, "sinks" (each with
+ * "configured" from configured(ud, name): -1 leaves it out) and "total".
+ */
+void ctl_stats_json(json_t *o, const obx_stats *st, uint64_t cap, uint64_t high, int64_t now_ms,
+                    int (*configured)(void *ud, const char *name), void *ud);
+
 #endif

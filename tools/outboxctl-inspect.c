@@ -26,8 +26,9 @@
 /* ---- stats ---- */
 
 /* -1 without a config; else whether the config names the sink. */
-static int configured(const ctl_ctx *c, const char *name)
+static int configured(void *ud, const char *name)
 {
+    const ctl_ctx *c = ud;
     if (!c->config)
         return -1;
     return outbox_config_find_sink(c->config, name) >= 0;
@@ -63,29 +64,9 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "data_dir", json_string(c->data_dir));
-        json_object_set_new(o, "now", ctl_json_time(c->now_ms));
-        json_object_set_new(o, "schema_version", json_integer(st->schema_version));
         json_object_set_new(o, "daemon_pid", owner > 0 ? json_integer(owner) : json_null());
         json_object_set_new(o, "daemon_running", owner < 0 ? json_null() : json_boolean(owner > 0));
-        json_object_set_new(o, "events", json_integer((json_int_t)st->events));
-        json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
-        json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
-        json_object_set_new(o, "file_bytes", json_integer((json_int_t)st->file_bytes));
-        json_object_set_new(o, "max_size", json_integer((json_int_t)cap));
-        json_object_set_new(o, "high_water", json_integer((json_int_t)high));
-        json_object_set_new(o, "map_size", json_integer((json_int_t)st->map_size));
-        json_object_set_new(o, "full", json_boolean(st->used_bytes >= high));
-        json_t *arr = json_array();
-        for (size_t i = 0; i < st->n_sinks; i++)
-            ctl_sink_stats_json(arr, &st->sinks[i], c->now_ms, configured(c, st->sinks[i].name));
-        json_object_set_new(o, "sinks", arr);
-        json_t *t = json_array();
-        ctl_sink_stats_json(t, &tot, c->now_ms, -1);
-        json_t *t0 = json_incref(json_array_get(t, 0));
-        json_object_del(t0, "name");
-        json_object_del(t0, "id");
-        json_object_set_new(o, "total", t0);
-        json_decref(t);
+        ctl_stats_json(o, st, cap, high, c->now_ms, configured, c);
         ctl_json_print(o, stdout);
     } else {
         char used[32], capb[32], highb[32], fileb[32];

@@ -267,6 +267,16 @@ static void filter_query(const filter *f, obx_query *q)
 
 /* ---- GET /api/v1/stats ---- */
 
+/* Whether the configuration names the sink (for "configured"). */
+static int configured(void *ud, const char *name)
+{
+    const oadm_server *s = ud;
+    for (size_t k = 0; k < s->cfg.n_sink_names; k++)
+        if (strcmp(s->names[k], name) == 0)
+            return 1;
+    return 0;
+}
+
 static enum MHD_Result get_stats(oadm_server *s, struct MHD_Connection *c)
 {
     obx_stats *st = NULL;
@@ -274,35 +284,9 @@ static enum MHD_Result get_stats(oadm_server *s, struct MHD_Connection *c)
     int rc = obx_stats_get(s->cfg.store, &st, &e);
     if (rc)
         return send_store_err(c, rc, &e);
-    int64_t now = obx_now_ms();
-    obx_sink_stats tot;
-    ctl_sink_stats_total(st, &tot);
-    json_t *o = json_object(), *arr = json_array(), *t = json_array();
-    if (o && arr && t) {
-        json_object_set_new(o, "now", ctl_json_time(now));
-        json_object_set_new(o, "schema_version", json_integer(st->schema_version));
-        json_object_set_new(o, "events", json_integer((json_int_t)st->events));
-        json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
-        json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
-        json_object_set_new(o, "file_bytes", json_integer((json_int_t)st->file_bytes));
-        json_object_set_new(o, "max_size", json_integer((json_int_t)st->max_size));
-        json_object_set_new(o, "high_water", json_integer((json_int_t)st->high_water));
-        json_object_set_new(o, "map_size", json_integer((json_int_t)st->map_size));
-        json_object_set_new(o, "full", json_boolean(st->used_bytes >= st->high_water));
-        for (size_t i = 0; i < st->n_sinks; i++) {
-            int conf = 0;
-            for (size_t k = 0; k < s->cfg.n_sink_names; k++)
-                conf |= strcmp(s->names[k], st->sinks[i].name) == 0;
-            ctl_sink_stats_json(arr, &st->sinks[i], now, conf);
-        }
-        ctl_sink_stats_json(t, &tot, now, -1);
-        json_t *t0 = json_array_get(t, 0);
-        json_object_del(t0, "name");
-        json_object_del(t0, "id");
-        json_object_set(o, "total", t0);
-    }
-    json_object_set_new(o, "sinks", arr);
-    json_decref(t);
+    json_t *o = json_object();
+    if (o)
+        ctl_stats_json(o, st, st->max_size, st->high_water, obx_now_ms(), configured, s);
     obx_stats_free(st);
     return send_json(c, MHD_HTTP_OK, o);
 }
