@@ -630,7 +630,6 @@ static json_t *write_answer(oadm_server *s, const char *verb_past, const obx_tar
     names nm = {s->cfg.store, NULL};
     obx_stats_get(s->cfg.store, &nm.st, NULL);
     json_t *ids = json_array();
-    size_t affected = 0;
     for (size_t i = 0; ids && i < n; i++) {
         if (!dry && (v[i].rc != OBX_OK || v[i].count == 0))
             continue;
@@ -639,10 +638,8 @@ static json_t *write_answer(oadm_server *s, const char *verb_past, const obx_tar
         json_object_set_new(o, "event_id", json_integer((json_int_t)v[i].event_id));
         json_object_set_new(o, "sink", json_string(sink_name(&nm, v[i].sink_id, nb, sizeof nb)));
         json_array_append_new(ids, o);
-        affected++;
     }
     obx_stats_free(nm.st);
-    (void)affected;
     return json_pack("{s:I,s:I,s:I,s:I,s:b,s:b,s:o}", verb_past, (json_int_t)done, "matched",
                      (json_int_t)n, "events", (json_int_t)distinct_events(v, n), "skipped",
                      (json_int_t)skipped, "dry_run", dry, "more", more, "ids",
