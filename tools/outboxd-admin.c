@@ -182,6 +182,16 @@ static int host_ok(struct MHD_Connection *c)
     return listen_host_is_loopback(host);
 }
 
+/* 1 unless the request carries an Origin that is not http://<its Host>. */
+static int same_origin(struct MHD_Connection *c)
+{
+    const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!o)
+        return 1; /* not a browser (curl, scripts) */
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    return h && strncmp(o, "http://", 7) == 0 && strcmp(o + 7, h) == 0;
+}
+
 /* ---- sink names ---- */
 
 typedef struct names {
@@ -840,12 +850,18 @@ static enum MHD_Result route(oadm_server *s, struct MHD_Connection *c, const cha
         if (r->too_big)
             return send_err(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
                             "request body larger than %d bytes", OADM_MAX_BODY);
-        /* JSON only: a form post from another site cannot be a simple request */
+        /* Cross-site request forgery: a page on another site can post a form (any body,
+         * even empty) without a preflight, but not with this type; and a browser names the
+         * page's origin, which must be this listener's. */
         const char *ct =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (r->len && (!ct || strncasecmp(ct, "application/json", 16) != 0))
+        if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+            (ct[16] && ct[16] != ';' && ct[16] != ' '))
             return send_err(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
-                            "Content-Type must be application/json");
+                            "Content-Type must be application/json (a JSON object, {} for none)");
+        if (!same_origin(c))
+            return send_err(c, MHD_HTTP_FORBIDDEN, NULL,
+                            "the Origin header names another site than this listener");
         return post_write(s, c, r, &cl, write, id);
     }
     if (id)

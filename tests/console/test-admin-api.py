@@ -252,6 +252,15 @@ class AdminApi(Case):
         st, doc, _ = a.call("POST", "/api/v1/replay", raw=b"sink=bad",
                             headers={"Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(st, 415, doc)
+        for ctype in (None, "text/plain", "application/x-www-form-urlencoded",
+                      "application/jsonx"):  # an empty form post must not replay everything
+            st, doc, _ = a.call("POST", "/api/v1/replay", raw=b"",
+                                headers={"Content-Type": ctype} if ctype else {})
+            self.assertEqual(st, 415, (ctype, doc))
+        st, doc, _ = a.call("POST", "/api/v1/replay", {},
+                            headers={"Origin": "http://evil.example"})
+        self.assertEqual(st, 403, doc)
+        self.assertIn("Origin", doc["error"])
         st, doc, _ = a.call("POST", "/api/v1/replay", raw=b" " * 70000,
                             headers={"Content-Type": "application/json"})
         self.assertEqual(st, 413, doc)
@@ -260,6 +269,10 @@ class AdminApi(Case):
         self.assertEqual(st, 403, doc)
         self.assertEqual(self.snapshot(), before)
         self.assertIsNone(d.find("admin write"))
+        # the same origin (the console itself) may write
+        r = a.ok("POST", "/api/v1/replay", {"dry_run": True},
+                 headers={"Origin": "http://127.0.0.1:%d" % a.port})
+        self.assertEqual(r["matched"], 4)
         d.stop()
 
     # ------------------------------------------------------------------ writes
