@@ -178,14 +178,15 @@ async function loadDeliveries(reset) {
       actions.append(" ", el("button", { type: "button", class: "replay-delivery",
         "aria-label": "replay event " + d.id + " to " + d.sink,
         onclick: () => replayOne(d.id, d.sink) }, "Replay"));
+    actions.dataset.label = "";
     tb.append(el("tr", { "data-event": d.id, "data-sink": d.sink, "data-state": d.state },
-      el("td", { class: "num" }, d.id),
-      el("td", {}, d.sink),
-      el("td", { class: "state-" + d.state }, d.state + (d.in_doubt ? " (in doubt)" : "")),
-      el("td", {}, d.type + ":" + d.action),
-      el("td", { title: d.received }, when(d.received)),
-      el("td", { class: "num" }, d.attempts),
-      el("td", { class: "outcome" }, lastOutcome(d)),
+      el("td", { class: "num", "data-label": "Event" }, d.id),
+      el("td", { "data-label": "Sink" }, d.sink),
+      el("td", { class: "state-" + d.state, "data-label": "State" }, d.state + (d.in_doubt ? " (in doubt)" : "")),
+      el("td", { "data-label": "Type:action" }, d.type + ":" + d.action),
+      el("td", { title: d.received, "data-label": "Received" }, when(d.received)),
+      el("td", { class: "num", "data-label": "Attempts" }, d.attempts),
+      el("td", { class: "outcome", "data-label": "Last outcome" }, lastOutcome(d)),
       actions));
   }
   if (!r.deliveries.length)
