@@ -256,7 +256,7 @@ void ctl_sink_stats_total(const obx_stats *st, obx_sink_stats *tot)
 }
 
 void ctl_stats_json(json_t *o, const obx_stats *st, uint64_t cap, uint64_t high, int64_t now_ms,
-                    int (*configured)(void *ud, const char *name), void *ud)
+                    int (*configured)(const void *ud, const char *name), const void *ud)
 {
     json_object_set_new(o, "now", ctl_json_time(now_ms));
     json_object_set_new(o, "schema_version", json_integer(st->schema_version));

@@ -80,6 +80,6 @@ void ctl_sink_stats_total(const obx_stats *st, obx_sink_stats *tot);
  * "configured" from configured(ud, name): -1 leaves it out) and "total".
  */
 void ctl_stats_json(json_t *o, const obx_stats *st, uint64_t cap, uint64_t high, int64_t now_ms,
-                    int (*configured)(void *ud, const char *name), void *ud);
+                    int (*configured)(const void *ud, const char *name), const void *ud);
 
 #endif

@@ -26,7 +26,7 @@
 /* ---- stats ---- */
 
 /* -1 without a config; else whether the config names the sink. */
-static int configured(void *ud, const char *name)
+static int configured(const void *ud, const char *name)
 {
     const ctl_ctx *c = ud;
     if (!c->config)
