@@ -228,6 +228,18 @@ static int conv_tokens(cy_ctx *x, const cy_node *n, const char *path, void *fiel
     return push_secrets(x, n, path, "token", &in->tokens, &in->n_tokens);
 }
 
+static int conv_admin_tokens(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    outbox_config_admin *a = field;
+    return push_secrets(x, n, path, "token", &a->tokens, &a->n_tokens);
+}
+
+static int conv_admin_ro_tokens(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    outbox_config_admin *a = field;
+    return push_secrets(x, n, path, "token", &a->read_only_tokens, &a->n_read_only_tokens);
+}
+
 /* ---- the tables ------------------------------------------------------------------------ */
 
 /* Row makers: R(name, type, struct, field, lo, hi, doc) writes into the section's object;
@@ -414,8 +426,19 @@ static const cs_key audit_keys[] = {
 };
 static const cs_table audit_table = CS_TABLE(audit_keys, 0);
 
+typedef outbox_config_admin admin_t;
+
+static const cs_key admin_keys[] = {
+    RULE("listen", admin_t, listen, listen_addr_check,
+         "HOST:PORT of the admin API and console (absent: none)"),
+    CUSTOM("tokens", CS_OBJ, 0, conv_admin_tokens, "read-write bearer tokens"),
+    CUSTOM("read_only_tokens", CS_OBJ, 0, conv_admin_ro_tokens,
+           "bearer tokens that may read, not replay or purge"),
+};
+static const cs_table admin_table = CS_TABLE(admin_keys, 1);
+
 typedef struct top_state {
-    const cy_node *outbox, *ingest, *audit, *sinks;
+    const cy_node *outbox, *ingest, *audit, *sinks, *admin;
 } top_state;
 
 static const cs_key top_keys[] = {
@@ -423,6 +446,7 @@ static const cs_key top_keys[] = {
     S("ingest", CS_NODE, top_state, ingest, "the HTTP listener"),
     S("audit", CS_NODE, top_state, audit, "Flipt's audit block"),
     S("sinks", CS_NODE, top_state, sinks, "named sinks"),
+    S("admin", CS_NODE, top_state, admin, "the admin API and console listener"),
 };
 static const cs_table top_table = CS_TABLE(top_keys, 1);
 
@@ -681,6 +705,27 @@ int outbox_config_defaults(outbox_config *c)
     return 0;
 }
 
+/* `admin:`: listen is required; without a token it must be a loopback address. */
+static int load_admin(cy_ctx *x, outbox_config_admin *a, const cy_node *n)
+{
+    if (!n || cy_is_null(n))
+        return 0;
+    if (cs_walk(x, n, "admin", &admin_table, a, NULL, NULL) < 0)
+        return -1;
+    if (!a->listen) {
+        cy_errf(x, n, "admin", "listen is required (e.g. 127.0.0.1:8081)");
+        return -1;
+    }
+    if (a->n_tokens + a->n_read_only_tokens == 0 && !listen_addr_is_loopback(a->listen)) {
+        cy_errf(x, n, "admin.listen",
+                "\"%s\" is not a loopback address: an admin listener reachable from other "
+                "hosts needs admin.tokens (or listen on 127.0.0.1)",
+                a->listen);
+        return -1;
+    }
+    return 0;
+}
+
 static int load_document(cy_ctx *x, outbox_config *c, const cy_node *root)
 {
     top_state t = {0};
@@ -698,7 +743,7 @@ static int load_document(cy_ctx *x, outbox_config *c, const cy_node *root)
         cv_secret_pair(x, ist.secret, ist.secret_file, "ingest", SECRET_KEYS,
                        &c->ingest.signing_secret) < 0)
         return -1;
-    if (load_audit(x, c, t.audit) < 0)
+    if (load_admin(x, &c->admin, t.admin) < 0 || load_audit(x, c, t.audit) < 0)
         return -1;
     if (!t.sinks || cy_is_null(t.sinks))
         return 0;
@@ -822,6 +867,13 @@ void outbox_config_clear(outbox_config *c)
         dlv_secret_free(c->ingest.tokens[i]);
     free(c->ingest.tokens);
     dlv_secret_free(c->ingest.signing_secret);
+    free(c->admin.listen);
+    for (size_t i = 0; i < c->admin.n_tokens; i++)
+        dlv_secret_free(c->admin.tokens[i]);
+    free(c->admin.tokens);
+    for (size_t i = 0; i < c->admin.n_read_only_tokens; i++)
+        dlv_secret_free(c->admin.read_only_tokens[i]);
+    free(c->admin.read_only_tokens);
     dlv_filter_free(c->audit.events);
     dlv_sink_configs_free(c->sinks, c->n_sinks);
     memset(c, 0, sizeof *c);
@@ -857,6 +909,7 @@ void outbox_config_print_keys(FILE *out)
 {
     print_table(out, "outbox", &outbox_table);
     print_table(out, "ingest", &ingest_table);
+    print_table(out, "admin", &admin_table);
     print_table(out, "audit", &audit_table);
     print_table(out, "audit.buffer", &buffer_table);
     print_table(out, "audit.sinks.webhook", &webhook_table);

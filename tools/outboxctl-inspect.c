@@ -27,31 +27,12 @@
 /* ---- stats ---- */
 
 /* -1 without a config; else whether the config names the sink. */
-static int configured(const ctl_ctx *c, const char *name)
+static int configured(const void *ud, const char *name)
 {
+    const ctl_ctx *c = ud;
     if (!c->config)
         return -1;
     return outbox_config_find_sink(c->config, name) >= 0;
-}
-
-static void add_sink_json(json_t *arr, const obx_sink_stats *ss, int64_t now, int conf)
-{
-    json_t *o = json_object();
-    if (conf >= 0)
-        json_object_set_new(o, "configured", json_boolean(conf));
-    json_object_set_new(o, "name", json_string(ss->name));
-    json_object_set_new(o, "id", json_integer(ss->id));
-    json_object_set_new(o, "pending", json_integer((json_int_t)ss->pending));
-    json_object_set_new(o, "inflight", json_integer((json_int_t)ss->inflight));
-    json_object_set_new(o, "in_doubt", json_integer((json_int_t)ss->in_doubt));
-    json_object_set_new(o, "delivered", json_integer((json_int_t)ss->delivered));
-    json_object_set_new(o, "dead", json_integer((json_int_t)ss->dead));
-    json_object_set_new(o, "oldest_pending", ctl_json_time(ss->oldest_pending_ms));
-    json_object_set_new(o, "oldest_pending_age_ms",
-                        ss->oldest_pending_ms ? json_integer(now - ss->oldest_pending_ms)
-                                              : json_null());
-    json_object_set_new(o, "next_due", ctl_json_time(ss->next_due_ms));
-    json_array_append_new(arr, o);
 }
 
 static void u64s(uint64_t v, char *b, size_t n)
@@ -79,50 +60,17 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         owner = -1;
     uint64_t cap = c->config_max_size ? c->config_max_size : st->max_size;
     uint64_t high = c->config_max_size ? c->config_max_size / 100 * 90 : st->high_water;
-    obx_sink_stats tot = {0};
-    snprintf(tot.name, sizeof tot.name, "TOTAL");
-    tot.next_due_ms = INT64_MAX;
-    for (size_t i = 0; i < st->n_sinks; i++) {
-        const obx_sink_stats *ss = &st->sinks[i];
-        tot.pending += ss->pending;
-        tot.inflight += ss->inflight;
-        tot.in_doubt += ss->in_doubt;
-        tot.delivered += ss->delivered;
-        tot.dead += ss->dead;
-        if (ss->oldest_pending_ms &&
-            (!tot.oldest_pending_ms || ss->oldest_pending_ms < tot.oldest_pending_ms))
-            tot.oldest_pending_ms = ss->oldest_pending_ms;
-        if (ss->next_due_ms < tot.next_due_ms)
-            tot.next_due_ms = ss->next_due_ms;
-    }
+    obx_sink_stats tot;
+    ctl_sink_stats_total(st, &tot);
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "data_dir", json_string(c->data_dir));
-        json_object_set_new(o, "now", ctl_json_time(c->now_ms));
-        json_object_set_new(o, "schema_version", json_integer(st->schema_version));
         json_object_set_new(o, "daemon_pid", owner > 0 ? json_integer(owner) : json_null());
         json_object_set_new(o, "daemon_running", owner < 0 ? json_null() : json_boolean(owner > 0));
-        json_object_set_new(o, "events", json_integer((json_int_t)st->events));
-        json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
-        json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
-        json_object_set_new(o, "file_bytes", json_integer((json_int_t)st->file_bytes));
-        json_object_set_new(o, "max_size", json_integer((json_int_t)cap));
-        json_object_set_new(o, "high_water", json_integer((json_int_t)high));
-        json_object_set_new(o, "map_size", json_integer((json_int_t)st->map_size));
-        json_object_set_new(o, "full", json_boolean(st->used_bytes >= high));
-        json_t *arr = json_array();
-        for (size_t i = 0; i < st->n_sinks; i++) {
-            add_sink_json(arr, &st->sinks[i], c->now_ms, configured(c, st->sinks[i].name));
-            ctl_health_json_add(json_array_get(arr, i), s, st->sinks[i].id, c->now_ms);
-        }
-        json_object_set_new(o, "sinks", arr);
-        json_t *t = json_array();
-        add_sink_json(t, &tot, c->now_ms, -1);
-        json_t *t0 = json_incref(json_array_get(t, 0));
-        json_object_del(t0, "name");
-        json_object_del(t0, "id");
-        json_object_set_new(o, "total", t0);
-        json_decref(t);
+        ctl_stats_json(o, st, cap, high, c->now_ms, configured, c);
+        json_t *sinks = json_object_get(o, "sinks");
+        for (size_t i = 0; i < st->n_sinks; i++)
+            ctl_health_json_add(json_array_get(sinks, i), s, st->sinks[i].id, c->now_ms);
         ctl_json_print(o, stdout);
     } else {
         char used[32], capb[32], highb[32], fileb[32];

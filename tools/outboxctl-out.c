@@ -233,98 +233,6 @@ void ctl_json_print(json_t *v, FILE *f)
     json_decref(v);
 }
 
-json_t *ctl_json_time(int64_t ms)
-{
-    if (ms == 0 || ms == INT64_MAX)
-        return json_null();
-    char b[40];
-    ctl_time_rfc3339(ms, b, sizeof b);
-    return json_string(b);
-}
-
-json_t *ctl_json_str(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-int ctl_body_is_json(const unsigned char *body, size_t len)
-{
-    if (len == 0)
-        return 0;
-    json_error_t e;
-    json_t *v = json_loadb((const char *)body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    if (!v)
-        return 0;
-    json_decref(v);
-    return 1;
-}
-
-/* Drop insignificant whitespace from valid JSON text; out holds len+1 bytes. */
-static size_t json_minify(const unsigned char *in, size_t len, char *out)
-{
-    size_t o = 0;
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = in[i];
-        if (in_str) {
-            out[o++] = (char)ch;
-            if (ch == '\\' && i + 1 < len)
-                out[o++] = (char)in[++i];
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"') {
-            in_str = 1;
-            out[o++] = '"';
-        } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-            out[o++] = (char)ch;
-        }
-    }
-    out[o] = '\0';
-    return o;
-}
-
-int ctl_json_print_with_body(json_t *obj, const unsigned char *body, size_t len, FILE *f)
-{
-    int rc = -1;
-    char *head = json_dumps(obj, JSON_COMPACT);
-    char *mini = NULL, *b64 = NULL;
-    json_decref(obj);
-    if (!head)
-        goto out;
-    size_t hl = strlen(head);
-    if (hl < 2 || head[hl - 1] != '}')
-        goto out;
-    head[hl - 1] = '\0';
-    int is_json = ctl_body_is_json(body, len);
-    int multi_line = is_json && (memchr(body, '\n', len) || memchr(body, '\r', len));
-    if (!is_json || multi_line) {
-        b64 = ctl_base64_encode(body, len);
-        if (!b64)
-            goto out;
-    }
-    fputs(head, f);
-    fputs(hl > 2 ? "," : "", f);
-    if (is_json && !multi_line) {
-        fputs("\"body\":", f);
-        fwrite(body, 1, len, f);
-    } else if (is_json) {
-        mini = malloc(len + 1);
-        if (!mini)
-            goto out;
-        json_minify(body, len, mini);
-        fprintf(f, "\"body\":%s,\"body_base64\":\"%s\"", mini, b64);
-    } else {
-        fprintf(f, "\"body_base64\":\"%s\"", b64);
-    }
-    fputs("}\n", f);
-    rc = 0;
-out:
-    free(head);
-    free(mini);
-    free(b64);
-    return rc;
-}
-
 /* ---- reading a member's raw text back ---- */
 
 static const char *skip_ws(const char *p, const char *end)
@@ -489,55 +397,6 @@ static int printable_utf8(const unsigned char *s, size_t len)
     return 1;
 }
 
-/* Length of the valid UTF-8 sequence at s[i] (1..4), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t i, size_t len)
-{
-    unsigned char ch = s[i];
-    if (ch < 0x80)
-        return 1;
-    size_t n = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 0;
-    if (!n || i + n > len || ch == 0xC0 || ch == 0xC1 || ch > 0xF4)
-        return 0;
-    for (size_t k = 1; k < n; k++)
-        if ((s[i + k] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
-int ctl_utf8_valid(const unsigned char *s, size_t len)
-{
-    for (size_t i = 0, n; i < len; i += n)
-        if (!(n = utf8_seq(s, i, len)))
-            return 0;
-    return 1;
-}
-
-void ctl_print_escaped(const unsigned char *s, size_t len, FILE *f)
-{
-    for (size_t i = 0; i < len;) {
-        unsigned char ch = s[i];
-        size_t n = utf8_seq(s, i, len);
-        if (n > 1 && !(ch == 0xC2 && s[i + 1] < 0xA0)) { /* C2 80..9F: C1 controls */
-            fwrite(s + i, 1, n, f);
-            i += n;
-            continue;
-        }
-        if (ch == '\\')
-            fputs("\\\\", f);
-        else if (ch == '\n')
-            fputs("\\n", f);
-        else if (ch == '\r')
-            fputs("\\r", f);
-        else if (ch == '\t')
-            fputs("\\t", f);
-        else if (ch >= 0x20 && ch < 0x7f)
-            fputc(ch, f);
-        else
-            fprintf(f, "\\x%02x", ch);
-        i++;
-    }
-}
-
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f)
 {
     if (printable_utf8(body, len)) {
@@ -549,17 +408,6 @@ void ctl_body_print(const unsigned char *body, size_t len, FILE *f)
     char *b = ctl_base64_encode(body, len);
     fprintf(f, "(%zu bytes, not printable text; base64:)\n%s\n", len, b ? b : "(out of memory)");
     free(b);
-}
-
-char *ctl_base64_encode(const unsigned char *in, size_t len)
-{
-    if (len > (size_t)INT32_MAX / 2)
-        return NULL;
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    if (!out)
-        return NULL;
-    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    return out;
 }
 
 void ctl_bytes_fmt(uint64_t n, char *buf, size_t bufn)

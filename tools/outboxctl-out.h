@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "outbox-json.h" /* the JSON shapes, shared with outboxd's admin API */
+
 /* ---- tables ---- */
 
 typedef struct ctl_table ctl_table;
@@ -53,16 +55,6 @@ void ctl_table_free(ctl_table *t);
 /* Print `v` compact on one line and drop the reference. */
 void ctl_json_print(json_t *v, FILE *f);
 /*
- * Print `obj` compact on one line with the body members appended last (see above), then
- * drop the reference to obj. -1 when out of memory.
- */
-int ctl_json_print_with_body(json_t *obj, const unsigned char *body, size_t len, FILE *f);
-/* RFC 3339 string, or JSON null when ms == 0 (unset) or INT64_MAX (never). New ref. */
-json_t *ctl_json_time(int64_t ms);
-/* A string or JSON null. New reference. */
-json_t *ctl_json_str(const char *s);
-
-/*
  * From one export line (a JSON object), get the event body byte-exact: "body_base64"
  * when present, else the raw text of "body". *out is malloc'd (caller frees). 0 ok; -1
  * with err filled.
@@ -72,23 +64,8 @@ int ctl_body_from_line(const char *line, size_t len, unsigned char **out, size_t
 
 /* ---- bodies for people ---- */
 
-/* 1 when the body is valid JSON (any value). */
-int ctl_body_is_json(const unsigned char *body, size_t len);
 /* Print a body for a person: as-is when it is printable UTF-8 text, else a base64 dump. */
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f);
-
-/*
- * Print bytes from a remote peer (a receiver's headers or body) safely for a terminal:
- * printable ASCII and valid UTF-8 as they are, backslash as \\, TAB/CR/LF as \t \r \n,
- * every other byte (controls, escapes, DEL, C1 controls, invalid UTF-8) as \xNN.
- */
-void ctl_print_escaped(const unsigned char *s, size_t len, FILE *f);
-/* 1 when s[0..len) is valid UTF-8 (NUL bytes allowed). */
-int ctl_utf8_valid(const unsigned char *s, size_t len);
-
-/* base64 (standard, padded); malloc'd, NULL when out of memory. Decoding is
- * dlv_base64_decode (delivery/base64.h). */
-char *ctl_base64_encode(const unsigned char *in, size_t len);
 
 /*
  * Read a whole file ('-' = stdin) into a malloc'd, NUL-terminated buffer (caller frees);

@@ -863,7 +863,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 /* ---- lifecycle ---- */
 
 /* Resolve, bind and listen; return the socket or -1 with err. */
-static int bind_listen(const char *addr, int *is_v6, uint16_t *bound, char *err, size_t cap)
+int oin_bind_listen(const char *addr, int *is_v6, uint16_t *bound, char *err, size_t cap)
 {
     char host[256], portstr[8], perr[256];
     uint16_t port;
@@ -959,7 +959,7 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
     if (s->tick_us > 1000000)
         s->tick_us = 1000000;
     int v6 = 0;
-    s->listen_fd = bind_listen(cfg->listen, &v6, &s->port, err, cap);
+    s->listen_fd = oin_bind_listen(cfg->listen, &v6, &s->port, err, cap);
     if (s->listen_fd < 0)
         goto fail;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;

@@ -21,6 +21,7 @@
 #include "outbox-last-check.h"
 #include "outbox/outbox.h"
 #include "listen-addr.h"
+#include "outboxd-admin.h"
 #include "outboxd-attemptlog.h"
 #include "outboxd-ingest.h"
 #include "outboxd-log.h"
@@ -45,6 +46,7 @@ typedef struct od_state {
     omet *metrics;
     osw_sweeper *sweeper;
     oin_server *http;
+    oadm_server *admin;                          /* NULL when not configured */
     uint64_t *dead_seen;                         /* per sink: dead letters already logged */
     uint64_t (*health_seen)[DLV_TURN_KINDS + 1]; /* per sink: transitions logged (log_health) */
     uint64_t claim_errors_seen, commit_errors_seen;
@@ -361,7 +363,39 @@ static int start_http(od_state *st, char *bound, size_t cap)
     return 0;
 }
 
-static void log_started(const od_state *st, const char *bound)
+/* The admin listener, when configured; its bound address into bound ("off" without). */
+static int start_admin(od_state *st, char *bound, size_t cap)
+{
+    snprintf(bound, cap, "off");
+    if (!st->c->admin_listen)
+        return 0;
+    const char *names[OIN_MAX_ROUTES];
+    for (size_t i = 0; i < st->c->n_sinks && i < OIN_MAX_ROUTES; i++)
+        names[i] = st->c->sinks[i].name;
+    oadm_config ac = {
+        .listen = st->c->admin_listen,
+        .tokens = st->c->admin_tokens,
+        .n_tokens = st->c->n_admin_tokens,
+        .ro_tokens = st->c->admin_ro_tokens,
+        .n_ro_tokens = st->c->n_admin_ro_tokens,
+        .sink_names = names,
+        .n_sink_names = st->c->n_sinks < OIN_MAX_ROUTES ? st->c->n_sinks : OIN_MAX_ROUTES,
+        .store = st->store,
+    };
+    char err[512], host[256];
+    uint16_t port;
+    st->admin = oadm_start(&ac, err, sizeof err);
+    if (!st->admin) {
+        olog(OLOG_ERROR, "cannot start the admin listener", OLOG_S("error", err));
+        return -1;
+    }
+    if (listen_addr_parse(st->c->admin_listen, host, sizeof host, &port, err, sizeof err) == 0)
+        snprintf(bound, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)oadm_port(st->admin));
+    return 0;
+}
+
+static void log_started(const od_state *st, const char *bound, const char *admin)
 {
     char names[1024] = "";
     size_t len = 0;
@@ -385,6 +419,11 @@ static void log_started(const od_state *st, const char *bound)
                         : st->c->n_tokens                          ? "token"
                         : st->c->n_ingest_secrets                  ? "signature"
                                                                    : "none"),
+         OLOG_S("admin", admin),
+         OLOG_S("admin_auth", !st->admin ? "off"
+                              : st->c->n_admin_tokens + st->c->n_admin_ro_tokens
+                                  ? "token"
+                                  : "none: no admin tokens, loopback only"),
          OLOG_I("pid", (long long)getpid()));
 }
 
@@ -416,7 +455,7 @@ int od_run(const od_config *c)
 {
     od_state st = {.c = c};
     int rc = 1;
-    char bound[300];
+    char bound[300], admin[300];
     st.ids = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.ids);
     st.dead_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.dead_seen);
     st.health_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.health_seen);
@@ -435,9 +474,9 @@ int od_run(const od_config *c)
         olog(OLOG_ERROR, "cannot start the retention sweeper", OLOG_S("error", err));
         goto out;
     }
-    if (start_http(&st, bound, sizeof bound) != 0)
+    if (start_http(&st, bound, sizeof bound) != 0 || start_admin(&st, admin, sizeof admin) != 0)
         goto out;
-    log_started(&st, bound);
+    log_started(&st, bound, admin);
     if (ond_notify("READY=1") != 0)
         olog(OLOG_WARN, "sd_notify failed", OLOG_S("socket", getenv("NOTIFY_SOCKET")),
              OLOG_S("error", strerror(errno)));
@@ -448,11 +487,14 @@ int od_run(const od_config *c)
          OLOG_I("grace_ms", c->grace_ms));
     oin_stop(st.http, INGEST_DRAIN_MS); /* in-flight ingests answered, listener closed */
     st.http = NULL;
+    oadm_stop(st.admin);
+    st.admin = NULL;
     obx_shutdown(st.store);
     dlv_engine_stop(st.engine, c->grace_ms);
     watch_engine(&st);
     rc = 0;
 out:
+    oadm_stop(st.admin);
     oin_stop(st.http, 0);
     osw_stop(st.sweeper);
     dlv_engine_free(st.engine);
