@@ -26,6 +26,16 @@ static obx_store *open_flags(const char *dir, unsigned flags)
     return s;
 }
 
+/* A new owner store in a fresh directory (*dir, the caller removes it) with sink "hook". */
+static obx_store *store_with_hook(const char *tag, char **dir, uint32_t *id)
+{
+    *dir = tmpdir_new(tag);
+    assert_non_null(*dir);
+    obx_store *s = open_flags(*dir, OBX_OPEN_OWNER);
+    assert_int_equal(obx_sink_id(s, "hook", id, NULL), OBX_OK);
+    return s;
+}
+
 static void set(obx_store *s, uint32_t id, int what, int on, int64_t now, int want_changed,
                 obx_sink_state *st)
 {
@@ -40,10 +50,9 @@ static void set(obx_store *s, uint32_t id, int what, int on, int64_t now, int wa
 static void test_flags_and_held_time(void **state)
 {
     (void)state;
-    char *dir = tmpdir_new("sinkstate");
-    obx_store *s = open_flags(dir, OBX_OPEN_OWNER);
+    char *dir;
     uint32_t id;
-    assert_int_equal(obx_sink_id(s, "hook", &id, NULL), OBX_OK);
+    obx_store *s = store_with_hook("sinkstate", &dir, &id);
     obx_sink_state st;
     assert_int_equal(obx_sink_state_get(s, id, &st, NULL), OBX_OK);
     assert_false(st.down || st.paused || st.changes || st.held_ms || st.held_since_ms);
@@ -110,10 +119,9 @@ static void test_flags_and_held_time(void **state)
 static void test_corrupt_record(void **state)
 {
     (void)state;
-    char *dir = tmpdir_new("sinkstate-bad");
-    obx_store *s = open_flags(dir, OBX_OPEN_OWNER);
+    char *dir;
     uint32_t id;
-    assert_int_equal(obx_sink_id(s, "hook", &id, NULL), OBX_OK);
+    obx_store *s = store_with_hook("sinkstate-bad", &dir, &id);
     obx_sink_state st;
     set(s, id, OBX_SINK_PAUSED, 1, 1000, 1, &st);
     obx_close(s);
