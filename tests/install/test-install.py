@@ -169,11 +169,13 @@ def main():
                       'printf "%s\\n" "${COMPREPLY[@]}"\n')
             return sorted(run(['bash', '-c', script]).split())
 
-        check(complete('re') == ['render', 'replay'], 'bash: completes commands')
+        check(complete('re') == ['render', 'replay', 'resume'], 'bash: completes commands')
         check(complete('list', '--state', 'd') == ['dead', 'delivered'], 'bash: completes states')
         got = complete('--config', cfg, 'list', '--sink', "''")
         check(got == ['pager', 'slack-prod', 'webhook'], f'bash: sink names from the config: {got}')
         check('--dry-run' in complete('replay', '--d'), 'bash: completes a command\'s options')
+        got = complete('--config', cfg, 'pause', "''")
+        check(got == ['pager', 'slack-prod', 'webhook'], f'bash: pause completes sink names: {got}')
 
         # zsh completion: parses, and reads the same sink names (its completion functions
         # stubbed: _describe prints the candidates it is given).

@@ -17,7 +17,7 @@ _outboxctl()
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="stats list show replay purge export import render listen sign backup check"
+    local commands="stats list show replay purge pause resume export import render listen sign backup check"
     cfg=/etc/outbox/outboxd.yaml
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
@@ -57,6 +57,7 @@ _outboxctl()
         listen) opts="--port --host --secret --status --count --json" ;;
         sign) opts="--secret --id --timestamp --json" ;;
         backup) opts="" ;;
+        pause|resume) opts="--json" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts --help" -- "$cur"))
@@ -64,6 +65,7 @@ _outboxctl()
         case $cmd in
             import|sign) COMPREPLY=($(compgen -f -- "$cur")) ;;
             backup) COMPREPLY=($(compgen -d -- "$cur")) ;;
+            pause|resume) COMPREPLY=($(compgen -W "$(_outboxctl_sinks "$cfg")" -- "$cur")) ;;
         esac
     fi
 }
