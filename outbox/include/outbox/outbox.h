@@ -37,17 +37,21 @@ extern "C" {
 
 typedef enum obx_err {
     OBX_OK = 0,
-    OBX_ERR_INVALID = 1,  /* a bad argument (message says which) */
-    OBX_ERR_NOMEM = 2,    /* out of memory */
-    OBX_ERR_IO = 3,       /* a system call failed (message has errno text) */
-    OBX_ERR_LMDB = 4,     /* LMDB failed (message has mdb_strerror text) */
-    OBX_ERR_FULL = 5,     /* store at its size cap: retry later, nothing was written */
-    OBX_ERR_LOCKED = 6,   /* another process owns this outbox directory */
-    OBX_ERR_VERSION = 7,  /* on-disk schema version differs from this build's */
-    OBX_ERR_NOTFOUND = 8, /* no such event, delivery or sink */
-    OBX_ERR_CORRUPT = 9,  /* a record failed its checksum or could not be decoded */
-    OBX_ERR_CLOSED = 10,  /* the store is shutting down */
-    OBX_ERR_STATE = 11,   /* not allowed in the delivery's current state */
+    OBX_ERR_INVALID = 1,      /* a bad argument (message says which) */
+    OBX_ERR_NOMEM = 2,        /* out of memory */
+    OBX_ERR_IO = 3,           /* a system call failed (message has errno text) */
+    OBX_ERR_LMDB = 4,         /* LMDB failed (message has mdb_strerror text) */
+    OBX_ERR_FULL = 5,         /* store at its size cap: retry later, nothing was written */
+    OBX_ERR_LOCKED = 6,       /* another process owns this outbox directory */
+    OBX_ERR_VERSION = 7,      /* on-disk schema version differs from this build's */
+    OBX_ERR_NOTFOUND = 8,     /* no such event, delivery or sink */
+    OBX_ERR_CORRUPT = 9,      /* a record failed its checksum or could not be decoded */
+    OBX_ERR_CLOSED = 10,      /* the store is shutting down */
+    OBX_ERR_STATE = 11,       /* not allowed in the delivery's current state */
+    OBX_ERR_UNAVAILABLE = 12, /* postgres: the database is unreachable or read-only (a
+                                 failover in progress): retry later, nothing was written */
+    OBX_ERR_DB = 13,          /* postgres: the database refused a statement (message has
+                                 the server's text) */
 } obx_err;
 
 /* A returned error: the code again and a human-readable message (never a secret). */
@@ -76,6 +80,11 @@ enum {
     OBX_OPEN_NOCREATE = 1u << 2, /* fail with OBX_ERR_NOTFOUND if the dir has no store */
 };
 
+typedef enum obx_backend {
+    OBX_BACKEND_LMDB = 0,     /* default: the embedded LMDB store in a directory */
+    OBX_BACKEND_POSTGRES = 1, /* cluster mode: a PostgreSQL database shared by many nodes */
+} obx_backend;
+
 typedef struct obx_options {
     unsigned flags;            /* OBX_OPEN_* */
     uint64_t max_size;         /* store cap in bytes (default 1 GiB); enqueue fails with
@@ -88,6 +97,18 @@ typedef struct obx_options {
     int prefill;               /* owner: keep 4..32 MiB of zero-filled space ahead of the
                                   last page so synced commits overwrite allocated blocks
                                   (default 1; 0 on copy-on-write filesystems) */
+    /* Backend choice and the PostgreSQL settings (ignored by LMDB). Strings are borrowed
+     * for the duration of obx_open() only. With OBX_BACKEND_POSTGRES, obx_open's `dir` is
+     * unused; any number of processes may open the same database as owners (nodes). */
+    obx_backend backend;
+    const char *pg_dsn;      /* libpq conninfo or URI (several hosts +
+                                target_session_attrs=read-write follow a failover) */
+    const char *pg_password; /* NULL = from the DSN, PGPASSWORD or .pgpass; never logged */
+    const char *pg_schema;   /* schema holding every table (default "outbox") */
+    unsigned pg_pool;        /* connections per process (default 8) */
+    unsigned pg_lease_ms;    /* claim lease: an in-flight delivery whose node stopped
+                                renewing it is taken back, in doubt (default 60000) */
+    int allow_async_commit;  /* run even when the server's synchronous_commit is off */
 } obx_options;
 
 /* Fill *o with the defaults above. */
