@@ -77,6 +77,12 @@ char *obx__pg_strdup_or_null(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
 }
 
+static void quiet(void *ud, const char *msg)
+{
+    (void)ud;
+    (void)msg;
+}
+
 /* Connect and set search_path to the outbox schema (statements not prepared yet). */
 static int connect_raw(pg_store *s, PGconn **out, obx_error *err)
 {
@@ -96,6 +102,7 @@ static int connect_raw(pg_store *s, PGconn **out, obx_error *err)
         PQfinish(c);
         return rc;
     }
+    PQsetNoticeProcessor(c, quiet, NULL); /* a library never prints */
     char *q = PQescapeIdentifier(c, s->schema, strlen(s->schema));
     char sql[300];
     snprintf(sql, sizeof sql, "SET search_path TO %s", q ? q : "outbox");

@@ -285,7 +285,8 @@ int obx__pg_list(obx_store *h, const obx_query *q, obx_list_fn fn, obx_corrupt_f
     if (rc)
         return rc;
     uint64_t after = q->after_id;
-    uint32_t after_sink = q->newest_first ? UINT32_MAX : 0;
+    /* resuming at after_id itself skips all of its deliveries: sink ids are 1..UINT32_MAX-1 */
+    uint32_t after_sink = q->newest_first ? 0 : UINT32_MAX;
     int resumed = after != 0;
     size_t emitted = 0;
     const size_t page = 256;
