@@ -518,6 +518,45 @@ static int push_secret(char ***v, size_t *n, char *s)
 
 /* ---- outbox: ---------------------------------------------------------------------------- */
 
+/* outbox.postgres: cluster mode (see outbox_config_store). */
+static int postgres_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
+                         void *ud)
+{
+    outbox_config_store *s = ud;
+    if (strcmp(key, "dsn") == 0)
+        return dup_string(x, v, path, &s->pg_dsn);
+    if (strcmp(key, "schema") == 0)
+        return dup_string(x, v, path, &s->pg_schema);
+    if (strcmp(key, "password") == 0 || strcmp(key, "password_file") == 0) {
+        if (s->pg_password) {
+            errf(x, v, path, "only one of password or password_file allowed");
+            return -1;
+        }
+        return key[8] ? read_secret_file(x, v, path, &s->pg_password)
+                      : resolve_secret(x, v, path, &s->pg_password);
+    }
+    if (strcmp(key, "pool") == 0) {
+        long long n;
+        if (get_int(x, v, path, 1, 64, &n) < 0)
+            return -1;
+        s->pg_pool = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "allow_async_commit") == 0)
+        return get_bool(x, v, path, &s->pg_allow_async);
+    if (strcmp(key, "lease") == 0) {
+        if (get_duration_ms(x, v, path, &s->pg_lease_ms) < 0)
+            return -1;
+        if (s->pg_lease_ms < 1000 || s->pg_lease_ms > INT64_C(3600000)) {
+            errf(x, v, path, "must be between 1s and 1h");
+            return -1;
+        }
+        return 0;
+    }
+    return unknown_key(x, k, path,
+                       "dsn, password, password_file, schema, pool, allow_async_commit, lease");
+}
+
 static int outbox_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
                        void *ud)
 {
@@ -564,7 +603,23 @@ static int outbox_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, 
     }
     if (strcmp(key, "prefill") == 0)
         return get_bool(x, v, path, &s->prefill);
-    return unknown_key(x, k, path, "path, max_size, retention, durability, prefill");
+    if (strcmp(key, "backend") == 0) {
+        if (want_scalar(x, v, path, "lmdb or postgres") < 0)
+            return -1;
+        if (strcmp(scalar(v), "lmdb") == 0)
+            s->backend = OBX_BACKEND_LMDB;
+        else if (strcmp(scalar(v), "postgres") == 0)
+            s->backend = OBX_BACKEND_POSTGRES;
+        else {
+            errf(x, v, path, "expected lmdb or postgres, found \"%s\"", scalar(v));
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(key, "postgres") == 0)
+        return each_pair(x, v, path, postgres_pair, s);
+    return unknown_key(x, k, path,
+                       "path, max_size, retention, durability, prefill, backend, postgres");
 }
 
 /* ---- ingest: ---------------------------------------------------------------------------- */
@@ -1274,6 +1329,10 @@ static int load_document(ctx *x)
     if (t.outbox && !is_null(t.outbox) &&
         each_pair(x, t.outbox, "outbox", outbox_pair, &c->outbox) < 0)
         return -1;
+    if (c->outbox.backend == OBX_BACKEND_POSTGRES && !c->outbox.pg_dsn) {
+        errf(x, t.outbox, "outbox.postgres.dsn", "required with backend: postgres");
+        return -1;
+    }
     if (t.ingest && !is_null(t.ingest)) {
         ingest_state st = {&c->ingest, NULL, NULL};
         if (each_pair(x, t.ingest, "ingest", ingest_pair, &st) < 0)
@@ -1417,12 +1476,26 @@ out:
     return rc;
 }
 
+void outbox_config_store_options(const outbox_config_store *s, obx_options *o)
+{
+    o->backend = (obx_backend)s->backend;
+    o->pg_dsn = s->pg_dsn;
+    o->pg_password = s->pg_password;
+    o->pg_schema = s->pg_schema;
+    o->pg_pool = s->pg_pool;
+    o->allow_async_commit = s->pg_allow_async;
+    o->pg_lease_ms = (unsigned)s->pg_lease_ms;
+}
+
 void outbox_config_clear(outbox_config *c)
 {
     if (!c)
         return;
     free(c->file);
     free(c->outbox.path);
+    free(c->outbox.pg_dsn);
+    wipe_free(c->outbox.pg_password);
+    free(c->outbox.pg_schema);
     free(c->ingest.listen);
     for (size_t i = 0; i < c->ingest.n_tokens; i++)
         wipe_free(c->ingest.tokens[i]);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "outboxctl-config.h"
 #include "outboxctl-out.h"
 #include "outboxctl-query.h"
 #include "outboxctl-time.h"
@@ -381,6 +382,7 @@ int ctl_cmd_import(ctl_ctx *c, int argc, char **argv)
             goto out;
         obx_options o;
         obx_options_init(&o);
+        ctl_config_store_options(c, &o);
         o.flags = OBX_OPEN_OWNER | OBX_OPEN_NOCREATE;
         if (c->config_max_size)
             o.max_size = c->config_max_size;

@@ -377,6 +377,9 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     if (r->rc == OBX_ERR_CLOSED)
         return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_SHUTTING_DOWN, "shutting down",
                           NULL);
+    if (r->rc == OBX_ERR_UNAVAILABLE) /* cluster mode: database down or failing over */
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_ERROR,
+                          "database unavailable; nothing was stored, retry later", NULL);
     if (r->rc != OBX_OK) {
         olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", r->errmsg));
         return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
