@@ -420,7 +420,8 @@ static int claim_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
         j->body = copy;
     }
     PQclear(r);
-    qsort(jobs, (size_t)n, sizeof *jobs, job_cmp);
+    if (n > 1)
+        qsort(jobs, (size_t)n, sizeof *jobs, job_cmp);
     cc->jobs = jobs;
     cc->n = (size_t)n;
     return OBX_OK;
