@@ -54,6 +54,9 @@ struct obx__backend {
 
 /* Rules both backends apply (store.c): a sink name's syntax; an enqueue's arguments. */
 int obx__valid_sink_name(const char *name);
+/* Out-of-range settings replaced by their defaults (history, max_batch, high_water_pct,
+ * max_size), as obx_options documents them. */
+void obx__options_normalize(obx_options *o);
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err);
 /* Errors (store.c): fill err with code and a formatted message, return code. */
 int obx__fail(obx_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -562,6 +562,18 @@ static int take_lock(obx_store *s, obx_error *err)
     return OBX_OK;
 }
 
+void obx__options_normalize(obx_options *o)
+{
+    if (o->history == 0 || o->history > 64)
+        o->history = 10;
+    if (o->max_batch == 0)
+        o->max_batch = 4096;
+    if (o->high_water_pct == 0 || o->high_water_pct > 100)
+        o->high_water_pct = 90;
+    if (o->max_size < (1u << 20))
+        o->max_size = 1u << 20;
+}
+
 int obx__lmdb_open(const char *dir, const obx_options *opts, obx_store **out, obx_error *err)
 {
     *out = NULL;
@@ -577,14 +589,7 @@ int obx__lmdb_open(const char *dir, const obx_options *opts, obx_store **out, ob
         s->opts = *opts;
     else
         obx_options_init(&s->opts);
-    if (s->opts.history == 0 || s->opts.history > 64)
-        s->opts.history = 10;
-    if (s->opts.max_batch == 0)
-        s->opts.max_batch = 4096;
-    if (s->opts.high_water_pct == 0 || s->opts.high_water_pct > 100)
-        s->opts.high_water_pct = 90;
-    if (s->opts.max_size < (1u << 20))
-        s->opts.max_size = 1u << 20;
+    obx__options_normalize(&s->opts);
     s->owner = (s->opts.flags & OBX_OPEN_OWNER) != 0;
     s->dir = strdup(dir);
     pthread_mutex_init(&s->mu, NULL);

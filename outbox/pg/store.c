@@ -891,6 +891,16 @@ static void random_id(char out[40])
         sprintf(out + 2 * i, "%02x", b[i]);
 }
 
+static int start_thread(pthread_t *t, int *running, void *(*fn)(void *), pg_store *s,
+                        const char *name, obx_error *err)
+{
+    if (pthread_create(t, NULL, fn, s) != 0)
+        return obx__fail(err, OBX_ERR_IO, "cannot start the %s thread", name);
+    *running = 1;
+    pthread_setname_np(*t, name);
+    return OBX_OK;
+}
+
 static int pg_open(const char *dir, const obx_options *opts, obx_store **out, obx_error *err)
 {
     (void)dir;
@@ -909,12 +919,7 @@ static int pg_open(const char *dir, const obx_options *opts, obx_store **out, ob
     pthread_cond_init(&s->cv_done, NULL);
     int rc = OBX_OK;
     PGconn *c = NULL;
-    if (s->opts.history == 0 || s->opts.history > 64)
-        s->opts.history = 10;
-    if (s->opts.max_batch == 0)
-        s->opts.max_batch = 4096;
-    if (s->opts.high_water_pct == 0 || s->opts.high_water_pct > 100)
-        s->opts.high_water_pct = 90;
+    obx__options_normalize(&s->opts);
     if (s->opts.pg_pool == 0)
         s->opts.pg_pool = 8;
     if (s->opts.pg_pool > OBX_PG_MAX_POOL)
@@ -956,26 +961,13 @@ static int pg_open(const char *dir, const obx_options *opts, obx_store **out, ob
         rc = obx__fail(err, OBX_ERR_IO, "pipe: %s", strerror(errno));
         goto fail;
     }
-    if (s->owner) {
-        if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
-            rc = obx__fail(err, OBX_ERR_IO, "cannot start the commit thread");
-            goto fail;
-        }
-        s->committer_running = 1;
-        pthread_setname_np(s->committer, "obx-writer");
-        if (pthread_create(&s->listener, NULL, listener_main, s) != 0) {
-            rc = obx__fail(err, OBX_ERR_IO, "cannot start the listener thread");
-            goto fail;
-        }
-        s->listener_running = 1;
-        pthread_setname_np(s->listener, "obx-listen");
-        if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0) {
-            rc = obx__fail(err, OBX_ERR_IO, "cannot start the lease thread");
-            goto fail;
-        }
-        s->keeper_running = 1;
-        pthread_setname_np(s->keeper, "obx-lease");
-    }
+    if (s->owner && ((rc = start_thread(&s->committer, &s->committer_running, committer_main, s,
+                                        "obx-writer", err)) != OBX_OK ||
+                     (rc = start_thread(&s->listener, &s->listener_running, listener_main, s,
+                                        "obx-listen", err)) != OBX_OK ||
+                     (rc = start_thread(&s->keeper, &s->keeper_running, keeper_main, s, "obx-lease",
+                                        err)) != OBX_OK))
+        goto fail;
     *out = (obx_store *)s;
     return OBX_OK;
 fail:

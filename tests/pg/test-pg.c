@@ -186,16 +186,28 @@ static void test_enqueue_claim_record(void **state)
     assert_check_clean(f->s);
 }
 
-static void dead_letter(fixture *f, uint64_t *id)
+/* Claim `expect` due deliveries of the fixture's sink (and assert that many came), record
+ * the same outcome for all; returns the first (oldest due) event id. */
+static uint64_t settle_all(fixture *f, size_t expect, int outcome, int status)
 {
-    *id = enqueue1(f->s, "{}", &f->sink, 1);
     obx_job *jobs;
     size_t n;
-    assert_int_equal(obx_claim_due(f->s, f->sink, obx_now_ms(), 1, &jobs, &n, NULL, NULL), OBX_OK);
-    assert_int_equal(n, 1);
-    obx_result r = result(&jobs[0], OBX_OUTCOME_DEAD, 500);
-    assert_int_equal(obx_record(f->s, &r, 1, NULL), OBX_OK);
+    assert_int_equal(obx_claim_due(f->s, f->sink, obx_now_ms(), expect, &jobs, &n, NULL, NULL),
+                     OBX_OK);
+    assert_int_equal(n, expect);
+    obx_result rs[16];
+    for (size_t i = 0; i < n; i++)
+        rs[i] = result(&jobs[i], outcome, status);
+    assert_int_equal(obx_record(f->s, rs, n, NULL), OBX_OK);
+    uint64_t first = n ? jobs[0].event_id : 0;
     obx_jobs_free(jobs, n);
+    return first;
+}
+
+static void dead_letter(fixture *f, uint64_t *id)
+{
+    enqueue1(f->s, "{}", &f->sink, 1);
+    *id = settle_all(f, 1, OBX_OUTCOME_DEAD, 500); /* the oldest due one */
 }
 
 static void test_replay_and_purge(void **state)
@@ -238,15 +250,7 @@ static void test_replay_and_purge(void **state)
     obx_event_free(ev);
 
     /* every pending one (a, c, p) dies; purge a of them in one call */
-    obx_job *jobs;
-    size_t n;
-    assert_int_equal(obx_claim_due(f->s, f->sink, obx_now_ms(), 10, &jobs, &n, NULL, NULL), OBX_OK);
-    assert_int_equal(n, 3);
-    obx_result rs[3];
-    for (size_t i = 0; i < n; i++)
-        rs[i] = result(&jobs[i], OBX_OUTCOME_DEAD, 500);
-    assert_int_equal(obx_record(f->s, rs, n, NULL), OBX_OK);
-    obx_jobs_free(jobs, n);
+    settle_all(f, 3, OBX_OUTCOME_DEAD, 500);
     obx_target pt[3] = {{.event_id = a, .sink_id = f->sink},
                         {.event_id = p, .sink_id = OBX_ALL_SINKS},
                         {.event_id = 777777, .sink_id = OBX_ALL_SINKS}};
@@ -312,16 +316,10 @@ static void test_list_and_paging(void **state)
 static void test_retention(void **state)
 {
     fixture *f = *state;
-    for (int i = 0; i < 5; i++)
+    uint64_t first = enqueue1(f->s, "{}", &f->sink, 1);
+    for (int i = 0; i < 4; i++)
         enqueue1(f->s, "{}", &f->sink, 1);
-    obx_job *jobs;
-    size_t n;
-    assert_int_equal(obx_claim_due(f->s, f->sink, obx_now_ms(), 5, &jobs, &n, NULL, NULL), OBX_OK);
-    assert_int_equal(n, 5);
-    obx_result rs[5];
-    for (size_t i = 0; i < n; i++)
-        rs[i] = result(&jobs[i], OBX_OUTCOME_DELIVERED, 204);
-    assert_int_equal(obx_record(f->s, rs, n, NULL), OBX_OK);
+    assert_int_equal(settle_all(f, 5, OBX_OUTCOME_DELIVERED, 204), first);
     size_t removed = 0;
     assert_int_equal(obx_retention_sweep(f->s, obx_now_ms() - 3600000, 10, &removed, NULL), OBX_OK);
     assert_int_equal(removed, 0); /* nothing that old */
@@ -336,8 +334,7 @@ static void test_retention(void **state)
     obx_stats_free(st);
     assert_int_equal(sink_stats(f->s, f->sink).delivered, 0);
     obx_event *ev;
-    assert_int_equal(obx_event_get(f->s, jobs[0].event_id, &ev, NULL), OBX_ERR_NOTFOUND);
-    obx_jobs_free(jobs, n);
+    assert_int_equal(obx_event_get(f->s, first, &ev, NULL), OBX_ERR_NOTFOUND);
     assert_check_clean(f->s);
 }
 
