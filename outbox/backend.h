@@ -26,6 +26,8 @@ struct obx__backend {
     void (*set_notify)(obx_store *s, obx_notify_fn fn, void *ud);
     int (*sink_id)(obx_store *s, const char *name, uint32_t *id, obx_error *err);
     int (*sink_find)(obx_store *s, const char *name, uint32_t *id, obx_error *err);
+    int (*sink_limit)(obx_store *s, uint32_t id, unsigned max_in_flight, int ordered,
+                      obx_error *err); /* NULL: the backend needs no limits */
     int (*sink_name)(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err);
     int (*enqueue)(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
                    obx_error *err);

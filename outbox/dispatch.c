@@ -60,6 +60,13 @@ int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
     return be(s)->sink_find(s, name, id, err);
 }
 
+int obx_sink_limit(obx_store *s, uint32_t id, unsigned max_in_flight, int ordered, obx_error *err)
+{
+    if (id == 0 || id >= OBX_MAX_SINKS)
+        return obx__fail(err, OBX_ERR_INVALID, "sink id %u out of range", id);
+    return be(s)->sink_limit ? be(s)->sink_limit(s, id, max_in_flight, ordered, err) : OBX_OK;
+}
+
 int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err)
 {
     return be(s)->sink_name(s, id, buf, err);

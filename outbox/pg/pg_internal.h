@@ -57,6 +57,10 @@ typedef struct pg_store {
     int committer_running, listener_running, keeper_running;
     int stop_pipe[2];
 
+    /* obx_sink_limit: per sink id, max in flight across the cluster (0 = none), ordered */
+    unsigned limit[OBX_MAX_SINKS];
+    unsigned char ordered[OBX_MAX_SINKS];
+
     obx_notify_fn notify;
     void *notify_ud;
 

@@ -139,6 +139,18 @@ static int pg_sink_id(obx_store *h, const char *name, uint32_t *id, obx_error *e
     return pg_sink_find(h, name, id, err);
 }
 
+static int pg_sink_limit(obx_store *h, uint32_t id, unsigned max_in_flight, int ordered,
+                         obx_error *err)
+{
+    pg_store *s = (pg_store *)h;
+    (void)err;
+    pthread_mutex_lock(&s->mu);
+    s->limit[id] = ordered ? 1 : max_in_flight;
+    s->ordered[id] = ordered != 0;
+    pthread_mutex_unlock(&s->mu);
+    return OBX_OK;
+}
+
 static int pg_sink_name(obx_store *h, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err)
 {
     pg_store *s = (pg_store *)h;
@@ -367,18 +379,56 @@ static int job_cmp(const void *a, const void *b)
     return x->event_id < y->event_id ? -1 : x->event_id > y->event_id;
 }
 
+/* A sink with a cluster-wide limit: lock its registry row (claims of that sink from all
+ * nodes take turns) and lower *max to what the limit leaves. */
+static int apply_limit(pg_store *s, PGconn *c, uint32_t sink, size_t *max, obx_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned limit = s->limit[sink];
+    pthread_mutex_unlock(&s->mu);
+    if (!limit)
+        return OBX_OK;
+    char sb[24];
+    const char *p[] = {I64(sb, sink)};
+    PGresult *r;
+    int rc = obx__pg_exec(c, "sink_lock", 1, p, &r, err);
+    if (rc)
+        return rc;
+    PQclear(r);
+    if ((rc = obx__pg_exec(c, "inflight", 1, p, &r, err)) != OBX_OK)
+        return rc;
+    uint64_t busy = (uint64_t)obx__pg_i64(r, 0, 0);
+    PQclear(r);
+    size_t room = busy >= limit ? 0 : (size_t)(limit - busy);
+    if (*max > room)
+        *max = room;
+    return OBX_OK;
+}
+
 static int claim_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
 {
     claim_ctx *cc = ud;
     char sb[24], nb[24], mb[24], lb[24];
-    const char *p[] = {I64(sb, cc->sink), I64(nb, cc->now), I64(mb, cc->max), s->node,
-                       I64(lb, cc->now + s->opts.pg_lease_ms)};
     PGresult *r;
-    int rc = obx__pg_exec(c, "reclaim", 2, p, &r, err);
+    const char *rp[] = {I64(sb, cc->sink), I64(nb, cc->now)};
+    int rc = obx__pg_exec(c, "reclaim", 2, rp, &r, err);
     if (rc)
         return rc;
     PQclear(r);
-    if ((rc = obx__pg_exec(c, "claim", 5, p, &r, err)) != OBX_OK)
+    size_t max = cc->max;
+    if ((rc = apply_limit(s, c, cc->sink, &max, err)) != OBX_OK)
+        return rc;
+    if (max == 0)
+        return OBX_OK;
+    pthread_mutex_lock(&s->mu);
+    int ordered = s->ordered[cc->sink];
+    pthread_mutex_unlock(&s->mu);
+    const char *p[] = {sb, nb, I64(mb, max), s->node, I64(lb, cc->now + s->opts.pg_lease_ms)};
+    if (ordered) /* the oldest pending one, when due: order holds across nodes */
+        rc = obx__pg_exec(c, "claim_head", 4, (const char *[]){sb, nb, s->node, lb}, &r, err);
+    else
+        rc = obx__pg_exec(c, "claim", 5, p, &r, err);
+    if (rc)
         return rc;
     int n = PQntuples(r);
     obx_job *jobs = n ? calloc((size_t)n, sizeof *jobs) : NULL;
@@ -996,6 +1046,7 @@ const struct obx__backend obx__pg_backend = {
     .set_notify = pg_set_notify,
     .sink_id = pg_sink_id,
     .sink_find = pg_sink_find,
+    .sink_limit = pg_sink_limit,
     .sink_name = pg_sink_name,
     .enqueue = pg_enqueue,
     .event_get = obx__pg_event_get,

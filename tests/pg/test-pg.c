@@ -436,6 +436,62 @@ static void test_two_nodes_never_claim_the_same(void **state)
     assert_check_clean(f->s);
 }
 
+static size_t claim_n(obx_store *s, uint32_t sink, int64_t now, size_t max, uint64_t *first,
+                      obx_job **keep)
+{
+    obx_job *jobs;
+    size_t n;
+    obx_error err = {0};
+    if (obx_claim_due(s, sink, now, max, &jobs, &n, NULL, &err) != OBX_OK)
+        fail_msg("claim: %s", err.msg);
+    if (first)
+        *first = n ? jobs[0].event_id : 0;
+    if (keep)
+        *keep = jobs;
+    else
+        obx_jobs_free(jobs, n);
+    return n;
+}
+
+/* max_in_flight holds across nodes; an ordered sink has one in flight in the whole cluster
+ * and a retrying head holds the rest back on every node. */
+static void test_cluster_limits(void **state)
+{
+    fixture *f = *state;
+    obx_store *b = open_pg(f->schema, OBX_OPEN_OWNER);
+    uint32_t ord;
+    assert_int_equal(obx_sink_id(f->s, "ordered", &ord, NULL), OBX_OK);
+    obx_store *both[] = {f->s, b};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(obx_sink_limit(both[i], f->sink, 3, 0, NULL), OBX_OK);
+        assert_int_equal(obx_sink_limit(both[i], ord, 64, 1, NULL), OBX_OK);
+    }
+    uint32_t sinks[] = {f->sink, ord};
+    uint64_t first = enqueue1(f->s, "{}", sinks, 2);
+    for (int i = 0; i < 9; i++)
+        enqueue1(f->s, "{}", sinks, 2);
+    int64_t now = obx_now_ms();
+    obx_job *held;
+    assert_int_equal(claim_n(f->s, f->sink, now, 10, NULL, &held), 3);
+    assert_int_equal(claim_n(b, f->sink, now, 10, NULL, NULL), 0);
+    obx_result done = result(&held[0], OBX_OUTCOME_DELIVERED, 200);
+    assert_int_equal(obx_record(f->s, &done, 1, NULL), OBX_OK);
+    assert_int_equal(claim_n(b, f->sink, now, 10, NULL, NULL), 1);
+    obx_jobs_free(held, 3);
+
+    uint64_t head;
+    assert_int_equal(claim_n(f->s, ord, now, 10, &head, &held), 1);
+    assert_int_equal(head, first);
+    assert_int_equal(claim_n(b, ord, now, 10, NULL, NULL), 0);
+    obx_result retry = result(&held[0], OBX_OUTCOME_RETRY, 503); /* due in 60 s */
+    assert_int_equal(obx_record(f->s, &retry, 1, NULL), OBX_OK);
+    obx_jobs_free(held, 1);
+    assert_int_equal(claim_n(b, ord, now + 1000, 10, NULL, NULL), 0); /* the head waits */
+    assert_int_equal(claim_n(b, ord, now + 61000, 10, &head, NULL), 1);
+    assert_int_equal(head, first);
+    obx_close(b);
+}
+
 static void test_sync_commit_off_refused(void **state)
 {
     (void)state;
@@ -535,6 +591,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_nodes_never_claim_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_enqueue_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
         cmocka_unit_test(test_sync_commit_off_refused),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
     };

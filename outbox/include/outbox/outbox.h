@@ -148,6 +148,15 @@ int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err);
 /* Find a registered sink without registering it (OBX_ERR_NOTFOUND if absent). */
 int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err);
 
+/*
+ * How many deliveries of sink `id` may be in flight at once across every process that
+ * shares the store (0 = no limit), and whether the sink is strictly ordered (claims only
+ * its oldest pending delivery, when due, and only while none is in flight). Kept in this
+ * handle, not stored: each process declares its sinks. The LMDB store has one owner, whose
+ * engine enforces both itself (a no-op there); the PostgreSQL store caps claims by them.
+ */
+int obx_sink_limit(obx_store *s, uint32_t id, unsigned max_in_flight, int ordered, obx_error *err);
+
 /* Copy the name of sink `id` into buf (OBX_SINK_NAME_MAX bytes). */
 int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err);
 
