@@ -372,7 +372,8 @@ int obx__pg_check(obx_store *h, obx_problem_fn fn, void *ud, size_t *problems, o
     static const char *const checks[] = {
         "SELECT format('counter sink %s kind %s is %s, the rows say %s', coalesce(c.sink_id,"
         " a.sink_id), coalesce(c.kind, a.kind), coalesce(c.n, 0), coalesce(a.n, 0)) FROM"
-        " counters c FULL JOIN (SELECT sink_id, state AS kind, count(*) AS n FROM deliveries"
+        " (SELECT sink_id, kind, sum(n) AS n FROM counters GROUP BY 1, 2) c FULL JOIN (SELECT "
+        "sink_id, state AS kind, count(*) AS n FROM deliveries"
         " GROUP BY 1, 2 UNION ALL SELECT sink_id, 5, count(*) FROM deliveries WHERE in_doubt"
         " GROUP BY 1 UNION ALL SELECT 0, 10, count(*) FROM events) a ON a.sink_id = c.sink_id"
         " AND a.kind = c.kind WHERE coalesce(c.kind, a.kind) <> 11"

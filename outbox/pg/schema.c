@@ -23,12 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Counters are split in shards by the writing session, so that concurrent transactions
+ * (several nodes, several pooled connections) rarely wait for each other's counter row
+ * until commit; readers sum the shards. */
+#define SHARD "(pg_backend_pid() % 16)"
+
 /* Counter kinds beyond the obx_state values 1..4. */
 #define K_IN_DOUBT 5
 #define K_EVENTS   10
 #define K_ENQUEUED 11
 
-static const char *ddl_v1 =
+/* Version 1, in pieces (C compilers need not take longer strings than 4095 bytes). */
+static const char *const ddl_v1[] = {
     "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);"
     "INSERT INTO meta VALUES ('uid', replace(gen_random_uuid()::text, '-', ''));"
     "CREATE TABLE sinks (id serial PRIMARY KEY, name text NOT NULL UNIQUE);"
@@ -52,28 +58,28 @@ static const char *ddl_v1 =
     "CREATE INDEX deliveries_dead ON deliveries (done_ms) WHERE state = 4;"
     "CREATE INDEX deliveries_state ON deliveries (state, event_id);"
     "CREATE TABLE counters (sink_id int NOT NULL, kind smallint NOT NULL,"
-    " n bigint NOT NULL DEFAULT 0, PRIMARY KEY (sink_id, kind));"
+    " shard smallint NOT NULL, n bigint NOT NULL DEFAULT 0, PRIMARY KEY (sink_id, kind, shard));",
     /* One function for the three triggers; each only touches its transition tables. */
     "CREATE FUNCTION count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN"
     "  IF TG_OP = 'INSERT' THEN"
-    "   INSERT INTO counters AS c (sink_id, kind, n)"
-    "    SELECT sink_id, state, count(*) FROM new_t GROUP BY 1, 2 ORDER BY 1, 2"
-    "    ON CONFLICT (sink_id, kind) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "   INSERT INTO counters AS c (sink_id, kind, shard, n)"
+    "    SELECT sink_id, state, " SHARD ", count(*) FROM new_t GROUP BY 1, 2 ORDER BY 1, 2"
+    "    ON CONFLICT (sink_id, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;"
     "  ELSIF TG_OP = 'DELETE' THEN"
-    "   INSERT INTO counters AS c (sink_id, kind, n)"
-    "    SELECT sink_id, k, -count(*) FROM (SELECT sink_id, state AS k FROM old_t"
+    "   INSERT INTO counters AS c (sink_id, kind, shard, n)"
+    "    SELECT sink_id, k, " SHARD ", -count(*) FROM (SELECT sink_id, state AS k FROM old_t"
     "     UNION ALL SELECT sink_id, 5 FROM old_t WHERE in_doubt) x GROUP BY 1, 2 ORDER BY 1, 2"
-    "    ON CONFLICT (sink_id, kind) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "    ON CONFLICT (sink_id, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;"
     "  ELSE"
-    "   INSERT INTO counters AS c (sink_id, kind, n)"
-    "    SELECT sink_id, k, sum(d) FROM ("
+    "   INSERT INTO counters AS c (sink_id, kind, shard, n)"
+    "    SELECT sink_id, k, " SHARD ", sum(d) FROM ("
     "      SELECT sink_id, state AS k, 1 AS d FROM new_t"
     "      UNION ALL SELECT sink_id, 5, 1 FROM new_t WHERE in_doubt"
     "      UNION ALL SELECT sink_id, state, -1 FROM old_t"
     "      UNION ALL SELECT sink_id, 5, -1 FROM old_t WHERE in_doubt) x"
     "    GROUP BY 1, 2 HAVING sum(d) <> 0 ORDER BY 1, 2"
-    "    ON CONFLICT (sink_id, kind) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "    ON CONFLICT (sink_id, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;"
     "  END IF;"
     "  RETURN NULL;"
     " END $f$;"
@@ -82,23 +88,26 @@ static const char *ddl_v1 =
     "CREATE TRIGGER deliveries_upd AFTER UPDATE ON deliveries REFERENCING OLD TABLE AS old_t"
     " NEW TABLE AS new_t FOR EACH STATEMENT EXECUTE FUNCTION count_deliveries();"
     "CREATE TRIGGER deliveries_del AFTER DELETE ON deliveries REFERENCING OLD TABLE AS old_t"
-    " FOR EACH STATEMENT EXECUTE FUNCTION count_deliveries();"
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_deliveries();",
     "CREATE FUNCTION count_events() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN"
     "  IF TG_OP = 'INSERT' THEN"
-    "   INSERT INTO counters AS c (sink_id, kind, n)"
-    "    SELECT 0, k, count(*) FROM new_t, (VALUES (10), (11)) v(k) GROUP BY 1, 2 ORDER BY 1, 2"
-    "    ON CONFLICT (sink_id, kind) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "   INSERT INTO counters AS c (sink_id, kind, shard, n)"
+    "    SELECT 0, k, " SHARD ", count(*) FROM new_t, (VALUES (10), (11)) v(k) GROUP BY 1, 2"
+    " ORDER BY 1, 2"
+    "    ON CONFLICT (sink_id, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;"
     "  ELSE"
-    "   INSERT INTO counters AS c (sink_id, kind, n) SELECT 0, 10, -count(*) FROM old_t"
-    "    ON CONFLICT (sink_id, kind) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "   INSERT INTO counters AS c (sink_id, kind, shard, n) SELECT 0, 10, " SHARD
+    ", -count(*) FROM old_t"
+    "    ON CONFLICT (sink_id, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;"
     "  END IF;"
     "  RETURN NULL;"
     " END $f$;"
     "CREATE TRIGGER events_ins AFTER INSERT ON events REFERENCING NEW TABLE AS new_t"
     " FOR EACH STATEMENT EXECUTE FUNCTION count_events();"
     "CREATE TRIGGER events_del AFTER DELETE ON events REFERENCING OLD TABLE AS old_t"
-    " FOR EACH STATEMENT EXECUTE FUNCTION count_events();";
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_events();",
+};
 
 int obx__pg_migrate(pg_store *s, PGconn *c, obx_error *err)
 {
@@ -141,8 +150,9 @@ int obx__pg_migrate(pg_store *s, PGconn *c, obx_error *err)
         goto out;
     }
     if (have < 1) {
-        if ((rc = obx__pg_cmd(c, ddl_v1, err)) != OBX_OK)
-            goto out;
+        for (size_t i = 0; i < sizeof ddl_v1 / sizeof ddl_v1[0]; i++)
+            if ((rc = obx__pg_cmd(c, ddl_v1[i], err)) != OBX_OK)
+                goto out;
         if ((rc = obx__pg_cmd(c, "INSERT INTO schema_version VALUES (1)", err)) != OBX_OK)
             goto out;
     }
@@ -166,7 +176,7 @@ out:
     return rc;
 }
 
-/* Every prepared statement: name and SQL. Parameters are text but event_add's body. */
+/* Every prepared statement: name and SQL. Parameters are text. */
 static const struct {
     const char *name, *sql;
 } stmts[] = {
@@ -174,10 +184,13 @@ static const struct {
     {"sink_add", "INSERT INTO sinks (name) SELECT $1 WHERE NOT EXISTS"
                  " (SELECT 1 FROM sinks WHERE name = $1) ON CONFLICT (name) DO NOTHING"},
     {"sink_name", "SELECT name FROM sinks WHERE id = $1"},
-    {"event_add", "INSERT INTO events (received_ms, type, action, body)"
-                  " VALUES ($1, $2, $3, $4) RETURNING id"},
+    {"event_ids", "SELECT nextval('events_id_seq') FROM generate_series(1, $1::int)"
+                  " ORDER BY 1"},
+    {"events_add", "INSERT INTO events (id, received_ms, type, action, body)"
+                   " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],"
+                   " $5::bytea[])"},
     {"deliv_add", "INSERT INTO deliveries (event_id, sink_id, state, next_attempt_ms)"
-                  " SELECT $1, unnest($2::int[]), 1, $3"},
+                  " SELECT unnest($1::bigint[]), unnest($2::int[]), 1, $3"},
     {"notify", "SELECT pg_notify($1, '')"},
     /* expired leases of a sink back to pending, due now, in doubt */
     {"reclaim", "UPDATE deliveries d SET state = 1, in_doubt = true, next_attempt_ms = $2,"
@@ -249,7 +262,7 @@ static const struct {
     {"history", "SELECT (h->>'t')::bigint, (h->>'d')::bigint, (h->>'s')::int, h->>'e'"
                 " FROM deliveries, jsonb_array_elements(history) h"
                 " WHERE event_id = $1 AND sink_id = $2"},
-    {"counters", "SELECT sink_id, kind, n FROM counters"},
+    {"counters", "SELECT sink_id, kind, sum(n) FROM counters GROUP BY 1, 2"},
     {"oldest", "SELECT e.received_ms FROM deliveries d JOIN events e ON e.id = d.event_id"
                " WHERE d.sink_id = $1 AND d.state = 1 ORDER BY d.event_id LIMIT 1"},
     {"sinks", "SELECT id, name FROM sinks ORDER BY id"},

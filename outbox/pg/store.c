@@ -206,37 +206,144 @@ static int check_room(pg_store *s, PGconn *c, obx_error *err)
     return OBX_OK;
 }
 
-static int enqueue_one(pg_store *s, PGconn *c, pg_enq *q, int64_t now, obx_error *err)
+/* A growing text buffer for array literals; `bad` is set when an allocation failed. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int bad;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *src, size_t n)
 {
-    for (size_t i = 0; i < q->n; i++) {
-        const obx_event_in *e = &q->events[i];
-        char rb[24], nb[24], arr[OBX_MAX_ROUTES * 12 + 4];
-        int64_t recv = e->received_ms ? e->received_ms : now;
-        const char *p[] = {I64(rb, recv), e->type, e->action, (const char *)e->body};
-        int len[] = {0, 0, 0, (int)e->body_len};
-        int fmt[] = {0, 0, 0, 1};
-        static const char empty = 0;
-        if (!e->body)
-            p[3] = &empty;
-        PGresult *r = PQexecPrepared(c, "event_add", 4, p, len, fmt, 0);
-        if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
-            return obx__pg_fail(c, r, err, "insert event");
-        uint64_t id = (uint64_t)obx__pg_i64(r, 0, 0);
-        PQclear(r);
-        size_t o = 0;
-        arr[o++] = '{';
-        for (size_t j = 0; j < e->n_sinks; j++)
-            o += (size_t)snprintf(arr + o, sizeof arr - o, "%s%u", j ? "," : "", e->sinks[j]);
-        snprintf(arr + o, sizeof arr - o, "}");
-        char ib[24];
-        const char *dp[] = {I64(ib, id), arr, I64(nb, now)};
-        int rc = obx__pg_exec(c, "deliv_add", 3, dp, &r, err);
-        if (rc)
-            return rc;
-        PQclear(r);
-        q->ids[i] = id;
+    if (b->bad)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->bad = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
     }
-    return OBX_OK;
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+/* Append one element of a text array literal: quoted, with " and \ escaped. */
+static void sb_elem(sbuf *b, const char *s)
+{
+    sb_put(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            sb_put(b, "\\", 1);
+        sb_put(b, s, 1);
+    }
+    sb_put(b, "\"", 1);
+}
+
+/* Append one bytea element in hex form: "\\x0a1b..." */
+static void sb_bytea(sbuf *b, const unsigned char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    sb_str(b, b->len > 1 ? ",\"\\\\x" : "\"\\\\x");
+    for (size_t i = 0; i < n; i++) {
+        char h[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
+        sb_put(b, h, 2);
+    }
+    sb_put(b, "\"", 1);
+}
+
+static void sb_num(sbuf *b, long long v)
+{
+    char t[32];
+    int n = snprintf(t, sizeof t, "%s%lld", b->len > 1 ? "," : "", v);
+    sb_put(b, t, (size_t)n);
+}
+
+/* Every accepted call of a batch in three statements: ids from the sequence, the events,
+ * their deliveries (statement triggers count them once per batch). */
+static int enqueue_batch(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_error *err)
+{
+    size_t n_ev = 0;
+    for (pg_enq *q = list; q; q = q->next)
+        if (q->rc == OBX_OK)
+            n_ev += q->n;
+    if (n_ev == 0)
+        return OBX_OK;
+    char nb[24];
+    const char *np[] = {I64(nb, (long long)n_ev)};
+    PGresult *r;
+    int rc = obx__pg_exec(c, "event_ids", 1, np, &r, err);
+    if (rc)
+        return rc;
+    if ((size_t)PQntuples(r) != n_ev) {
+        PQclear(r);
+        return obx__fail(err, OBX_ERR_DB, "postgres: event_ids: %d ids for %zu events",
+                         PQntuples(r), n_ev);
+    }
+    uint64_t *ids = malloc(n_ev * sizeof *ids);
+    sbuf a[7] = {{0}}; /* ids, received, type, action, body; delivery event ids, sinks */
+    if (!ids) {
+        PQclear(r);
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n_ev; i++) /* ascending: the sequence's order */
+        ids[i] = (uint64_t)obx__pg_i64(r, (int)i, 0);
+    PQclear(r);
+    for (int k = 0; k < 7; k++)
+        sb_str(&a[k], "{");
+    size_t at = 0;
+    for (pg_enq *q = list; q; q = q->next) {
+        if (q->rc != OBX_OK)
+            continue;
+        for (size_t i = 0; i < q->n; i++, at++) {
+            const obx_event_in *e = &q->events[i];
+            q->ids[i] = ids[at];
+            sb_num(&a[0], (long long)ids[at]);
+            sb_num(&a[1], e->received_ms ? e->received_ms : now);
+            sb_elem(&a[2], e->type);
+            sb_elem(&a[3], e->action);
+            sb_bytea(&a[4], e->body, e->body ? e->body_len : 0);
+            for (size_t j = 0; j < e->n_sinks; j++) {
+                sb_num(&a[5], (long long)ids[at]);
+                sb_num(&a[6], e->sinks[j]);
+            }
+        }
+    }
+    for (int k = 0; k < 7; k++)
+        sb_str(&a[k], "}");
+    int bad = 0;
+    for (int k = 0; k < 7; k++)
+        bad |= a[k].bad;
+    if (bad)
+        rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        const char *ep[] = {a[0].p, a[1].p, a[2].p, a[3].p, a[4].p};
+        rc = obx__pg_exec(c, "events_add", 5, ep, &r, err);
+        if (!rc)
+            PQclear(r);
+    }
+    if (!rc) {
+        char tb[24];
+        const char *dp[] = {a[5].p, a[6].p, I64(tb, now)};
+        rc = obx__pg_exec(c, "deliv_add", 3, dp, &r, err);
+        if (!rc)
+            PQclear(r);
+    }
+    for (int k = 0; k < 7; k++)
+        free(a[k].p);
+    free(ids);
+    return rc;
 }
 
 /* One batch: every queued call in one transaction; all fail if the commit fails. A call
@@ -259,9 +366,10 @@ static void run_batch(pg_store *s, pg_enq *list)
                 continue;
             }
             q->rc = OBX_OK;
-            rc = enqueue_one(s, pc->c, q, now, &err);
             n_ops++;
         }
+        if (!rc)
+            rc = enqueue_batch(s, pc->c, list, now, &err);
         if (!rc && n_ops)
             rc = notify_nodes(s, pc->c, &err);
         if (!rc) {

@@ -186,6 +186,30 @@ static void test_enqueue_claim_record(void **state)
     assert_check_clean(f->s);
 }
 
+/* Bodies are stored byte-exact (NUL, high bytes, quotes, backslashes), and so are type and
+ * action text with quotes and backslashes, also when several events share a batch. */
+static void test_bytes_exact(void **state)
+{
+    fixture *f = *state;
+    static const unsigned char body[] = {0, 255, '"', '\\', '\n', '{', 0x80, 0};
+    obx_event_in evs[2] = {{"a\"b\\c", "x,{y}", body, sizeof body, 0, &f->sink, 1},
+                           {"flag", "created", "", 0, 0, &f->sink, 1}};
+    uint64_t ids[2];
+    obx_error err = {0};
+    assert_int_equal(obx_enqueue(f->s, evs, 2, ids, &err), OBX_OK);
+    assert_int_equal(ids[1], ids[0] + 1);
+    obx_event *ev;
+    assert_int_equal(obx_event_get(f->s, ids[0], &ev, &err), OBX_OK);
+    assert_int_equal(ev->body_len, sizeof body);
+    assert_memory_equal(ev->body, body, sizeof body);
+    assert_string_equal(ev->type, "a\"b\\c");
+    assert_string_equal(ev->action, "x,{y}");
+    obx_event_free(ev);
+    assert_int_equal(obx_event_get(f->s, ids[1], &ev, &err), OBX_OK);
+    assert_int_equal(ev->body_len, 0);
+    obx_event_free(ev);
+}
+
 /* Claim `expect` due deliveries of the fixture's sink (and assert that many came), record
  * the same outcome for all; returns the first (oldest due) event id. */
 static uint64_t settle_all(fixture *f, size_t expect, int outcome, int status)
@@ -592,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_nodes_never_claim_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_enqueue_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_exact, setup, teardown),
         cmocka_unit_test(test_sync_commit_off_refused),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
     };
