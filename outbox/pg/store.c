@@ -370,8 +370,6 @@ static void run_batch(pg_store *s, pg_enq *list)
         }
         if (!rc)
             rc = enqueue_batch(s, pc->c, list, now, &err);
-        if (!rc && n_ops)
-            rc = notify_nodes(s, pc->c, &err);
         if (!rc) {
             OBX_CRASH_POINT("enqueue-before-commit");
             rc = obx__pg_cmd(pc->c, "COMMIT", &err);
@@ -382,6 +380,14 @@ static void run_batch(pg_store *s, pg_enq *list)
         if (rc != OBX_ERR_DB || !obx__pg_conflict)
             break;
         rc = OBX_OK;
+    }
+    /* Wake the other nodes after the commit, not inside the transaction: a transaction
+     * that notifies holds the server's notification queue lock through its commit (and
+     * the standby's flush), which would serialize the commits of every node. A node that
+     * dies before this line leaves the others to find the events at their next poll. */
+    if (!rc && n_ops) {
+        obx_error ne;
+        (void)notify_nodes(s, pc->c, &ne);
     }
     if (pc)
         obx__pg_release(s, pc);
