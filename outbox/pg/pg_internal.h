@@ -39,7 +39,14 @@ typedef struct pg_store {
     const struct obx__backend *be; /* first: see backend.h */
     obx_options opts;
     char *dsn, *password, *schema;
-    char node[40];     /* this process's id: owner of its leases */
+    /* Lease owner ids: "<node>.<generation>". Claims take the current generation and the
+     * lease keeper renews only it; a claim whose outcome is unknown (the COMMIT failed
+     * or its answer was lost) moves to a new generation, so the rows it may have leased
+     * expire and return to the others instead of being renewed forever. Results match
+     * any generation of this node ("<node>."). Under mu. */
+    char node[34]; /* this process's id + "." */
+    unsigned gen;
+    char lease_id[48]; /* node + generation */
     char uid[40];      /* the store's uid (schema meta), unique per database outbox */
     char channel[160]; /* quoted NOTIFY channel name */
     int owner, readonly;

@@ -233,9 +233,10 @@ static const struct {
      "  history || jsonb_build_array(jsonb_build_object('t', $5::bigint, 'd', $6::bigint,"
      "  's', $7::int, 'e', $8::text))) WITH ORDINALITY a(x, i)"
      "  WHERE i > jsonb_array_length(history) + 1 - $13::int)"
-     " WHERE event_id = $1 AND sink_id = $2 AND state = 2 AND lease_owner = $3"},
-    {"release", "UPDATE deliveries SET state = 1, lease_owner = NULL, lease_until_ms = 0"
-                " WHERE event_id = $1 AND sink_id = $2 AND state = 2 AND lease_owner = $3"},
+     " WHERE event_id = $1 AND sink_id = $2 AND state = 2 AND starts_with(lease_owner, $3)"},
+    {"release",
+     "UPDATE deliveries SET state = 1, lease_owner = NULL, lease_until_ms = 0"
+     " WHERE event_id = $1 AND sink_id = $2 AND state = 2 AND starts_with(lease_owner, $3)"},
     {"replay", "UPDATE deliveries SET state = 1, attempts = 0, first_attempt_ms = 0,"
                " deadline_ms = 0, done_ms = 0, next_attempt_ms = $3, replays = replays + 1,"
                " reason = NULL, in_doubt = false WHERE event_id = $1"

@@ -519,9 +519,30 @@ static int apply_limit(pg_store *s, PGconn *c, uint32_t sink, size_t *max, obx_e
     return OBX_OK;
 }
 
+/* The current lease owner id into out. */
+static void lease_id(pg_store *s, char out[48])
+{
+    pthread_mutex_lock(&s->mu);
+    memcpy(out, s->lease_id, 48);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void new_generation(pg_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->gen++;
+    snprintf(s->lease_id, sizeof s->lease_id, "%s%u", s->node, s->gen);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static int claim_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
 {
     claim_ctx *cc = ud;
+    obx_jobs_free(cc->jobs, cc->n); /* a run before a deadlock retry */
+    cc->jobs = NULL;
+    cc->n = 0;
+    char owner[48];
+    lease_id(s, owner);
     char sb[24], nb[24], mb[24], lb[24];
     PGresult *r;
     const char *rp[] = {I64(sb, cc->sink), I64(nb, cc->now)};
@@ -537,9 +558,9 @@ static int claim_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
     pthread_mutex_lock(&s->mu);
     int ordered = s->ordered[cc->sink];
     pthread_mutex_unlock(&s->mu);
-    const char *p[] = {sb, nb, I64(mb, max), s->node, I64(lb, cc->now + s->opts.pg_lease_ms)};
+    const char *p[] = {sb, nb, I64(mb, max), owner, I64(lb, cc->now + s->opts.pg_lease_ms)};
     if (ordered) /* the oldest pending one, when due: order holds across nodes */
-        rc = obx__pg_exec(c, "claim_head", 4, (const char *[]){sb, nb, s->node, lb}, &r, err);
+        rc = obx__pg_exec(c, "claim_head", 4, (const char *[]){sb, nb, owner, lb}, &r, err);
     else
         rc = obx__pg_exec(c, "claim", 5, p, &r, err);
     if (rc)
@@ -620,8 +641,11 @@ static int pg_claim_due(obx_store *h, uint32_t sink_id, int64_t now_ms, size_t m
         return rc;
     if (max > 0) {
         claim_ctx cc = {.sink = sink_id, .now = now_ms, .max = max};
-        if ((rc = with_txn(s, claim_txn, &cc, err)) != OBX_OK)
+        if ((rc = with_txn(s, claim_txn, &cc, err)) != OBX_OK) {
+            obx_jobs_free(cc.jobs, cc.n);
+            new_generation(s); /* whatever it may have leased is left to expire */
             return rc;
+        }
         *jobs = cc.jobs;
         *n = cc.n;
         if (cc.n == max) {
@@ -630,8 +654,16 @@ static int pg_claim_due(obx_store *h, uint32_t sink_id, int64_t now_ms, size_t m
             return OBX_OK;
         }
     }
-    if (next_due)
-        return pg_next_due(h, sink_id, next_due, err);
+    int nrc = next_due ? pg_next_due(h, sink_id, next_due, err) : OBX_OK;
+    if (nrc != OBX_OK) {
+        if (*n == 0)
+            return nrc;
+        /* The claim committed: its jobs must reach the caller (an error here would lose
+         * them while their leases are renewed). Ask again soon instead. */
+        *next_due = now_ms;
+        if (err)
+            memset(err, 0, sizeof *err);
+    }
     return OBX_OK;
 }
 
@@ -653,6 +685,7 @@ static int record_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
         int rc;
         if (r->outcome == OBX_OUTCOME_RELEASE) {
             const char *p[] = {I64(eb, r->event_id), I64(sb, r->sink_id), s->node};
+            /* s->node is fixed after open: "<node>.", any generation of this node */
             rc = obx__pg_exec(c, "release", 3, p, &res, err);
             rc_->notify = 1;
         } else {
@@ -962,7 +995,9 @@ static void *keeper_main(void *arg)
         if (obx__pg_acquire(s, &pc, &e) != OBX_OK)
             continue;
         char lb[24];
-        const char *p[] = {s->node, I64(lb, obx_now_ms() + s->opts.pg_lease_ms)};
+        char owner[48];
+        lease_id(s, owner);
+        const char *p[] = {owner, I64(lb, obx_now_ms() + s->opts.pg_lease_ms)};
         PGresult *r;
         if (obx__pg_exec(pc->c, "renew", 2, p, &r, &e) == OBX_OK)
             PQclear(r);
@@ -1041,7 +1076,7 @@ static int check_sync_commit(pg_store *s, PGconn *c, obx_error *err)
     return OBX_OK;
 }
 
-static void random_id(char out[40])
+static void random_id(char out[34])
 {
     unsigned char b[16] = {0};
     FILE *f = fopen("/dev/urandom", "rb");
@@ -1101,6 +1136,8 @@ static int pg_open(const char *dir, const obx_options *opts, obx_store **out, ob
         goto fail;
     }
     random_id(s->node);
+    strcat(s->node, ".");
+    snprintf(s->lease_id, sizeof s->lease_id, "%s%u", s->node, s->gen);
     if ((rc = obx__pg_connect_raw(s, &c, err)) != OBX_OK)
         goto fail;
     if ((rc = check_sync_commit(s, c, err)) != OBX_OK)
@@ -1140,6 +1177,30 @@ fail:
     return rc;
 }
 
+static int pg_ping(obx_store *h, obx_error *err)
+{
+    pg_store *s = (pg_store *)h;
+    pg_conn *pc;
+    int rc = obx__pg_acquire(s, &pc, err);
+    if (rc)
+        return rc;
+    PGresult *r = PQexec(pc->c, "SHOW transaction_read_only");
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = obx__pg_fail(pc->c, r, err, "ping");
+    } else {
+        if (strcmp(PQgetvalue(r, 0, 0), "on") == 0)
+            rc = obx__fail(err, OBX_ERR_UNAVAILABLE, "postgres: %s:%s is read-only", PQhost(pc->c),
+                           PQport(pc->c));
+        PQclear(r);
+    }
+    if (rc == OBX_ERR_UNAVAILABLE) { /* find the new primary on the next use */
+        PQfinish(pc->c);
+        pc->c = NULL;
+    }
+    obx__pg_release(s, pc);
+    return rc;
+}
+
 /* The same webhook-id format as LMDB, with the database outbox's uid. */
 static int pg_delivery_id(obx_store *h, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
 {
@@ -1176,5 +1237,6 @@ const struct obx__backend obx__pg_backend = {
     .list = obx__pg_list,
     .check = obx__pg_check,
     .backup = obx__pg_backup,
+    .ping = pg_ping,
     .delivery_id = pg_delivery_id,
 };

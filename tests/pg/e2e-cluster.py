@@ -96,8 +96,11 @@ def main():
         # 2. failover: kill the primary, promote the standby
         before = sum(len(p.acked) for p in prods)
         pg.kill_primary()
-        time.sleep(0.5)
+        wait_for(lambda: nodes[1].request("GET", "/healthz")[0] == 503, 30,
+                 "/healthz 503 while the database is down")
         pg.promote()
+        wait_for(lambda: nodes[1].request("GET", "/healthz")[0] == 200, 60,
+                 "/healthz 200 on the new primary")
         wait_for(lambda: sum(len(p.acked) for p in prods) >= before + 100, 120,
                  "acks after failover")
         for p in prods:
@@ -110,9 +113,18 @@ def main():
         # 3. drain
         def received():
             return set(event_key(r.body) for r in rx.got())
-        wait_for(lambda: acked <= received(), 180,
-                 "every acknowledged event delivered (missing %d)"
-                 % len(acked - received()))
+        try:
+            wait_for(lambda: acked <= received(), 120, "every acknowledged event delivered")
+        except AssertionError:
+            for key in sorted(acked - received())[:10]:  # where each missing one is
+                srv = pg.standby if pg.standby.proc.poll() is None else pg.primary
+                print("missing %s: %s" % (key, srv.sql(
+                    "SELECT coalesce(string_agg(format('event %%s state %%s lease %%s until %%s "
+                    "attempts %%s', e.id, d.state, d.lease_owner, d.lease_until_ms, d.attempts),"
+                    " '; '), 'not in the database') FROM e2e.events e LEFT JOIN e2e.deliveries d"
+                    " ON d.event_id = e.id WHERE convert_from(e.body, 'UTF8') LIKE '%%\"%s\"%%'"
+                    % key)))
+            raise
         ids = [r.headers.get("webhook-id") for r in rx.got()]
         dups = len(ids) - len(set(ids))
         st = json.loads(ctl(cfg, "stats", "--json"))

@@ -548,6 +548,24 @@ static void test_sync_commit_off_refused(void **state)
     pgtest_sql(sql);
 }
 
+/* A read-only server (the standby) is "unavailable", retryable, not a plain error. */
+static void test_standby_is_unavailable(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(obx_ping(f->s, NULL), OBX_OK);
+    const char *standby = getenv("OUTBOX_PG_STANDBY_DSN");
+    if (!standby)
+        fail_msg("OUTBOX_PG_STANDBY_DSN not set: run with pgharness.py --standby");
+    obx_options o;
+    pgtest_options(&o, f->schema, OBX_OPEN_OWNER);
+    o.pg_dsn = standby;
+    obx_store *s = NULL;
+    obx_error err = {0};
+    assert_int_equal(obx_open(NULL, &o, &s, &err), OBX_ERR_UNAVAILABLE);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "read-only"));
+}
+
 static void test_newer_schema_refused(void **state)
 {
     fixture *f = *state;
@@ -618,6 +636,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_exact, setup, teardown),
         cmocka_unit_test(test_sync_commit_off_refused),
+        cmocka_unit_test_setup_teardown(test_standby_is_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
