@@ -48,6 +48,7 @@ struct obx__backend {
                 void *ud, obx_error *err);
     int (*check)(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err);
     int (*backup)(obx_store *s, const char *dest, obx_error *err);
+    int (*ping)(obx_store *s, obx_error *err); /* NULL: always writable */
     int (*delivery_id)(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
 };
 

@@ -146,6 +146,11 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err)
     return be(s)->backup(s, dest, err);
 }
 
+int obx_ping(obx_store *s, obx_error *err)
+{
+    return be(s)->ping ? be(s)->ping(s, err) : OBX_OK;
+}
+
 int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
 {
     if (!s || !buf || n == 0)

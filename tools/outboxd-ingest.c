@@ -182,6 +182,9 @@ static enum MHD_Result serve_health(oin_server *s, struct MHD_Connection *c)
 {
     if (atomic_load(&s->closing))
         return send_json(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"status\":\"shutting down\"}\n");
+    if (obx_ping(s->cfg.store, NULL) == OBX_ERR_UNAVAILABLE) /* cluster mode: database down */
+        return send_json(s, c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "{\"status\":\"database unavailable\"}\n");
     return send_json(s, c, MHD_HTTP_OK, "{\"status\":\"ok\"}\n");
 }
 

@@ -460,6 +460,13 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err);
  */
 int obx_owner_pid(const char *dir, long *pid, obx_error *err);
 
+/*
+ * Whether the store can take writes now (for health checks): OBX_OK, or for a database
+ * store OBX_ERR_UNAVAILABLE while the server is unreachable or read-only (a failover in
+ * progress). Always OBX_OK for an LMDB store.
+ */
+int obx_ping(obx_store *s, obx_error *err);
+
 /* Wall clock in ms (CLOCK_REALTIME). */
 int64_t obx_now_ms(void);
 
