@@ -516,6 +516,39 @@ static void test_cluster_limits(void **state)
     obx_close(b);
 }
 
+/* LMDB-only calls on a postgres handle: retire answers "not supported" and changes
+ * nothing; obx_delivery_id is the webhook-id the claim hands out (from the store uid). */
+static void test_lmdb_only_calls(void **state)
+{
+    fixture *f = *state;
+    uint64_t id = enqueue1(f->s, "{}", &f->sink, 1);
+    obx_retire_counts c;
+    memset(&c, 0xff, sizeof c);
+    obx_error err = {0};
+    assert_int_equal(obx_sink_retire(f->s, f->sink, OBX_RETIRE_PURGE, 0, &c, &err),
+                     OBX_ERR_INVALID);
+    assert_int_equal(err.code, OBX_ERR_INVALID);
+    assert_string_equal(err.msg, "not supported by the postgres backend yet: sink retire");
+    assert_int_equal(c.pending, 0);
+    assert_int_equal(c.slot_freed, 0);
+    assert_int_equal(sink_stats(f->s, f->sink).pending, 1); /* nothing retired */
+    obx_job *jobs = NULL;
+    size_t n = 0;
+    int64_t next = 0;
+    assert_int_equal(obx_claim_due(f->s, f->sink, obx_now_ms() + 1000, 1, &jobs, &n, &next, &err),
+                     OBX_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(jobs[0].event_id, id);
+    char wid[OBX_DELIVERY_ID_MAX];
+    assert_int_equal(obx_delivery_id(f->s, id, f->sink, wid, sizeof wid), OBX_OK);
+    assert_string_equal(wid, jobs[0].webhook_id);
+    assert_int_equal(obx_delivery_id(f->s, id, f->sink, wid, 8), OBX_ERR_INVALID);
+    assert_string_equal(wid, "");
+    obx_result r = result(&jobs[0], OBX_OUTCOME_DELIVERED, 200);
+    assert_int_equal(obx_record(f->s, &r, 1, &err), OBX_OK);
+    obx_jobs_free(jobs, n);
+}
+
 static void test_sync_commit_off_refused(void **state)
 {
     (void)state;
@@ -635,6 +668,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_enqueue_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lmdb_only_calls, setup, teardown),
         cmocka_unit_test(test_sync_commit_off_refused),
         cmocka_unit_test_setup_teardown(test_standby_is_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),

@@ -392,8 +392,9 @@ int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *rem
  * With dry_run nothing changes (read transactions) and *counts says what would happen.
  * Corrupt delivery records are left alone and counted; the slot is then not freed.
  * @param[out] counts  may be NULL; filled also on failure with what was committed.
- * @return OBX_OK, OBX_ERR_INVALID (mode or id), OBX_ERR_STATE (read-only handle),
- *         OBX_ERR_FULL, OBX_ERR_LMDB, OBX_ERR_NOMEM.
+ * @return OBX_OK, OBX_ERR_INVALID (mode or id; and on a postgres handle, which cannot
+ *         retire yet), OBX_ERR_STATE (read-only handle), OBX_ERR_FULL, OBX_ERR_LMDB,
+ *         OBX_ERR_NOMEM.
  */
 enum { OBX_RETIRE_DEAD_LETTER = 1, OBX_RETIRE_PURGE = 2 };
 typedef struct obx_retire_counts {
