@@ -130,6 +130,13 @@ def main():
         st = json.loads(ctl(cfg, "stats", "--json"))
         listed = ctl(cfg, "list", "--state", "delivered", "--limit", "5", "--json")
         assert len([ln for ln in listed.splitlines() if ln.strip()]) == 5, listed
+        # check reads the database; it records no last-check file (there is no directory:
+        # outbox.path's default must not be created or written to)
+        chk = subprocess.run([OUTBOXCTL, "--config", cfg, "check"], capture_output=True,
+                             text=True, timeout=300, cwd=tmp)
+        assert chk.returncode == 0, "outboxctl check: %s" % chk.stderr
+        assert "warning" not in chk.stderr, chk.stderr
+        assert not os.path.exists(os.path.join(tmp, "outbox-data")), os.listdir(tmp)
         for d in nodes:
             d.stop()
         rx.close()
