@@ -435,6 +435,28 @@ static void test_postgres_backend(void **state)
     load_err("outbox:\n  postgres:\n    password: a\n    password_file: /nonexistent\n",
              "config.yaml:4: outbox.postgres.password_file: only one of password or "
              "password_file allowed");
+    load_err("outbox:\n  backend: postgres\n  postgres:\n    pool: 2\n",
+             "config.yaml:4: outbox.postgres.dsn: required with backend: postgres");
+    load_err("outbox:\n  postgres:\n    lease: 500ms\n",
+             "config.yaml:3: outbox.postgres.lease: must be between 1s and 1h0m0s");
+    /* password_file: read (trailing newline trimmed) into the same secret */
+    char dir[] = "/tmp/outbox-test-pgpass-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[256], yaml[512];
+    (void)snprintf(file, sizeof file, "%s/pgpass", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    assert_true(fputs("from-file\n", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    (void)snprintf(yaml, sizeof yaml,
+                   "outbox:\n  backend: postgres\n  postgres:\n    dsn: x\n"
+                   "    password_file: %s\n",
+                   file);
+    c = load_ok(yaml);
+    assert_string_equal(c->outbox.pg_password, "from-file");
+    outbox_config_free(c);
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(rmdir(dir), 0);
     load_err("outbox:\n  postgres:\n    bogus: 1\n",
              "config.yaml:3: outbox.postgres.bogus: unknown key (expected one of: dsn, "
              "password, password_file, schema, pool, allow_async_commit, lease)");
