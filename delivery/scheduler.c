@@ -1100,6 +1100,8 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         obx_error oe = {0};
         const char *name = sinks[i].name;
         int orc = obx_sink_id(store, name, &s->id, &oe);
+        if (orc == OBX_OK) /* a store shared by several nodes enforces these across them */
+            orc = obx_sink_limit(store, s->id, sinks[i].max_in_flight, sinks[i].ordered, &oe);
         if (orc != OBX_OK) {
             rc = set_error(err, DLV_ERR_STORE, orc, "sink '%s': %s", name ? name : "", oe.msg);
             goto fail;
