@@ -176,6 +176,8 @@ struct dlv_engine {
     size_t total_active;
     size_t rr;
 
+    int health_in_memory; /* engine thread: the backend stores no sink health (PostgreSQL) */
+
     /* metrics */
     pthread_mutex_t m_mu;
     dlv_metrics gm; /* global counters (sinks unused) */
@@ -814,8 +816,14 @@ static void health_turn(dlv_engine *e, size_t i, int turn, int64_t now, const ch
     if (rc == OBX_OK) {
         (void)dlv__health_take(&s->h, &st, now);
     } else {
-        s->h.st.down = down;
-        s->h.st.changes++;
+        /* kept in memory (until the next poll reads the store, if it stores health) */
+        s->h.st.down = !down; /* as before the turn, for the rule to apply it */
+        obx_sink_state_apply(&s->h.st, OBX_SINK_DOWN, down, now, why,
+                             down ? s->h.last_error : NULL);
+        if (rc == OBX_ERR_STATE)
+            e->health_in_memory = 1; /* the backend stores no health: never read it back */
+    }
+    if (rc != OBX_OK && rc != OBX_ERR_STATE) { /* ERR_STATE: the backend stores no health */
         pthread_mutex_lock(&e->m_mu);
         e->gm.claim_errors++;
         e->gm.last_store_error = rc;
@@ -836,6 +844,8 @@ static void health_turn(dlv_engine *e, size_t i, int turn, int64_t now, const ch
 /* Read the stored state of every sink (each poll): pause and resume by outboxctl. */
 static void health_poll(dlv_engine *e, int64_t now)
 {
+    if (e->health_in_memory)
+        return;
     for (size_t i = 0; i < e->n; i++) {
         sink_rt *s = &e->sinks[i];
         obx_sink_state st;
@@ -1291,6 +1301,8 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
         obx_error oe = {0};
         const char *name = sinks[i].name;
         int orc = obx_sink_id(store, name, &s->id, &oe);
+        if (orc == OBX_OK) /* a store shared by several nodes enforces these across them */
+            orc = obx_sink_limit(store, s->id, sinks[i].max_in_flight, sinks[i].ordered, &oe);
         if (orc != OBX_OK) {
             rc = set_error(err, DLV_ERR_STORE, orc, "sink '%s': %s", name ? name : "", oe.msg);
             goto fail;

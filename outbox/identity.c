@@ -69,7 +69,7 @@ int obx__store_id_load(obx_store *s, MDB_txn *txn, int create, obx_error *err)
     return OBX_OK;
 }
 
-int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
+int obx__lmdb_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
 {
     if (!s || !buf || n == 0)
         return OBX_ERR_INVALID;

@@ -16,7 +16,7 @@
 
 #define PAGE 256 /* records per read transaction while listing */
 
-int obx_event_get(obx_store *s, uint64_t id, obx_event **out, obx_error *err)
+int obx__lmdb_event_get(obx_store *s, uint64_t id, obx_event **out, obx_error *err)
 {
     *out = NULL;
     MDB_txn *txn;
@@ -78,7 +78,7 @@ static int next_due_in(obx_store *s, MDB_txn *txn, uint32_t sink, int64_t *next)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int obx_next_due(obx_store *s, uint32_t sink_id, int64_t *next_due, obx_error *err)
+int obx__lmdb_next_due(obx_store *s, uint32_t sink_id, int64_t *next_due, obx_error *err)
 {
     MDB_txn *txn;
     int rc = obx__rd_begin(s, &txn, err);
@@ -113,7 +113,7 @@ static int64_t oldest_pending(obx_store *s, MDB_txn *txn, uint32_t sink)
     return t;
 }
 
-int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
+int obx__lmdb_stats_get(obx_store *s, obx_stats **out, obx_error *err)
 {
     *out = NULL;
     MDB_txn *txn;
@@ -394,8 +394,8 @@ static int walk(lister *l, MDB_dbi dbi, const unsigned char *lo, size_t lo_len,
     }
 }
 
-int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt, void *ud,
-             obx_error *err)
+int obx__lmdb_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt,
+                   void *ud, obx_error *err)
 {
     lister l = {s, q, fn, on_corrupt, ud, 0, 0, 0, {0}};
     unsigned char lo[KEY_DUE_LEN];
@@ -532,7 +532,7 @@ static void check_lost_trees(checker *c, MDB_txn *txn)
                 path, (unsigned long long)st.st_size, (unsigned long long)trees);
 }
 
-int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err)
+int obx__lmdb_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err)
 {
     checker c = {s, fn, ud, 0, 0, {0}};
     MDB_txn *txn;
@@ -680,7 +680,7 @@ out:
     return OBX_OK;
 }
 
-int obx_backup(obx_store *s, const char *dest, obx_error *err)
+int obx__lmdb_backup(obx_store *s, const char *dest, obx_error *err)
 {
     if (mkdir(dest, 0700) != 0 && errno != EEXIST)
         return obx__fail(err, OBX_ERR_IO, "%s: %s", dest, strerror(errno));

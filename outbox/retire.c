@@ -321,8 +321,8 @@ int obx__sink_slot_take(obx_store *s, MDB_txn *txn, uint32_t *id)
     return rc;
 }
 
-int obx_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run, obx_retire_counts *out,
-                    obx_error *err)
+int obx__lmdb_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
+                          obx_retire_counts *out, obx_error *err)
 {
     obx_retire_counts c = {0};
     if (out)

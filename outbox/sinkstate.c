@@ -123,7 +123,7 @@ static int id_check(uint32_t id, obx_error *err)
     return OBX_OK;
 }
 
-int obx_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error *err)
+int obx__lmdb_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error *err)
 {
     memset(out, 0, sizeof *out);
     int rc = id_check(id, err);
@@ -137,9 +137,8 @@ int obx_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error
     return rc;
 }
 
-/* Apply the change to *st in memory; 0 when it changes nothing. */
-static int state_change(obx_sink_state *st, int what, int on, int64_t now, const char *why,
-                        const char *last_error)
+int obx_sink_state_apply(obx_sink_state *st, int what, int on, int64_t now, const char *why,
+                         const char *last_error)
 {
     int *flag = what == OBX_SINK_DOWN ? &st->down : &st->paused;
     int64_t *since = what == OBX_SINK_DOWN ? &st->down_since_ms : &st->paused_since_ms;
@@ -163,8 +162,9 @@ static int state_change(obx_sink_state *st, int what, int on, int64_t now, const
     return 1;
 }
 
-int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_ms, const char *why,
-                       const char *last_error, obx_sink_state *out, int *changed, obx_error *err)
+int obx__lmdb_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_ms,
+                             const char *why, const char *last_error, obx_sink_state *out,
+                             int *changed, obx_error *err)
 {
     if (changed)
         *changed = 0;
@@ -190,7 +190,7 @@ int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_
     else if (rc)
         goto out;
     rc = OBX_OK;
-    int did = state_change(&st, what, on, now_ms, why, last_error);
+    int did = obx_sink_state_apply(&st, what, on, now_ms, why, last_error);
     if (did) {
         unsigned char k[6], b[STATE_MAX];
         state_key(k, id);

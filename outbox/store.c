@@ -59,6 +59,10 @@ const char *obx_strerror(int code)
         return "not allowed in this state";
     case OBX_ERR_LOCKLOST:
         return "lock file lost (deleted or replaced under the owner)";
+    case OBX_ERR_UNAVAILABLE:
+        return "database unavailable";
+    case OBX_ERR_DB:
+        return "database error";
     default:
         return "unknown error";
     }
@@ -517,7 +521,19 @@ static int take_lock(obx_store *s, obx_error *err)
     return OBX_OK;
 }
 
-int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_error *err)
+void obx__options_normalize(obx_options *o)
+{
+    if (o->history == 0 || o->history > 64)
+        o->history = 10;
+    if (o->max_batch == 0)
+        o->max_batch = 4096;
+    if (o->high_water_pct == 0 || o->high_water_pct > 100)
+        o->high_water_pct = 90;
+    if (o->max_size < (1u << 20))
+        o->max_size = 1u << 20;
+}
+
+int obx__lmdb_open(const char *dir, const obx_options *opts, obx_store **out, obx_error *err)
 {
     *out = NULL;
     if (!dir || !*dir)
@@ -526,19 +542,13 @@ int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_erro
     if (!s)
         return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
     int rc = OBX_OK;
+    s->be = &obx__lmdb_backend;
     s->lock_fd = -1;
     if (opts)
         s->opts = *opts;
     else
         obx_options_init(&s->opts);
-    if (s->opts.history == 0 || s->opts.history > 64)
-        s->opts.history = 10;
-    if (s->opts.max_batch == 0)
-        s->opts.max_batch = 4096;
-    if (s->opts.high_water_pct == 0 || s->opts.high_water_pct > 100)
-        s->opts.high_water_pct = 90;
-    if (s->opts.max_size < (1u << 20))
-        s->opts.max_size = 1u << 20;
+    obx__options_normalize(&s->opts);
     s->owner = (s->opts.flags & OBX_OPEN_OWNER) != 0;
     s->dir = strdup(dir);
     pthread_mutex_init(&s->mu, NULL);
@@ -636,7 +646,7 @@ fail:
     return rc;
 }
 
-void obx_shutdown(obx_store *s)
+void obx__lmdb_shutdown(obx_store *s)
 {
     if (!s)
         return;
@@ -645,7 +655,7 @@ void obx_shutdown(obx_store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-void obx_close(obx_store *s)
+void obx__lmdb_close(obx_store *s)
 {
     if (!s)
         return;
@@ -670,7 +680,7 @@ void obx_close(obx_store *s)
     free(s);
 }
 
-void obx_set_notify(obx_store *s, obx_notify_fn fn, void *ud)
+void obx__lmdb_set_notify(obx_store *s, obx_notify_fn fn, void *ud)
 {
     pthread_mutex_lock(&s->mu);
     s->notify = fn;
@@ -687,10 +697,8 @@ static int finish(obx_op *op, int rc, obx_error *err)
     return rc;
 }
 
-int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err)
+int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err)
 {
-    if (!s->owner)
-        return obx__fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
     if (n == 0)
         return obx__fail(err, OBX_ERR_INVALID, "no events to enqueue");
     for (size_t i = 0; i < n; i++) {
@@ -713,6 +721,17 @@ int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *id
                                      e->sinks[j]);
         }
     }
+    return OBX_OK;
+}
+
+int obx__lmdb_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
+                      obx_error *err)
+{
+    if (!s->owner)
+        return obx__fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
+    int rc = obx__validate_events(events, n, err);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&s->mu);
     int closed = s->closed_for_enqueue;
     pthread_mutex_unlock(&s->mu);
@@ -727,8 +746,8 @@ int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *id
     return finish(&op, obx__store_submit(s, &op), err);
 }
 
-int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
-                  size_t *n, int64_t *next_due, obx_error *err)
+int obx__lmdb_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
+                        size_t *n, int64_t *next_due, obx_error *err)
 {
     *jobs = NULL;
     *n = 0;
@@ -753,7 +772,7 @@ int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, ob
     return OBX_OK;
 }
 
-int obx_record(obx_store *s, const obx_result *results, size_t n, obx_error *err)
+int obx__lmdb_record(obx_store *s, const obx_result *results, size_t n, obx_error *err)
 {
     if (!s->owner)
         return obx__fail(err, OBX_ERR_STATE, "record needs the owner (daemon) handle");
@@ -778,13 +797,13 @@ static int replay_or_purge(obx_store *s, op_kind kind, uint64_t id, uint32_t sin
     return finish(&op, rc, err);
 }
 
-int obx_replay(obx_store *s, uint64_t id, uint32_t sink_id, int64_t now_ms, size_t *count,
-               obx_error *err)
+int obx__lmdb_replay(obx_store *s, uint64_t id, uint32_t sink_id, int64_t now_ms, size_t *count,
+                     obx_error *err)
 {
     return replay_or_purge(s, OP_REPLAY, id, sink_id, now_ms, count, err);
 }
 
-int obx_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_error *err)
+int obx__lmdb_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_error *err)
 {
     return replay_or_purge(s, OP_PURGE, id, sink_id, 0, count, err);
 }
@@ -862,18 +881,18 @@ static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now
     return rc;
 }
 
-int obx_replay_many(obx_store *s, obx_target *t, size_t n, int64_t now_ms, obx_error *err)
+int obx__lmdb_replay_many(obx_store *s, obx_target *t, size_t n, int64_t now_ms, obx_error *err)
 {
     return many(s, OP_REPLAY, t, n, now_ms, err);
 }
 
-int obx_purge_many(obx_store *s, obx_target *t, size_t n, obx_error *err)
+int obx__lmdb_purge_many(obx_store *s, obx_target *t, size_t n, obx_error *err)
 {
     return many(s, OP_PURGE, t, n, 0, err);
 }
 
-int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *removed,
-                        obx_error *err)
+int obx__lmdb_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *removed,
+                              obx_error *err)
 {
     obx_op op = {.kind = OP_SWEEP};
     op.u.sweep.before = before_ms;
@@ -884,7 +903,7 @@ int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *rem
     return finish(&op, rc, err);
 }
 
-static int valid_sink_name(const char *name)
+int obx__valid_sink_name(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n >= OBX_SINK_NAME_MAX)
@@ -898,9 +917,9 @@ static int valid_sink_name(const char *name)
     return 1;
 }
 
-int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
+int obx__lmdb_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
 {
-    if (!valid_sink_name(name))
+    if (!obx__valid_sink_name(name))
         return obx__fail(err, OBX_ERR_INVALID,
                          "sink name '%s' is invalid (1..63 bytes of A-Z a-z 0-9 . _ -)",
                          name ? name : "");
@@ -922,7 +941,7 @@ int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
     return OBX_OK;
 }
 
-int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err)
+int obx__lmdb_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err)
 {
     int rc = obx_sink_find(s, name, id, err);
     if (rc != OBX_ERR_NOTFOUND)
@@ -939,7 +958,7 @@ int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err)
     return OBX_OK;
 }
 
-int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err)
+int obx__lmdb_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err)
 {
     MDB_txn *txn;
     int rc = obx__rd_begin(s, &txn, err);

@@ -10,13 +10,12 @@
 #include <pthread.h>
 #include <stdarg.h>
 
+#include "backend.h"
 #include "codec.h"
 #include "obx_hooks.h"
 #include "outbox/outbox.h"
 
 #define OBX_SCHEMA_VERSION 1u
-#define OBX_MAX_SINKS      1024u
-#define OBX_MAX_ROUTES     64u
 #define OBX_STORE_ID_LEN   16 /* bytes of the random store id (identity.c) */
 
 /* Per-sink counter slots, stored in meta under "c" + be32(sink). */
@@ -95,6 +94,7 @@ typedef struct txn_ctx {
 } txn_ctx;
 
 struct obx_store {
+    const struct obx__backend *be; /* first: see backend.h */
     char *dir;
     MDB_env *env;
     MDB_dbi db_meta, db_events, db_deliv, db_due, db_pend, db_dead, db_done, db_flight;

@@ -282,6 +282,30 @@ static const char *const durability_words[] = {"full", "nometasync", NULL};
 static const int durability_values[] = {OUTBOX_CONFIG_DURABILITY_FULL,
                                         OUTBOX_CONFIG_DURABILITY_NOMETASYNC};
 
+static const char *const backend_words[] = {"lmdb", "postgres", NULL};
+static const int backend_values[] = {OBX_BACKEND_LMDB, OBX_BACKEND_POSTGRES};
+
+/* outbox.postgres.password{,_file}: kept as nodes, resolved after the walk (one of them). */
+typedef struct outbox_state {
+    const cy_node *postgres, *pg_password, *pg_password_file;
+} outbox_state;
+
+static const cs_key postgres_keys[] = {
+    R("dsn", CS_STRING, store_t, pg_dsn, 0, 0,
+      "libpq connection string or URI (required with backend: postgres)"),
+    S("password", CS_NODE, outbox_state, pg_password,
+      "the database password (\"${VAR}\": from env)"),
+    S("password_file", CS_NODE, outbox_state, pg_password_file,
+      "the same, read from a regular file"),
+    R("schema", CS_STRING, store_t, pg_schema, 0, 0, "the outbox's schema (default outbox)"),
+    R("pool", CS_UINT, store_t, pg_pool, 1, 64, "connections per node (default 8)"),
+    R("allow_async_commit", CS_BOOL, store_t, pg_allow_async, 0, 0,
+      "accept synchronous_commit=off (default false: refused)"),
+    R("lease", CS_DURATION_MS, store_t, pg_lease_ms, 1000, 3600000,
+      "claim lease another node takes over after (default 60s)"),
+};
+static const cs_table postgres_table = CS_TABLE(postgres_keys, 1);
+
 static const cs_key outbox_keys[] = {
     RULE("path", store_t, path, path_rule, "the store's directory (default ./outbox-data)"),
     R("max_size", CS_SIZE, store_t, max_size, 1 << 20, 0, "store cap (default 1GiB)"),
@@ -291,6 +315,10 @@ static const cs_key outbox_keys[] = {
      durability_words, durability_values, NULL, "full (default) or nometasync"},
     R("prefill", CS_BOOL, store_t, prefill, 0, 0,
       "zero-fill ahead of the store's last page (default true)"),
+    {"backend", CS_ENUM, CS_OBJ, offsetof(store_t, backend), 0, 0, NULL, NULL, backend_words,
+     backend_values, NULL, "lmdb (default) or postgres (cluster mode)"},
+    SECTION("postgres", outbox_state, postgres, &postgres_table,
+            "cluster mode: the PostgreSQL database"),
 };
 static const cs_table outbox_table = CS_TABLE(outbox_keys, 1);
 
@@ -735,9 +763,17 @@ static int load_document(cy_ctx *x, outbox_config *c, const cy_node *root)
         cy_errf(x, root, NULL, "the top level must be a mapping, found %s", cy_kind_name(root));
         return -1;
     }
+    outbox_state ost = {0};
     if (cs_walk(x, root, "", &top_table, NULL, &t, NULL) < 0 ||
-        cs_walk(x, t.outbox, "outbox", &outbox_table, &c->outbox, NULL, NULL) < 0)
+        cs_walk(x, t.outbox, "outbox", &outbox_table, &c->outbox, &ost, NULL) < 0 ||
+        cv_secret_pair(x, ost.pg_password, ost.pg_password_file, "outbox.postgres", "password",
+                       "password_file", &c->outbox.pg_password) < 0)
         return -1;
+    if (c->outbox.backend == OBX_BACKEND_POSTGRES && !c->outbox.pg_dsn) {
+        cy_errf(x, ost.postgres ? ost.postgres : t.outbox, "outbox.postgres.dsn",
+                "required with backend: postgres");
+        return -1;
+    }
     ingest_state ist = {0};
     if (cs_walk(x, t.ingest, "ingest", &ingest_table, &c->ingest, &ist, NULL) < 0 ||
         cv_secret_pair(x, ist.secret, ist.secret_file, "ingest", SECRET_KEYS,
@@ -856,12 +892,26 @@ int outbox_config_check(const outbox_config *c, unsigned flags, char *err, size_
     return 0;
 }
 
+void outbox_config_store_options(const outbox_config_store *s, obx_options *o)
+{
+    o->backend = (obx_backend)s->backend;
+    o->pg_dsn = s->pg_dsn;
+    o->pg_password = s->pg_password;
+    o->pg_schema = s->pg_schema;
+    o->pg_pool = s->pg_pool;
+    o->allow_async_commit = s->pg_allow_async;
+    o->pg_lease_ms = (unsigned)s->pg_lease_ms;
+}
+
 void outbox_config_clear(outbox_config *c)
 {
     if (!c)
         return;
     free(c->file);
     free(c->outbox.path);
+    free(c->outbox.pg_dsn);
+    dlv_secret_free(c->outbox.pg_password);
+    free(c->outbox.pg_schema);
     free(c->ingest.listen);
     for (size_t i = 0; i < c->ingest.n_tokens; i++)
         dlv_secret_free(c->ingest.tokens[i]);
@@ -908,6 +958,7 @@ static void print_table(FILE *out, const char *section, const cs_table *t)
 void outbox_config_print_keys(FILE *out)
 {
     print_table(out, "outbox", &outbox_table);
+    print_table(out, "outbox.postgres", &postgres_table);
     print_table(out, "ingest", &ingest_table);
     print_table(out, "admin", &admin_table);
     print_table(out, "audit", &audit_table);

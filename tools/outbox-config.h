@@ -37,6 +37,7 @@
 
 #include "delivery/filter.h"
 #include "delivery/sink.h"
+#include "outbox/outbox.h"
 
 /* Most sinks a configuration may have (the ingest router's limit, OIN_MAX_ROUTES). */
 #define OUTBOX_CONFIG_MAX_SINKS 64
@@ -50,7 +51,19 @@ typedef struct outbox_config_store {
     int64_t retention_ms; /* default 24 h */
     int durability;       /* OUTBOX_CONFIG_DURABILITY_*; default FULL */
     int prefill;          /* zero-fill data.mdb ahead of its last page; default 1 */
+    /* Cluster mode: outbox.backend and outbox.postgres.* */
+    int backend;         /* obx_backend; default OBX_BACKEND_LMDB */
+    char *pg_dsn;        /* owned: postgres.dsn (required with backend: postgres) */
+    char *pg_password;   /* owned secret: postgres.password (${VAR}) or password_file */
+    char *pg_schema;     /* owned: postgres.schema; NULL = "outbox" */
+    unsigned pg_pool;    /* postgres.pool; 0 = the store's default (8) */
+    int pg_allow_async;  /* postgres.allow_async_commit; default 0 */
+    int64_t pg_lease_ms; /* postgres.lease: claim lease; 0 = the store's default (60s) */
 } outbox_config_store;
+
+/* Copy the store settings that select and reach the backend into o (borrowed pointers:
+ * valid while the config is). One place for outboxd and outboxctl. */
+void outbox_config_store_options(const outbox_config_store *s, obx_options *o);
 
 typedef struct outbox_config_ingest {
     char *listen;      /* owned; default "127.0.0.1:8080" */

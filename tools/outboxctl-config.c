@@ -27,6 +27,12 @@ int ctl_config_resolve(ctl_ctx *c)
     return CTL_EXIT_OK;
 }
 
+void ctl_config_store_options(const ctl_ctx *c, obx_options *o)
+{
+    if (c->config)
+        outbox_config_store_options(&((const outbox_config *)c->config)->outbox, o);
+}
+
 void ctl_config_free(ctl_ctx *c)
 {
     outbox_config_free(c->config);

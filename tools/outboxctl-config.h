@@ -15,6 +15,10 @@
  */
 int ctl_config_resolve(ctl_ctx *c);
 
+/* The config's backend settings (outbox.backend, outbox.postgres.*) into o; nothing
+ * without --config. Pointers borrowed from the config. */
+void ctl_config_store_options(const ctl_ctx *c, obx_options *o);
+
 /* Free what ctl_config_resolve loaded. */
 void ctl_config_free(ctl_ctx *c);
 

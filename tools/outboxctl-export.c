@@ -658,6 +658,7 @@ int ctl_cmd_import(ctl_ctx *c, int argc, char **argv)
         }
         obx_options o;
         obx_options_init(&o);
+        ctl_config_store_options(c, &o);
         o.flags = OBX_OPEN_OWNER | OBX_OPEN_NOCREATE;
         if (c->config_max_size)
             o.max_size = c->config_max_size;

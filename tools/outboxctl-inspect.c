@@ -638,9 +638,14 @@ static int check_child(ctl_ctx *c, int json, int fd)
     return rc;
 }
 
-/* Record the outcome for outboxd's start-up warning; a failure to write only warns. */
-static void check_record(const char *dir, size_t problems, int structural)
+/* Record the outcome for outboxd's start-up warning; a failure to write only warns. A
+ * database outbox (outbox.backend: postgres) has no directory to record it in. */
+static void check_record(const ctl_ctx *c, size_t problems, int structural)
 {
+    const outbox_config *cfg = c->config;
+    if (cfg && cfg->outbox.backend != OBX_BACKEND_LMDB)
+        return;
+    const char *dir = c->data_dir;
     olc_result r = {obx_now_ms(), problems, structural};
     char err[512];
     if (olc_write(dir, &r, err, sizeof err))
@@ -693,7 +698,7 @@ int ctl_cmd_check(ctl_ctx *c, int argc, char **argv)
     int crashed = WIFSIGNALED(status) || (rep.opened && !rep.done);
     if (!crashed) {
         if (rep.done)
-            check_record(c->data_dir, rep.problems, 0);
+            check_record(c, rep.problems, 0);
         return WIFEXITED(status) ? WEXITSTATUS(status) : CTL_EXIT_ERROR;
     }
     char how[64];
@@ -713,7 +718,7 @@ int ctl_cmd_check(ctl_ctx *c, int argc, char **argv)
             "(%s). The file is damaged below the record level; restore from a backup "
             "(outboxctl backup makes one) and do not start outboxd on this copy",
             c->data_dir, how);
-    check_record(c->data_dir, rep.problems + 1, 1);
+    check_record(c, rep.problems + 1, 1);
     return CTL_EXIT_ERROR;
 }
 

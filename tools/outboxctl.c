@@ -314,6 +314,7 @@ int ctl_open_store(ctl_ctx *c, int readonly, obx_store **out)
         return rc;
     obx_options o;
     obx_options_init(&o);
+    ctl_config_store_options(c, &o);
     o.flags = OBX_OPEN_NOCREATE | (readonly ? OBX_OPEN_READONLY : 0);
     obx_error err = {0};
     int orc = obx_open(c->data_dir, &o, out, &err);

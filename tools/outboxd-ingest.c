@@ -412,6 +412,9 @@ static enum MHD_Result serve_health(oin_server *s, struct MHD_Connection *c)
 {
     if (atomic_load(&s->closing))
         return send_json(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"status\":\"shutting down\"}\n");
+    if (obx_ping(s->cfg.store, NULL) == OBX_ERR_UNAVAILABLE) /* cluster mode: database down */
+        return send_json(s, c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "{\"status\":\"database unavailable\"}\n");
     return send_json(s, c, MHD_HTTP_OK, "{\"status\":\"ok\"}\n");
 }
 
@@ -647,6 +650,9 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
                           "refused until outboxd is restarted",
                           NULL);
     }
+    if (r->rc == OBX_ERR_UNAVAILABLE) /* cluster mode: database down or failing over */
+        return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_ERROR,
+                          "database unavailable; nothing was stored, retry later", NULL);
     if (r->rc != OBX_OK) {
         olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", r->errmsg));
         return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,

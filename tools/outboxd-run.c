@@ -276,6 +276,8 @@ static int open_store(od_state *st)
 {
     obx_options o;
     obx_options_init(&o);
+    if (st->c->store)
+        o = *st->c->store;
     o.flags = OBX_OPEN_OWNER;
     o.max_size = st->c->max_size;
     o.durability = (obx_durability)st->c->durability;

@@ -20,6 +20,8 @@
 
 typedef struct od_config {
     const char *data_dir;      /* outbox.path (after --data-dir) */
+    const obx_options *store;  /* backend choice and its settings (outbox.backend,
+                                  outbox.postgres.*); NULL = LMDB defaults */
     uint64_t max_size;         /* outbox.max_size, bytes */
     int durability;            /* outbox.durability: obx_durability value */
     int prefill;               /* outbox.prefill */

@@ -76,8 +76,12 @@ int main(int argc, char **argv)
     const char *listen = a.listen ? a.listen : cfg->ingest.listen;
     const char *secrets[1] = {cfg->ingest.signing_secret};
     int64_t idle_s = (cfg->ingest.idle_timeout_ms + 999) / 1000;
+    obx_options store;
+    obx_options_init(&store);
+    outbox_config_store_options(&cfg->outbox, &store);
     od_config c = {
         .data_dir = a.data_dir ? a.data_dir : cfg->outbox.path,
+        .store = &store,
         .max_size = cfg->outbox.max_size,
         .durability = cfg->outbox.durability,
         .prefill = cfg->outbox.prefill,

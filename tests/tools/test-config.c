@@ -342,7 +342,7 @@ static void test_errors(void **state)
     (void)state;
     load_err("outbox:\n  pth: x\n",
              "config.yaml:2: outbox.pth: unknown key (expected one of: path, max_size, "
-             "retention, durability, prefill)");
+             "retention, durability, prefill, backend, postgres)");
     load_err("ingest:\n  listen: 127.0.0.1:1\n  bogus: 1\n",
              "config.yaml:3: ingest.bogus: unknown key (expected one of: listen, max_body, "
              "tokens, signing_secret, signing_secret_file, max_connections, "
@@ -412,6 +412,67 @@ static void test_errors(void **state)
     load_err("sinks:\n  - name: a\n    url: http://x/\n    headers: {\"Bad Name\": x}\n",
              "config.yaml:4: sinks[0].headers.Bad Name: header name \"Bad Name\" is not a token "
              "(byte 4)");
+}
+
+/* Cluster mode keys (outbox.backend, outbox.postgres.*) and what they become. */
+static void test_postgres_backend(void **state)
+{
+    (void)state;
+    setenv("OUTBOX_TEST_PGPASS", "s3cret", 1);
+    outbox_config *c = load_ok("outbox:\n  backend: postgres\n  postgres:\n"
+                               "    dsn: host=db1,db2 dbname=outbox\n"
+                               "    password: ${OUTBOX_TEST_PGPASS}\n    schema: ob\n"
+                               "    pool: 3\n    allow_async_commit: true\n    lease: 5s\n");
+    obx_options o;
+    obx_options_init(&o);
+    outbox_config_store_options(&c->outbox, &o);
+    assert_int_equal(o.backend, OBX_BACKEND_POSTGRES);
+    assert_string_equal(o.pg_dsn, "host=db1,db2 dbname=outbox");
+    assert_string_equal(o.pg_password, "s3cret");
+    assert_string_equal(o.pg_schema, "ob");
+    assert_int_equal(o.pg_pool, 3);
+    assert_int_equal(o.allow_async_commit, 1);
+    assert_int_equal(o.pg_lease_ms, 5000);
+    outbox_config_free(c);
+    c = load_ok("outbox:\n  path: x\n");
+    obx_options_init(&o);
+    outbox_config_store_options(&c->outbox, &o);
+    assert_int_equal(o.backend, OBX_BACKEND_LMDB); /* the default */
+    outbox_config_free(c);
+    load_err("outbox:\n  backend: postgres\n",
+             "config.yaml:2: outbox.postgres.dsn: required with backend: postgres");
+    load_err("outbox:\n  backend: mysql\n",
+             "config.yaml:2: outbox.backend: expected lmdb or postgres, found \"mysql\"");
+    load_err("outbox:\n  postgres:\n    pool: 0\n",
+             "config.yaml:3: outbox.postgres.pool: 0 is out of range (1..64)");
+    load_err("outbox:\n  postgres:\n    password: a\n    password_file: /nonexistent\n",
+             "config.yaml:4: outbox.postgres.password_file: only one of password or "
+             "password_file allowed");
+    load_err("outbox:\n  backend: postgres\n  postgres:\n    pool: 2\n",
+             "config.yaml:4: outbox.postgres.dsn: required with backend: postgres");
+    load_err("outbox:\n  postgres:\n    lease: 500ms\n",
+             "config.yaml:3: outbox.postgres.lease: must be between 1s and 1h0m0s");
+    /* password_file: read (trailing newline trimmed) into the same secret */
+    char dir[] = "/tmp/outbox-test-pgpass-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[256], yaml[512];
+    (void)snprintf(file, sizeof file, "%s/pgpass", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    assert_true(fputs("from-file\n", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    (void)snprintf(yaml, sizeof yaml,
+                   "outbox:\n  backend: postgres\n  postgres:\n    dsn: x\n"
+                   "    password_file: %s\n",
+                   file);
+    c = load_ok(yaml);
+    assert_string_equal(c->outbox.pg_password, "from-file");
+    outbox_config_free(c);
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(rmdir(dir), 0);
+    load_err("outbox:\n  postgres:\n    bogus: 1\n",
+             "config.yaml:3: outbox.postgres.bogus: unknown key (expected one of: dsn, "
+             "password, password_file, schema, pool, allow_async_commit, lease)");
 }
 
 /* Template bodies are parsed at load (gotmpl/gotmpl.h); a syntax error names the key
@@ -829,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_key_reference),
         cmocka_unit_test(test_schema_table),
+        cmocka_unit_test(test_postgres_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

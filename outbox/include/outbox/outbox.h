@@ -40,19 +40,23 @@ extern "C" {
 
 typedef enum obx_err {
     OBX_OK = 0,
-    OBX_ERR_INVALID = 1,   /* a bad argument (message says which) */
-    OBX_ERR_NOMEM = 2,     /* out of memory */
-    OBX_ERR_IO = 3,        /* a system call failed (message has errno text) */
-    OBX_ERR_LMDB = 4,      /* LMDB failed (message has mdb_strerror text) */
-    OBX_ERR_FULL = 5,      /* store at its size cap: retry later, nothing was written */
-    OBX_ERR_LOCKED = 6,    /* another process owns this outbox directory */
-    OBX_ERR_VERSION = 7,   /* on-disk schema version differs from this build's */
-    OBX_ERR_NOTFOUND = 8,  /* no such event, delivery or sink */
-    OBX_ERR_CORRUPT = 9,   /* a record failed its checksum or could not be decoded */
-    OBX_ERR_CLOSED = 10,   /* the store is shutting down */
-    OBX_ERR_STATE = 11,    /* not allowed in the delivery's current state */
-    OBX_ERR_LOCKLOST = 12, /* lock.mdb was deleted or replaced under the running owner:
-                              enqueue refused, other processes refuse to open; restart */
+    OBX_ERR_INVALID = 1,      /* a bad argument (message says which) */
+    OBX_ERR_NOMEM = 2,        /* out of memory */
+    OBX_ERR_IO = 3,           /* a system call failed (message has errno text) */
+    OBX_ERR_LMDB = 4,         /* LMDB failed (message has mdb_strerror text) */
+    OBX_ERR_FULL = 5,         /* store at its size cap: retry later, nothing was written */
+    OBX_ERR_LOCKED = 6,       /* another process owns this outbox directory */
+    OBX_ERR_VERSION = 7,      /* on-disk schema version differs from this build's */
+    OBX_ERR_NOTFOUND = 8,     /* no such event, delivery or sink */
+    OBX_ERR_CORRUPT = 9,      /* a record failed its checksum or could not be decoded */
+    OBX_ERR_CLOSED = 10,      /* the store is shutting down */
+    OBX_ERR_STATE = 11,       /* not allowed in the delivery's current state */
+    OBX_ERR_LOCKLOST = 12,    /* lock.mdb was deleted or replaced under the running owner:
+                                 enqueue refused, other processes refuse to open; restart */
+    OBX_ERR_UNAVAILABLE = 13, /* postgres: the database is unreachable or read-only (a
+                                 failover in progress): retry later, nothing was written */
+    OBX_ERR_DB = 14,          /* postgres: the database refused a statement (message has
+                                 the server's text) */
 } obx_err;
 
 /* A returned error: the code again and a human-readable message (never a secret). */
@@ -81,6 +85,11 @@ enum {
     OBX_OPEN_NOCREATE = 1u << 2, /* fail with OBX_ERR_NOTFOUND if the dir has no store */
 };
 
+typedef enum obx_backend {
+    OBX_BACKEND_LMDB = 0,     /* default: the embedded LMDB store in a directory */
+    OBX_BACKEND_POSTGRES = 1, /* cluster mode: a PostgreSQL database shared by many nodes */
+} obx_backend;
+
 typedef struct obx_options {
     unsigned flags;            /* OBX_OPEN_* */
     uint64_t max_size;         /* store cap in bytes (default 1 GiB); enqueue fails with
@@ -93,6 +102,18 @@ typedef struct obx_options {
     int prefill;               /* owner: keep 4..32 MiB of zero-filled space ahead of the
                                   last page so synced commits overwrite allocated blocks
                                   (default 1; 0 on copy-on-write filesystems) */
+    /* Backend choice and the PostgreSQL settings (ignored by LMDB). Strings are borrowed
+     * for the duration of obx_open() only. With OBX_BACKEND_POSTGRES, obx_open's `dir` is
+     * unused; any number of processes may open the same database as owners (nodes). */
+    obx_backend backend;
+    const char *pg_dsn;      /* libpq conninfo or URI (several hosts +
+                                target_session_attrs=read-write follow a failover) */
+    const char *pg_password; /* NULL = from the DSN, PGPASSWORD or .pgpass; never logged */
+    const char *pg_schema;   /* schema holding every table (default "outbox") */
+    unsigned pg_pool;        /* connections per process (default 8) */
+    unsigned pg_lease_ms;    /* claim lease: an in-flight delivery whose node stopped
+                                renewing it is taken back, in doubt (default 60000) */
+    int allow_async_commit;  /* run even when the server's synchronous_commit is off */
 } obx_options;
 
 /* Fill *o with the defaults above. */
@@ -131,6 +152,15 @@ int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err);
 
 /* Find a registered sink without registering it (OBX_ERR_NOTFOUND if absent). */
 int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err);
+
+/*
+ * How many deliveries of sink `id` may be in flight at once across every process that
+ * shares the store (0 = no limit), and whether the sink is strictly ordered (claims only
+ * its oldest pending delivery, when due, and only while none is in flight). Kept in this
+ * handle, not stored: each process declares its sinks. The LMDB store has one owner, whose
+ * engine enforces both itself (a no-op there); the PostgreSQL store caps claims by them.
+ */
+int obx_sink_limit(obx_store *s, uint32_t id, unsigned max_in_flight, int ordered, obx_error *err);
 
 /* Copy the name of sink `id` into buf (OBX_SINK_NAME_MAX bytes). */
 int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err);
@@ -393,8 +423,9 @@ int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *rem
  * With dry_run nothing changes (read transactions) and *counts says what would happen.
  * Corrupt delivery records are left alone and counted; the slot is then not freed.
  * @param[out] counts  may be NULL; filled also on failure with what was committed.
- * @return OBX_OK, OBX_ERR_INVALID (mode or id), OBX_ERR_STATE (read-only handle),
- *         OBX_ERR_FULL, OBX_ERR_LMDB, OBX_ERR_NOMEM.
+ * @return OBX_OK, OBX_ERR_INVALID (mode or id; and on a postgres handle, which cannot
+ *         retire yet), OBX_ERR_STATE (read-only handle), OBX_ERR_FULL, OBX_ERR_LMDB,
+ *         OBX_ERR_NOMEM.
  */
 enum { OBX_RETIRE_DEAD_LETTER = 1, OBX_RETIRE_PURGE = 2 };
 typedef struct obx_retire_counts {
@@ -502,6 +533,13 @@ int obx_backup(obx_store *s, const char *dest, obx_error *err);
  */
 int obx_owner_pid(const char *dir, long *pid, obx_error *err);
 
+/*
+ * Whether the store can take writes now (for health checks): OBX_OK, or for a database
+ * store OBX_ERR_UNAVAILABLE while the server is unreachable or read-only (a failover in
+ * progress). Always OBX_OK for an LMDB store.
+ */
+int obx_ping(obx_store *s, obx_error *err);
+
 /* ------------------------------------------------------------------------------------ */
 /* Sink health (sinkstate.c)                                                             */
 
@@ -510,6 +548,8 @@ int obx_owner_pid(const char *dir, long *pid, obx_error *err);
  * whether an operator paused it, since when and why, and the time it spent held (down or
  * paused, or both). The engine keeps delivery budgets relative to held_ms, so time held
  * does not spend them. A sink with no stored state is up, not paused, never held.
+ * Stored by the LMDB backend; on a PostgreSQL store get reports every sink up and set
+ * fails with OBX_ERR_STATE (the engine's breaker then works in memory only).
  */
 #define OBX_SINK_WHY_MAX 256
 enum { OBX_SINK_DOWN = 1, OBX_SINK_PAUSED = 2 }; /* obx_sink_state_set's `what` */
@@ -543,6 +583,11 @@ int obx_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error
  */
 int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_ms, const char *why,
                        const char *last_error, obx_sink_state *out, int *changed, obx_error *err);
+
+/* The change obx_sink_state_set stores, applied to *st in memory (the one rule for it; the
+ * engine uses it where the backend stores no state). Returns 1, or 0 when it changes nothing. */
+int obx_sink_state_apply(obx_sink_state *st, int what, int on, int64_t now_ms, const char *why,
+                         const char *last_error);
 
 /* Time sink state `st` has been held (down or paused) up to now_ms, in ms. The one rule
  * for it: the engine and outboxctl call it. */

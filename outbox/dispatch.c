@@ -1,0 +1,216 @@
+/*
+ * dispatch.c - the public obx_* calls on a handle: obx_open() picks the backend named by
+ * obx_options.backend, every other call goes through the handle's backend table
+ * (backend.h). Nothing here knows what a backend does.
+ */
+#include "backend.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct obx__backend *const backends[] = {
+    [OBX_BACKEND_LMDB] = &obx__lmdb_backend,
+    [OBX_BACKEND_POSTGRES] = &obx__pg_backend,
+};
+
+/* The backend table at the head of every handle. */
+static const struct obx__backend *be(obx_store *s)
+{
+    return ((const struct obx__handle *)(const void *)s)->be;
+}
+
+int obx_open(const char *dir, const obx_options *opts, obx_store **out, obx_error *err)
+{
+    unsigned b = opts ? (unsigned)opts->backend : OBX_BACKEND_LMDB;
+    if (b >= sizeof backends / sizeof backends[0] || !backends[b]) {
+        *out = NULL;
+        if (err) {
+            err->code = OBX_ERR_INVALID;
+            snprintf(err->msg, sizeof err->msg, "unknown store backend %u", b);
+        }
+        return OBX_ERR_INVALID;
+    }
+    return backends[b]->open(dir, opts, out, err);
+}
+
+void obx_close(obx_store *s)
+{
+    if (s)
+        be(s)->close(s);
+}
+
+void obx_shutdown(obx_store *s)
+{
+    if (s)
+        be(s)->shutdown(s);
+}
+
+void obx_set_notify(obx_store *s, obx_notify_fn fn, void *ud)
+{
+    be(s)->set_notify(s, fn, ud);
+}
+
+int obx_sink_id(obx_store *s, const char *name, uint32_t *id, obx_error *err)
+{
+    return be(s)->sink_id(s, name, id, err);
+}
+
+int obx_sink_find(obx_store *s, const char *name, uint32_t *id, obx_error *err)
+{
+    return be(s)->sink_find(s, name, id, err);
+}
+
+int obx_sink_limit(obx_store *s, uint32_t id, unsigned max_in_flight, int ordered, obx_error *err)
+{
+    if (id == 0 || id >= OBX_MAX_SINKS)
+        return obx__fail(err, OBX_ERR_INVALID, "sink id %u out of range", id);
+    return be(s)->sink_limit ? be(s)->sink_limit(s, id, max_in_flight, ordered, err) : OBX_OK;
+}
+
+int obx_sink_name(obx_store *s, uint32_t id, char buf[OBX_SINK_NAME_MAX], obx_error *err)
+{
+    return be(s)->sink_name(s, id, buf, err);
+}
+
+int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err)
+{
+    return be(s)->enqueue(s, events, n, ids, err);
+}
+
+int obx_event_get(obx_store *s, uint64_t id, obx_event **out, obx_error *err)
+{
+    return be(s)->event_get(s, id, out, err);
+}
+
+int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
+                  size_t *n, int64_t *next_due, obx_error *err)
+{
+    return be(s)->claim_due(s, sink_id, now_ms, max, jobs, n, next_due, err);
+}
+
+int obx_next_due(obx_store *s, uint32_t sink_id, int64_t *next_due, obx_error *err)
+{
+    return be(s)->next_due(s, sink_id, next_due, err);
+}
+
+int obx_record(obx_store *s, const obx_result *results, size_t n, obx_error *err)
+{
+    return be(s)->record(s, results, n, err);
+}
+
+int obx_replay(obx_store *s, uint64_t id, uint32_t sink_id, int64_t now_ms, size_t *count,
+               obx_error *err)
+{
+    return be(s)->replay(s, id, sink_id, now_ms, count, err);
+}
+
+int obx_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_error *err)
+{
+    return be(s)->purge(s, id, sink_id, count, err);
+}
+
+int obx_replay_many(obx_store *s, obx_target *t, size_t n, int64_t now_ms, obx_error *err)
+{
+    return be(s)->replay_many(s, t, n, now_ms, err);
+}
+
+int obx_purge_many(obx_store *s, obx_target *t, size_t n, obx_error *err)
+{
+    return be(s)->purge_many(s, t, n, err);
+}
+
+int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *removed,
+                        obx_error *err)
+{
+    return be(s)->retention_sweep(s, before_ms, max, removed, err);
+}
+
+int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
+{
+    return be(s)->stats_get(s, out, err);
+}
+
+int obx_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt, void *ud,
+             obx_error *err)
+{
+    return be(s)->list(s, q, fn, on_corrupt, ud, err);
+}
+
+int obx_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err)
+{
+    return be(s)->check(s, fn, ud, problems, err);
+}
+
+int obx_backup(obx_store *s, const char *dest, obx_error *err)
+{
+    return be(s)->backup(s, dest, err);
+}
+
+int obx_ping(obx_store *s, obx_error *err)
+{
+    return be(s)->ping ? be(s)->ping(s, err) : OBX_OK;
+}
+
+int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
+{
+    if (!s || !buf || n == 0)
+        return OBX_ERR_INVALID;
+    return be(s)->delivery_id(s, event_id, sink_id, buf, n);
+}
+
+int obx_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
+                    obx_retire_counts *counts, obx_error *err)
+{
+    return be(s)->sink_retire(s, sink_id, mode, dry_run, counts, err);
+}
+
+int obx_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error *err)
+{
+    if (be(s)->sink_state_get)
+        return be(s)->sink_state_get(s, id, out, err);
+    memset(out, 0, sizeof *out);
+    return OBX_OK;
+}
+
+int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_ms, const char *why,
+                       const char *last_error, obx_sink_state *out, int *changed, obx_error *err)
+{
+    if (changed)
+        *changed = 0;
+    if (!be(s)->sink_state_set)
+        return obx__fail(err, OBX_ERR_STATE,
+                         "sink health (pause, breaker state) is not stored by "
+                         "the %s backend",
+                         be(s)->name);
+    return be(s)->sink_state_set(s, id, what, on, now_ms, why, last_error, out, changed, err);
+}
+
+const struct obx__backend obx__lmdb_backend = {
+    .name = "lmdb",
+    .open = obx__lmdb_open,
+    .close = obx__lmdb_close,
+    .shutdown = obx__lmdb_shutdown,
+    .set_notify = obx__lmdb_set_notify,
+    .sink_id = obx__lmdb_sink_id,
+    .sink_find = obx__lmdb_sink_find,
+    .sink_name = obx__lmdb_sink_name,
+    .enqueue = obx__lmdb_enqueue,
+    .event_get = obx__lmdb_event_get,
+    .claim_due = obx__lmdb_claim_due,
+    .next_due = obx__lmdb_next_due,
+    .record = obx__lmdb_record,
+    .replay = obx__lmdb_replay,
+    .purge = obx__lmdb_purge,
+    .replay_many = obx__lmdb_replay_many,
+    .purge_many = obx__lmdb_purge_many,
+    .retention_sweep = obx__lmdb_retention_sweep,
+    .stats_get = obx__lmdb_stats_get,
+    .list = obx__lmdb_list,
+    .check = obx__lmdb_check,
+    .backup = obx__lmdb_backup,
+    .delivery_id = obx__lmdb_delivery_id,
+    .sink_retire = obx__lmdb_sink_retire,
+    .sink_state_get = obx__lmdb_sink_state_get,
+    .sink_state_set = obx__lmdb_sink_state_set,
+};

@@ -1,0 +1,121 @@
+/*
+ * pg_internal.h - private to the PostgreSQL backend (outbox/pg/): the handle, the
+ * connection pool, SQL helpers with error classification, and the schema.
+ *
+ * Threads of an owner (a node): the callers', one enqueue committer (group commit), one
+ * listener (LISTEN for new due deliveries, calls the notify callback) and one lease
+ * keeper (renews the leases of this node's in-flight deliveries). Each uses a pooled
+ * connection at a time; a libpq connection is never shared by two threads at once.
+ */
+#ifndef OUTBOX_PG_INTERNAL_H
+#define OUTBOX_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+
+#include "../backend.h"
+#include "obx_hooks.h"
+
+#define OBX_PG_SCHEMA_VERSION 1
+#define OBX_PG_MAX_POOL       64
+
+/* One queued enqueue call waiting for the committer. */
+typedef struct pg_enq {
+    const obx_event_in *events;
+    size_t n;
+    uint64_t *ids;
+    int rc;
+    obx_error err;
+    int done;
+    struct pg_enq *next;
+} pg_enq;
+
+typedef struct pg_conn {
+    PGconn *c;
+    int busy;
+} pg_conn;
+
+typedef struct pg_store {
+    const struct obx__backend *be; /* first: see backend.h */
+    obx_options opts;
+    char *dsn, *password, *schema;
+    /* Lease owner ids: "<node>.<generation>". Claims take the current generation and the
+     * lease keeper renews only it; a claim whose outcome is unknown (the COMMIT failed
+     * or its answer was lost) moves to a new generation, so the rows it may have leased
+     * expire and return to the others instead of being renewed forever. Results match
+     * any generation of this node ("<node>."). Under mu. */
+    char node[34]; /* this process's id + "." */
+    unsigned gen;
+    char lease_id[48]; /* node + generation */
+    char uid[40];      /* the store's uid (schema meta), unique per database outbox */
+    char channel[160]; /* quoted NOTIFY channel name */
+    int owner, readonly;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_conn; /* a pooled connection became free */
+    pg_conn pool[OBX_PG_MAX_POOL];
+    unsigned n_pool;
+
+    /* group commit (owner) */
+    pthread_cond_t cv_work, cv_done;
+    pg_enq *head, *tail;
+    int stopping, closed_for_enqueue;
+    pthread_t committer, listener, keeper;
+    int committer_running, listener_running, keeper_running;
+    int stop_pipe[2];
+
+    /* obx_sink_limit: per sink id, max in flight across the cluster (0 = none), ordered */
+    unsigned limit[OBX_MAX_SINKS];
+    unsigned char ordered[OBX_MAX_SINKS];
+
+    obx_notify_fn notify;
+    void *notify_ud;
+
+    int64_t size_checked_ms; /* cap: when the size below was read */
+    uint64_t size_bytes;
+
+    uint64_t batch_hist[OBX_BATCH_BUCKETS + 1];
+    uint64_t commit_hist[OBX_COMMIT_BUCKETS + 1];
+    uint64_t commit_us_sum, commit_ops;
+} pg_store;
+
+/* conn.c */
+/* Take a connected pooled connection (connecting or reconnecting as needed). */
+int obx__pg_acquire(pg_store *s, pg_conn **out, obx_error *err);
+/* Give it back; `broken` drops the connection (next acquire reconnects). */
+void obx__pg_release(pg_store *s, pg_conn *pc);
+/* A new connection with search_path set and the statements prepared (listener). */
+int obx__pg_connect(pg_store *s, PGconn **out, obx_error *err);
+/* The same before the schema exists: search_path set, nothing prepared (migration). */
+int obx__pg_connect_raw(pg_store *s, PGconn **out, obx_error *err);
+/* Turn a failed result (or NULL) into an obx error naming `what`; clears res. Returns
+ * OBX_ERR_UNAVAILABLE for lost connections and read-only servers, OBX_ERR_DB else. */
+int obx__pg_fail(PGconn *c, PGresult *res, obx_error *err, const char *what);
+/* Run a statement with text parameters; *res is set on success (caller PQclear()s). */
+int obx__pg_exec(PGconn *c, const char *stmt, int n, const char *const *params, PGresult **res,
+                 obx_error *err);
+/* Plain SQL without parameters and without result rows (BEGIN, COMMIT, DDL). */
+int obx__pg_cmd(PGconn *c, const char *sql, obx_error *err);
+/* Set by obx__pg_fail: the failure was a deadlock or serialization conflict (the
+ * transaction can simply be run again). Per thread. */
+extern _Thread_local int obx__pg_conflict;
+/* SQLSTATEs after which a transaction is simply run again. */
+int obx__pg_retryable(PGresult *res);
+int64_t obx__pg_i64(PGresult *r, int row, int col);
+char *obx__pg_strdup_or_null(PGresult *r, int row, int col);
+
+/* schema.c */
+/* Create or migrate the schema under an advisory lock; read the store uid. */
+int obx__pg_migrate(pg_store *s, PGconn *c, obx_error *err);
+/* Prepare every statement on a new connection. */
+int obx__pg_prepare_all(PGconn *c, obx_error *err);
+
+/* inspect.c: the read side's backend entries */
+int obx__pg_event_get(obx_store *h, uint64_t id, obx_event **out, obx_error *err);
+int obx__pg_stats_get(obx_store *h, obx_stats **out, obx_error *err);
+int obx__pg_list(obx_store *h, const obx_query *q, obx_list_fn fn, obx_corrupt_fn on_corrupt,
+                 void *ud, obx_error *err);
+int obx__pg_check(obx_store *h, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err);
+int obx__pg_backup(obx_store *h, const char *dest, obx_error *err);
+
+#endif
