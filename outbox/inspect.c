@@ -128,6 +128,7 @@ int obx_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     }
     obx__meta_get_u64(s, txn, "events", &st->events);
     obx__meta_get_u64(s, txn, "enqueued", &st->enqueued);
+    obx__meta_get_u64(s, txn, "idem_keys", &st->idem_keys);
     st->used_bytes = obx__store_used_bytes(s, txn);
     st->max_size = s->opts.max_size;
     st->high_water = obx__store_high_water(s);

@@ -59,6 +59,8 @@ const char *obx_strerror(int code)
         return "not allowed in this state";
     case OBX_ERR_LOCKLOST:
         return "lock file lost (deleted or replaced under the owner)";
+    case OBX_ERR_CONFLICT:
+        return "idempotency key used with a different request";
     default:
         return "unknown error";
     }
@@ -440,11 +442,17 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events},  {"deliveries", &s->db_deliv},
-               {"due", &s->db_due},   {"pending", &s->db_pend},   {"dead", &s->db_dead},
-               {"done", &s->db_done}, {"inflight", &s->db_flight}};
+    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events},   {"deliveries", &s->db_deliv},
+               {"due", &s->db_due},   {"pending", &s->db_pend},    {"dead", &s->db_dead},
+               {"done", &s->db_done}, {"inflight", &s->db_flight}, {"idem", &s->db_idem}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, f, dbs[i].dbi);
+        /* "idem" came later: a read-only handle on an older store goes without it. */
+        if (rc == MDB_NOTFOUND && dbs[i].dbi == &s->db_idem) {
+            s->db_idem = 0;
+            rc = 0;
+            continue;
+        }
         if (rc) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND)
@@ -689,9 +697,15 @@ static int finish(obx_op *op, int rc, obx_error *err)
 
 int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err)
 {
+    return obx__enqueue_submit(s, events, n, ids, NULL, NULL, err);
+}
+
+int obx__enqueue_submit(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
+                        const obx_idem *idem, obx_idem_result *res, obx_error *err)
+{
     if (!s->owner)
         return obx__fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
-    if (n == 0)
+    if (n == 0 && !idem)
         return obx__fail(err, OBX_ERR_INVALID, "no events to enqueue");
     for (size_t i = 0; i < n; i++) {
         const obx_event_in *e = &events[i];
@@ -724,6 +738,8 @@ int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *id
     op.u.enq.events = events;
     op.u.enq.n = n;
     op.u.enq.ids = ids;
+    op.u.enq.idem = idem;
+    op.u.enq.res = res;
     return finish(&op, obx__store_submit(s, &op), err);
 }
 

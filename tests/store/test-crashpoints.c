@@ -132,6 +132,75 @@ static void test_enqueue_after_commit(void **state)
     free(dir);
 }
 
+static obx_idem retry_key(void)
+{
+    obx_idem im = {.key = "retry-after-crash", .expires_ms = obx_now_ms() + 3600 * 1000};
+    memset(im.hash, 0x5a, sizeof im.hash);
+    return im;
+}
+
+static void do_enqueue_idem(obx_store *s, uint32_t sink, int fd)
+{
+    obx_event_in e = ev_in("{\"new\":1}", &sink, 1);
+    obx_idem im = retry_key();
+    obx_idem_result res;
+    uint64_t id;
+    if (obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL) == OBX_OK && write(fd, &id, 8) != 8)
+        _exit(3);
+}
+
+/* The key is in the commit: a crash before the answer, then a retry, stores no duplicate. */
+static void test_enqueue_idem_after_commit(void **state)
+{
+    (void)state;
+    uint32_t sink;
+    char *dir = prepare(3, &sink);
+    FILE *ledger = tmpfile();
+    crash_child(dir, "enqueue-after-commit", sink, do_enqueue_idem, fileno(ledger));
+    assert_int_equal(ledger_size(fileno(ledger)), 0); /* the producer never got its ack */
+    obx_store *s = open_owner(dir);
+    assert_int_equal(events_stored(s), 4);
+    obx_event_in e = ev_in("{\"new\":1}", &sink, 1);
+    obx_idem im = retry_key();
+    obx_idem_result res;
+    uint64_t id = 0;
+    assert_int_equal(obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL), OBX_OK);
+    assert_int_equal(res.replayed, 1);
+    assert_int_equal(res.n_ids, 1);
+    assert_int_equal(res.ids[0], 4);
+    obx_idem_result_clear(&res);
+    assert_int_equal(events_stored(s), 4);
+    assert_clean(s);
+    obx_close(s);
+    fclose(ledger);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A crash before the commit: neither the event nor the key; the retry stores it once. */
+static void test_enqueue_idem_before_commit(void **state)
+{
+    (void)state;
+    uint32_t sink;
+    char *dir = prepare(3, &sink);
+    FILE *ledger = tmpfile();
+    crash_child(dir, "enqueue-before-commit", sink, do_enqueue_idem, fileno(ledger));
+    obx_store *s = open_owner(dir);
+    assert_int_equal(events_stored(s), 3);
+    obx_event_in e = ev_in("{\"new\":1}", &sink, 1);
+    obx_idem im = retry_key();
+    obx_idem_result res;
+    uint64_t id = 0;
+    assert_int_equal(obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL), OBX_OK);
+    assert_int_equal(res.replayed, 0);
+    assert_int_equal(id, 4);
+    assert_int_equal(events_stored(s), 4);
+    obx_close(s);
+    fclose(ledger);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* Enqueue n 2 KiB events one by one, writing each acknowledged id to fd (if >= 0).
  * Returns 0, or -1 at the first failure. */
 static int grow(obx_store *s, uint32_t sink, int n, int fd)
@@ -276,6 +345,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enqueue_before_commit),
         cmocka_unit_test(test_enqueue_after_commit),
+        cmocka_unit_test(test_enqueue_idem_after_commit),
+        cmocka_unit_test(test_enqueue_idem_before_commit),
         cmocka_unit_test(test_dead_move),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_prefill_partial),
