@@ -54,6 +54,7 @@ typedef struct outbox_config_ingest {
                                         0 = the ingest default (10 s) */
     int64_t body_timeout_ms;         /* its body within this of its headers; 0 = the ingest
                                         default (60 s) */
+    int64_t idempotency_window_ms;   /* how long an Idempotency-Key is remembered; 24 h */
 } outbox_config_ingest;
 
 /* Flipt's audit block, kept for reporting (its sink is converted into sinks[]). */

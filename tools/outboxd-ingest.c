@@ -39,6 +39,7 @@
 
 #include "delivery/sign.h"
 #include "outboxd-event.h"
+#include "outboxd-idem.h"
 #include "outboxd-log.h"
 
 struct oin_server {
@@ -103,6 +104,9 @@ typedef struct req {
     uint32_t *sinks;             /* n * OIN_MAX_ROUTES route slots */
     int *routed;                 /* per event: stored (1) or unrouted (0) */
     uint64_t *ids;               /* k ids once committed */
+    char *idem_header;           /* Idempotency-Key as received (checked), or NULL */
+    oid_key idem;                /* with idem_header: what is stored with the events */
+    obx_idem_result replay;      /* with idem_header: a replay's original ids */
     int committed;               /* the commit has finished: rc holds its result */
     int counted;                 /* counted in waiting until its answer is sent */
     int rc;                      /* obx_enqueue's result */
@@ -460,15 +464,24 @@ static enum MHD_Result events_begin(oin_server *s, struct MHD_Connection *c, voi
                  cl, s->cfg.max_body);
         return send_error(s, c, MHD_HTTP_CONTENT_TOO_LARGE, OMET_TOO_LARGE, msg, NULL);
     }
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, OID_HEADER);
+    char kerr[512];
+    if (key && oid_check(key, kerr, sizeof kerr) != 0)
+        return send_error(s, c, MHD_HTTP_BAD_REQUEST, OMET_BAD_REQUEST, kerr, NULL);
     req *r = calloc(1, sizeof *r);
     if (!r)
         return MHD_NO;
     r->ct = ct;
+    if (key && !(r->idem_header = strdup(key))) {
+        free(r);
+        return MHD_NO;
+    }
     r->cap = cl > 0 ? (size_t)cl : 4096;
     if (r->cap > s->cfg.max_body)
         r->cap = s->cfg.max_body;
     r->buf = malloc(r->cap ? r->cap : 1);
     if (!r->buf) {
+        free(r->idem_header);
         free(r);
         return MHD_NO;
     }
@@ -538,6 +551,9 @@ static void req_free(req *r)
     free(r->routed);
     free(r->ids);
     free(r->buf);
+    free(r->idem_header);
+    oid_clear(&r->idem);
+    obx_idem_result_clear(&r->replay);
     free(r);
 }
 
@@ -596,7 +612,13 @@ static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum 
                                        .sinks = sk,
                                        .n_sinks = ns};
     }
-    if (r->k == 0) { /* nothing to store: acknowledge at once */
+    if (r->idem_header && oid_prepare(&r->idem, r->idem_header, r->ct, r->buf, r->len, r->routed, n,
+                                      s->cfg.idem_window_ms) != 0) {
+        *ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, "out of memory",
+                          NULL);
+        return 1;
+    }
+    if (r->k == 0 && !r->idem_header) { /* nothing to store: acknowledge at once */
         r->committed = 1;
         r->rc = OBX_OK;
         return 0;
@@ -632,6 +654,35 @@ static void store_has_room(oin_server *s)
              OLOG_I("refused", (long long)atomic_exchange(&s->full_refused, 0)));
 }
 
+/* The key was known: the first request's 202 again, marked as a replay; nothing stored. */
+static enum MHD_Result answer_replay(oin_server *s, struct MHD_Connection *c, req *r)
+{
+    if (oid_routed(&r->replay, r->n, r->routed) != 0) {
+        olog(OLOG_ERROR, "idempotency key record does not match its request",
+             OLOG_S("key", r->idem_header));
+        return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
+                          "store error: the idempotency key's record does not match the request",
+                          NULL);
+    }
+    omet_replayed(s->cfg.metrics, r->replay.n_ids);
+    char *body = ids_json(r->ct == OEV_CT_NDJSON, r->replay.ids, r->routed, r->n);
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, OID_REPLAYED_HEADER, "true");
+    if (atomic_load(&s->closing))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_ACCEPTED, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 /* The commit finished (or there was nothing to commit): answer from r->rc. */
 static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, req *r)
 {
@@ -654,6 +705,11 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
                           "refused until outboxd is restarted",
                           NULL);
     }
+    if (r->rc == OBX_ERR_CONFLICT)
+        return send_error(s, c, MHD_HTTP_UNPROCESSABLE_CONTENT, OMET_IDEMPOTENCY_CONFLICT,
+                          r->errmsg, NULL);
+    if (r->rc == OBX_OK && r->replay.replayed)
+        return answer_replay(s, c, r);
     if (r->rc != OBX_OK) {
         olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", r->errmsg));
         return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
@@ -672,22 +728,42 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     return send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL, 0);
 }
 
+/* A request with an idempotency key: its own call, answered as stored, replayed or in
+ * conflict. */
+static void commit_keyed(oin_server *s, req *r)
+{
+    obx_error oerr = {0};
+    r->rc = obx_enqueue_idem(s->cfg.store, r->in, r->k, &r->idem.idem, r->ids, &r->replay, &oerr);
+    if (r->rc != OBX_OK)
+        snprintf(r->errmsg, sizeof r->errmsg, "%s", oerr.msg);
+    r->committed = 1;
+}
+
 /*
- * Store the events of `list` (linked by next) with ONE obx_enqueue call, blocking until
- * they are durable, then record the result in each request. All or nothing across the
- * requests: they are answered alike.
+ * Store the events of `list` (linked by next) without an idempotency key with ONE
+ * obx_enqueue call, blocking until they are durable, then record the result in each
+ * request: all or nothing across them, so they are answered alike. Requests with a key
+ * are stored one call each (commit_keyed), before the others.
  */
 static void commit_list(oin_server *s, req *list)
 {
     size_t total = 0, nreq = 0;
+    req *one = NULL;
     for (req *r = list; r; r = r->next) {
+        if (r->idem_header) {
+            commit_keyed(s, r);
+            continue;
+        }
         total += r->k;
         nreq++;
+        one = r;
     }
+    if (nreq == 0)
+        return;
     obx_error oerr = {0};
     int rc;
     if (nreq == 1) {
-        rc = obx_enqueue(s->cfg.store, list->in, list->k, list->ids, &oerr);
+        rc = obx_enqueue(s->cfg.store, one->in, one->k, one->ids, &oerr);
     } else {
         obx_event_in *in = calloc(total, sizeof *in);
         uint64_t *ids = malloc(total * sizeof *ids);
@@ -697,12 +773,16 @@ static void commit_list(oin_server *s, req *list)
         } else {
             size_t off = 0;
             for (req *r = list; r; r = r->next) {
+                if (r->idem_header)
+                    continue;
                 memcpy(in + off, r->in, r->k * sizeof *in);
                 off += r->k;
             }
             rc = obx_enqueue(s->cfg.store, in, total, ids, &oerr);
             off = 0;
             for (req *r = list; r && rc == OBX_OK; r = r->next) {
+                if (r->idem_header)
+                    continue;
                 memcpy(r->ids, ids + off, r->k * sizeof *ids);
                 off += r->k;
             }
@@ -711,6 +791,8 @@ static void commit_list(oin_server *s, req *list)
         free(ids);
     }
     for (req *r = list; r; r = r->next) {
+        if (r->idem_header)
+            continue;
         r->rc = rc;
         if (rc != OBX_OK)
             snprintf(r->errmsg, sizeof r->errmsg, "%s", oerr.msg);

@@ -3,7 +3,9 @@
  *
  * Each tick calls obx_retention_sweep() with a bounded batch until a call removes less
  * than the batch or the per-tick budget is spent; the store reads the `done` index from
- * its front, so a tick costs O(removed), never a scan.
+ * its front, so a tick costs O(removed), never a scan. Each tick also forgets the
+ * idempotency keys whose window has passed (obx_idem_sweep, read from the front of their
+ * expiry index the same way).
  */
 #include "outboxd-sweeper.h"
 
@@ -26,6 +28,29 @@ struct osw_sweeper {
     int stop;
     atomic_ullong removed;
 };
+
+/* Expired idempotency keys, in batches, within the same per-tick budget. */
+static void sweep_keys(osw_sweeper *w)
+{
+    int64_t now = obx_now_ms();
+    size_t total = 0;
+    while (total < w->max_per_tick) {
+        size_t removed = 0;
+        obx_error err = {0};
+        int rc = obx_idem_sweep(w->store, now, w->batch, &removed, &err);
+        if (rc == OBX_ERR_CLOSED)
+            return;
+        if (rc != OBX_OK) {
+            olog(OLOG_ERROR, "idempotency key sweep failed", OLOG_S("error", err.msg));
+            return;
+        }
+        total += removed;
+        if (removed < w->batch)
+            break;
+    }
+    if (total > 0)
+        olog(OLOG_DEBUG, "idempotency keys expired", OLOG_I("removed", (long long)total));
+}
 
 static void sweep_once(osw_sweeper *w)
 {
@@ -53,6 +78,7 @@ static void sweep_once(osw_sweeper *w)
     }
     if (total > 0)
         olog(OLOG_DEBUG, "retention sweep", OLOG_I("removed", (long long)total));
+    sweep_keys(w);
 }
 
 static void *run(void *arg)
