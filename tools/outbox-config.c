@@ -1,701 +1,84 @@
 /*
- * tools/outbox-config.c - loading outboxd's YAML configuration (see outbox-config.h).
+ * tools/outbox-config.c - outboxd's configuration schema and loader (see outbox-config.h).
  *
- * libyaml loads the file into a document (anchors and aliases resolved); this file walks it
- * section by section, converting every value with the key path and line at hand so that
- * each error reads "<file>:<line>: <key path>: <reason>". Secret values are never copied
- * into a message: messages about secrets name the key, the variable or the file only.
+ * The YAML is read by config-yaml.c into a node tree; this file holds the schema: one table
+ * per section (the rows below are the only list of keys there is: dispatch, the "expected
+ * one of" messages and the value checks all come from them), the few converters a table
+ * row cannot express (events, headers, bodies, tokens, statuses), the rules that span keys
+ * (secrets, TLS pairs, intervals), and Flipt's audit block, which becomes sinks. Every rule
+ * the daemon applies to its configuration at start is applied here, with file, line and key
+ * path, so `outboxd --check-config` sees exactly what the daemon would refuse. Secret values
+ * are never copied into a message.
  */
 #include "outbox-config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <yaml.h>
-
+#include "config-schema.h"
+#include "config-value.h"
+#include "config-yaml.h"
 #include "delivery/duration.h"
+#include "delivery/secret.h"
+#include "delivery/sign.h"
+#include "listen-addr.h"
 
-#define PATH_MAX_LEN   256
-#define SECRET_MAX     65536
 #define DEFAULT_LISTEN "127.0.0.1:8080"
+#define SECRET_KEYS    "signing_secret", "signing_secret_file"
 #define DEFAULT_PATH   "./outbox-data"
+#define CONFIG_MAX     ((size_t)16 << 20)
 
-typedef struct ctx {
-    const char *file;
-    yaml_document_t *doc;
-    char *err;
-    size_t errlen;
-    outbox_config *c;
-} ctx;
-
-static void errf(ctx *x, const yaml_node_t *n, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void errf(ctx *x, const yaml_node_t *n, const char *path, const char *fmt, ...)
+static void oom(cy_ctx *x, const cy_node *n, const char *path)
 {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    (void)vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (!x->err || x->errlen == 0)
-        return;
-    if (path && *path)
-        (void)snprintf(x->err, x->errlen, "%s:%lu: %s: %s", x->file,
-                       n ? (unsigned long)n->start_mark.line + 1 : 1ul, path, msg);
-    else
-        (void)snprintf(x->err, x->errlen, "%s:%lu: %s", x->file,
-                       n ? (unsigned long)n->start_mark.line + 1 : 1ul, msg);
+    cy_errf(x, n, path, "out of memory");
 }
 
-static void oom(ctx *x, const yaml_node_t *n, const char *path)
+/* ---- converters a table row cannot express -------------------------------------------- */
+
+static int path_rule(const char *v, char *err, size_t errlen)
 {
-    errf(x, n, path, "out of memory");
-}
-
-/* ---- small helpers -------------------------------------------------------------------- */
-
-/* Key paths are bounded (PATH_MAX_LEN); a longer one is truncated, which only shortens a
- * message. vsnprintf through a function keeps that truncation deliberate. */
-static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    (void)vsnprintf(out, PATH_MAX_LEN, fmt, ap);
-    va_end(ap);
-}
-
-static void subpath(char *out, const char *parent, const char *key)
-{
-    if (parent && *parent)
-        pathf(out, "%s.%s", parent, key);
-    else
-        pathf(out, "%s", key);
-}
-
-static void indexpath(char *out, const char *parent, size_t i)
-{
-    pathf(out, "%s[%zu]", parent, i);
-}
-
-static const char *node_kind(const yaml_node_t *n)
-{
-    switch (n->type) {
-    case YAML_SCALAR_NODE:
-        return "a scalar";
-    case YAML_SEQUENCE_NODE:
-        return "a list";
-    case YAML_MAPPING_NODE:
-        return "a mapping";
-    default:
-        return "nothing";
-    }
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-    return (const char *)n->data.scalar.value;
-}
-
-static bool is_null(const yaml_node_t *n)
-{
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    const char *s = scalar(n);
-    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-           strcmp(s, "NULL") == 0;
-}
-
-static int want_scalar(ctx *x, const yaml_node_t *n, const char *path, const char *what)
-{
-    if (n->type != YAML_SCALAR_NODE) {
-        errf(x, n, path, "expected %s, found %s", what, node_kind(n));
-        return -1;
-    }
-    return 0;
-}
-
-static int want_map(ctx *x, const yaml_node_t *n, const char *path)
-{
-    if (n->type != YAML_MAPPING_NODE) {
-        errf(x, n, path, "expected a mapping, found %s", node_kind(n));
-        return -1;
-    }
-    return 0;
-}
-
-static int want_seq(ctx *x, const yaml_node_t *n, const char *path)
-{
-    if (n->type != YAML_SEQUENCE_NODE) {
-        errf(x, n, path, "expected a list, found %s", node_kind(n));
-        return -1;
-    }
-    return 0;
-}
-
-/* Iterate a mapping: key string and value node. Checks keys are scalars and unique. */
-typedef int (*pair_fn)(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                       void *ud);
-
-static int each_pair(ctx *x, yaml_node_t *map, const char *path, pair_fn fn, void *ud)
-{
-    if (want_map(x, map, path) < 0)
-        return -1;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(x->doc, p->value);
-        if (!k || !v || k->type != YAML_SCALAR_NODE) {
-            errf(x, k, path, "mapping keys must be strings");
-            return -1;
-        }
-        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-            yaml_node_t *k2 = yaml_document_get_node(x->doc, q->key);
-            if (k2 && k2->type == YAML_SCALAR_NODE && strcmp(scalar(k2), scalar(k)) == 0) {
-                char sp[PATH_MAX_LEN];
-                subpath(sp, path, scalar(k));
-                errf(x, k, sp, "duplicate key (first at line %lu)",
-                     (unsigned long)k2->start_mark.line + 1);
-                return -1;
-            }
-        }
-        char sp[PATH_MAX_LEN];
-        subpath(sp, path, scalar(k));
-        if (fn(x, scalar(k), k, v, sp, ud) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int unknown_key(ctx *x, const yaml_node_t *k, const char *path, const char *allowed)
-{
-    errf(x, k, path, "unknown key (expected one of: %s)", allowed);
+    if (*v)
+        return 0;
+    (void)snprintf(err, errlen, "must not be empty");
     return -1;
 }
 
-static int dup_string(ctx *x, const yaml_node_t *n, const char *path, char **dst)
+static int conv_events(cy_ctx *x, const cy_node *n, const char *path, void *field)
 {
-    if (want_scalar(x, n, path, "a string") < 0)
+    dlv_filter **dst = field;
+    char **ev = NULL, e[256];
+    size_t nev = 0;
+    if (cv_strings(x, n, path, &ev, &nev) < 0)
         return -1;
-    char *s = strdup(scalar(n));
-    if (!s) {
-        oom(x, n, path);
+    dlv_filter *f = NULL;
+    int rc = dlv_filter_parse((const char *const *)ev, nev, &f, e, sizeof e);
+    cv_free_strings(ev, nev);
+    if (rc < 0) {
+        cy_errf(x, n, path, "%s", e);
         return -1;
     }
-    free(*dst);
-    *dst = s;
+    dlv_filter_free(*dst);
+    *dst = f;
     return 0;
 }
 
-/* A string, NULL for null/empty. */
-static int opt_string(ctx *x, const yaml_node_t *n, const char *path, char **dst)
-{
-    if (is_null(n)) {
-        free(*dst);
-        *dst = NULL;
-        return 0;
-    }
-    if (dup_string(x, n, path, dst) < 0)
-        return -1;
-    if (!**dst) {
-        free(*dst);
-        *dst = NULL;
-    }
-    return 0;
-}
-
-static int get_bool(ctx *x, const yaml_node_t *n, const char *path, int *dst)
-{
-    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
-                                      "YES",  "on",   "On",   "ON",  "1"};
-    static const char *const no[] = {"false", "False", "FALSE", "no",  "No",
-                                     "NO",    "off",   "Off",   "OFF", "0"};
-    if (want_scalar(x, n, path, "true or false") < 0)
-        return -1;
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcmp(scalar(n), yes[i]) == 0) {
-            *dst = 1;
-            return 0;
-        }
-        if (strcmp(scalar(n), no[i]) == 0) {
-            *dst = 0;
-            return 0;
-        }
-    }
-    errf(x, n, path, "expected true or false, found \"%s\"", scalar(n));
-    return -1;
-}
-
-static int get_int(ctx *x, const yaml_node_t *n, const char *path, long long lo, long long hi,
-                   long long *dst)
-{
-    if (want_scalar(x, n, path, "an integer") < 0)
-        return -1;
-    const char *s = scalar(n);
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno) {
-        errf(x, n, path, "expected an integer, found \"%s\"", s);
-        return -1;
-    }
-    if (v < lo || v > hi) {
-        errf(x, n, path, "%lld is out of range (%lld..%lld)", v, lo, hi);
-        return -1;
-    }
-    *dst = v;
-    return 0;
-}
-
-static int get_unsigned(ctx *x, const yaml_node_t *n, const char *path, long long lo, long long hi,
-                        unsigned *dst)
-{
-    long long v;
-    if (get_int(x, n, path, lo, hi, &v) < 0)
-        return -1;
-    *dst = (unsigned)v;
-    return 0;
-}
-
-static int get_double(ctx *x, const yaml_node_t *n, const char *path, double lo, double hi,
-                      double *dst)
-{
-    if (want_scalar(x, n, path, "a number") < 0)
-        return -1;
-    const char *s = scalar(n);
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v)) {
-        errf(x, n, path, "expected a number, found \"%s\"", s);
-        return -1;
-    }
-    if (v < lo || v > hi) {
-        errf(x, n, path, "%g is out of range (%g..%g)", v, lo, hi);
-        return -1;
-    }
-    *dst = v;
-    return 0;
-}
-
-/* A Go duration; a plain YAML integer is nanoseconds (as Flipt/viper read it). */
-static int get_duration_ns(ctx *x, const yaml_node_t *n, const char *path, int64_t *dst)
-{
-    char e[256];
-    if (want_scalar(x, n, path, "a duration") < 0)
-        return -1;
-    const char *s = scalar(n);
-    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && *s) {
-        const char *p = s + (*s == '-' || *s == '+');
-        if (*p && strspn(p, "0123456789") == strlen(p)) {
-            char *end = NULL;
-            errno = 0;
-            long long v = strtoll(s, &end, 10);
-            if (errno || *end) {
-                errf(x, n, path, "integer duration out of range");
-                return -1;
-            }
-            *dst = v;
-            return 0;
-        }
-    }
-    if (dlv_duration_parse(s, dst, e, sizeof e) < 0) {
-        errf(x, n, path, "%s", e);
-        return -1;
-    }
-    return 0;
-}
-
-static int get_duration_ms(ctx *x, const yaml_node_t *n, const char *path, int64_t *dst)
-{
-    int64_t ns;
-    if (get_duration_ns(x, n, path, &ns) < 0)
-        return -1;
-    *dst = dlv_ns_to_ms(ns);
-    return 0;
-}
-
-static int get_positive_ms(ctx *x, const yaml_node_t *n, const char *path, int64_t *dst)
-{
-    int64_t ms;
-    if (get_duration_ms(x, n, path, &ms) < 0)
-        return -1;
-    if (ms <= 0) {
-        errf(x, n, path, "must be a positive duration, found \"%s\"", scalar(n));
-        return -1;
-    }
-    *dst = ms;
-    return 0;
-}
-
-static int get_size(ctx *x, const yaml_node_t *n, const char *path, uint64_t *dst)
-{
-    char e[256];
-    if (want_scalar(x, n, path, "a size") < 0)
-        return -1;
-    if (dlv_size_parse(scalar(n), dst, e, sizeof e) < 0) {
-        errf(x, n, path, "%s", e);
-        return -1;
-    }
-    return 0;
-}
-
-/* A list of strings (a single scalar is not accepted: the schema says list). */
-static int get_string_list(ctx *x, yaml_node_t *n, const char *path, char ***dst, size_t *count)
-{
-    if (is_null(n)) {
-        *count = 0;
-        return 0;
-    }
-    if (want_seq(x, n, path) < 0)
-        return -1;
-    size_t len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    char **v = calloc(len ? len : 1, sizeof *v);
-    if (!v) {
-        oom(x, n, path);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        yaml_node_t *it = yaml_document_get_node(x->doc, n->data.sequence.items.start[i]);
-        char ip[PATH_MAX_LEN];
-        indexpath(ip, path, i);
-        if (!it || dup_string(x, it, ip, &v[i]) < 0) {
-            for (size_t j = 0; j < i; j++)
-                free(v[j]);
-            free(v);
-            return -1;
-        }
-    }
-    *dst = v;
-    *count = len;
-    return 0;
-}
-
-static void free_string_list(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static void wipe_free(char *s)
-{
-    if (!s)
-        return;
-    for (volatile char *p = s; *p; p++)
-        *p = 0;
-    free(s);
-}
-
-/* ---- secrets ------------------------------------------------------------------------- */
-
-/* "${NAME}" (the whole value) -> the environment variable; anything else literally.
- * *dst becomes NULL for an empty value. */
-static int resolve_secret(ctx *x, const yaml_node_t *n, const char *path, char **dst)
-{
-    if (is_null(n)) {
-        *dst = NULL;
-        return 0;
-    }
-    if (n->type != YAML_SCALAR_NODE) {
-        errf(x, n, path, "expected a string, found %s", node_kind(n));
-        return -1;
-    }
-    const char *s = scalar(n);
-    size_t len = strlen(s);
-    const char *val = s;
-    if (len > 3 && s[0] == '$' && s[1] == '{' && s[len - 1] == '}') {
-        char name[256];
-        if (len - 3 >= sizeof name) {
-            errf(x, n, path, "environment variable name too long");
-            return -1;
-        }
-        memcpy(name, s + 2, len - 3);
-        name[len - 3] = '\0';
-        val = getenv(name);
-        if (!val) {
-            errf(x, n, path, "environment variable %s is not set", name);
-            return -1;
-        }
-        if (!*val) {
-            errf(x, n, path, "environment variable %s is empty", name);
-            return -1;
-        }
-    }
-    if (!*val) {
-        *dst = NULL;
-        return 0;
-    }
-    *dst = strdup(val);
-    if (!*dst) {
-        oom(x, n, path);
-        return -1;
-    }
-    return 0;
-}
-
-/* Read a secret file, trimming one trailing "\n" or "\r\n". */
-static int read_secret_file(ctx *x, const yaml_node_t *n, const char *path, char **dst)
-{
-    if (want_scalar(x, n, path, "a file path") < 0)
-        return -1;
-    const char *file = scalar(n);
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        errf(x, n, path, "cannot open %s: %s", file, strerror(errno));
-        return -1;
-    }
-    char *buf = malloc(SECRET_MAX + 1);
-    size_t len = 0;
-    int rc = -1;
-    if (!buf) {
-        oom(x, n, path);
-        goto out;
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf + len, SECRET_MAX + 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            errf(x, n, path, "cannot read %s: %s", file, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > SECRET_MAX) {
-            errf(x, n, path, "%s is larger than %d bytes", file, SECRET_MAX);
-            goto out;
-        }
-    }
-    if (len > 0 && buf[len - 1] == '\n')
-        len--;
-    if (len > 0 && buf[len - 1] == '\r')
-        len--;
-    buf[len] = '\0';
-    if (len == 0) {
-        errf(x, n, path, "%s is empty", file);
-        goto out;
-    }
-    if (memchr(buf, '\0', len)) {
-        errf(x, n, path, "%s contains a NUL byte", file);
-        goto out;
-    }
-    *dst = buf;
-    buf = NULL;
-    rc = 0;
-out:
-    if (buf) {
-        memset(buf, 0, SECRET_MAX + 1);
-        free(buf);
-    }
-    (void)close(fd);
-    return rc;
-}
-
-/* Append a secret (taken) to a secret list. */
-static int push_secret(char ***v, size_t *n, char *s)
-{
-    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
-    if (!nv)
-        return -1;
-    nv[(*n)++] = s;
-    *v = nv;
-    return 0;
-}
-
-/* ---- outbox: ---------------------------------------------------------------------------- */
-
-static int outbox_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                       void *ud)
-{
-    outbox_config_store *s = ud;
-    if (strcmp(key, "path") == 0) {
-        if (dup_string(x, v, path, &s->path) < 0)
-            return -1;
-        if (!*s->path) {
-            errf(x, v, path, "must not be empty");
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "max_size") == 0) {
-        if (get_size(x, v, path, &s->max_size) < 0)
-            return -1;
-        if (s->max_size < (UINT64_C(1) << 20)) {
-            errf(x, v, path, "must be at least 1MiB");
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "retention") == 0) {
-        if (get_duration_ms(x, v, path, &s->retention_ms) < 0)
-            return -1;
-        if (s->retention_ms < 0) {
-            errf(x, v, path, "must not be negative");
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "durability") == 0) {
-        if (want_scalar(x, v, path, "full or nometasync") < 0)
-            return -1;
-        if (strcmp(scalar(v), "full") == 0)
-            s->durability = OUTBOX_CONFIG_DURABILITY_FULL;
-        else if (strcmp(scalar(v), "nometasync") == 0)
-            s->durability = OUTBOX_CONFIG_DURABILITY_NOMETASYNC;
-        else {
-            errf(x, v, path, "expected full or nometasync, found \"%s\"", scalar(v));
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "prefill") == 0)
-        return get_bool(x, v, path, &s->prefill);
-    return unknown_key(x, k, path, "path, max_size, retention, durability, prefill");
-}
-
-/* ---- ingest: ---------------------------------------------------------------------------- */
-
-typedef struct ingest_state {
-    outbox_config_ingest *in;
-    const yaml_node_t *secret_node, *secret_file_node;
-} ingest_state;
-
-static int ingest_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                       void *ud)
-{
-    ingest_state *st = ud;
-    outbox_config_ingest *in = st->in;
-    if (strcmp(key, "listen") == 0) {
-        if (dup_string(x, v, path, &in->listen) < 0)
-            return -1;
-        const char *colon = strrchr(in->listen, ':');
-        if (!colon || colon == in->listen || !colon[1] ||
-            strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535) {
-            errf(x, v, path, "expected HOST:PORT, found \"%s\"", in->listen);
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "max_body") == 0) {
-        if (get_size(x, v, path, &in->max_body) < 0)
-            return -1;
-        if (in->max_body == 0) {
-            errf(x, v, path, "must be positive");
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "tokens") == 0) {
-        if (is_null(v))
-            return 0;
-        if (want_seq(x, v, path) < 0)
-            return -1;
-        size_t len = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        for (size_t i = 0; i < len; i++) {
-            yaml_node_t *it = yaml_document_get_node(x->doc, v->data.sequence.items.start[i]);
-            char ip[PATH_MAX_LEN], *tok = NULL;
-            indexpath(ip, path, i);
-            if (resolve_secret(x, it, ip, &tok) < 0)
-                return -1;
-            if (!tok) {
-                errf(x, it, ip, "a token must not be empty");
-                return -1;
-            }
-            if (push_secret(&in->tokens, &in->n_tokens, tok) < 0) {
-                wipe_free(tok);
-                oom(x, it, ip);
-                return -1;
-            }
-        }
-        return 0;
-    }
-    if (strcmp(key, "signing_secret") == 0) {
-        st->secret_node = v;
-        return 0; /* resolved after the walk (exclusive with signing_secret_file) */
-    }
-    if (strcmp(key, "signing_secret_file") == 0) {
-        st->secret_file_node = v;
-        return 0;
-    }
-    if (strcmp(key, "max_connections") == 0)
-        return get_unsigned(x, v, path, 1, 1000000, &in->max_connections);
-    if (strcmp(key, "max_connections_per_ip") == 0)
-        return get_unsigned(x, v, path, 0, 1000000, &in->max_connections_per_ip);
-    if (strcmp(key, "idle_timeout") == 0)
-        return get_positive_ms(x, v, path, &in->idle_timeout_ms);
-    if (strcmp(key, "pool_threads") == 0)
-        return get_unsigned(x, v, path, 0, 1024, &in->pool_threads);
-    if (strcmp(key, "header_timeout") == 0)
-        return get_positive_ms(x, v, path, &in->header_timeout_ms);
-    if (strcmp(key, "body_timeout") == 0)
-        return get_positive_ms(x, v, path, &in->body_timeout_ms);
-    return unknown_key(x, k, path,
-                       "listen, max_body, tokens, signing_secret, signing_secret_file, "
-                       "max_connections, max_connections_per_ip, idle_timeout, pool_threads, "
-                       "header_timeout, body_timeout");
-}
-
-/* signing_secret / signing_secret_file pair -> one secret (or none). */
-static int resolve_secret_pair(ctx *x, const yaml_node_t *secret, const yaml_node_t *file,
-                               const char *parent, char **dst)
-{
-    char sp[PATH_MAX_LEN], fp[PATH_MAX_LEN];
-    subpath(sp, parent, "signing_secret");
-    subpath(fp, parent, "signing_secret_file");
-    *dst = NULL;
-    if (secret && file && !is_null(secret) && !is_null(file) &&
-        !(secret->type == YAML_SCALAR_NODE && !*scalar(secret))) {
-        errf(x, file, fp, "only one of signing_secret or signing_secret_file allowed");
-        return -1;
-    }
-    if (file && !is_null(file))
-        return read_secret_file(x, file, fp, dst);
-    if (secret)
-        return resolve_secret(x, secret, sp, dst);
-    return 0;
-}
-
-/* ---- headers -------------------------------------------------------------------------- */
-
-static bool header_name_ok(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch <= 32 || ch >= 127 || strchr("()<>@,;:\\\"/[]?={}", ch))
-            return false;
-    }
-    return true;
-}
-
-static int headers_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                        void *ud)
+static int header_pair(cy_ctx *x, const cy_node *k, const cy_node *v, const char *path, void *ud)
 {
     dlv_sink_config *s = ud;
-    if (!header_name_ok(key)) {
-        errf(x, k, path, "invalid header name");
+    char e[256];
+    if (dlv_header_check(k->str, NULL, e, sizeof e) != DLV_OK) {
+        cy_errf(x, k, path, "%s", e);
         return -1;
     }
-    if (want_scalar(x, v, path, "a string") < 0)
+    if (cy_want_scalar(x, v, path, "a string") < 0)
         return -1;
-    /* values may hold credentials (Authorization): never echo them */
-    if (strpbrk(scalar(v), "\r\n")) {
-        errf(x, v, path, "header value must not contain CR or LF");
+    /* the message never echoes the value: it may hold credentials (Authorization) */
+    if (strlen(v->str) != v->len || dlv_header_check(k->str, v->str, e, sizeof e) != DLV_OK) {
+        cy_errf(x, v, path, "%s", strlen(v->str) != v->len ? "the value has a NUL byte" : e);
         return -1;
     }
     dlv_header *nh = realloc(s->headers, (s->n_headers + 1) * sizeof *nh);
@@ -704,8 +87,8 @@ static int headers_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v,
         return -1;
     }
     s->headers = nh;
-    nh[s->n_headers].name = strdup(key);
-    nh[s->n_headers].value = strdup(scalar(v));
+    nh[s->n_headers].name = strdup(k->str);
+    nh[s->n_headers].value = strdup(v->str);
     s->n_headers++;
     if (!nh[s->n_headers - 1].name || !nh[s->n_headers - 1].value) {
         oom(x, v, path);
@@ -714,159 +97,286 @@ static int headers_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v,
     return 0;
 }
 
-static int set_body(ctx *x, dlv_sink_config *s, const yaml_node_t *v, const char *path)
+static int conv_headers(cy_ctx *x, const cy_node *n, const char *path, void *field)
 {
-    char e[512];
-    if (want_scalar(x, v, path, "a string") < 0)
-        return -1;
-    int rc = dlv_sink_config_set_body(s, scalar(v), v->data.scalar.length, e, sizeof e);
-    if (rc == -2) {
-        oom(x, v, path);
-        return -1;
-    }
-    if (rc < 0) {
-        errf(x, v, path, "%s", e);
-        return -1;
-    }
-    return 0;
+    return cy_is_null(n) ? 0 : cy_each_pair(x, n, path, header_pair, field);
 }
 
-static int set_name(ctx *x, dlv_sink_config *s, const char *name, const yaml_node_t *n,
-                    const char *path)
+static int conv_body(cy_ctx *x, const cy_node *n, const char *path, void *field)
 {
-    free(s->name);
-    s->name = strdup(name);
-    if (!s->name) {
+    dlv_sink_config *s = field;
+    char e[512];
+    if (cy_is_null(n))
+        return 0;
+    if (cy_want_scalar(x, n, path, "a string") < 0)
+        return -1;
+    int rc = dlv_sink_config_set_body(s, n->str, n->len, e, sizeof e);
+    if (rc == DLV_ERR_NOMEM) {
         oom(x, n, path);
         return -1;
     }
+    if (rc < 0) {
+        cy_errf(x, n, path, "%s", e);
+        return -1;
+    }
     return 0;
 }
 
-/* ---- audit: (Flipt's block; unknown keys ignored, as Flipt does) ----------------------- */
+static int conv_signature(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    if (cy_want_scalar(x, n, path, "both, flipt, standard or none") < 0)
+        return -1;
+    if (dlv_signature_parse(n->str, (int *)field) < 0) {
+        cy_errf(x, n, path, "expected both, flipt, standard or none, found \"%.40s\"", n->str);
+        return -1;
+    }
+    return 0;
+}
+
+static int conv_dead_letter_on(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    dlv_sink_config *s = field;
+    if (cy_is_null(n))
+        return 0;
+    if (cy_want_list(x, n, path) < 0)
+        return -1;
+    free(s->dead_letter_on);
+    s->n_dead_letter_on = 0;
+    s->dead_letter_on = calloc(n->n_items ? n->n_items : 1, sizeof *s->dead_letter_on);
+    if (!s->dead_letter_on) {
+        oom(x, n, path);
+        return -1;
+    }
+    for (size_t i = 0; i < n->n_items; i++) {
+        char ip[CY_PATH_MAX];
+        long long code;
+        cy_indexpath(ip, path, i);
+        if (cv_int(x, n->items[i], ip, 100, 599, &code) < 0)
+            return -1;
+        if (code >= 200 && code <= 299) {
+            cy_errf(x, n->items[i], ip, "%lld is a success status; it cannot dead-letter", code);
+            return -1;
+        }
+        s->dead_letter_on[s->n_dead_letter_on++] = (int)code;
+    }
+    return 0;
+}
+
+/* A list of secrets ("${NAME}" resolved), none empty, appended to *v / *count. */
+static int push_secrets(cy_ctx *x, const cy_node *n, const char *path, const char *what, char ***v,
+                        size_t *count)
+{
+    if (!n || cy_is_null(n))
+        return 0;
+    if (cy_want_list(x, n, path) < 0)
+        return -1;
+    for (size_t i = 0; i < n->n_items; i++) {
+        char ip[CY_PATH_MAX], *s = NULL;
+        cy_indexpath(ip, path, i);
+        if (cv_secret(x, n->items[i], ip, &s) < 0)
+            return -1;
+        if (!s) {
+            cy_errf(x, n->items[i], ip, "a %s must not be empty", what);
+            return -1;
+        }
+        if (cv_push(v, count, s) < 0) {
+            dlv_secret_free(s);
+            oom(x, n->items[i], ip);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int conv_tokens(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    outbox_config_ingest *in = field;
+    return push_secrets(x, n, path, "token", &in->tokens, &in->n_tokens);
+}
+
+/* ---- the tables ------------------------------------------------------------------------ */
+
+/* Row makers: R(name, type, struct, field, lo, hi, doc) writes into the section's object;
+ * S(...) into the walk's state. */
+#define R(name, type, st, field, lo, hi, doc)                                                      \
+    {                                                                                              \
+        (name), (type), CS_OBJ, offsetof(st, field), (lo), (hi), NULL, NULL, NULL, NULL, NULL,     \
+            (doc)                                                                                  \
+    }
+#define RULE(name, st, field, rule, doc)                                                           \
+    {                                                                                              \
+        (name), CS_STRING, CS_OBJ, offsetof(st, field), 0, 0, (rule), NULL, NULL, NULL, NULL,      \
+            (doc)                                                                                  \
+    }
+/* A file read later by the TLS library: when it exists, a regular file. */
+#define OPT_FILE(name, st, field, doc)                                                             \
+    {                                                                                              \
+        (name), CS_OPT_STRING, CS_OBJ, offsetof(st, field), 0, 0, cv_regular_file_rule, NULL,      \
+            NULL, NULL, NULL, (doc)                                                                \
+    }
+#define CUSTOM(name, base, off, fn, doc)                                                           \
+    {                                                                                              \
+        (name), CS_CUSTOM, (base), (off), 0, 0, NULL, (fn), NULL, NULL, NULL, (doc)                \
+    }
+#define S(name, type, st, field, doc)                                                              \
+    {                                                                                              \
+        (name), (type), CS_STATE, offsetof(st, field), 0, 0, NULL, NULL, NULL, NULL, NULL, (doc)   \
+    }
+#define SECTION(name, st, field, sub, doc)                                                         \
+    {                                                                                              \
+        (name), CS_SECTION, CS_STATE, offsetof(st, field), 0, 0, NULL, NULL, NULL, NULL, (sub),    \
+            (doc)                                                                                  \
+    }
+
+typedef outbox_config_store store_t;
+typedef outbox_config_ingest ingest_t;
+typedef dlv_sink_config sink_t;
+
+static const char *const durability_words[] = {"full", "nometasync", NULL};
+static const int durability_values[] = {OUTBOX_CONFIG_DURABILITY_FULL,
+                                        OUTBOX_CONFIG_DURABILITY_NOMETASYNC};
+
+static const cs_key outbox_keys[] = {
+    RULE("path", store_t, path, path_rule, "the store's directory (default ./outbox-data)"),
+    R("max_size", CS_SIZE, store_t, max_size, 1 << 20, 0, "store cap (default 1GiB)"),
+    R("retention", CS_DURATION_MS, store_t, retention_ms, 0, 0,
+      "how long delivered events are kept (default 24h)"),
+    {"durability", CS_ENUM, CS_OBJ, offsetof(store_t, durability), 0, 0, NULL, NULL,
+     durability_words, durability_values, NULL, "full (default) or nometasync"},
+    R("prefill", CS_BOOL, store_t, prefill, 0, 0,
+      "zero-fill ahead of the store's last page (default true)"),
+};
+static const cs_table outbox_table = CS_TABLE(outbox_keys, 1);
+
+typedef struct ingest_state {
+    const cy_node *secret, *secret_file;
+} ingest_state;
+
+static const cs_key ingest_keys[] = {
+    RULE("listen", ingest_t, listen, listen_addr_check, "HOST:PORT (default 127.0.0.1:8080)"),
+    R("max_body", CS_SIZE, ingest_t, max_body, 1, 0, "largest request body (default 1MiB)"),
+    CUSTOM("tokens", CS_OBJ, 0, conv_tokens, "accepted Authorization: Bearer tokens"),
+    S("signing_secret", CS_NODE, ingest_state, secret, "require a valid X-Flipt-Webhook-Signature"),
+    S("signing_secret_file", CS_NODE, ingest_state, secret_file,
+      "the same, read from a regular file"),
+    R("max_connections", CS_UINT, ingest_t, max_connections, 1, 1000000,
+      "connection cap (default 1024)"),
+    R("max_connections_per_ip", CS_UINT, ingest_t, max_connections_per_ip, 0, 1000000,
+      "connections per client address (default 256; 0 = no cap)"),
+    R("idle_timeout", CS_POSITIVE_MS, ingest_t, idle_timeout_ms, 0, 0,
+      "idle connections are closed after it (default 30s)"),
+    R("pool_threads", CS_UINT, ingest_t, pool_threads, 0, 1024,
+      "0: a thread per connection (default); N: N epoll threads"),
+    R("header_timeout", CS_POSITIVE_MS, ingest_t, header_timeout_ms, 0, 0,
+      "a request's headers within this of its first byte (default 10s)"),
+    R("body_timeout", CS_POSITIVE_MS, ingest_t, body_timeout_ms, 0, 0,
+      "its body within this of its headers (default 60s)"),
+};
+static const cs_table ingest_table = CS_TABLE(ingest_keys, 1);
+
+typedef struct sink_state {
+    const cy_node *secret, *secret_file, *secrets;
+} sink_state;
+
+static const cs_key sink_keys[] = {
+    RULE("name", sink_t, name, dlv_sink_name_check, "unique, 1 to 63 of A-Z a-z 0-9 . _ -"),
+    RULE("url", sink_t, url, dlv_url_check, "http:// or https:// (any case)"),
+    CUSTOM("events", CS_OBJ, offsetof(sink_t, filter), conv_events,
+           "noun:verb pairs the sink takes (default every event)"),
+    CUSTOM("headers", CS_OBJ, 0, conv_headers, "extra request headers"),
+    CUSTOM("body", CS_OBJ, 0, conv_body, "a Go template for the body (default: the event)"),
+    S("signing_secret", CS_NODE, sink_state, secret, "sign requests with it"),
+    S("signing_secret_file", CS_NODE, sink_state, secret_file,
+      "the same, read from a regular file"),
+    S("signing_secrets", CS_NODE_LIST, sink_state, secrets, "more secrets (rotation)"),
+    CUSTOM("signature", CS_OBJ, offsetof(sink_t, signature), conv_signature,
+           "both (default), flipt, standard or none"),
+    R("max_backoff_duration", CS_POSITIVE_MS, sink_t, backoff.max_elapsed_ms, 0, 0,
+      "retry budget from the first attempt (default 15s)"),
+    R("initial_interval", CS_POSITIVE_MS, sink_t, backoff.initial_interval_ms, 0, 0,
+      "first retry delay (default 500ms)"),
+    R("max_interval", CS_POSITIVE_MS, sink_t, backoff.max_interval_ms, 0, 0,
+      "longest retry delay (default 60s)"),
+    R("multiplier", CS_DOUBLE, sink_t, backoff.multiplier, 1.0, 1000.0,
+      "delay growth per retry (default 1.5)"),
+    R("randomization_factor", CS_DOUBLE, sink_t, backoff.randomization_factor, 0.0, 1.0,
+      "delay jitter (default 0.5)"),
+    R("timeout", CS_POSITIVE_MS, sink_t, timeout_ms, 0, 0, "whole request (default 10s)"),
+    R("connect_timeout", CS_POSITIVE_MS, sink_t, connect_timeout_ms, 0, 0,
+      "connection set-up (default 5s)"),
+    R("max_in_flight", CS_UINT, sink_t, max_in_flight, 1, 100000,
+      "concurrent requests (default 64)"),
+    R("ordered", CS_BOOL, sink_t, ordered, 0, 0, "strict FIFO, one at a time (default false)"),
+    CUSTOM("dead_letter_on", CS_OBJ, 0, conv_dead_letter_on, "statuses that dead-letter at once"),
+    OPT_FILE("ca_file", sink_t, ca_file, "CA bundle for https"),
+    OPT_FILE("client_cert", sink_t, client_cert, "PEM client certificate (mTLS)"),
+    OPT_FILE("client_key", sink_t, client_key, "PEM client key (mTLS)"),
+    R("insecure", CS_BOOL, sink_t, insecure, 0, 0, "skip TLS verification (default false)"),
+};
+static const cs_table sink_table = CS_TABLE(sink_keys, 1);
+
+/* Flipt's audit block: unknown keys ignored, as Flipt does; nodes are kept and checked in
+ * Flipt's order by load_audit. */
+typedef struct audit_state {
+    const cy_node *events, *buffer, *sinks, *capacity, *flush;
+    const cy_node *webhook, *url, *secret, *secret_file, *templates;
+    int enabled;
+    int64_t backoff_ns; /* 0, unset or negative: the default */
+} audit_state;
 
 typedef struct template_src {
-    const yaml_node_t *node;
-    const yaml_node_t *url, *headers, *body;
+    const cy_node *url, *headers, *body;
 } template_src;
 
-typedef struct webhook_state {
-    const yaml_node_t *node;
-    int enabled;
-    const yaml_node_t *url, *secret, *secret_file, *templates;
-    int64_t max_backoff_ns;
-    int have_backoff;
-    const yaml_node_t *events; /* audit.events */
-    const yaml_node_t *capacity, *flush;
-} webhook_state;
+static const cs_key template_keys[] = {
+    S("url", CS_NODE, template_src, url, "where the rendered body is POSTed"),
+    S("headers", CS_NODE, template_src, headers, "extra request headers"),
+    S("body", CS_NODE, template_src, body, "the Go template"),
+};
+static const cs_table template_table = CS_TABLE(template_keys, 0);
 
-static int template_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                         void *ud)
-{
-    template_src *t = ud;
-    (void)x;
-    (void)k;
-    (void)path;
-    if (strcmp(key, "url") == 0)
-        t->url = v;
-    else if (strcmp(key, "headers") == 0)
-        t->headers = v;
-    else if (strcmp(key, "body") == 0)
-        t->body = v;
-    return 0;
-}
+static const cs_key webhook_keys[] = {
+    S("enabled", CS_BOOL, audit_state, enabled, "deliver to this webhook (default false)"),
+    S("url", CS_NODE_SCALAR, audit_state, url, "the sink \"webhook\" (URL mode)"),
+    S("signing_secret", CS_NODE, audit_state, secret, "X-Flipt-Webhook-Signature secret"),
+    S("signing_secret_file", CS_NODE, audit_state, secret_file, "the same, from a file"),
+    S("max_backoff_duration", CS_DURATION_NS, audit_state, backoff_ns,
+      "retry budget (default 15s)"),
+    S("templates", CS_NODE_LIST, audit_state, templates, "sinks template-1, template-2, ..."),
+};
+static const cs_table webhook_table = CS_TABLE(webhook_keys, 0);
 
-static int webhook_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                        void *ud)
-{
-    webhook_state *w = ud;
-    (void)k;
-    if (strcmp(key, "enabled") == 0)
-        return get_bool(x, v, path, &w->enabled);
-    if (strcmp(key, "url") == 0) {
-        w->url = v;
-        return is_null(v) ? 0 : want_scalar(x, v, path, "a string");
-    }
-    if (strcmp(key, "signing_secret") == 0) {
-        w->secret = v;
-        return 0;
-    }
-    if (strcmp(key, "signing_secret_file") == 0) { /* our extension */
-        w->secret_file = v;
-        return 0;
-    }
-    if (strcmp(key, "max_backoff_duration") == 0) {
-        w->have_backoff = 1;
-        return get_duration_ns(x, v, path, &w->max_backoff_ns);
-    }
-    if (strcmp(key, "templates") == 0) {
-        w->templates = v;
-        return is_null(v) ? 0 : want_seq(x, v, path);
-    }
-    return 0;
-}
+static const cs_key audit_sinks_keys[] = {
+    SECTION("webhook", audit_state, webhook, &webhook_table, "Flipt's webhook sink"),
+};
+static const cs_table audit_sinks_table = CS_TABLE(audit_sinks_keys, 0);
 
-static int audit_sinks_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v,
-                            const char *path, void *ud)
-{
-    webhook_state *w = ud;
-    (void)k;
-    if (strcmp(key, "webhook") == 0) {
-        w->node = v;
-        if (is_null(v))
-            return 0;
-        return each_pair(x, v, path, webhook_pair, w);
-    }
-    return 0; /* log, kafka, cloud...: not ours */
-}
+static const cs_key buffer_keys[] = {
+    S("capacity", CS_NODE, audit_state, capacity, "validated 2..10 as Flipt; unused"),
+    S("flush_period", CS_NODE, audit_state, flush, "validated 2m..5m as Flipt; unused"),
+};
+static const cs_table buffer_table = CS_TABLE(buffer_keys, 0);
 
-static int buffer_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                       void *ud)
-{
-    webhook_state *w = ud;
-    (void)x;
-    (void)k;
-    (void)path;
-    if (strcmp(key, "capacity") == 0)
-        w->capacity = v;
-    else if (strcmp(key, "flush_period") == 0)
-        w->flush = v;
-    return 0;
-}
+static const cs_key audit_keys[] = {
+    S("events", CS_NODE, audit_state, events, "noun:verb pairs (default *:*)"),
+    SECTION("buffer", audit_state, buffer, &buffer_table, "Flipt's buffer settings"),
+    SECTION("sinks", audit_state, sinks, &audit_sinks_table, "Flipt's sinks"),
+};
+static const cs_table audit_table = CS_TABLE(audit_keys, 0);
 
-static int audit_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                      void *ud)
-{
-    webhook_state *w = ud;
-    (void)k;
-    if (strcmp(key, "events") == 0) {
-        w->events = v;
-        return 0;
-    }
-    if (strcmp(key, "buffer") == 0)
-        return is_null(v) ? 0 : each_pair(x, v, path, buffer_pair, w);
-    if (strcmp(key, "sinks") == 0)
-        return is_null(v) ? 0 : each_pair(x, v, path, audit_sinks_pair, w);
-    return 0;
-}
+typedef struct top_state {
+    const cy_node *outbox, *ingest, *audit, *sinks;
+} top_state;
 
-static int parse_events(ctx *x, yaml_node_t *n, const char *path, dlv_filter **dst)
-{
-    char **ev = NULL, e[256];
-    size_t nev = 0;
-    if (get_string_list(x, n, path, &ev, &nev) < 0)
-        return -1;
-    dlv_filter *f = NULL;
-    int rc = dlv_filter_parse((const char *const *)ev, nev, &f, e, sizeof e);
-    free_string_list(ev, nev);
-    if (rc < 0) {
-        errf(x, n, path, "%s", e);
-        return -1;
-    }
-    dlv_filter_free(*dst);
-    *dst = f;
-    return 0;
-}
+static const cs_key top_keys[] = {
+    S("outbox", CS_NODE, top_state, outbox, "the store"),
+    S("ingest", CS_NODE, top_state, ingest, "the HTTP listener"),
+    S("audit", CS_NODE, top_state, audit, "Flipt's audit block"),
+    S("sinks", CS_NODE, top_state, sinks, "named sinks"),
+};
+static const cs_table top_table = CS_TABLE(top_keys, 1);
+
+/* ---- sinks ----------------------------------------------------------------------------- */
 
 /* Grow c->sinks by one initialised config; returns it or NULL. */
 static dlv_sink_config *new_sink(outbox_config *c)
@@ -879,367 +389,224 @@ static dlv_sink_config *new_sink(outbox_config *c)
     return &v[c->n_sinks++];
 }
 
-static int copy_secrets(dlv_sink_config *s, const char *secret)
+/*
+ * The rules that span a sink's keys, for every sink (listed or made from the audit block):
+ * the ones the delivery engine would otherwise refuse at start, with the sink's line.
+ */
+static int check_sink(cy_ctx *x, const cy_node *n, const char *path, const dlv_sink_config *s,
+                      int have_signature)
+{
+    char sp[CY_PATH_MAX], e[256];
+    for (size_t i = 0; i < s->n_secrets; i++)
+        if (dlv_signing_secret_check(s->secrets[i], (s->signature & DLV_SIG_STANDARD) != 0, e,
+                                     sizeof e) != DLV_OK) {
+            cy_errf(x, n, path, "signing secret %zu: %s", i + 1, e);
+            return -1;
+        }
+    if (have_signature && s->signature != DLV_SIG_NONE && s->n_secrets == 0) {
+        cy_subpath(sp, path, "signature");
+        cy_errf(x, n, sp, "signature %s needs a signing_secret", dlv_signature_name(s->signature));
+        return -1;
+    }
+    if ((s->client_cert != NULL) != (s->client_key != NULL)) {
+        cy_subpath(sp, path, s->client_cert ? "client_key" : "client_cert");
+        cy_errf(x, n, sp, "client_cert and client_key go together");
+        return -1;
+    }
+    if (s->backoff.initial_interval_ms > s->backoff.max_interval_ms) {
+        cy_subpath(sp, path, "initial_interval");
+        cy_errf(x, n, sp, "must not exceed max_interval");
+        return -1;
+    }
+    return 0;
+}
+
+/* Append the sink just made (the last of c->sinks): names are unique, at most
+ * OUTBOX_CONFIG_MAX_SINKS. n_audit: how many came from the audit block. */
+static int check_added(cy_ctx *x, const outbox_config *c, const cy_node *n, const char *path,
+                       size_t n_audit)
+{
+    char np[CY_PATH_MAX];
+    const char *name = c->sinks[c->n_sinks - 1].name;
+    if (c->n_sinks > OUTBOX_CONFIG_MAX_SINKS) {
+        cy_errf(x, n, path, "more than %d sinks", OUTBOX_CONFIG_MAX_SINKS);
+        return -1;
+    }
+    for (size_t j = 0; j + 1 < c->n_sinks; j++) {
+        if (strcmp(c->sinks[j].name, name) != 0)
+            continue;
+        cy_subpath(np, path, "name");
+        if (j < n_audit)
+            cy_errf(x, n, np, "duplicate sink name \"%s\" (already made from the audit block)",
+                    name);
+        else
+            cy_errf(x, n, np, "duplicate sink name \"%s\" (also sinks[%zu])", name, j - n_audit);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_sink(cy_ctx *x, outbox_config *c, const cy_node *n, const char *path)
+{
+    dlv_sink_config *s = new_sink(c);
+    char *secret = NULL, sp[CY_PATH_MAX];
+    if (!s) {
+        oom(x, n, path);
+        return -1;
+    }
+    sink_state st = {0};
+    uint64_t seen = 0;
+    if (cs_walk(x, n, path, &sink_table, s, &st, &seen) < 0 || cy_want_map(x, n, path) < 0)
+        return -1;
+    if (!s->name || !s->url) {
+        cy_subpath(sp, path, !s->name ? "name" : "url");
+        cy_errf(x, n, sp, "required");
+        return -1;
+    }
+    if (cv_secret_pair(x, st.secret, st.secret_file, path, SECRET_KEYS, &secret) < 0)
+        return -1;
+    if (secret && cv_push(&s->secrets, &s->n_secrets, secret) < 0) {
+        dlv_secret_free(secret);
+        oom(x, n, path);
+        return -1;
+    }
+    cy_subpath(sp, path, "signing_secrets");
+    if (push_secrets(x, st.secrets, sp, "secret", &s->secrets, &s->n_secrets) < 0)
+        return -1;
+    return check_sink(x, n, path, s, (seen & cs_bit(&sink_table, "signature")) != 0);
+}
+
+/* ---- audit: Flipt's block -------------------------------------------------------------- */
+
+static int copy_secret(dlv_sink_config *s, const char *secret)
 {
     if (!secret)
         return 0;
     char *d = strdup(secret);
-    if (!d || push_secret(&s->secrets, &s->n_secrets, d) < 0) {
+    if (!d || cv_push(&s->secrets, &s->n_secrets, d) < 0) {
         free(d);
         return -1;
     }
     return 0;
 }
 
-static int load_audit(ctx *x, yaml_node_t *audit)
+/* One sink made from the audit block: name, url node, the shared settings. */
+static int audit_sink(cy_ctx *x, outbox_config *c, const char *name, const cy_node *n,
+                      const char *path, const cy_node *url, const char *secret, int64_t bound_ms,
+                      dlv_sink_config **out)
 {
-    outbox_config *c = x->c;
-    webhook_state w = {0};
+    char up[CY_PATH_MAX], e[256];
+    dlv_sink_config *s = new_sink(c);
+    if (!s || !(s->name = strdup(name)) || !(s->filter = dlv_filter_dup(c->audit.events)) ||
+        copy_secret(s, secret) < 0) {
+        oom(x, n, path);
+        return -1;
+    }
+    cy_subpath(up, path, "url");
+    if (url && !cy_is_null(url) && cv_string(x, url, up, &s->url) < 0)
+        return -1;
+    if (!s->url || !*s->url) { /* Flipt accepts it and fails every send */
+        cy_errf(x, n, up, "url not provided");
+        return -1;
+    }
+    if (dlv_url_check(s->url, e, sizeof e) != DLV_OK) {
+        cy_errf(x, url, up, "%s", e);
+        return -1;
+    }
+    s->backoff.max_elapsed_ms = bound_ms;
+    *out = s;
+    return 0;
+}
+
+static int load_audit(cy_ctx *x, outbox_config *c, const cy_node *audit)
+{
+    audit_state w = {0};
     char *secret = NULL;
     int rc = -1;
-
-    if (audit && !is_null(audit) && each_pair(x, audit, "audit", audit_pair, &w) < 0)
+    if (cs_walk(x, audit, "audit", &audit_table, NULL, &w, NULL) < 0)
         return -1;
-    const yaml_node_t *wn = w.node ? w.node : audit;
-    c->audit.webhook_enabled = w.enabled;
+    const int enabled = w.enabled;
+    const cy_node *wn = w.webhook ? w.webhook : audit;
+    c->audit.webhook_enabled = enabled;
     /* Flipt's order: webhook (if enabled), kafka, capacity, flush period. */
-    if (w.enabled) {
-        bool has_url = w.url && !is_null(w.url) && *scalar(w.url);
-        size_t nt = w.templates && w.templates->type == YAML_SEQUENCE_NODE
-                        ? (size_t)(w.templates->data.sequence.items.top -
-                                   w.templates->data.sequence.items.start)
-                        : 0;
-        if (!has_url && nt == 0) {
-            errf(x, wn, "audit.sinks.webhook", "url or template(s) not provided");
-            return -1;
-        }
-        if (has_url && nt > 0) {
-            errf(x, wn, "audit.sinks.webhook", "only one of url or template(s) allowed");
-            return -1;
-        }
+    size_t nt = w.templates && w.templates->kind == CY_LIST ? w.templates->n_items : 0;
+    bool has_url = w.url && !cy_is_null(w.url) && *w.url->str;
+    if (enabled && !has_url && nt == 0) {
+        cy_errf(x, wn, "audit.sinks.webhook", "url or template(s) not provided");
+        return -1;
+    }
+    if (enabled && has_url && nt > 0) {
+        cy_errf(x, wn, "audit.sinks.webhook", "only one of url or template(s) allowed");
+        return -1;
     }
     if (w.capacity) {
         long long cap;
-        if (get_int(x, w.capacity, "audit.buffer.capacity", LLONG_MIN, LLONG_MAX, &cap) < 0)
+        if (cv_int(x, w.capacity, "audit.buffer.capacity", LLONG_MIN, LLONG_MAX, &cap) < 0)
             return -1;
         if (cap < 2 || cap > 10) {
-            errf(x, w.capacity, "audit.buffer.capacity", "buffer capacity below 2 or above 10");
+            cy_errf(x, w.capacity, "audit.buffer.capacity", "buffer capacity below 2 or above 10");
             return -1;
         }
         c->audit.buffer_capacity = (int)cap;
     }
     if (w.flush) {
         int64_t ns;
-        if (get_duration_ns(x, w.flush, "audit.buffer.flush_period", &ns) < 0)
+        if (cv_duration_ns(x, w.flush, "audit.buffer.flush_period", &ns) < 0)
             return -1;
         if (ns < INT64_C(120000000000) || ns > INT64_C(300000000000)) {
-            errf(x, w.flush, "audit.buffer.flush_period",
-                 "flush period below 2 minutes or greater than 5 minutes");
+            cy_errf(x, w.flush, "audit.buffer.flush_period",
+                    "flush period below 2 minutes or greater than 5 minutes");
             return -1;
         }
         c->audit.buffer_flush_period_ns = ns;
     }
-    if (w.events && parse_events(x, (yaml_node_t *)w.events, "audit.events", &c->audit.events) < 0)
+    if (w.events && conv_events(x, w.events, "audit.events", &c->audit.events) < 0)
         return -1;
-    if (!w.enabled)
+    if (!enabled)
         return 0;
 
-    if (resolve_secret_pair(x, w.secret, w.secret_file, "audit.sinks.webhook", &secret) < 0)
+    if (cv_secret_pair(x, w.secret, w.secret_file, "audit.sinks.webhook", SECRET_KEYS, &secret) < 0)
         return -1;
-    /* 0, unset or negative: 15 s at runtime (internal/cmd/grpc.go) */
-    int64_t bound_ms = w.have_backoff && w.max_backoff_ns > 0 ? dlv_ns_to_ms(w.max_backoff_ns)
-                                                              : DLV_BACKOFF_MAX_ELAPSED_MS;
-    if (w.url && !is_null(w.url) && *scalar(w.url)) {
-        dlv_sink_config *s = new_sink(c);
-        if (!s || set_name(x, s, "webhook", wn, "audit.sinks.webhook") < 0 ||
-            dup_string(x, w.url, "audit.sinks.webhook.url", &s->url) < 0)
-            goto fail_oom;
-        s->backoff.max_elapsed_ms = bound_ms;
-        s->filter = dlv_filter_dup(c->audit.events);
-        if (copy_secrets(s, secret) < 0 || !s->filter)
-            goto fail_oom;
-    } else {
-        size_t nt =
-            (size_t)(w.templates->data.sequence.items.top - w.templates->data.sequence.items.start);
-        for (size_t i = 0; i < nt; i++) {
-            yaml_node_t *tn =
-                yaml_document_get_node(x->doc, w.templates->data.sequence.items.start[i]);
-            char tp[PATH_MAX_LEN], sp[PATH_MAX_LEN], name[32];
-            template_src t = {tn, NULL, NULL, NULL};
-            indexpath(tp, "audit.sinks.webhook.templates", i);
-            if (each_pair(x, tn, tp, template_pair, &t) < 0)
-                goto out;
-            dlv_sink_config *s = new_sink(c);
-            (void)snprintf(name, sizeof name, "template-%zu", i + 1);
-            if (!s || set_name(x, s, name, tn, tp) < 0)
-                goto fail_oom;
-            subpath(sp, tp, "url");
-            if (t.url && !is_null(t.url)) {
-                if (dup_string(x, t.url, sp, &s->url) < 0)
-                    goto out;
-            }
-            if (!s->url || !*s->url) {
-                /* Flipt accepts it and fails every send; we cannot send anywhere */
-                errf(x, tn, sp, "url not provided");
-                goto out;
-            }
-            subpath(sp, tp, "headers");
-            if (t.headers && !is_null(t.headers) &&
-                each_pair(x, (yaml_node_t *)t.headers, sp, headers_pair, s) < 0)
-                goto out;
-            subpath(sp, tp, "body");
-            if (t.body && !is_null(t.body) && set_body(x, s, t.body, sp) < 0)
-                goto out;
-            if (!s->body) {
-                errf(x, tn, sp, "body not provided (an empty body fails every event in Flipt)");
-                goto out;
-            }
-            s->backoff.max_elapsed_ms = bound_ms;
-            s->filter = dlv_filter_dup(c->audit.events);
-            if (copy_secrets(s, secret) < 0 || !s->filter)
-                goto fail_oom;
+    /* 0, unset or negative: 15 s at runtime (Flipt's internal/cmd/grpc.go) */
+    int64_t bound_ms = w.backoff_ns > 0 ? dlv_ns_to_ms(w.backoff_ns) : DLV_BACKOFF_MAX_ELAPSED_MS;
+    dlv_sink_config *s;
+    if (has_url) {
+        if (audit_sink(x, c, "webhook", wn, "audit.sinks.webhook", w.url, secret, bound_ms, &s) <
+                0 ||
+            check_sink(x, wn, "audit.sinks.webhook", s, 0) < 0)
+            goto out;
+    }
+    for (size_t i = 0; !has_url && i < nt; i++) {
+        const cy_node *tn = w.templates->items[i];
+        char tp[CY_PATH_MAX], sp[CY_PATH_MAX], name[32];
+        template_src t = {0};
+        cy_indexpath(tp, "audit.sinks.webhook.templates", i);
+        if (cs_walk(x, tn, tp, &template_table, NULL, &t, NULL) < 0 || cy_want_map(x, tn, tp) < 0)
+            goto out;
+        (void)snprintf(name, sizeof name, "template-%zu", i + 1);
+        if (audit_sink(x, c, name, tn, tp, t.url, secret, bound_ms, &s) < 0 ||
+            check_added(x, c, tn, tp, c->n_sinks) < 0)
+            goto out;
+        cy_subpath(sp, tp, "headers");
+        if (t.headers && conv_headers(x, t.headers, sp, s) < 0)
+            goto out;
+        cy_subpath(sp, tp, "body");
+        if (t.body && conv_body(x, t.body, sp, s) < 0)
+            goto out;
+        if (!s->body) {
+            cy_errf(x, tn, sp, "body not provided (an empty body fails every event in Flipt)");
+            goto out;
         }
+        if (check_sink(x, tn, tp, s, 0) < 0)
+            goto out;
     }
     rc = 0;
-    goto out;
-fail_oom:
-    oom(x, wn, "audit.sinks.webhook");
 out:
-    wipe_free(secret);
+    dlv_secret_free(secret);
     return rc;
 }
 
-/* ---- sinks: --------------------------------------------------------------------------- */
-
-typedef struct sink_state {
-    dlv_sink_config *s;
-    const yaml_node_t *name_node, *url_node, *secret, *secret_file, *secrets;
-    int have_signature;
-} sink_state;
-
-#define SINK_KEYS                                                                                  \
-    "name, url, events, headers, body, signing_secret, signing_secret_file, signing_secrets, "     \
-    "signature, max_backoff_duration, initial_interval, max_interval, multiplier, "                \
-    "randomization_factor, timeout, connect_timeout, max_in_flight, ordered, dead_letter_on, "     \
-    "ca_file, client_cert, client_key, insecure"
-
-static int sink_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                     void *ud)
-{
-    sink_state *st = ud;
-    dlv_sink_config *s = st->s;
-    if (strcmp(key, "name") == 0) {
-        st->name_node = v;
-        if (dup_string(x, v, path, &s->name) < 0)
-            return -1;
-        if (!dlv_sink_name_valid(s->name)) {
-            errf(x, v, path, "invalid sink name \"%.80s\": use 1 to 63 of A-Z a-z 0-9 . _ -",
-                 s->name);
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "url") == 0) {
-        st->url_node = v;
-        if (dup_string(x, v, path, &s->url) < 0)
-            return -1;
-        if (strncmp(s->url, "http://", 7) != 0 && strncmp(s->url, "https://", 8) != 0) {
-            errf(x, v, path, "expected an http:// or https:// URL");
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(key, "events") == 0)
-        return parse_events(x, v, path, &s->filter);
-    if (strcmp(key, "headers") == 0)
-        return is_null(v) ? 0 : each_pair(x, v, path, headers_pair, s);
-    if (strcmp(key, "body") == 0)
-        return is_null(v) ? 0 : set_body(x, s, v, path);
-    if (strcmp(key, "signing_secret") == 0) {
-        st->secret = v;
-        return 0;
-    }
-    if (strcmp(key, "signing_secret_file") == 0) {
-        st->secret_file = v;
-        return 0;
-    }
-    if (strcmp(key, "signing_secrets") == 0) {
-        st->secrets = v;
-        return is_null(v) ? 0 : want_seq(x, v, path);
-    }
-    if (strcmp(key, "signature") == 0) {
-        if (want_scalar(x, v, path, "both, flipt, standard or none") < 0)
-            return -1;
-        if (dlv_signature_parse(scalar(v), &s->signature) < 0) {
-            errf(x, v, path, "expected both, flipt, standard or none, found \"%.40s\"", scalar(v));
-            return -1;
-        }
-        st->have_signature = 1;
-        return 0;
-    }
-    if (strcmp(key, "max_backoff_duration") == 0)
-        return get_positive_ms(x, v, path, &s->backoff.max_elapsed_ms);
-    if (strcmp(key, "initial_interval") == 0)
-        return get_positive_ms(x, v, path, &s->backoff.initial_interval_ms);
-    if (strcmp(key, "max_interval") == 0)
-        return get_positive_ms(x, v, path, &s->backoff.max_interval_ms);
-    if (strcmp(key, "multiplier") == 0)
-        return get_double(x, v, path, 1.0, 1000.0, &s->backoff.multiplier);
-    if (strcmp(key, "randomization_factor") == 0)
-        return get_double(x, v, path, 0.0, 1.0, &s->backoff.randomization_factor);
-    if (strcmp(key, "timeout") == 0)
-        return get_positive_ms(x, v, path, &s->timeout_ms);
-    if (strcmp(key, "connect_timeout") == 0)
-        return get_positive_ms(x, v, path, &s->connect_timeout_ms);
-    if (strcmp(key, "max_in_flight") == 0)
-        return get_unsigned(x, v, path, 1, 100000, &s->max_in_flight);
-    if (strcmp(key, "ordered") == 0)
-        return get_bool(x, v, path, &s->ordered);
-    if (strcmp(key, "insecure") == 0)
-        return get_bool(x, v, path, &s->insecure);
-    if (strcmp(key, "ca_file") == 0)
-        return opt_string(x, v, path, &s->ca_file);
-    if (strcmp(key, "client_cert") == 0)
-        return opt_string(x, v, path, &s->client_cert);
-    if (strcmp(key, "client_key") == 0)
-        return opt_string(x, v, path, &s->client_key);
-    if (strcmp(key, "dead_letter_on") == 0) {
-        if (is_null(v))
-            return 0;
-        if (want_seq(x, v, path) < 0)
-            return -1;
-        size_t len = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        free(s->dead_letter_on);
-        s->n_dead_letter_on = 0;
-        s->dead_letter_on = calloc(len ? len : 1, sizeof *s->dead_letter_on);
-        if (!s->dead_letter_on) {
-            oom(x, v, path);
-            return -1;
-        }
-        for (size_t i = 0; i < len; i++) {
-            yaml_node_t *it = yaml_document_get_node(x->doc, v->data.sequence.items.start[i]);
-            char ip[PATH_MAX_LEN];
-            long long code;
-            indexpath(ip, path, i);
-            if (get_int(x, it, ip, 100, 599, &code) < 0)
-                return -1;
-            if (code >= 200 && code <= 299) {
-                errf(x, it, ip, "%lld is a success status; it cannot dead-letter", code);
-                return -1;
-            }
-            s->dead_letter_on[s->n_dead_letter_on++] = (int)code;
-        }
-        return 0;
-    }
-    return unknown_key(x, k, path, SINK_KEYS);
-}
-
-static int load_sink(ctx *x, yaml_node_t *n, const char *path)
-{
-    dlv_sink_config *s = new_sink(x->c);
-    char *secret = NULL, sp[PATH_MAX_LEN];
-    if (!s) {
-        oom(x, n, path);
-        return -1;
-    }
-    sink_state st = {s, NULL, NULL, NULL, NULL, NULL, 0};
-    if (each_pair(x, n, path, sink_pair, &st) < 0)
-        return -1;
-    if (!s->name) {
-        subpath(sp, path, "name");
-        errf(x, n, sp, "required");
-        return -1;
-    }
-    if (!s->url) {
-        subpath(sp, path, "url");
-        errf(x, n, sp, "required");
-        return -1;
-    }
-    if (resolve_secret_pair(x, st.secret, st.secret_file, path, &secret) < 0)
-        return -1;
-    if (secret && push_secret(&s->secrets, &s->n_secrets, secret) < 0) {
-        wipe_free(secret);
-        oom(x, n, path);
-        return -1;
-    }
-    if (st.secrets && !is_null(st.secrets)) {
-        size_t len =
-            (size_t)(st.secrets->data.sequence.items.top - st.secrets->data.sequence.items.start);
-        subpath(sp, path, "signing_secrets");
-        for (size_t i = 0; i < len; i++) {
-            yaml_node_t *it =
-                yaml_document_get_node(x->doc, st.secrets->data.sequence.items.start[i]);
-            char ip[PATH_MAX_LEN];
-            indexpath(ip, sp, i);
-            if (resolve_secret(x, it, ip, &secret) < 0)
-                return -1;
-            if (!secret) {
-                errf(x, it, ip, "a secret must not be empty");
-                return -1;
-            }
-            if (push_secret(&s->secrets, &s->n_secrets, secret) < 0) {
-                wipe_free(secret);
-                oom(x, it, ip);
-                return -1;
-            }
-        }
-    }
-    /* Every secret must be usable for Standard Webhooks when that scheme is on. */
-    for (size_t i = 0; (s->signature & DLV_SIG_STANDARD) && i < s->n_secrets; i++) {
-        if (strncmp(s->secrets[i], "whsec_", 6) == 0) {
-            const char *b = s->secrets[i] + 6;
-            size_t bl = strlen(b);
-            while (bl > 0 && b[bl - 1] == '=')
-                bl--;
-            if (bl % 4 == 1 ||
-                strspn(b, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
-                    bl) {
-                errf(x, n, path, "signing secret %zu starts with whsec_ but is not valid base64",
-                     i + 1);
-                return -1;
-            }
-        }
-    }
-    if (st.have_signature && s->signature != DLV_SIG_NONE && s->n_secrets == 0) {
-        subpath(sp, path, "signature");
-        errf(x, n, sp, "signature %s needs a signing_secret", dlv_signature_name(s->signature));
-        return -1;
-    }
-    if ((s->client_cert != NULL) != (s->client_key != NULL)) {
-        subpath(sp, path, s->client_cert ? "client_key" : "client_cert");
-        errf(x, n, sp, "client_cert and client_key go together");
-        return -1;
-    }
-    if (s->backoff.initial_interval_ms > s->backoff.max_interval_ms) {
-        subpath(sp, path, "initial_interval");
-        errf(x, n, sp, "must not exceed max_interval");
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- top level --------------------------------------------------------------------------- */
-
-typedef struct top_state {
-    yaml_node_t *outbox, *ingest, *audit, *sinks;
-} top_state;
-
-static int top_pair(ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
-                    void *ud)
-{
-    top_state *t = ud;
-    if (strcmp(key, "outbox") == 0)
-        t->outbox = v;
-    else if (strcmp(key, "ingest") == 0)
-        t->ingest = v;
-    else if (strcmp(key, "audit") == 0)
-        t->audit = v;
-    else if (strcmp(key, "sinks") == 0)
-        t->sinks = v;
-    else
-        return unknown_key(x, k, path, "outbox, ingest, audit, sinks");
-    return 0;
-}
+/* ---- top level ------------------------------------------------------------------------- */
 
 int outbox_config_defaults(outbox_config *c)
 {
@@ -1265,62 +632,36 @@ int outbox_config_defaults(outbox_config *c)
     return 0;
 }
 
-static int load_document(ctx *x)
+static int load_document(cy_ctx *x, outbox_config *c, const cy_node *root)
 {
-    outbox_config *c = x->c;
-    yaml_node_t *root = yaml_document_get_root_node(x->doc);
     top_state t = {0};
-    if (!root || is_null(root))
+    if (!root || cy_is_null(root))
         return 0; /* an empty file: all defaults, no sinks */
-    if (root->type != YAML_MAPPING_NODE) {
-        errf(x, root, NULL, "the top level must be a mapping, found %s", node_kind(root));
+    if (root->kind != CY_MAP) {
+        cy_errf(x, root, NULL, "the top level must be a mapping, found %s", cy_kind_name(root));
         return -1;
     }
-    if (each_pair(x, root, "", top_pair, &t) < 0)
+    if (cs_walk(x, root, "", &top_table, NULL, &t, NULL) < 0 ||
+        cs_walk(x, t.outbox, "outbox", &outbox_table, &c->outbox, NULL, NULL) < 0)
         return -1;
-    if (t.outbox && !is_null(t.outbox) &&
-        each_pair(x, t.outbox, "outbox", outbox_pair, &c->outbox) < 0)
+    ingest_state ist = {0};
+    if (cs_walk(x, t.ingest, "ingest", &ingest_table, &c->ingest, &ist, NULL) < 0 ||
+        cv_secret_pair(x, ist.secret, ist.secret_file, "ingest", SECRET_KEYS,
+                       &c->ingest.signing_secret) < 0)
         return -1;
-    if (t.ingest && !is_null(t.ingest)) {
-        ingest_state st = {&c->ingest, NULL, NULL};
-        if (each_pair(x, t.ingest, "ingest", ingest_pair, &st) < 0)
-            return -1;
-        if (resolve_secret_pair(x, st.secret_node, st.secret_file_node, "ingest",
-                                &c->ingest.signing_secret) < 0)
-            return -1;
-    }
-    if (load_audit(x, t.audit) < 0)
+    if (load_audit(x, c, t.audit) < 0)
         return -1;
-    if (t.sinks && !is_null(t.sinks)) {
-        if (want_seq(x, t.sinks, "sinks") < 0)
+    if (!t.sinks || cy_is_null(t.sinks))
+        return 0;
+    if (cy_want_list(x, t.sinks, "sinks") < 0)
+        return -1;
+    const size_t n_audit = c->n_sinks;
+    for (size_t i = 0; i < t.sinks->n_items; i++) {
+        char ip[CY_PATH_MAX];
+        cy_indexpath(ip, "sinks", i);
+        if (load_sink(x, c, t.sinks->items[i], ip) < 0 ||
+            check_added(x, c, t.sinks->items[i], ip, n_audit) < 0)
             return -1;
-        size_t len =
-            (size_t)(t.sinks->data.sequence.items.top - t.sinks->data.sequence.items.start);
-        const size_t n_audit = c->n_sinks;
-        for (size_t i = 0; i < len; i++) {
-            yaml_node_t *n = yaml_document_get_node(x->doc, t.sinks->data.sequence.items.start[i]);
-            char ip[PATH_MAX_LEN];
-            indexpath(ip, "sinks", i);
-            if (load_sink(x, n, ip) < 0)
-                return -1;
-            /* names unique across audit-derived and listed sinks */
-            const char *name = c->sinks[c->n_sinks - 1].name;
-            for (size_t j = 0; j + 1 < c->n_sinks; j++) {
-                if (strcmp(c->sinks[j].name, name) == 0) {
-                    char np[PATH_MAX_LEN];
-                    subpath(np, ip, "name");
-                    if (j < n_audit)
-                        errf(x, n, np,
-                             "duplicate sink name \"%s\" (already made from the audit "
-                             "block)",
-                             name);
-                    else
-                        errf(x, n, np, "duplicate sink name \"%s\" (also sinks[%zu])", name,
-                             j - n_audit);
-                    return -1;
-                }
-            }
-        }
     }
     return 0;
 }
@@ -1328,46 +669,28 @@ static int load_document(ctx *x)
 int outbox_config_load_buffer(const char *name, const char *yaml, size_t len, outbox_config **out,
                               char *err, size_t errlen)
 {
-    yaml_parser_t parser;
-    yaml_document_t doc;
     outbox_config *c = calloc(1, sizeof *c);
-    ctx x = {name ? name : "config", &doc, err, errlen, c};
-    int rc = -1, have_doc = 0;
+    cy_ctx x = {name ? name : "config", err, errlen};
+    cy_doc *doc = NULL;
+    int rc = -1;
 
     if (err && errlen)
         err[0] = '\0';
     if (!c || outbox_config_defaults(c) < 0) {
-        errf(&x, NULL, NULL, "out of memory");
+        cy_errf(&x, NULL, NULL, "out of memory");
         free(c);
         return -1;
     }
     c->file = strdup(x.file);
     if (!c->file) {
-        errf(&x, NULL, NULL, "out of memory");
+        cy_errf(&x, NULL, NULL, "out of memory");
         goto out;
     }
-    if (!yaml_parser_initialize(&parser)) {
-        errf(&x, NULL, NULL, "out of memory");
-        goto out;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        if (err && errlen)
-            (void)snprintf(err, errlen, "%s:%lu: YAML syntax error: %s%s%s", x.file,
-                           (unsigned long)parser.problem_mark.line + 1,
-                           parser.problem ? parser.problem : "unknown problem",
-                           parser.context ? " " : "", parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        goto out;
-    }
-    have_doc = 1;
-    yaml_parser_delete(&parser);
-    if (load_document(&x) < 0)
+    if (cy_parse(&x, yaml, len, CY_MAX_DEPTH, &doc) < 0 || load_document(&x, c, cy_root(doc)) < 0)
         goto out;
     rc = 0;
 out:
-    if (have_doc)
-        yaml_document_delete(&doc);
+    cy_doc_free(doc);
     if (rc == 0)
         *out = c;
     else
@@ -1388,7 +711,7 @@ int outbox_config_load(const char *path, outbox_config **out, char *err, size_t 
     }
     for (;;) {
         if (len == cap) {
-            if (cap >= (size_t)16 << 20) {
+            if (cap >= CONFIG_MAX) {
                 if (err && errlen)
                     (void)snprintf(err, errlen, "%s: larger than 16 MiB", path);
                 goto out;
@@ -1417,11 +740,26 @@ int outbox_config_load(const char *path, outbox_config **out, char *err, size_t 
     rc = outbox_config_load_buffer(path, buf ? buf : "", len, out, err, errlen);
 out:
     if (buf) {
-        memset(buf, 0, cap); /* the file may hold secrets */
+        dlv_secret_wipe(buf, cap); /* the file may hold secrets */
         free(buf);
     }
     (void)fclose(f);
     return rc;
+}
+
+int outbox_config_check(const outbox_config *c, unsigned flags, char *err, size_t errlen)
+{
+    if ((flags & OUTBOX_CONFIG_REQUIRE_SINKS) && c->n_sinks == 0) {
+        if (err && errlen)
+            (void)snprintf(err, errlen,
+                           "%s: sinks: no sink is configured (sinks: is empty and "
+                           "audit.sinks.webhook is not enabled): every event would be "
+                           "acknowledged and dropped; add a sink, or start with "
+                           "--allow-no-sinks",
+                           c->file ? c->file : "config");
+        return -1;
+    }
+    return 0;
 }
 
 void outbox_config_clear(outbox_config *c)
@@ -1432,9 +770,9 @@ void outbox_config_clear(outbox_config *c)
     free(c->outbox.path);
     free(c->ingest.listen);
     for (size_t i = 0; i < c->ingest.n_tokens; i++)
-        wipe_free(c->ingest.tokens[i]);
+        dlv_secret_free(c->ingest.tokens[i]);
     free(c->ingest.tokens);
-    wipe_free(c->ingest.signing_secret);
+    dlv_secret_free(c->ingest.signing_secret);
     dlv_filter_free(c->audit.events);
     dlv_sink_configs_free(c->sinks, c->n_sinks);
     memset(c, 0, sizeof *c);
@@ -1452,4 +790,27 @@ long outbox_config_find_sink(const outbox_config *c, const char *name)
         if (strcmp(c->sinks[i].name, name) == 0)
             return (long)i;
     return -1;
+}
+
+static void print_table(FILE *out, const char *section, const cs_table *t)
+{
+    for (size_t i = 0; i < t->n_keys; i++) {
+        const cs_key *k = &t->keys[i];
+        if (k->type == CS_SECTION)
+            continue;
+        char key[128];
+        (void)snprintf(key, sizeof key, "%s%s%s", section, *section ? "." : "", k->name);
+        fprintf(out, "  %-42s %s\n", key, k->doc);
+    }
+}
+
+void outbox_config_print_keys(FILE *out)
+{
+    print_table(out, "outbox", &outbox_table);
+    print_table(out, "ingest", &ingest_table);
+    print_table(out, "audit", &audit_table);
+    print_table(out, "audit.buffer", &buffer_table);
+    print_table(out, "audit.sinks.webhook", &webhook_table);
+    print_table(out, "audit.sinks.webhook.templates[]", &template_table);
+    print_table(out, "sinks[]", &sink_table);
 }

@@ -1,5 +1,6 @@
 /*
- * tools/outbox-config.h - outboxd's YAML configuration (DESIGN.md §6), loaded with libyaml.
+ * tools/outbox-config.h - outboxd's YAML configuration (README "Configuration"), read with
+ * libyaml.
  * (Not named config.h: that name is the generated build header, which the tools sources include
  * as "config.h"; a tools/config.h would shadow it.)
  *
@@ -12,20 +13,32 @@
  *
  * Secrets: a `signing_secret` whose whole value is `${NAME}` is read from the environment
  * (an unset variable is an error naming NAME); `signing_secret_file: PATH` reads the file
- * (one trailing newline / CRLF trimmed). Secret values never appear in error messages.
+ * (one trailing newline / CRLF trimmed), which must be a regular file (a FIFO or device is
+ * refused without blocking). Secret values never appear in error messages.
  *
  * Errors are one line: "<file>:<line>: <key path>: <what>", e.g.
  *   config.yaml:12: sinks[1].timeout: time: unknown unit "d" in duration "1d"
  * Unknown keys under `outbox:`, `ingest:` and `sinks:` entries are errors naming the key.
+ * YAML nested deeper than CY_MAX_DEPTH (64) lists/mappings is refused while reading.
+ *
+ * Every rule the daemon applies to its configuration at start is applied by the loader
+ * (sink names, URLs, headers, templates, signing secrets, the sink count) or by
+ * outbox_config_check (rules that depend on how the daemon is started), so --check-config
+ * and a start refuse the same files. The schema (keys, types, bounds, one-line docs) is the
+ * table in outbox-config.c; outbox_config_print_keys prints it.
  */
 #ifndef OUTBOX_TOOLS_OUTBOX_CONFIG_H
 #define OUTBOX_TOOLS_OUTBOX_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "delivery/filter.h"
 #include "delivery/sink.h"
+
+/* Most sinks a configuration may have (the ingest router's limit, OIN_MAX_ROUTES). */
+#define OUTBOX_CONFIG_MAX_SINKS 64
 
 /* Store durability (same values as obx_durability). */
 enum { OUTBOX_CONFIG_DURABILITY_FULL = 0, OUTBOX_CONFIG_DURABILITY_NOMETASYNC = 1 };
@@ -90,6 +103,20 @@ int outbox_config_load(const char *path, outbox_config **out, char *err, size_t 
 /* Same, from a buffer; `name` is used in messages in place of the file name. */
 int outbox_config_load_buffer(const char *name, const char *yaml, size_t len, outbox_config **out,
                               char *err, size_t errlen);
+
+/* outbox_config_check flags. */
+#define OUTBOX_CONFIG_REQUIRE_SINKS 1u /* at least one sink (outboxd without --allow-no-sinks) */
+
+/*
+ * The rules that depend on how the configuration is used, after a successful load (the
+ * daemon and --check-config call it with the same flags).
+ * @param[out] err  "<file>: <key>: <what>".
+ * @return 0, or -1.
+ */
+int outbox_config_check(const outbox_config *c, unsigned flags, char *err, size_t errlen);
+
+/* Print every key of the schema with its one-line description ("  sinks[].url  ..."). */
+void outbox_config_print_keys(FILE *out);
 
 /* Free every owned member of c (not c itself); c may then be reused. NULL is fine. */
 void outbox_config_clear(outbox_config *c);

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "listen-addr.h"
+#include "outbox-config.h"
 
 static const char usage_text[] =
     "usage: outboxd --config FILE [options]\n"
@@ -20,7 +22,11 @@ static const char usage_text[] =
     "  -d, --data-dir DIR       override outbox.path (the store directory)\n"
     "      --log-format FMT     text (default) or json, one line per event on stderr\n"
     "      --log-level LEVEL    debug, info (default), warn or error\n"
-    "      --check-config       validate the configuration and exit (0 valid, 2 invalid)\n"
+    "      --check-config       validate the configuration and exit (0 valid, 2 invalid);\n"
+    "                           the same rules as a start, with the same flags\n"
+    "      --allow-no-sinks     start (or pass --check-config) with no sink configured:\n"
+    "                           events are then acknowledged and dropped\n"
+    "      --config-keys        list every configuration key with a line about it\n"
     "  -h, --help               show this help\n"
     "  -V, --version            show the version\n"
     "\n"
@@ -30,7 +36,7 @@ static const char usage_text[] =
 
 int od_args_parse(int argc, char **argv, od_args *a, FILE *out, FILE *err)
 {
-    enum { OPT_FORMAT = 256, OPT_LEVEL, OPT_CHECK };
+    enum { OPT_FORMAT = 256, OPT_LEVEL, OPT_CHECK, OPT_NO_SINKS, OPT_KEYS };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
@@ -38,6 +44,8 @@ int od_args_parse(int argc, char **argv, od_args *a, FILE *out, FILE *err)
         {"log-format", required_argument, NULL, OPT_FORMAT},
         {"log-level", required_argument, NULL, OPT_LEVEL},
         {"check-config", no_argument, NULL, OPT_CHECK},
+        {"allow-no-sinks", no_argument, NULL, OPT_NO_SINKS},
+        {"config-keys", no_argument, NULL, OPT_KEYS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -53,9 +61,15 @@ int od_args_parse(int argc, char **argv, od_args *a, FILE *out, FILE *err)
         case 'c':
             a->config = optarg;
             break;
-        case 'l':
+        case 'l': {
+            char e[400];
+            if (listen_addr_check(optarg, e, sizeof e) != 0) {
+                fprintf(err, "outboxd: --listen: %s\n", e);
+                return 2;
+            }
             a->listen = optarg;
             break;
+        }
         case 'd':
             a->data_dir = optarg;
             break;
@@ -75,6 +89,12 @@ int od_args_parse(int argc, char **argv, od_args *a, FILE *out, FILE *err)
         case OPT_CHECK:
             a->check_config = 1;
             break;
+        case OPT_NO_SINKS:
+            a->allow_no_sinks = 1;
+            break;
+        case OPT_KEYS:
+            outbox_config_print_keys(out);
+            return 0;
         case 'h':
             fputs(usage_text, out);
             return 0;

@@ -3,7 +3,10 @@
  *
  *   outboxd --config FILE [--listen HOST:PORT] [--data-dir DIR]
  *           [--log-format json|text] [--log-level debug|info|warn|error] [--check-config]
- *   outboxd --help | --version
+ *           [--allow-no-sinks]
+ *   outboxd --help | --version | --config-keys
+ *
+ * --listen is checked here with the one listen-address parser (listen-addr.h).
  */
 #ifndef OUTBOXD_ARGS_H
 #define OUTBOXD_ARGS_H
@@ -19,11 +22,12 @@ typedef struct od_args {
     olog_format log_format;
     olog_level log_level;
     int check_config;
+    int allow_no_sinks; /* start without any sink (otherwise a config error) */
 } od_args;
 
 /*
- * Parse argv. Returns -1 to go on, or an exit code: 0 after --help/--version (printed to
- * `out`), 2 on a usage error (message to `err`).
+ * Parse argv. Returns -1 to go on, or an exit code: 0 after --help/--version/--config-keys
+ * (printed to `out`), 2 on a usage error (message to `err`).
  */
 int od_args_parse(int argc, char **argv, od_args *a, FILE *out, FILE *err);
 

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "delivery/sign.h"
+#include "listen-addr.h"
 #include "outboxd-event.h"
 #include "outboxd-idem.h"
 #include "outboxd-log.h"
@@ -951,51 +952,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ---- */
 
-int oin_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port, char *err,
-                     size_t errcap)
-{
-    const char *colon, *h = listen;
-    size_t hl;
-    if (listen[0] == '[') {
-        const char *rb = strchr(listen, ']');
-        if (!rb || rb[1] != ':') {
-            snprintf(err, errcap, "\"%s\": expected [IPV6]:PORT", listen);
-            return -1;
-        }
-        h = listen + 1;
-        hl = (size_t)(rb - h);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon || strchr(listen, ':') != colon) {
-            snprintf(err, errcap, "\"%s\": expected HOST:PORT", listen);
-            return -1;
-        }
-        hl = (size_t)(colon - listen);
-    }
-    if (hl == 0 || hl >= cap) {
-        snprintf(err, errcap, "\"%s\": host is empty or too long", listen);
-        return -1;
-    }
-    char *end;
-    errno = 0;
-    unsigned long p = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end || errno || p > 65535 || colon[1] == '-' || colon[1] == '+') {
-        snprintf(err, errcap, "\"%s\": port must be a number 0..65535", listen);
-        return -1;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
 /* Resolve, bind and listen; return the socket or -1 with err. */
 static int bind_listen(const char *addr, int *is_v6, uint16_t *bound, char *err, size_t cap)
 {
     char host[256], portstr[8], perr[256];
     uint16_t port;
-    if (oin_parse_listen(addr, host, sizeof host, &port, perr, sizeof perr) != 0) {
+    if (listen_addr_parse(addr, host, sizeof host, &port, perr, sizeof perr) != 0) {
         snprintf(err, cap, "listen address %s", perr);
         return -1;
     }

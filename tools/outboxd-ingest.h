@@ -115,8 +115,4 @@ void oin_begin_shutdown(oin_server *s);
  */
 void oin_stop(oin_server *s, unsigned wait_ms);
 
-/* Split "HOST:PORT" / "[V6]:PORT" into host (cap bytes) and port. 0 or -1 (err filled). */
-int oin_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port, char *err,
-                     size_t errcap);
-
 #endif

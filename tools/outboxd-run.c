@@ -20,6 +20,7 @@
 #include "delivery/sign.h"
 #include "outbox-last-check.h"
 #include "outbox/outbox.h"
+#include "listen-addr.h"
 #include "outboxd-ingest.h"
 #include "outboxd-log.h"
 #include "outboxd-metrics.h"
@@ -295,7 +296,7 @@ static int start_http(od_state *st, char *bound, size_t cap)
     }
     char host[256];
     uint16_t port;
-    if (oin_parse_listen(st->c->listen, host, sizeof host, &port, err, sizeof err) == 0)
+    if (listen_addr_parse(st->c->listen, host, sizeof host, &port, err, sizeof err) == 0)
         snprintf(bound, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
                  (unsigned)oin_port(st->http));
     else
@@ -358,11 +359,6 @@ int od_run(const od_config *c)
     od_state st = {.c = c};
     int rc = 1;
     char bound[300];
-    if (c->n_sinks > OIN_MAX_ROUTES) {
-        olog(OLOG_ERROR, "too many sinks", OLOG_I("sinks", (long long)c->n_sinks),
-             OLOG_I("max", OIN_MAX_ROUTES));
-        return 2;
-    }
     st.ids = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.ids);
     st.dead_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.dead_seen);
     st.metrics = omet_new();

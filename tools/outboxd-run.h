@@ -41,6 +41,8 @@ typedef struct od_config {
     unsigned header_timeout_ms; /* headers complete after their first byte */
     unsigned body_timeout_ms;   /* body complete after the headers */
 
+    /* Validated by the config loader (outbox-config.h): at most OUTBOX_CONFIG_MAX_SINKS
+     * (= OIN_MAX_ROUTES), every rule the engine applies already applied. */
     const dlv_sink_config *sinks;
     size_t n_sinks;
 } od_config;
@@ -51,7 +53,8 @@ int od_run(const od_config *c);
 /*
  * Block SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it
  * creates afterwards) and ignore SIGPIPE; od_run() waits for them with sigtimedwait.
- * Call first thing in main().
+ * Call after the configuration has loaded (until then SIGTERM/SIGINT simply end the
+ * process) and before any thread exists.
  */
 void od_signals_block(void);
 

@@ -15,18 +15,36 @@
 #include "outboxd-log.h"
 #include "outboxd-run.h"
 
-/* Grace period for in-flight deliveries at shutdown (DESIGN: config or 10 s). */
+/* Grace period for in-flight deliveries at shutdown. */
 #define DEFAULT_GRACE_MS 10000
 
-/* Check what the config loader cannot know: the --listen override's syntax. */
-static int check_listen(const char *listen, const char *source)
+_Static_assert(OUTBOX_CONFIG_MAX_SINKS == OIN_MAX_ROUTES,
+               "the config's sink limit is the ingest router's");
+
+/*
+ * Every rule applied to the configuration before the daemon touches anything, for a start
+ * and for --check-config alike: the loader's (keys, values, sinks, secrets, listen address)
+ * and outbox_config_check's (a sink is required unless --allow-no-sinks). --listen was
+ * checked by od_args_parse with the same listen-address parser. 0, or -1 (logged).
+ */
+static int load_config(const od_args *a, outbox_config **out)
 {
-    char host[256], err[256];
-    uint16_t port;
-    if (oin_parse_listen(listen, host, sizeof host, &port, err, sizeof err) == 0)
-        return 0;
-    olog(OLOG_ERROR, "invalid configuration", OLOG_S("key", source), OLOG_S("error", err));
-    return -1;
+    char err[1024];
+    outbox_config *cfg = NULL;
+    if (outbox_config_load(a->config, &cfg, err, sizeof err) != 0 ||
+        outbox_config_check(cfg, a->allow_no_sinks ? 0 : OUTBOX_CONFIG_REQUIRE_SINKS, err,
+                            sizeof err) != 0) {
+        olog(OLOG_ERROR, "invalid configuration", OLOG_S("error", err));
+        outbox_config_free(cfg);
+        return -1;
+    }
+    if (cfg->n_sinks == 0)
+        olog(OLOG_WARN,
+             "no sinks configured (--allow-no-sinks): events are acknowledged but "
+             "not stored",
+             OLOG_S("config", a->config));
+    *out = cfg;
+    return 0;
 }
 
 /* A deadline in ms for the ingest options: 0 (unset) stays 0, capped at about 49 days. */
@@ -42,32 +60,20 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     olog_setup(a.log_level, a.log_format);
-    od_signals_block(); /* before any thread exists */
 
+    /* SIGTERM/SIGINT keep their default action while the config loads: nothing to clean up
+     * yet, and a file that blocks must not make the daemon deaf to them. */
     outbox_config *cfg = NULL;
-    char err[1024];
-    if (outbox_config_load(a.config, &cfg, err, sizeof err) != 0) {
-        olog(OLOG_ERROR, "invalid configuration", OLOG_S("error", err));
+    if (load_config(&a, &cfg) != 0)
         return 2;
-    }
-    rc = 2;
-    const char *listen = a.listen ? a.listen : cfg->ingest.listen;
-    if (check_listen(listen, a.listen ? "--listen" : "ingest.listen") != 0)
-        goto out;
-    if (cfg->n_sinks == 0)
-        olog(OLOG_WARN, "no sinks configured: events are acknowledged but not stored",
-             OLOG_S("config", a.config));
-    if (cfg->n_sinks > OIN_MAX_ROUTES) {
-        olog(OLOG_ERROR, "invalid configuration", OLOG_S("key", "sinks"),
-             OLOG_S("error", "more than 64 sinks"));
-        goto out;
-    }
     if (a.check_config) {
         printf("%s: configuration OK (%zu sink%s)\n", a.config, cfg->n_sinks,
                cfg->n_sinks == 1 ? "" : "s");
-        rc = 0;
-        goto out;
+        outbox_config_free(cfg);
+        return 0;
     }
+    od_signals_block(); /* before any thread exists */
+    const char *listen = a.listen ? a.listen : cfg->ingest.listen;
     const char *secrets[1] = {cfg->ingest.signing_secret};
     int64_t idle_s = (cfg->ingest.idle_timeout_ms + 999) / 1000;
     od_config c = {
@@ -94,7 +100,6 @@ int main(int argc, char **argv)
         .n_sinks = cfg->n_sinks,
     };
     rc = od_run(&c);
-out:
     outbox_config_free(cfg);
     return rc;
 }

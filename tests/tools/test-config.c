@@ -1,7 +1,9 @@
 /*
  * tests/tools/test-config.c - outboxd's YAML config loader: the example file, defaults,
  * every sink key, Flipt's audit block and its messages, error paths and lines, ${ENV} and
- * secret files, and that secrets never reach an error message.
+ * secret files, and that secrets never reach an error message; the hardening rules (nesting
+ * bound, secret files that are not regular files, CR/LF and any-case schemes in URLs, the
+ * sink limit, a config without sinks) and the YAML reader (aliases, duplicate keys).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "config-schema.h"
 #include "outbox-config.h"
 
 #define SINK_KEYS_TEXT                                                                             \
@@ -358,16 +362,14 @@ static void test_errors(void **state)
     load_err("sinks:\n  - url: http://x/\n", "config.yaml:2: sinks[0].name: required");
     load_err("sinks:\n  - name: a\n", "config.yaml:2: sinks[0].url: required");
     load_err("sinks:\n  - name: a\n    url: ftp://x/\n",
-             "config.yaml:3: sinks[0].url: expected an http:// or https:// URL");
+             "config.yaml:3: sinks[0].url: url must start with http:// or https://");
     load_err("sinks:\n  - name: bad/name\n    url: http://x/\n",
-             "config.yaml:2: sinks[0].name: invalid sink name \"bad/name\": use 1 to 63 of A-Z "
-             "a-z 0-9 . _ -");
+             "config.yaml:2: sinks[0].name: sink name \"bad/name\" has '/' at byte 4 (allowed: "
+             "A-Z a-z 0-9 . _ -)");
     load_err(
         "sinks:\n  - name: "
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    url: http://x/\n",
-        "config.yaml:2: sinks[0].name: invalid sink name "
-        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": use 1 to 63 of "
-        "A-Z a-z 0-9 . _ -");
+        "config.yaml:2: sinks[0].name: sink name is 64 bytes, at most 63 are allowed");
     load_err("sinks:\n  - name: a\n    url: http://x/\n  - name: a\n    url: http://y/\n",
              "config.yaml:4: sinks[1].name: duplicate sink name \"a\" (also sinks[0])");
     load_err("audit:\n  sinks:\n    webhook: {enabled: true, url: 'http://x/'}\n"
@@ -395,7 +397,8 @@ static void test_errors(void **state)
     load_err("sinks:\n  - name: a\n    url: http://x/\n    client_cert: /c.pem\n",
              "config.yaml:2: sinks[0].client_key: client_cert and client_key go together");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    headers: {\"Bad Name\": x}\n",
-             "config.yaml:4: sinks[0].headers.Bad Name: invalid header name");
+             "config.yaml:4: sinks[0].headers.Bad Name: header name \"Bad Name\" is not a token "
+             "(byte 4)");
 }
 
 /* Template bodies are parsed at load (gotmpl/gotmpl.h); a syntax error names the key
@@ -521,6 +524,242 @@ static void test_secrets(void **state)
     }
 }
 
+/* head, then n lines "<pre><i><post>" (i = 0..n-1), then tail; malloc'd. */
+static char *repeated(const char *head, const char *pre, int n, const char *post, const char *tail)
+{
+    size_t cap = strlen(head) + (size_t)n * (strlen(pre) + strlen(post) + 12) + strlen(tail) + 1;
+    size_t len = 0;
+    char *y = malloc(cap);
+    assert_non_null(y);
+    len += (size_t)snprintf(y, cap, "%s", head);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(y + len, cap - len, "%s%d%s", pre, i, post);
+    (void)snprintf(y + len, cap - len, "%s", tail);
+    return y;
+}
+
+/* A deeply nested document is refused while reading, at the first level too deep: flow
+ * and block style, ~200 KB each (libyaml's loader took ~51 s on such a file). */
+static void test_nesting_bound(void **state)
+{
+    (void)state;
+    size_t n = 100000;
+    char *y = malloc(2 * n + 16);
+    assert_non_null(y);
+    memcpy(y, "audit: ", 7);
+    for (size_t i = 0; i < n; i++)
+        y[7 + i] = '[';
+    for (size_t i = 0; i < n; i++)
+        y[7 + n + i] = ']';
+    y[7 + 2 * n] = '\n';
+    y[8 + 2 * n] = '\0';
+    load_err(y, "config.yaml:1: YAML nesting deeper than 64 levels (lists and mappings inside "
+                "each other); a configuration needs only a few");
+    free(y);
+
+    /* block mappings, one level per line: the error names the line of level 65 */
+    size_t levels = 600, len = 0, cap = levels * (levels + 8) + 64;
+    y = malloc(cap);
+    assert_non_null(y);
+    for (size_t i = 0; i < levels; i++) {
+        memset(y + len, ' ', i);
+        len += i;
+        len += (size_t)snprintf(y + len, cap - len, "k:\n");
+    }
+    y[len] = '\0';
+    load_err(y, "config.yaml:65: YAML nesting deeper than 64 levels (lists and mappings inside "
+                "each other); a configuration needs only a few");
+    free(y);
+
+    /* 64 levels in all are fine: two mappings and 62 lists (an ignored Flipt key) */
+    char ok[256];
+    (void)snprintf(ok, sizeof ok, "audit:\n  other: %.62s%.62s\n",
+                   "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+                   "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    outbox_config_free(load_ok(ok));
+}
+
+/* Anchors and aliases resolve to the anchored node; duplicate keys are found among many. */
+static void test_yaml_reader(void **state)
+{
+    (void)state;
+    outbox_config *c = load_ok("sinks:\n  - name: a\n    url: &u http://127.0.0.1:1/\n"
+                               "  - name: b\n    url: *u\n");
+    assert_int_equal(c->n_sinks, 2);
+    assert_string_equal(c->sinks[1].url, "http://127.0.0.1:1/");
+    outbox_config_free(c);
+    load_err("sinks:\n  - name: a\n    url: *nope\n",
+             "config.yaml:3: YAML syntax error: found undefined alias *nope");
+
+    /* 3,000 distinct keys in Flipt's block (ignored) and then one repeated */
+    char *y = repeated("audit:\n", "  key", 3000, ": 1\n", "  key17: 2\n");
+    load_err(y, "config.yaml:3002: audit.key17: duplicate key (first at line 19)");
+    free(y);
+}
+
+/* The rules the delivery engine applies at start are applied at load, with the line. */
+static void test_start_rules_at_load(void **state)
+{
+    (void)state;
+    /* any-case scheme, as Go reads it */
+    outbox_config *c = load_ok("sinks:\n  - name: a\n    url: HTTP://127.0.0.1:1/hook\n"
+                               "  - name: b\n    url: HtTpS://example.com/\n");
+    assert_string_equal(c->sinks[0].url, "HTTP://127.0.0.1:1/hook");
+    outbox_config_free(c);
+    load_err("sinks:\n  - name: a\n    url: \"http://x/a\\r\\nX-Injected: 1\"\n",
+             "config.yaml:3: sinks[0].url: url has a control character (0x0d) at byte 11");
+    load_err("audit:\n  sinks:\n    webhook:\n      enabled: true\n"
+             "      url: \"http://x/\\n\"\n",
+             "config.yaml:5: audit.sinks.webhook.url: url has a control character (0x0a) at "
+             "byte 10");
+    load_err("audit:\n  sinks:\n    webhook:\n      enabled: true\n      templates:\n"
+             "        - url: ftp://a/\n          body: '{}'\n",
+             "config.yaml:6: audit.sinks.webhook.templates[0].url: url must start with http:// "
+             "or https://");
+    /* the audit webhook's secret is used for Standard Webhooks too: it must decode */
+    load_err("audit:\n  sinks:\n    webhook:\n      enabled: true\n      url: http://x/\n"
+             "      signing_secret: whsec_!!\n",
+             "config.yaml:4: audit.sinks.webhook: signing secret 1: the secret starts with "
+             "whsec_ but the rest is not valid base64");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    headers: {X-A: \"a\\u0001b\"}\n",
+             "config.yaml:4: sinks[0].headers.X-A: header X-A: the value has a control "
+             "character at byte 2");
+
+    /* at most 64 sinks: the 65th is named */
+    char *y = repeated("sinks:\n", "  - {name: s", 65, ", url: 'http://x/'}\n", "");
+    load_err(y, "config.yaml:66: sinks[64]: more than 64 sinks");
+    free(y);
+    y = repeated("sinks:\n", "  - {name: s", 64, ", url: 'http://x/'}\n", "");
+    outbox_config_free(load_ok(y));
+    free(y);
+}
+
+/* A secret file must be a regular file: a FIFO (no writer) or a directory is refused at
+ * once instead of blocking in open(). */
+static void test_secret_file_kinds(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/outbox-test-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[256], yaml[1024], want[1024];
+    (void)snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    (void)snprintf(yaml, sizeof yaml,
+                   "sinks:\n  - name: a\n    url: http://x/\n    signing_secret_file: %s\n", fifo);
+    (void)snprintf(want, sizeof want,
+                   "config.yaml:4: sinks[0].signing_secret_file: %s is a FIFO; a secret file "
+                   "must be a regular file",
+                   fifo);
+    load_err(yaml, want);
+    (void)snprintf(yaml, sizeof yaml, "ingest:\n  signing_secret_file: %s\n", dir);
+    (void)snprintf(want, sizeof want,
+                   "config.yaml:2: ingest.signing_secret_file: %s is a directory; a secret file "
+                   "must be a regular file",
+                   dir);
+    load_err(yaml, want);
+    /* TLS files are read by libcurl later: when they exist, they must be regular files */
+    (void)snprintf(yaml, sizeof yaml, "sinks:\n  - name: a\n    url: https://x/\n    ca_file: %s\n",
+                   fifo);
+    (void)snprintf(want, sizeof want,
+                   "config.yaml:4: sinks[0].ca_file: %s is a FIFO; it must be a regular file",
+                   fifo);
+    load_err(yaml, want);
+    assert_int_equal(unlink(fifo), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* No sink: loads (outboxctl reads such files), refused by the daemon's check. */
+static void test_no_sinks_check(void **state)
+{
+    (void)state;
+    static const char *const none[] = {"",
+                                       "~\n",
+                                       "sinks: []\n",
+                                       "sinks:\n",
+                                       "audit:\n  sinks:\n    webhook:\n      enabled: no\n",
+                                       NULL};
+    for (size_t i = 0; none[i]; i++) {
+        outbox_config *c = load_ok(none[i]);
+        char err[512] = "";
+        assert_int_equal(outbox_config_check(c, 0, err, sizeof err), 0);
+        assert_int_equal(outbox_config_check(c, OUTBOX_CONFIG_REQUIRE_SINKS, err, sizeof err), -1);
+        assert_string_equal(err, "config.yaml: sinks: no sink is configured (sinks: is empty and "
+                                 "audit.sinks.webhook is not enabled): every event would be "
+                                 "acknowledged and dropped; add a sink, or start with "
+                                 "--allow-no-sinks");
+        outbox_config_free(c);
+    }
+    outbox_config *c = load_ok("sinks: [{name: a, url: 'http://x/'}]\n");
+    assert_int_equal(outbox_config_check(c, OUTBOX_CONFIG_REQUIRE_SINKS, NULL, 0), 0);
+    outbox_config_free(c);
+}
+
+/* The key reference comes from the same table as dispatch and the "expected one of" list. */
+static void test_key_reference(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    outbox_config_print_keys(f);
+    assert_int_equal(fclose(f), 0);
+    static const char *const keys[] = {"outbox.path",
+                                       "outbox.prefill",
+                                       "ingest.body_timeout",
+                                       "audit.sinks.webhook.templates",
+                                       "sinks[].insecure",
+                                       "sinks[].dead_letter_on",
+                                       NULL};
+    for (size_t i = 0; keys[i]; i++)
+        if (!strstr(buf, keys[i]))
+            fail_msg("%s missing from the key reference", keys[i]);
+    free(buf);
+}
+
+/* The table walker on its own: a two-row schema gives dispatch, bounds and the "expected
+ * one of" list (the way a new section is added, e.g. a backend's settings). */
+typedef struct demo {
+    int64_t lease_ms;
+    unsigned pool;
+} demo;
+
+static void test_schema_table(void **state)
+{
+    (void)state;
+    static const cs_key rows[] = {
+        {"lease", CS_DURATION_MS, CS_OBJ, offsetof(demo, lease_ms), 1000, 3600000, NULL, NULL, NULL,
+         NULL, NULL, "claim lease (1s..1h)"},
+        {"pool", CS_UINT, CS_OBJ, offsetof(demo, pool), 1, 64, NULL, NULL, NULL, NULL, NULL,
+         "connections"},
+    };
+    static const cs_table t = CS_TABLE(rows, 1);
+    struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"lease: 5s\npool: 3\n", ""},
+        {"lease: 500ms\n", "d.yaml:1: x.lease: must be between 1s and 1h0m0s"},
+        {"lease: 2h\n", "d.yaml:1: x.lease: must be between 1s and 1h0m0s"},
+        {"pool: 65\n", "d.yaml:1: x.pool: 65 is out of range (1..64)"},
+        {"poll: 1\n", "d.yaml:1: x.poll: unknown key (expected one of: lease, pool)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        cy_ctx x = {"d.yaml", err, sizeof err};
+        cy_doc *d = NULL;
+        demo v = {0};
+        assert_int_equal(cy_parse(&x, cases[i].yaml, strlen(cases[i].yaml), 0, &d), 0);
+        int rc = cs_walk(&x, cy_root(d), "x", &t, &v, NULL, NULL);
+        cy_doc_free(d);
+        assert_int_equal(rc, *cases[i].want ? -1 : 0);
+        assert_string_equal(err, cases[i].want);
+        if (i == 0) {
+            assert_int_equal(v.lease_ms, 5000);
+            assert_int_equal(v.pool, 3);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +772,13 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_template_body),
+        cmocka_unit_test(test_nesting_bound),
+        cmocka_unit_test(test_yaml_reader),
+        cmocka_unit_test(test_start_rules_at_load),
+        cmocka_unit_test(test_secret_file_kinds),
+        cmocka_unit_test(test_no_sinks_check),
+        cmocka_unit_test(test_key_reference),
+        cmocka_unit_test(test_schema_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

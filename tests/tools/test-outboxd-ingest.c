@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "listen-addr.h"
 #include "outbox/outbox.h"
 #include "outboxd-event.h"
 #include "outboxd-ingest.h"
@@ -656,16 +657,16 @@ static void test_parse_listen(void **state)
 {
     char host[64], err[128];
     uint16_t port;
-    assert_int_equal(oin_parse_listen("127.0.0.1:8080", host, sizeof host, &port, err, 128), 0);
+    assert_int_equal(listen_addr_parse("127.0.0.1:8080", host, sizeof host, &port, err, 128), 0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 8080);
-    assert_int_equal(oin_parse_listen("[::1]:9", host, sizeof host, &port, err, 128), 0);
+    assert_int_equal(listen_addr_parse("[::1]:9", host, sizeof host, &port, err, 128), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 9);
-    assert_int_equal(oin_parse_listen("localhost", host, sizeof host, &port, err, 128), -1);
-    assert_int_equal(oin_parse_listen("h:70000", host, sizeof host, &port, err, 128), -1);
-    assert_int_equal(oin_parse_listen(":80", host, sizeof host, &port, err, 128), -1);
-    assert_int_equal(oin_parse_listen("::1:80", host, sizeof host, &port, err, 128), -1);
+    assert_int_equal(listen_addr_parse("localhost", host, sizeof host, &port, err, 128), -1);
+    assert_int_equal(listen_addr_parse("h:70000", host, sizeof host, &port, err, 128), -1);
+    assert_int_equal(listen_addr_parse(":80", host, sizeof host, &port, err, 128), -1);
+    assert_int_equal(listen_addr_parse("::1:80", host, sizeof host, &port, err, 128), -1);
 }
 
 static void test_log_lines(void **state)
