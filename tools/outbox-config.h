@@ -43,6 +43,11 @@
 /* Store durability (same values as obx_durability). */
 enum { OUTBOX_CONFIG_DURABILITY_FULL = 0, OUTBOX_CONFIG_DURABILITY_NOMETASYNC = 1 };
 
+/* Defaults: a `sinks:` entry's max_backoff_duration (the audit block's webhook keeps
+ * Flipt's 15 s) and ingest.idempotency_window. */
+#define OUTBOX_CONFIG_SINK_MAX_BACKOFF_MS    (INT64_C(24) * 3600 * 1000)
+#define OUTBOX_CONFIG_IDEMPOTENCY_WINDOW_MS (INT64_C(24) * 3600 * 1000)
+
 typedef struct outbox_config_store {
     char *path;           /* owned; default "./outbox-data" */
     uint64_t max_size;    /* bytes; default 1 GiB */
