@@ -103,6 +103,7 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         json_object_set_new(o, "daemon_running", owner < 0 ? json_null() : json_boolean(owner > 0));
         json_object_set_new(o, "events", json_integer((json_int_t)st->events));
         json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
+        json_object_set_new(o, "idempotency_keys", json_integer((json_int_t)st->idem_keys));
         json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
         json_object_set_new(o, "file_bytes", json_integer((json_int_t)st->file_bytes));
         json_object_set_new(o, "max_size", json_integer((json_int_t)cap));
@@ -134,6 +135,9 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
             printf("daemon   not running: nothing is being delivered\n");
         printf("events   %llu stored, %llu accepted since the store was created\n",
                (unsigned long long)st->events, (unsigned long long)st->enqueued);
+        if (st->idem_keys)
+            printf("keys     %llu idempotency keys remembered\n",
+                   (unsigned long long)st->idem_keys);
         printf("size     %s used of %s (%.0f%%); new events are refused above %s; file %s\n", used,
                capb, cap ? 100.0 * (double)st->used_bytes / (double)cap : 0.0, highb, fileb);
         if (st->used_bytes >= high)
