@@ -221,6 +221,49 @@ int obx__idem_sweep_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     return OBX_OK;
 }
 
+int obx__idem_census(obx_store *s, MDB_txn *txn, obx_idem_census *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->db_idem)
+        return 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->db_idem, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const unsigned char *kp = k.mv_data;
+        if (kp[0] == 'x') {
+            out->expiries++;
+            continue;
+        }
+        int64_t expires, created;
+        const unsigned char *hash;
+        uint32_t n_ids, note_len;
+        out->keys++;
+        if (kp[0] != 'k' || k.mv_size < 2 || k.mv_size > KEY_K_MAX ||
+            !rec_parse(&v, &expires, &created, &hash, &n_ids, &note_len)) {
+            out->bad++;
+            continue;
+        }
+        unsigned char xb[KEY_X_MAX];
+        xb[0] = 'x';
+        be64_put(xb + 1, (uint64_t)expires);
+        memcpy(xb + 9, kp + 1, k.mv_size - 1);
+        MDB_val x = {k.mv_size + 8, xb}, xv;
+        int xr = mdb_get(txn, s->db_idem, &x, &xv);
+        if (xr == MDB_NOTFOUND)
+            out->unindexed++;
+        else if (xr) {
+            rc = xr;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int obx_enqueue_idem(obx_store *s, const obx_event_in *events, size_t n, const obx_idem *idem,
                      uint64_t *ids, obx_idem_result *res, obx_error *err)
 {

@@ -238,6 +238,14 @@ int obx__idem_lookup(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
 uint64_t obx__idem_estimate(const obx_op *op);
 /* After the op's events are written (ids in op->u.enq.ids): store its key. LMDB rc. */
 int obx__idem_put(obx_store *s, txn_ctx *ctx, const obx_op *op, int64_t now);
+/* obx_check: what the "idem" database holds. Returns an LMDB rc (0 = ok). */
+typedef struct obx_idem_census {
+    uint64_t keys;      /* 'k' records */
+    uint64_t expiries;  /* 'x' entries */
+    uint64_t bad;       /* 'k' records that do not decode */
+    uint64_t unindexed; /* 'k' records without their 'x' entry (never swept) */
+} obx_idem_census;
+int obx__idem_census(obx_store *s, MDB_txn *txn, obx_idem_census *out);
 /* OP_IDEM_SWEEP. */
 int obx__idem_sweep_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
 
