@@ -14,16 +14,31 @@
 
 #include "testutil.h"
 
-static obx_store *open_owner(const char *dir)
+/* Each test: a fresh store with the sink "webhook". */
+typedef struct fixture {
+    char *dir;
+    obx_store *s;
+    uint32_t sink;
+} fixture;
+
+static int setup(void **state)
 {
-    obx_options o;
-    obx_options_init(&o);
-    o.flags = OBX_OPEN_OWNER;
-    obx_store *s = NULL;
-    obx_error err = {0};
-    if (obx_open(dir, &o, &s, &err) != OBX_OK)
-        fail_msg("open: %s", err.msg);
-    return s;
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tmpdir_new("idem");
+    f->s = owner_open(f->dir);
+    assert_int_equal(obx_sink_id(f->s, "webhook", &f->sink, NULL), OBX_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    obx_close(f->s);
+    rm_rf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
 }
 
 static uint64_t stat_events(obx_store *s, uint64_t *keys)
@@ -48,11 +63,9 @@ static obx_idem idem_of(const char *key, unsigned char fill, int64_t expires)
 
 static void test_replay_same_ids(void **state)
 {
-    (void)state;
-    char *dir = tmpdir_new("idem");
-    obx_store *s = open_owner(dir);
-    uint32_t sink;
-    assert_int_equal(obx_sink_id(s, "webhook", &sink, NULL), OBX_OK);
+    fixture *f = *state;
+    obx_store *s = f->s;
+    uint32_t sink = f->sink;
     obx_event_in e[2] = {ev_in("{\"a\":1}", &sink, 1), ev_in("{\"b\":2}", &sink, 1)};
     obx_idem im = idem_of("order-42", 7, obx_now_ms() + HOUR);
     im.note = "11";
@@ -82,7 +95,7 @@ static void test_replay_same_ids(void **state)
 
     /* Survives a reopen. */
     obx_close(s);
-    s = open_owner(dir);
+    s = f->s = owner_open(f->dir);
     assert_int_equal(obx_enqueue_idem(s, e, 1, &im, again, &res, &err), OBX_OK);
     assert_int_equal(res.replayed, 1);
     assert_int_equal(res.ids[0], ids[0]);
@@ -93,18 +106,13 @@ static void test_replay_same_ids(void **state)
     assert_int_equal(obx_enqueue_idem(s, e, 1, NULL, again, &res, &err), OBX_OK);
     assert_int_equal(res.replayed, 0);
     assert_int_equal(again[0], ids[1] + 1);
-    obx_close(s);
-    rm_rf(dir);
-    free(dir);
 }
 
 static void test_conflict_and_invalid(void **state)
 {
-    (void)state;
-    char *dir = tmpdir_new("idem");
-    obx_store *s = open_owner(dir);
-    uint32_t sink;
-    assert_int_equal(obx_sink_id(s, "webhook", &sink, NULL), OBX_OK);
+    fixture *f = *state;
+    obx_store *s = f->s;
+    uint32_t sink = f->sink;
     obx_event_in e = ev_in("{\"a\":1}", &sink, 1);
     obx_idem im = idem_of("k1", 1, obx_now_ms() + HOUR);
     uint64_t id;
@@ -133,18 +141,13 @@ static void test_conflict_and_invalid(void **state)
     obx_idem ok = idem_of(longkey, 1, obx_now_ms() + HOUR);
     assert_int_equal(obx_enqueue_idem(s, &e, 1, &ok, &id, &res, &err), OBX_OK);
     assert_int_equal(stat_events(s, NULL), 2);
-    obx_close(s);
-    rm_rf(dir);
-    free(dir);
 }
 
 static void test_expiry_sweep(void **state)
 {
-    (void)state;
-    char *dir = tmpdir_new("idem");
-    obx_store *s = open_owner(dir);
-    uint32_t sink;
-    assert_int_equal(obx_sink_id(s, "webhook", &sink, NULL), OBX_OK);
+    fixture *f = *state;
+    obx_store *s = f->s;
+    uint32_t sink = f->sink;
     obx_event_in e = ev_in("{\"a\":1}", &sink, 1);
     int64_t now = obx_now_ms();
     uint64_t id1, id2;
@@ -193,17 +196,12 @@ static void test_expiry_sweep(void **state)
     size_t problems = 1;
     assert_int_equal(obx_check(s, NULL, NULL, &problems, NULL), OBX_OK);
     assert_int_equal(problems, 0);
-    obx_close(s);
-    rm_rf(dir);
-    free(dir);
 }
 
 /* A request that routed no event still keeps its key (and its note). */
 static void test_key_without_events(void **state)
 {
-    (void)state;
-    char *dir = tmpdir_new("idem");
-    obx_store *s = open_owner(dir);
+    obx_store *s = ((fixture *)*state)->s;
     obx_idem im = idem_of("empty", 5, obx_now_ms() + HOUR);
     im.note = "0";
     im.note_len = 1;
@@ -217,9 +215,6 @@ static void test_key_without_events(void **state)
     obx_idem_result_clear(&res);
     obx_error err = {0};
     assert_int_equal(obx_enqueue(s, NULL, 0, NULL, &err), OBX_ERR_INVALID);
-    obx_close(s);
-    rm_rf(dir);
-    free(dir);
 }
 
 #define RACERS 8
@@ -250,11 +245,9 @@ static void *race(void *arg)
 /* Threads with one key, sharing group commits: one stores, every other one replays. */
 static void test_concurrent_same_key(void **state)
 {
-    (void)state;
-    char *dir = tmpdir_new("idem");
-    obx_store *s = open_owner(dir);
-    uint32_t sink;
-    assert_int_equal(obx_sink_id(s, "webhook", &sink, NULL), OBX_OK);
+    fixture *f = *state;
+    obx_store *s = f->s;
+    uint32_t sink = f->sink;
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, RACERS);
     racer r[RACERS];
@@ -273,9 +266,6 @@ static void test_concurrent_same_key(void **state)
     pthread_barrier_destroy(&go);
     assert_int_equal(stored, 1);
     assert_int_equal(stat_events(s, NULL), 1);
-    obx_close(s);
-    rm_rf(dir);
-    free(dir);
 }
 
 /* A replay needs no room: a full store still answers a known key. */
@@ -319,9 +309,12 @@ static void test_replay_when_full(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_replay_same_ids),     cmocka_unit_test(test_conflict_and_invalid),
-        cmocka_unit_test(test_expiry_sweep),        cmocka_unit_test(test_key_without_events),
-        cmocka_unit_test(test_concurrent_same_key), cmocka_unit_test(test_replay_when_full),
+        cmocka_unit_test_setup_teardown(test_replay_same_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_and_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_without_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_same_key, setup, teardown),
+        cmocka_unit_test(test_replay_when_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
