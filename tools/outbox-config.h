@@ -45,7 +45,7 @@ enum { OUTBOX_CONFIG_DURABILITY_FULL = 0, OUTBOX_CONFIG_DURABILITY_NOMETASYNC = 
 
 /* Defaults: a `sinks:` entry's max_backoff_duration (the audit block's webhook keeps
  * Flipt's 15 s) and ingest.idempotency_window. */
-#define OUTBOX_CONFIG_SINK_MAX_BACKOFF_MS    (INT64_C(24) * 3600 * 1000)
+#define OUTBOX_CONFIG_SINK_MAX_BACKOFF_MS   (INT64_C(24) * 3600 * 1000)
 #define OUTBOX_CONFIG_IDEMPOTENCY_WINDOW_MS (INT64_C(24) * 3600 * 1000)
 
 typedef struct outbox_config_store {
