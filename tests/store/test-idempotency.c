@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 #include <pthread.h>
 
 #include "testutil.h"
@@ -306,6 +307,57 @@ static void test_replay_when_full(void **state)
     free(dir);
 }
 
+/* A store made before keys existed has no "idem" database: a read-only handle opens it
+ * without one (stats and check work), a writable one adds it. */
+static void test_store_without_keys(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new("idem-old");
+    obx_close(owner_open(dir));
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 12), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "idem", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_READONLY;
+    obx_store *s = NULL;
+    obx_error err = {0};
+    assert_int_equal(obx_open(dir, &o, &s, &err), OBX_OK);
+    uint64_t keys = 9;
+    assert_int_equal(stat_events(s, &keys), 0);
+    assert_int_equal(keys, 0);
+    size_t problems = 1, removed = 1;
+    assert_int_equal(obx_check(s, NULL, NULL, &problems, NULL), OBX_OK);
+    assert_int_equal(problems, 0);
+    assert_int_equal(obx_idem_sweep(s, obx_now_ms(), 0, &removed, NULL), OBX_OK);
+    assert_int_equal(removed, 0);
+    obx_close(s);
+
+    s = owner_open(dir);
+    uint32_t sink;
+    assert_int_equal(obx_sink_id(s, "webhook", &sink, NULL), OBX_OK);
+    obx_event_in e = ev_in("{\"a\":1}", &sink, 1);
+    obx_idem im = idem_of("after-upgrade", 1, obx_now_ms() + HOUR);
+    obx_idem_result res;
+    uint64_t id;
+    assert_int_equal(obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL), OBX_OK);
+    assert_int_equal(obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL), OBX_OK);
+    assert_int_equal(res.replayed, 1);
+    obx_idem_result_clear(&res);
+    obx_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_without_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_same_key, setup, teardown),
         cmocka_unit_test(test_replay_when_full),
+        cmocka_unit_test(test_store_without_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
