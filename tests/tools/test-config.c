@@ -398,6 +398,9 @@ static void test_errors(void **state)
              "dead-letter");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    timeout: -1s\n",
              "config.yaml:4: sinks[0].timeout: must be a positive duration, found \"-1s\"");
+    load_err("ingest:\n  idempotency_window: 0s\n",
+             "config.yaml:2: ingest.idempotency_window: must be a positive duration, found "
+             "\"0s\"");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    client_cert: /c.pem\n",
              "config.yaml:2: sinks[0].client_key: client_cert and client_key go together");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    headers: {\"Bad Name\": x}\n",
