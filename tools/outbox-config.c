@@ -626,7 +626,6 @@ int outbox_config_defaults(outbox_config *c)
     c->ingest.max_connections = 1024;
     c->ingest.max_connections_per_ip = 256;
     c->ingest.idle_timeout_ms = 30000;
-    c->ingest.idempotency_window_ms = OUTBOX_CONFIG_IDEMPOTENCY_WINDOW_MS;
     c->audit.events = dlv_filter_new_all();
     c->audit.buffer_capacity = 2;
     c->audit.buffer_flush_period_ns = INT64_C(120000000000);

@@ -1031,6 +1031,8 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
         return NULL;
     }
     s->cfg = *cfg;
+    if (s->cfg.idem_window_ms <= 0)
+        s->cfg.idem_window_ms = OIN_IDEM_WINDOW_MS;
     s->cfg.listen = NULL; /* not kept */
     s->quiesced_fd = -1;
     pthread_mutex_init(&s->mu, NULL);

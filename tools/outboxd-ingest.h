@@ -52,6 +52,8 @@
 /* Defaults of the deadlines (oin_config fields left 0). */
 #define OIN_HEADER_TIMEOUT_MS 10000u
 #define OIN_BODY_TIMEOUT_MS   60000u
+/* Default of idem_window_ms: how long an Idempotency-Key is remembered (24 h). */
+#define OIN_IDEM_WINDOW_MS INT64_C(86400000)
 
 /*
  * Route an event: fill sinks[] (capacity OIN_MAX_ROUTES) with the ids of the sinks whose
@@ -89,7 +91,7 @@ typedef struct oin_config {
     oin_metrics_fn render_metrics;
     void *metrics_ud;
     omet *metrics;          /* counters to bump; borrowed */
-    int64_t idem_window_ms; /* how long an Idempotency-Key is remembered (> 0) */
+    int64_t idem_window_ms; /* how long an Idempotency-Key is remembered; 0 = the default */
 } oin_config;
 
 typedef struct oin_server oin_server;
