@@ -35,9 +35,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    obx_close(f->s);
-    rm_rf(f->dir);
-    free(f->dir);
+    store_dispose(f->s, f->dir);
     free(f);
     return 0;
 }
@@ -302,9 +300,7 @@ static void test_replay_when_full(void **state)
     assert_int_equal(res.replayed, 1);
     assert_int_equal(res.ids[0], first);
     obx_idem_result_clear(&res);
-    obx_close(s);
-    rm_rf(dir);
-    free(dir);
+    store_dispose(s, dir);
 }
 
 /* A store made before keys existed has no "idem" database: a read-only handle opens it
@@ -353,9 +349,7 @@ static void test_store_without_keys(void **state)
     assert_int_equal(obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL), OBX_OK);
     assert_int_equal(res.replayed, 1);
     obx_idem_result_clear(&res);
-    obx_close(s);
-    rm_rf(dir);
-    free(dir);
+    store_dispose(s, dir);
 }
 
 int main(void)

@@ -42,6 +42,14 @@ static inline obx_store *owner_open(const char *dir)
     return s;
 }
 
+/* Close the store and remove its directory (freeing the tmpdir_new() string). */
+static inline void store_dispose(obx_store *s, char *dir)
+{
+    obx_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 static inline obx_event_in ev_in(const char *body, const uint32_t *sinks, size_t n)
 {
     obx_event_in e = {"flag", "created", body, strlen(body), 0, sinks, n};
