@@ -11,12 +11,18 @@ and outboxctl (suite 'e2e'; the crash case is in e2e-crashpoints.py).
   - threads racing with one key (thread-per-connection and pool mode): exactly one event,
     every answer has its id;
   - expiry: with a 1s window the sweeper forgets the key (stats idempotency_keys drops to
-    0) and the key is then accepted as new.
+    0) and the key is then accepted as new;
+  - kill -9: a producer posts events with one key each while outboxd is SIGKILLed at random
+    moments; after each restart it retries the request whose answer it lost, with the same
+    key; in the end every key is stored exactly once (events == keys) and every answer it
+    got is the one a replay gives.
 """
 import json
 import os
+import random
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -170,6 +176,50 @@ class TestIdempotency(h.Case):
         self.assertNotIn("idempotent-replayed", hd)
         self.assertNotEqual(json.loads(second)["id"], json.loads(first)["id"])
         self.assertEqual(self.events_stored(), 2)
+        self.assertEqual(d.stop(), 0)
+
+    def test_kill9_then_retry_with_same_key_stores_once(self):
+        self.config()
+        keys = ["kill-%03d" % i for i in range(h.scaled(300, 60))]
+        pending, answers, lost = list(keys), {}, []
+        rnd = random.Random(int(os.environ.get("OUTBOX_E2E_SEED", "15")))
+
+        def produce(d):
+            while pending:
+                k = pending[0]
+                try:
+                    st, _, data = self.post(d, h.event(k), k)
+                except Exception:  # killed before the answer was read: retry later
+                    lost.append(k)
+                    return
+                if st != 202:
+                    return
+                answers.setdefault(k, data)
+                pending.pop(0)
+
+        cycles = 0
+        for _ in range(8):
+            if not pending:
+                break
+            cycles += 1
+            d = self.start()
+            t = threading.Thread(target=produce, args=(d,))
+            t.start()
+            time.sleep(rnd.uniform(0.005, 0.08))
+            d.kill()  # SIGKILL, wherever the request is
+            t.join()
+        d = self.start()
+        for k in keys:
+            st, hd, data = self.post(d, h.event(k), k)
+            self.assertEqual(st, 202, data)
+            if k in answers:
+                self.assertEqual(hd.get("idempotent-replayed"), "true")
+                self.assertEqual(data, answers[k])
+        sys.stderr.write("kill -9 cycles %d, answers lost and retried %d, keys %d\n"
+                         % (cycles, len(lost), len(keys)))
+        st = h.stats(self.data)
+        self.assertEqual(st["events"], len(keys), "lost answers retried: %d" % len(lost))
+        self.assertEqual(st["idempotency_keys"], len(keys))
         self.assertEqual(d.stop(), 0)
 
 
