@@ -303,6 +303,28 @@ static void test_replay_when_full(void **state)
     store_dispose(s, dir);
 }
 
+/* Open the closed store at dir with LMDB itself, in a write transaction on "idem". */
+static MDB_env *raw_idem(const char *dir, MDB_txn **txn, MDB_dbi *dbi)
+{
+    MDB_env *env;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 12), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, txn), 0);
+    assert_int_equal(mdb_dbi_open(*txn, "idem", 0, dbi), 0);
+    return env;
+}
+
+static obx_store *open_readonly(const char *dir)
+{
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_READONLY;
+    obx_store *s = NULL;
+    assert_int_equal(obx_open(dir, &o, &s, NULL), OBX_OK);
+    return s;
+}
+
 /* A store made before keys existed has no "idem" database: a read-only handle opens it
  * without one (stats and check work), a writable one adds it. */
 static void test_store_without_keys(void **state)
@@ -310,24 +332,14 @@ static void test_store_without_keys(void **state)
     (void)state;
     char *dir = tmpdir_new("idem-old");
     obx_close(owner_open(dir));
-    MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 12), 0);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "idem", 0, &dbi), 0);
+    MDB_env *env = raw_idem(dir, &txn, &dbi);
     assert_int_equal(mdb_drop(txn, dbi, 1), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 
-    obx_options o;
-    obx_options_init(&o);
-    o.flags = OBX_OPEN_READONLY;
-    obx_store *s = NULL;
-    obx_error err = {0};
-    assert_int_equal(obx_open(dir, &o, &s, &err), OBX_OK);
+    obx_store *s = open_readonly(dir);
     uint64_t keys = 9;
     assert_int_equal(stat_events(s, &keys), 0);
     assert_int_equal(keys, 0);
@@ -352,6 +364,41 @@ static void test_store_without_keys(void **state)
     store_dispose(s, dir);
 }
 
+static void count_problem(void *ud, const char *problem)
+{
+    if (strstr(problem, "idempotency"))
+        ++*(int *)ud;
+}
+
+/* obx_check names a key whose expiry entry is gone (it would never be swept). */
+static void test_check_reports_keys(void **state)
+{
+    fixture *f = *state;
+    obx_event_in e = ev_in("{\"a\":1}", &f->sink, 1);
+    obx_idem im = idem_of("checked", 1, INT64_C(4102444800000)); /* year 2100 */
+    obx_idem_result res;
+    uint64_t id;
+    assert_int_equal(obx_enqueue_idem(f->s, &e, 1, &im, &id, &res, NULL), OBX_OK);
+    obx_close(f->s);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_env *env = raw_idem(f->dir, &txn, &dbi);
+    unsigned char xk[1 + 8 + 7] = {'x'};
+    for (int i = 0; i < 8; i++)
+        xk[1 + i] = (unsigned char)(UINT64_C(4102444800000) >> (56 - 8 * i));
+    memcpy(xk + 9, "checked", 7);
+    MDB_val k = {sizeof xk, xk};
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    f->s = open_readonly(f->dir);
+    int named = 0;
+    size_t problems = 0;
+    assert_int_equal(obx_check(f->s, count_problem, &named, &problems, NULL), OBX_OK);
+    assert_true(problems >= 1);
+    assert_true(named >= 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_same_key, setup, teardown),
         cmocka_unit_test(test_replay_when_full),
         cmocka_unit_test(test_store_without_keys),
+        cmocka_unit_test_setup_teardown(test_check_reports_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
