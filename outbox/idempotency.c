@@ -264,6 +264,64 @@ int obx__idem_census(obx_store *s, MDB_txn *txn, obx_idem_census *out)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The checks of one request before it is submitted (key, note, events, store state). */
+static int enqueue_req_check(obx_store *s, const obx_event_in *events, size_t n,
+                             const obx_idem *idem, obx_error *err)
+{
+    if (idem) {
+        int rc = obx_idem_key_check(idem->key, err);
+        if (rc)
+            return rc;
+        if (idem->note_len > OBX_IDEM_NOTE_MAX || (idem->note_len && !idem->note))
+            return obx__fail(err, OBX_ERR_INVALID, "idempotency note of %zu bytes (at most %d)",
+                             idem->note_len, OBX_IDEM_NOTE_MAX);
+    }
+    return obx__enqueue_check(s, events, n, idem != NULL, err);
+}
+
+int obx_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n)
+{
+    obx_op *ops = calloc(n ? n : 1, sizeof *ops);
+    size_t *which = calloc(n ? n : 1, sizeof *which);
+    size_t k = 0;
+    if (!ops || !which) {
+        for (size_t i = 0; i < n; i++)
+            reqs[i].rc = obx__fail(&reqs[i].err, OBX_ERR_NOMEM, "out of memory");
+        free(ops);
+        free(which);
+        return OBX_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        obx_enqueue_req *r = &reqs[i];
+        memset(&r->res, 0, sizeof r->res);
+        memset(&r->err, 0, sizeof r->err);
+        r->rc = enqueue_req_check(s, r->events, r->n, r->idem, &r->err);
+        if (r->rc)
+            continue;
+        obx_op *op = &ops[k];
+        op->kind = OP_ENQUEUE;
+        op->u.enq.events = r->events;
+        op->u.enq.n = r->n;
+        op->u.enq.ids = r->ids;
+        op->u.enq.idem = r->idem;
+        op->u.enq.res = r->idem ? &r->res : NULL;
+        which[k++] = i;
+    }
+    if (k)
+        obx__store_submit_many(s, ops, k);
+    for (size_t j = 0; j < k; j++) {
+        obx_enqueue_req *r = &reqs[which[j]];
+        r->rc = ops[j].rc;
+        if (r->rc) {
+            r->err = ops[j].err;
+            obx_idem_result_clear(&r->res);
+        }
+    }
+    free(ops);
+    free(which);
+    return OBX_OK;
+}
+
 int obx_enqueue_idem(obx_store *s, const obx_event_in *events, size_t n, const obx_idem *idem,
                      uint64_t *ids, obx_idem_result *res, obx_error *err)
 {
@@ -273,16 +331,12 @@ int obx_enqueue_idem(obx_store *s, const obx_event_in *events, size_t n, const o
         return obx_enqueue(s, events, n, ids, err);
     if (!res)
         return obx__fail(err, OBX_ERR_INVALID, "idempotent enqueue needs a result");
-    int rc = obx_idem_key_check(idem->key, err);
-    if (rc)
-        return rc;
-    if (idem->note_len > OBX_IDEM_NOTE_MAX || (idem->note_len && !idem->note))
-        return obx__fail(err, OBX_ERR_INVALID, "idempotency note of %zu bytes (at most %d)",
-                         idem->note_len, OBX_IDEM_NOTE_MAX);
-    rc = obx__enqueue_submit(s, events, n, ids, idem, res, err);
-    if (rc)
-        obx_idem_result_clear(res);
-    return rc;
+    obx_enqueue_req r = {.events = events, .n = n, .idem = idem, .ids = ids};
+    obx_enqueue_batch(s, &r, 1);
+    *res = r.res;
+    if (r.rc && err)
+        *err = r.err;
+    return r.rc;
 }
 
 int obx_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed, obx_error *err)

@@ -697,15 +697,22 @@ static int finish(obx_op *op, int rc, obx_error *err)
 
 int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err)
 {
-    return obx__enqueue_submit(s, events, n, ids, NULL, NULL, err);
+    int rc = obx__enqueue_check(s, events, n, 0, err);
+    if (rc)
+        return rc;
+    obx_op op = {.kind = OP_ENQUEUE};
+    op.u.enq.events = events;
+    op.u.enq.n = n;
+    op.u.enq.ids = ids;
+    return finish(&op, obx__store_submit(s, &op), err);
 }
 
-int obx__enqueue_submit(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
-                        const obx_idem *idem, obx_idem_result *res, obx_error *err)
+int obx__enqueue_check(obx_store *s, const obx_event_in *events, size_t n, int keyed,
+                       obx_error *err)
 {
     if (!s->owner)
         return obx__fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
-    if (n == 0 && !idem)
+    if (n == 0 && !keyed)
         return obx__fail(err, OBX_ERR_INVALID, "no events to enqueue");
     for (size_t i = 0; i < n; i++) {
         const obx_event_in *e = &events[i];
@@ -734,13 +741,7 @@ int obx__enqueue_submit(obx_store *s, const obx_event_in *events, size_t n, uint
         return obx__fail(err, OBX_ERR_CLOSED, "store is shutting down");
     if (obx__lock_lost_fail(s, err) != OBX_OK)
         return OBX_ERR_LOCKLOST;
-    obx_op op = {.kind = OP_ENQUEUE};
-    op.u.enq.events = events;
-    op.u.enq.n = n;
-    op.u.enq.ids = ids;
-    op.u.enq.idem = idem;
-    op.u.enq.res = res;
-    return finish(&op, obx__store_submit(s, &op), err);
+    return OBX_OK;
 }
 
 int obx_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
@@ -805,8 +806,7 @@ int obx_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, obx_er
     return replay_or_purge(s, OP_PURGE, id, sink_id, 0, count, err);
 }
 
-/* Submit n ops as one batch (tools: one transaction; owner: queued together). */
-static int submit_many(obx_store *s, obx_op *ops, size_t n)
+int obx__store_submit_many(obx_store *s, obx_op *ops, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         ops[i].done = 0;
@@ -861,7 +861,7 @@ static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now
         ops[i].u.replay.sink = t[i].sink_id;
         ops[i].u.replay.now = now ? now : obx_now_ms();
     }
-    int rc = submit_many(s, ops, n);
+    int rc = obx__store_submit_many(s, ops, n);
     int txn_failed = 0;
     for (size_t i = 0; i < n; i++) {
         t[i].rc = ops[i].rc;

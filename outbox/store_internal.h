@@ -142,12 +142,16 @@ struct obx_store {
 int obx__fail(obx_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int obx__mdb_fail(obx_error *err, int rc, const char *what);
 
-/* obx_enqueue and obx_enqueue_idem: check the events, submit one OP_ENQUEUE. */
-int obx__enqueue_submit(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
-                        const obx_idem *idem, obx_idem_result *res, obx_error *err);
+/* obx_enqueue and the idempotent ones: whether n events may be enqueued now (owner handle,
+ * valid events, n > 0 unless `keyed`, not closing, lock not lost). */
+int obx__enqueue_check(obx_store *s, const obx_event_in *events, size_t n, int keyed,
+                       obx_error *err);
 
 /* Run operations: through the writer (owner) or in one direct write txn (tools). */
 int obx__store_submit(obx_store *s, obx_op *op);
+/* Submit n ops as one batch (tools: one transaction; owner: queued together); each op
+ * gets its own rc and err. OBX_OK unless they could not be submitted at all. */
+int obx__store_submit_many(obx_store *s, obx_op *ops, size_t n);
 
 /* ops.c: apply one operation inside ctx->txn. Returns OBX_OK, a logical error (txn still
  * usable, nothing written by this op), OBX_ERR_LMDB with *mdb_rc set (txn unusable), or

@@ -267,6 +267,41 @@ static void test_concurrent_same_key(void **state)
     assert_int_equal(stat_events(s, NULL), 1);
 }
 
+/* A batch: requests stored, replayed and refused on their own, sharing commits. */
+static void test_batch(void **state)
+{
+    fixture *f = *state;
+    obx_event_in a = ev_in("{\"a\":1}", &f->sink, 1), b = ev_in("{\"b\":1}", &f->sink, 1);
+    obx_event_in plain[2] = {a, b};
+    obx_idem k1 = idem_of("batch-1", 1, obx_now_ms() + HOUR);
+    obx_idem k1_other = idem_of("batch-1", 2, obx_now_ms() + HOUR);
+    obx_idem bad = idem_of("", 1, obx_now_ms() + HOUR);
+    uint64_t ids[5][2] = {{0}};
+    obx_enqueue_req r[5] = {
+        {.events = plain, .n = 2, .ids = ids[0]},                 /* no key: stored */
+        {.events = &a, .n = 1, .idem = &k1, .ids = ids[1]},       /* stored */
+        {.events = &a, .n = 1, .idem = &k1, .ids = ids[2]},       /* same key: replayed */
+        {.events = &b, .n = 1, .idem = &k1_other, .ids = ids[3]}, /* conflict */
+        {.events = &a, .n = 1, .idem = &bad, .ids = ids[4]},      /* invalid */
+    };
+    assert_int_equal(obx_enqueue_batch(f->s, r, 5), OBX_OK);
+    assert_int_equal(r[0].rc, OBX_OK);
+    assert_int_equal(ids[0][1], ids[0][0] + 1);
+    assert_int_equal(r[1].rc, OBX_OK);
+    assert_int_equal(r[1].res.replayed, 0);
+    assert_int_equal(r[2].rc, OBX_OK);
+    assert_int_equal(r[2].res.replayed, 1);
+    assert_int_equal(r[2].res.ids[0], ids[1][0]);
+    assert_int_equal(r[3].rc, OBX_ERR_CONFLICT);
+    assert_non_null(strstr(r[3].err.msg, "batch-1"));
+    assert_int_equal(r[4].rc, OBX_ERR_INVALID);
+    for (int i = 0; i < 5; i++)
+        obx_idem_result_clear(&r[i].res);
+    uint64_t keys = 0;
+    assert_int_equal(stat_events(f->s, &keys), 3);
+    assert_int_equal(keys, 1);
+}
+
 /* A replay needs no room: a full store still answers a known key. */
 static void test_replay_when_full(void **state)
 {
@@ -407,6 +442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_without_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_same_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test(test_replay_when_full),
         cmocka_unit_test(test_store_without_keys),
         cmocka_unit_test_setup_teardown(test_check_reports_keys, setup, teardown),

@@ -208,6 +208,27 @@ int obx_idem_key_check(const char *key, obx_error *err);
 int obx_enqueue_idem(obx_store *s, const obx_event_in *events, size_t n, const obx_idem *idem,
                      uint64_t *ids, obx_idem_result *res, obx_error *err);
 
+/* One request of obx_enqueue_batch: obx_enqueue_idem's arguments and its results. */
+typedef struct obx_enqueue_req {
+    const obx_event_in *events; /* in: n events (n may be 0 with a key) */
+    size_t n;
+    const obx_idem *idem; /* in: NULL = no key */
+    uint64_t *ids;        /* out: n ids once stored */
+    obx_idem_result res;  /* out: with a key; clear it with obx_idem_result_clear */
+    int rc;               /* out: as obx_enqueue_idem returns */
+    obx_error err;        /* out: its message when rc != OBX_OK */
+} obx_enqueue_req;
+
+/*
+ * The same as calling obx_enqueue_idem for each request in order, but queued together so
+ * they share group commits (one sync for all, up to obx_options.max_batch operations):
+ * each request is stored, replayed or refused on its own (a conflict or a full store fails
+ * that request only; a failed commit fails every request in it). Requests with one key:
+ * the first stores, the later ones replay. Blocks until all are committed. Returns OBX_OK
+ * once every request has its rc.
+ */
+int obx_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n);
+
 /*
  * Forget idempotency keys whose expires_ms <= now_ms, oldest expiry first, at most `max`
  * (0 = 1000) in one short transaction (call again while *removed == max). Any process.
