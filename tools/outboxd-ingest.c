@@ -729,76 +729,66 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     return send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL, 0);
 }
 
-/* A request with an idempotency key: its own call, answered as stored, replayed or in
- * conflict. */
-static void commit_keyed(oin_server *s, req *r)
-{
-    obx_error oerr = {0};
-    r->rc = obx_enqueue_idem(s->cfg.store, r->in, r->k, &r->idem.idem, r->ids, &r->replay, &oerr);
-    if (r->rc != OBX_OK)
-        snprintf(r->errmsg, sizeof r->errmsg, "%s", oerr.msg);
-    r->committed = 1;
-}
-
 /*
- * Store the events of `list` (linked by next) without an idempotency key with ONE
- * obx_enqueue call, blocking until they are durable, then record the result in each
- * request: all or nothing across them, so they are answered alike. Requests with a key
- * are stored one call each (commit_keyed), before the others.
+ * Store the requests of `list` (linked by next) with ONE obx_enqueue_batch call, blocking
+ * until they are durable, then record the result in each request. The requests without
+ * an idempotency key are merged into one all-or-nothing enqueue (answered alike); each
+ * request with a key is its own entry of the batch (stored, replayed or in conflict on
+ * its own). All share group commits.
  */
 static void commit_list(oin_server *s, req *list)
 {
-    size_t total = 0, nreq = 0;
+    size_t total = 0, nplain = 0, nkeyed = 0;
     req *one = NULL;
     for (req *r = list; r; r = r->next) {
         if (r->idem_header) {
-            commit_keyed(s, r);
+            nkeyed++;
             continue;
         }
         total += r->k;
-        nreq++;
+        nplain++;
         one = r;
     }
-    if (nreq == 0)
-        return;
-    obx_error oerr = {0};
-    int rc;
-    if (nreq == 1) {
-        rc = obx_enqueue(s->cfg.store, one->in, one->k, one->ids, &oerr);
-    } else {
-        obx_event_in *in = calloc(total, sizeof *in);
-        uint64_t *ids = malloc(total * sizeof *ids);
-        if (!in || !ids) {
-            rc = OBX_ERR_NOMEM;
-            snprintf(oerr.msg, sizeof oerr.msg, "out of memory");
-        } else {
-            size_t off = 0;
-            for (req *r = list; r; r = r->next) {
-                if (r->idem_header)
-                    continue;
-                memcpy(in + off, r->in, r->k * sizeof *in);
-                off += r->k;
-            }
-            rc = obx_enqueue(s->cfg.store, in, total, ids, &oerr);
-            off = 0;
-            for (req *r = list; r && rc == OBX_OK; r = r->next) {
-                if (r->idem_header)
-                    continue;
-                memcpy(r->ids, ids + off, r->k * sizeof *ids);
-                off += r->k;
-            }
+    obx_enqueue_req *reqs = calloc(nkeyed + 1, sizeof *reqs);
+    obx_event_in *in = nplain > 1 ? calloc(total, sizeof *in) : NULL;
+    uint64_t *ids = nplain > 1 ? malloc(total * sizeof *ids) : NULL;
+    int oom = !reqs || (nplain > 1 && (!in || !ids));
+    size_t m = 0;
+    if (!oom && nplain == 1) {
+        reqs[m++] = (obx_enqueue_req){.events = one->in, .n = one->k, .ids = one->ids};
+    } else if (!oom && nplain > 1) {
+        size_t off = 0;
+        for (req *r = list; r; r = r->next) {
+            if (r->idem_header)
+                continue;
+            memcpy(in + off, r->in, r->k * sizeof *in);
+            off += r->k;
         }
-        free(in);
-        free(ids);
+        reqs[m++] = (obx_enqueue_req){.events = in, .n = total, .ids = ids};
     }
-    for (req *r = list; r; r = r->next) {
+    for (req *r = list; r && !oom; r = r->next)
         if (r->idem_header)
-            continue;
-        r->rc = rc;
-        if (rc != OBX_OK)
-            snprintf(r->errmsg, sizeof r->errmsg, "%s", oerr.msg);
+            reqs[m++] =
+                (obx_enqueue_req){.events = r->in, .n = r->k, .idem = &r->idem.idem, .ids = r->ids};
+    if (!oom)
+        obx_enqueue_batch(s->cfg.store, reqs, m);
+    size_t j = nplain ? 1 : 0, off = 0;
+    for (req *r = list; r; r = r->next) {
+        obx_enqueue_req *q = oom ? NULL : r->idem_header ? &reqs[j++] : &reqs[0];
+        r->rc = q ? q->rc : OBX_ERR_NOMEM;
+        if (r->rc != OBX_OK)
+            snprintf(r->errmsg, sizeof r->errmsg, "%s", q ? q->err.msg : "out of memory");
+        if (q && r->idem_header) {
+            r->replay = q->res; /* taken over: freed with the request */
+        } else if (q && nplain > 1 && r->rc == OBX_OK) {
+            memcpy(r->ids, ids + off, r->k * sizeof *ids);
+            off += r->k;
+        }
         r->committed = 1;
     }
+    free(reqs);
+    free(in);
+    free(ids);
 }
 
 /* Most events one committer stores in one call (bounds its allocation and the commit). */

@@ -19,7 +19,8 @@
  * request's events and remembered for idem_window_ms. A repeat with the same content type
  * and body answers the first 202 body again with `Idempotent-Replayed: true` and stores
  * nothing; with another body, 422. An NDJSON batch takes one key for the whole batch.
- * In pool mode each keyed request is its own obx_enqueue_idem call (not merged).
+ * Keyed requests are entries of their own in the committers' obx_enqueue_batch (never
+ * merged with others), so they still share group commits.
  *
  * Deadlines independent of activity (a client trickling one byte at a time keeps the idle
  * timeout from firing): a request's headers must be complete within header_timeout_ms of
