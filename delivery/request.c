@@ -62,6 +62,10 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
                  "sink '%s': the body template was not parsed (dlv_sink_config_set_body)", name);
         return DLV_ERR_INVALID;
     }
+    if (dlv_capture_check(c, why, sizeof why) != DLV_OK) {
+        snprintf(err, errlen, "sink '%s': %s", name, why);
+        return DLV_ERR_INVALID;
+    }
     for (size_t i = 0; i < c->n_secrets; i++)
         if (dlv_signing_secret_check(c->secrets[i], c->signature & DLV_SIG_STANDARD, why,
                                      sizeof why) != DLV_OK) {
@@ -81,6 +85,9 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
     p->transport.client_cert = c->client_cert;
     p->transport.client_key = c->client_key;
     p->transport.insecure = c->insecure ? 1 : 0;
+    p->transport.capture_body = c->capture_body;
+    p->transport.capture_headers = (const char *const *)c->capture_headers;
+    p->transport.n_capture_headers = c->n_capture_headers;
     return DLV_OK;
 }
 

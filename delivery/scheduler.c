@@ -78,6 +78,7 @@ typedef struct result_item {
     obx_result r;
     char *error;
     char *reason;
+    obx_attempt capture; /* owned copies of the response headers and body r points at */
     size_t sink;
 } result_item;
 
@@ -260,6 +261,19 @@ static void push_result(dlv_engine *e, size_t sink, const obx_result *r)
     result_item it = {.r = *r, .sink = sink};
     it.r.error = keep_text(r->error, &it.error);
     it.r.reason = keep_text(r->reason, &it.reason);
+    obx_attempt src = {.headers = (obx_header *)r->headers,
+                       .n_headers = r->n_headers,
+                       .body = (unsigned char *)r->body,
+                       .body_len = r->body_len,
+                       .body_size = r->body_size};
+    /* the capture is best effort: without memory for it the result goes on without it */
+    if ((r->n_headers || r->body) && obx_attempt_copy(&it.capture, &src) != OBX_OK)
+        memset(&it.capture, 0, sizeof it.capture);
+    it.r.headers = it.capture.headers;
+    it.r.n_headers = it.capture.n_headers;
+    it.r.body = it.capture.body;
+    it.r.body_len = it.capture.body_len;
+    it.r.body_size = it.capture.body_size;
     pthread_mutex_lock(&e->cm_mu);
     while (e->nq == e->capq) {
         size_t cap = e->capq ? e->capq * 2 : RESULTS_MIN;
@@ -377,6 +391,7 @@ static void *committer_main(void *arg)
             for (size_t i = 0; i < k; i++) {
                 free(mine[off + i].error);
                 free(mine[off + i].reason);
+                obx_attempt_clear(&mine[off + i].capture);
             }
             off += k;
         }
@@ -724,7 +739,12 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
                     .first_attempt_ms = d.first_attempt_ms,
                     .deadline_ms = d.deadline_ms,
                     .next_attempt_ms = d.next_attempt_ms,
-                    .reason = d.outcome == OBX_OUTCOME_DEAD ? d.reason : NULL};
+                    .reason = d.outcome == OBX_OUTCOME_DEAD ? d.reason : NULL,
+                    .headers = o->headers,
+                    .n_headers = o->n_headers,
+                    .body = o->body,
+                    .body_len = o->body_len,
+                    .body_size = o->body_size};
     if (d.outcome == OBX_OUTCOME_RETRY && s->p.ordered) {
         /* keep the head first in the sink's due index; wait for its time in memory */
         s->blocked_until = d.next_attempt_ms;
@@ -733,9 +753,21 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
     if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->retry_min)
         s->retry_min = d.next_attempt_ms; /* a claim reply may not know of it yet */
     push_result(e, jb->sink, &r);
+    if (d.outcome != OBX_OUTCOME_DELIVERED && e->o.on_failed_attempt) {
+        dlv_attempt_event ev = {.sink = jb->sink,
+                                .sink_name = s->name,
+                                .event_id = jb->j->event_id,
+                                .attempt = jb->j->attempts + 1,
+                                .status = o->transport_error ? 0 : o->status,
+                                .error = o->error[0] ? o->error : NULL,
+                                .outcome = d.outcome,
+                                .next_attempt_ms = d.next_attempt_ms};
+        e->o.on_failed_attempt(e->o.on_failed_attempt_ud, &ev);
+    }
     pthread_mutex_lock(&e->m_mu);
     dlv_sink_metrics *m = &s->m;
     m->attempts++;
+    m->attempts_by_class[o->cls >= 0 && o->cls < DLV_CLASS_COUNT ? o->cls : DLV_CLASS_OTHER]++;
     hist_add(&m->attempt_duration, dlv_attempt_duration_bounds, o->duration_ms / 1000.0);
     if (d.outcome == OBX_OUTCOME_DELIVERED) {
         m->delivered++;
@@ -844,7 +876,7 @@ static void send_job(dlv_engine *e, job *jb)
         rc = dlv__sender_start(&e->sender, &jb->x, &s->p.transport, jb->rq.body, jb->rq.body_len,
                                jb->rq.headers, err, sizeof err);
     if (rc != DLV_OK) {
-        dlv__outcome o = {.transport_error = 1};
+        dlv__outcome o = {.transport_error = 1, .cls = DLV_CLASS_OTHER};
         snprintf(o.error, sizeof o.error, "%.180s", err[0] ? err : "out of memory");
         finish_attempt(e, jb, &o);
         end_active(e, jb);
@@ -994,6 +1026,7 @@ static void *loop_main(void *arg)
             job *jb = x->ud;
             running_del(e, jb);
             finish_attempt(e, jb, &o);
+            dlv__outcome_clear(&o);
             end_active(e, jb);
         }
         publish_gauges(e);

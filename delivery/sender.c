@@ -3,24 +3,92 @@
  * connections are reused (keep-alive) and HTTP/2 is multiplexed where offered.
  *
  * Easy handles are pooled and reset between uses; the multi handle keeps the connection
- * cache. Every transfer is a POST with the body passed by pointer (no copy), response
- * bodies are discarded, redirects are not followed, only http and https are allowed,
+ * cache. Every transfer is a POST with the body passed by pointer (no copy); of the
+ * response body only the first capture_body bytes are kept (the rest is read and
+ * counted, so the connection stays reusable), and of its headers Content-Type,
+ * Retry-After, Location and the sink's capture_headers; redirects are not followed,
+ * only http and https are allowed,
  * and libcurl never raises signals. Errors are reduced to short texts that never carry
  * the URL (which may hold credentials) or header values (which may hold secrets).
  */
 #include "sender.h"
+#include "delivery/engine.h"
 #include "delivery/error.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
+/* Keep the first capture_body bytes of the response body, count all of them. */
+static size_t capture(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    (void)ptr;
-    (void)ud;
-    return size * nmemb;
+    dlv__xfer *x = ud;
+    size_t n = size * nmemb;
+    x->body_size += n;
+    size_t max = x->t->capture_body;
+    if (x->cap_len < max) {
+        if (!x->cap && !(x->cap = malloc(max)))
+            return n; /* no capture, but the delivery goes on */
+        size_t take = n < max - x->cap_len ? n : max - x->cap_len;
+        memcpy(x->cap + x->cap_len, ptr, take);
+        x->cap_len += take;
+    }
+    return n;
+}
+
+void dlv__outcome_clear(dlv__outcome *o)
+{
+    for (size_t i = 0; i < o->n_headers; i++) {
+        free(o->headers[i].name);
+        free(o->headers[i].value);
+    }
+    free(o->headers);
+    free(o->body);
+    o->headers = NULL;
+    o->n_headers = 0;
+    o->body = NULL;
+    o->body_len = 0;
+    o->body_size = 0;
+}
+
+/* Add the response header `name` (its first instance in the last response) to o, unless
+ * o already has it or memory is short (the capture is best effort). */
+static void capture_header(CURL *e, const char *name, dlv__outcome *o)
+{
+    struct curl_header *h = NULL;
+    if (o->n_headers >= OBX_CAPTURE_HEADERS_MAX ||
+        curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h || !h->value)
+        return;
+    for (size_t i = 0; i < o->n_headers; i++)
+        if (strcasecmp(o->headers[i].name, h->name) == 0)
+            return;
+    obx_header *hs = o->headers;
+    if (!hs && !(hs = o->headers = calloc(OBX_CAPTURE_HEADERS_MAX, sizeof *hs)))
+        return;
+    char *n = strndup(h->name, OBX_CAPTURE_NAME_MAX);
+    char *v = strndup(h->value, OBX_CAPTURE_VALUE_MAX);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return;
+    }
+    hs[o->n_headers++] = (obx_header){.name = n, .value = v};
+}
+
+static void capture_response(CURL *e, dlv__xfer *x, dlv__outcome *o)
+{
+    static const char *const always[] = {"Content-Type", "Retry-After", "Location"};
+    for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
+        capture_header(e, always[i], o);
+    for (size_t i = 0; i < x->t->n_capture_headers; i++)
+        capture_header(e, x->t->capture_headers[i], o);
+    o->body = x->cap;
+    o->body_len = x->cap_len;
+    o->body_size = x->body_size;
+    x->cap = NULL;
+    x->cap_len = 0;
 }
 
 int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen)
@@ -84,6 +152,11 @@ int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, con
     }
     x->easy = e;
     x->errbuf[0] = 0;
+    x->t = t;
+    free(x->cap);
+    x->cap = NULL;
+    x->cap_len = 0;
+    x->body_size = 0;
     x->timeout_ms = t->timeout_ms;
     x->connect_timeout_ms = t->connect_timeout_ms;
     CURLcode rc = CURLE_OK;
@@ -109,7 +182,8 @@ int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, con
     SET(CURLOPT_POSTFIELDS, body);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     SET(CURLOPT_HTTPHEADER, headers);
-    SET(CURLOPT_WRITEFUNCTION, discard);
+    SET(CURLOPT_WRITEFUNCTION, capture);
+    SET(CURLOPT_WRITEDATA, (void *)x);
     SET(CURLOPT_TIMEOUT_MS, t->timeout_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -147,6 +221,46 @@ int dlv__sender_run(dlv__sender *s, int timeout_ms)
     if (rc == CURLM_OK)
         rc = curl_multi_perform(s->multi, &still);
     return rc == CURLM_OK ? 0 : -1;
+}
+
+static const char *const class_names[DLV_CLASS_COUNT] = {"2xx",     "3xx", "4xx", "5xx",  "timeout",
+                                                         "connect", "tls", "dns", "other"};
+
+const char *dlv_attempt_class_name(int c)
+{
+    return c >= 0 && c < DLV_CLASS_COUNT ? class_names[c] : "other";
+}
+
+/* The class of a finished transfer: its transport failure, else its status. */
+static int classify(CURLcode code, long status)
+{
+    switch (code) {
+    case CURLE_OK:
+        return status >= 200 && status < 600 ? DLV_CLASS_2XX + (int)(status / 100 - 2)
+                                             : DLV_CLASS_OTHER;
+    case CURLE_OPERATION_TIMEDOUT:
+        return DLV_CLASS_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+        return DLV_CLASS_CONNECT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return DLV_CLASS_DNS;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+        return DLV_CLASS_TLS;
+    default:
+        return DLV_CLASS_OTHER;
+    }
 }
 
 /* A short, secret-free description of a failed transfer. */
@@ -225,6 +339,7 @@ dlv__xfer *dlv__sender_done(dlv__sender *s, dlv__outcome *out)
         curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
         out->duration_ms = (uint32_t)(total_us / 1000);
         out->status = (int)status;
+        out->cls = classify(code, status);
         if (code != CURLE_OK) {
             out->transport_error = 1;
             describe(e, code, x, out->error, sizeof out->error);
@@ -233,6 +348,11 @@ dlv__xfer *dlv__sender_done(dlv__sender *s, dlv__outcome *out)
         if (status && curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
             h && h->value)
             snprintf(out->retry_after, sizeof out->retry_after, "%s", h->value);
+        if (status)
+            capture_response(e, x, out);
+        free(x->cap);
+        x->cap = NULL;
+        x->cap_len = 0;
         curl_multi_remove_handle(s->multi, e);
         s->running--;
         easy_put(s, e);
@@ -251,6 +371,9 @@ void dlv__sender_abort(dlv__sender *s, dlv__xfer *x)
     /* an abandoned handle may still hold a half-used connection: do not pool it */
     curl_easy_cleanup(x->easy);
     x->easy = NULL;
+    free(x->cap);
+    x->cap = NULL;
+    x->cap_len = 0;
 }
 
 void dlv__sender_wakeup(dlv__sender *s)

@@ -3,7 +3,8 @@
  *
  * The sender knows nothing of the store or of backoff: it starts POSTs, waits for
  * activity, and reports each finished transfer as status / short error text / duration
- * / Retry-After. All calls except dlv__sender_wakeup() belong to the engine thread.
+ * / Retry-After, plus the response headers and the head of the response body kept for
+ * forensics. All calls except dlv__sender_wakeup() belong to the engine thread.
  */
 #ifndef DELIVERY_SENDER_H
 #define DELIVERY_SENDER_H
@@ -11,6 +12,8 @@
 #include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "outbox/outbox.h"
 
 /* Per-sink transport settings (borrowed strings; NULL = unset). */
 typedef struct dlv__transport {
@@ -20,7 +23,10 @@ typedef struct dlv__transport {
     const char *ca_file;
     const char *client_cert;
     const char *client_key;
-    int insecure; /* no peer/host verification */
+    int insecure;                       /* no peer/host verification */
+    size_t capture_body;                /* response body bytes to keep (0 = none) */
+    const char *const *capture_headers; /* kept besides Content-Type, Retry-After, Location */
+    size_t n_capture_headers;
 } dlv__transport;
 
 /* One transfer. The caller owns it and keeps body/headers alive until it finishes. */
@@ -30,6 +36,10 @@ typedef struct dlv__xfer {
     long timeout_ms;
     long connect_timeout_ms;
     char errbuf[CURL_ERROR_SIZE];
+    const dlv__transport *t; /* borrowed: the sink's, for the capture settings */
+    unsigned char *cap;      /* owned: the first bytes of the response body */
+    size_t cap_len;
+    uint64_t body_size; /* bytes of response body received */
 } dlv__xfer;
 
 /* What one finished attempt produced. */
@@ -39,7 +49,17 @@ typedef struct dlv__outcome {
     char error[192];      /* short text, "" on a response */
     char retry_after[64]; /* raw Retry-After value, "" when absent */
     uint32_t duration_ms; /* total time of the transfer */
+    int cls;              /* dlv_attempt_class (engine.h) */
+    /* the response kept for forensics; owned, freed by dlv__outcome_clear */
+    obx_header *headers; /* n_headers entries, names as received */
+    size_t n_headers;
+    unsigned char *body; /* the first body_len bytes of the body, NULL when none */
+    size_t body_len;
+    uint64_t body_size; /* bytes the whole body had */
 } dlv__outcome;
+
+/* Free what an outcome owns (the capture) and zero those fields. */
+void dlv__outcome_clear(dlv__outcome *o);
 
 typedef struct dlv__sender {
     CURLM *multi;

@@ -22,6 +22,7 @@ void dlv_sink_config_init(dlv_sink_config *c)
     c->connect_timeout_ms = DLV_SINK_CONNECT_MS;
     c->max_in_flight = DLV_SINK_MAX_IN_FLIGHT;
     c->max_body_out = DLV_SINK_MAX_BODY_OUT;
+    c->capture_body = DLV_SINK_CAPTURE_BODY;
 }
 
 void dlv_sink_config_clear(dlv_sink_config *c)
@@ -45,6 +46,9 @@ void dlv_sink_config_clear(dlv_sink_config *c)
     free(c->ca_file);
     free(c->client_cert);
     free(c->client_key);
+    for (size_t i = 0; i < c->n_capture_headers; i++)
+        free(c->capture_headers[i]);
+    free(c->capture_headers);
     dlv_sink_config_init(c);
 }
 
@@ -226,5 +230,27 @@ int dlv_sink_config_set_body(dlv_sink_config *c, const char *body, size_t len, c
     gotmpl_free(c->tmpl);
     c->body = copy;
     c->tmpl = t;
+    return DLV_OK;
+}
+
+int dlv_capture_check(const dlv_sink_config *c, char *err, size_t errlen)
+{
+    if (c->n_capture_headers > DLV_SINK_CAPTURE_HEADERS_MAX)
+        return fail(err, errlen, "capture_headers lists %zu headers, at most %d are allowed",
+                    c->n_capture_headers, DLV_SINK_CAPTURE_HEADERS_MAX);
+    for (size_t i = 0; i < c->n_capture_headers; i++) {
+        char why[DLV_ERRMSG_MAX];
+        const char *n = c->capture_headers[i];
+        if (!n || strlen(n) > OBX_CAPTURE_NAME_MAX)
+            return fail(err, errlen,
+                        "capture_headers[%zu]: a header name of 1 to %d bytes is "
+                        "needed",
+                        i, OBX_CAPTURE_NAME_MAX);
+        if (dlv_header_check(n, "", why, sizeof why) != DLV_OK)
+            return fail(err, errlen, "capture_headers[%zu]: %s", i, why);
+    }
+    if (c->capture_body > DLV_SINK_CAPTURE_BODY_MAX)
+        return fail(err, errlen, "capture_body is %zu bytes, at most %u are allowed",
+                    c->capture_body, (unsigned)DLV_SINK_CAPTURE_BODY_MAX);
     return DLV_OK;
 }

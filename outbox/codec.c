@@ -179,11 +179,26 @@ int obx__codec_delivery_encode(obx_buf *b, const obx_delivery *d)
     bad |= msgpack_pack_array(&pk, d->n_history);
     for (size_t i = 0; i < d->n_history; i++) {
         const obx_attempt *a = &d->history[i];
-        bad |= msgpack_pack_array(&pk, 4);
+        /* fields 0-3 since the first version; 4-6 (response capture) added after: a
+         * decoder takes 4 or at least 7, so older records still read */
+        bad |= msgpack_pack_array(&pk, 7);
         bad |= msgpack_pack_int64(&pk, a->started_ms);
         bad |= msgpack_pack_uint32(&pk, a->duration_ms);
         bad |= msgpack_pack_int(&pk, a->status);
         bad |= pack_cstr(&pk, a->error);
+        bad |= msgpack_pack_array(&pk, a->n_headers);
+        for (size_t k = 0; k < a->n_headers; k++) {
+            bad |= msgpack_pack_array(&pk, 2);
+            bad |= pack_cstr(&pk, a->headers[k].name);
+            bad |= pack_cstr(&pk, a->headers[k].value);
+        }
+        if (a->body) {
+            bad |= msgpack_pack_bin(&pk, a->body_len);
+            bad |= msgpack_pack_bin_body(&pk, a->body, a->body_len);
+        } else {
+            bad |= msgpack_pack_nil(&pk);
+        }
+        bad |= msgpack_pack_uint64(&pk, a->body_size);
     }
     if (bad)
         return OBX_ERR_NOMEM;
@@ -432,6 +447,50 @@ fail:
     return fr == FIELD_NOMEM ? nomem(err, what) : corrupt(err, what);
 }
 
+/* Fields 4-6 of an attempt: the response headers, body and body size, within the
+ * OBX_CAPTURE_* bounds. */
+static int get_capture(const msgpack_object *f, obx_attempt *at, const char **what)
+{
+    *what = "delivery history: response headers";
+    if (f[4].type != MSGPACK_OBJECT_ARRAY || f[4].via.array.size > OBX_CAPTURE_HEADERS_MAX)
+        return FIELD_BAD;
+    size_t nh = f[4].via.array.size;
+    if (nh && !(at->headers = calloc(nh, sizeof *at->headers)))
+        return FIELD_NOMEM;
+    for (size_t k = 0; k < nh; k++) {
+        const msgpack_object *p = &f[4].via.array.ptr[k];
+        if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2)
+            return FIELD_BAD;
+        at->n_headers = k + 1;
+        int fr = get_str(&p->via.array.ptr[0], &at->headers[k].name);
+        if (fr == FIELD_OK)
+            fr = get_str(&p->via.array.ptr[1], &at->headers[k].value);
+        if (fr != FIELD_OK)
+            return fr;
+        if (!at->headers[k].name || !at->headers[k].value ||
+            strlen(at->headers[k].name) > OBX_CAPTURE_NAME_MAX ||
+            strlen(at->headers[k].value) > OBX_CAPTURE_VALUE_MAX)
+            return FIELD_BAD;
+    }
+    *what = "delivery history: response body";
+    if (f[5].type == MSGPACK_OBJECT_BIN) {
+        size_t n = f[5].via.bin.size;
+        if (n > OBX_CAPTURE_BODY_MAX)
+            return FIELD_BAD;
+        if (!(at->body = malloc(n ? n : 1)))
+            return FIELD_NOMEM;
+        memcpy(at->body, f[5].via.bin.ptr, n);
+        at->body_len = n;
+    } else if (f[5].type != MSGPACK_OBJECT_NIL) {
+        return FIELD_BAD;
+    }
+    int64_t size;
+    if (get_i64(&f[6], &size) || size < (int64_t)at->body_len)
+        return FIELD_BAD;
+    at->body_size = (uint64_t)size;
+    return FIELD_OK;
+}
+
 int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, obx_error *err)
 {
     msgpack_unpacked u;
@@ -479,13 +538,15 @@ int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, ob
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *h = &a->ptr[13].via.array.ptr[i];
         obx_attempt *at = &d->history[i];
-        if (h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size != 4)
+        if (h->type != MSGPACK_OBJECT_ARRAY || (h->via.array.size != 4 && h->via.array.size < 7))
             goto fail;
         d->n_history = i + 1;
         if (get_i64(&h->via.array.ptr[0], &at->started_ms) ||
             get_u32(&h->via.array.ptr[1], &at->duration_ms) ||
             get_int(&h->via.array.ptr[2], &at->status) ||
             (fr = get_str(&h->via.array.ptr[3], &at->error)) != FIELD_OK)
+            goto fail;
+        if (h->via.array.size >= 7 && (fr = get_capture(h->via.array.ptr, at, &what)) != FIELD_OK)
             goto fail;
     }
     msgpack_unpacked_destroy(&u);
@@ -498,6 +559,84 @@ fail:
     return fr == FIELD_NOMEM ? nomem(err, what) : corrupt(err, what);
 }
 
+void obx_attempt_clear(obx_attempt *a)
+{
+    if (!a)
+        return;
+    free(a->error);
+    for (size_t k = 0; k < a->n_headers; k++) {
+        free(a->headers[k].name);
+        free(a->headers[k].value);
+    }
+    free(a->headers);
+    free(a->body);
+    memset(a, 0, sizeof *a);
+}
+
+/* A copy of at most max bytes of s (NULL stays NULL); *bad set when memory ran out. */
+static char *dup_cut(const char *s, size_t max, int *bad)
+{
+    if (!s)
+        return NULL;
+    size_t n = strnlen(s, max);
+    char *c = malloc(n + 1);
+    if (!c) {
+        *bad = 1;
+        return NULL;
+    }
+    memcpy(c, s, n);
+    c[n] = 0;
+    return c;
+}
+
+int obx__attempt_set_capture(obx_attempt *a, const obx_header *headers, size_t n_headers,
+                             const unsigned char *body, size_t body_len, uint64_t body_size)
+{
+    int bad = 0;
+    size_t nh = n_headers < OBX_CAPTURE_HEADERS_MAX ? n_headers : OBX_CAPTURE_HEADERS_MAX;
+    if (nh && !(a->headers = calloc(nh, sizeof *a->headers)))
+        return OBX_ERR_NOMEM;
+    for (size_t k = 0; k < nh && !bad; k++) {
+        if (!headers[k].name || !headers[k].value)
+            continue; /* nothing to keep */
+        obx_header *h = &a->headers[a->n_headers++];
+        h->name = dup_cut(headers[k].name, OBX_CAPTURE_NAME_MAX, &bad);
+        h->value = dup_cut(headers[k].value, OBX_CAPTURE_VALUE_MAX, &bad);
+    }
+    if (body && !bad) {
+        a->body_len = body_len < OBX_CAPTURE_BODY_MAX ? body_len : OBX_CAPTURE_BODY_MAX;
+        if ((a->body = malloc(a->body_len ? a->body_len : 1)) != NULL)
+            memcpy(a->body, body, a->body_len);
+        else
+            bad = 1;
+    }
+    a->body_size = body_size > a->body_len ? body_size : a->body_len;
+    if (bad) {
+        char *err = a->error;
+        a->error = NULL;
+        obx_attempt_clear(a);
+        a->error = err;
+        return OBX_ERR_NOMEM;
+    }
+    return OBX_OK;
+}
+
+int obx_attempt_copy(obx_attempt *dst, const obx_attempt *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->started_ms = src->started_ms;
+    dst->duration_ms = src->duration_ms;
+    dst->status = src->status;
+    int bad = 0;
+    dst->error = dup_cut(src->error, SIZE_MAX, &bad);
+    if (bad || obx__attempt_set_capture(dst, src->headers, src->n_headers, src->body, src->body_len,
+                                        src->body_size) != OBX_OK) {
+        obx_attempt_clear(dst);
+        return OBX_ERR_NOMEM;
+    }
+    return OBX_OK;
+}
+
 int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms,
                                int status, const char *error, unsigned keep)
 {
@@ -507,7 +646,7 @@ int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t dur
     if (keep == 0)
         keep = 1;
     while (d->n_history >= keep) {
-        free(d->history[0].error);
+        obx_attempt_clear(&d->history[0]);
         memmove(d->history, d->history + 1, (d->n_history - 1) * sizeof *d->history);
         d->n_history--;
     }
@@ -517,7 +656,8 @@ int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t dur
         return OBX_ERR_NOMEM;
     }
     d->history = h;
-    h[d->n_history++] = (obx_attempt){started_ms, duration_ms, status, copy};
+    h[d->n_history++] = (obx_attempt){
+        .started_ms = started_ms, .duration_ms = duration_ms, .status = status, .error = copy};
     return OBX_OK;
 }
 
@@ -528,7 +668,7 @@ void obx_delivery_clear(obx_delivery *d)
     free(d->last_error);
     free(d->reason);
     for (size_t i = 0; i < d->n_history; i++)
-        free(d->history[i].error);
+        obx_attempt_clear(&d->history[i]);
     free(d->history);
     d->last_error = d->reason = NULL;
     d->history = NULL;

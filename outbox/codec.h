@@ -59,6 +59,12 @@ int obx__codec_delivery_decode(const void *data, size_t len, obx_delivery *d, ob
 int obx__delivery_push_attempt(obx_delivery *d, int64_t started_ms, uint32_t duration_ms,
                                int status, const char *error, unsigned keep);
 
+/* Give attempt a copies of a response's headers and body, cut to the OBX_CAPTURE_*
+ * bounds (entries with a NULL name or value are skipped). OBX_OK or OBX_ERR_NOMEM (a
+ * keeps no capture then). */
+int obx__attempt_set_capture(obx_attempt *a, const obx_header *headers, size_t n_headers,
+                             const unsigned char *body, size_t body_len, uint64_t body_size);
+
 /* Big-endian helpers for keys. */
 static inline void be64_put(unsigned char *p, uint64_t v)
 {

@@ -514,7 +514,9 @@ static int op_record(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
                 (r->outcome != OBX_OUTCOME_DELIVERED && r->outcome != OBX_OUTCOME_RETRY &&
                  !reason) ||
                 obx__delivery_push_attempt(&d, r->started_ms, r->duration_ms, r->status, r->error,
-                                           s->opts.history) != OBX_OK) {
+                                           s->opts.history) != OBX_OK ||
+                obx__attempt_set_capture(&d.history[d.n_history - 1], r->headers, r->n_headers,
+                                         r->body, r->body_len, r->body_size) != OBX_OK) {
                 free(reason);
                 obx_delivery_clear(&d);
                 return obx__fail(&op->err, OBX_ERR_NOMEM, "out of memory");

@@ -98,7 +98,8 @@ static int scan_page(obx_store *s, retire_page *p, uint32_t sink, uint64_t *evs,
 
 /*
  * Retire one delivery (p->txn is a write transaction unless dry_run). Counts what it did
- * (or would do) in c. Leaves a corrupt record alone (c->corrupt).
+ * (or would do) in c. Leaves a corrupt record alone (c->corrupt); out of memory is
+ * ENOMEM, which aborts the page (nothing of it is written).
  */
 static int retire_one(obx_store *s, retire_page *p, uint64_t ev, uint32_t sink, int mode,
                       int dry_run, int64_t now, obx_retire_counts *c)
@@ -108,6 +109,8 @@ static int retire_one(obx_store *s, retire_page *p, uint64_t ev, uint32_t sink, 
     int lr = obx__load_delivery(s, p->txn, ev, sink, &d, &e);
     if (lr == OBX_ERR_NOTFOUND)
         return 0;
+    if (lr == OBX_ERR_NOMEM) /* a shortage is not corruption: the page fails whole */
+        return ENOMEM;
     if (lr) {
         c->corrupt++;
         obx_delivery_clear(&d);

@@ -3,8 +3,11 @@
  */
 #include "listen-addr.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Longest host kept (DNS names are at most 253 bytes). */
 #define HOST_MAX 255
@@ -64,4 +67,25 @@ int listen_addr_parse(const char *addr, char *host, size_t cap, uint16_t *port, 
 int listen_addr_check(const char *addr, char *err, size_t errlen)
 {
     return listen_addr_parse(addr, NULL, 0, NULL, err, errlen);
+}
+
+int listen_addr_is_loopback(const char *addr)
+{
+    char host[HOST_MAX + 1];
+    if (listen_addr_parse(addr, host, sizeof host, NULL, NULL, 0) != 0)
+        return 0;
+    return listen_host_is_loopback(host);
+}
+
+int listen_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcasecmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
 }

@@ -25,4 +25,13 @@ int listen_addr_parse(const char *addr, char *host, size_t cap, uint16_t *port, 
 /* Validate only: listen_addr_parse without outputs (the shape of the config's checks). */
 int listen_addr_check(const char *addr, char *err, size_t errlen);
 
+/*
+ * 1 when the address's host is a loopback one: 127.0.0.0/8, ::1 or "localhost" (other
+ * names are not resolved: they count as not loopback). 0 otherwise or when it does not
+ * parse. The admin listener's rule: without tokens it must be on loopback.
+ */
+int listen_addr_is_loopback(const char *addr);
+/* The same for a host alone (no port, no brackets). */
+int listen_host_is_loopback(const char *host);
+
 #endif

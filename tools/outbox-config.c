@@ -162,6 +162,40 @@ static int conv_dead_letter_on(cy_ctx *x, const cy_node *n, const char *path, vo
     return 0;
 }
 
+/* Report dlv_capture_check's verdict on s at node n; its message names the key, so the
+ * path given is the sink's (path without its last component). */
+static int capture_checked(cy_ctx *x, const cy_node *n, const char *path, dlv_sink_config *s)
+{
+    char e[256], parent[CY_PATH_MAX];
+    if (dlv_capture_check(s, e, sizeof e) == DLV_OK)
+        return 0;
+    const char *dot = strrchr(path, '.');
+    snprintf(parent, sizeof parent, "%.*s", dot ? (int)(dot - path) : (int)strlen(path), path);
+    cy_errf(x, n, parent, "%s", e);
+    return -1;
+}
+
+static int conv_capture_headers(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    dlv_sink_config *s = field;
+    cv_free_strings(s->capture_headers, s->n_capture_headers);
+    s->capture_headers = NULL;
+    s->n_capture_headers = 0;
+    if (cv_strings(x, n, path, &s->capture_headers, &s->n_capture_headers) < 0)
+        return -1;
+    return capture_checked(x, n, path, s);
+}
+
+static int conv_capture_body(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    dlv_sink_config *s = field;
+    uint64_t v;
+    if (cv_size(x, n, path, &v) < 0)
+        return -1;
+    s->capture_body = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+    return capture_checked(x, n, path, s);
+}
+
 /* A list of secrets ("${NAME}" resolved), none empty, appended to *v / *count. */
 static int push_secrets(cy_ctx *x, const cy_node *n, const char *path, const char *what, char ***v,
                         size_t *count)
@@ -192,6 +226,18 @@ static int conv_tokens(cy_ctx *x, const cy_node *n, const char *path, void *fiel
 {
     outbox_config_ingest *in = field;
     return push_secrets(x, n, path, "token", &in->tokens, &in->n_tokens);
+}
+
+static int conv_admin_tokens(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    outbox_config_admin *a = field;
+    return push_secrets(x, n, path, "token", &a->tokens, &a->n_tokens);
+}
+
+static int conv_admin_ro_tokens(cy_ctx *x, const cy_node *n, const char *path, void *field)
+{
+    outbox_config_admin *a = field;
+    return push_secrets(x, n, path, "token", &a->read_only_tokens, &a->n_read_only_tokens);
 }
 
 /* ---- the tables ------------------------------------------------------------------------ */
@@ -314,6 +360,10 @@ static const cs_key sink_keys[] = {
     OPT_FILE("client_cert", sink_t, client_cert, "PEM client certificate (mTLS)"),
     OPT_FILE("client_key", sink_t, client_key, "PEM client key (mTLS)"),
     R("insecure", CS_BOOL, sink_t, insecure, 0, 0, "skip TLS verification (default false)"),
+    CUSTOM("capture_headers", CS_OBJ, 0, conv_capture_headers,
+           "response headers kept per attempt besides Content-Type, Retry-After, Location"),
+    CUSTOM("capture_body", CS_OBJ, 0, conv_capture_body,
+           "response body bytes kept per attempt (default 1KiB, 0 = none, at most 64KiB)"),
 };
 static const cs_table sink_table = CS_TABLE(sink_keys, 1);
 
@@ -366,8 +416,19 @@ static const cs_key audit_keys[] = {
 };
 static const cs_table audit_table = CS_TABLE(audit_keys, 0);
 
+typedef outbox_config_admin admin_t;
+
+static const cs_key admin_keys[] = {
+    RULE("listen", admin_t, listen, listen_addr_check,
+         "HOST:PORT of the admin API and console (absent: none)"),
+    CUSTOM("tokens", CS_OBJ, 0, conv_admin_tokens, "read-write bearer tokens"),
+    CUSTOM("read_only_tokens", CS_OBJ, 0, conv_admin_ro_tokens,
+           "bearer tokens that may read, not replay or purge"),
+};
+static const cs_table admin_table = CS_TABLE(admin_keys, 1);
+
 typedef struct top_state {
-    const cy_node *outbox, *ingest, *audit, *sinks;
+    const cy_node *outbox, *ingest, *audit, *sinks, *admin;
 } top_state;
 
 static const cs_key top_keys[] = {
@@ -375,6 +436,7 @@ static const cs_key top_keys[] = {
     S("ingest", CS_NODE, top_state, ingest, "the HTTP listener"),
     S("audit", CS_NODE, top_state, audit, "Flipt's audit block"),
     S("sinks", CS_NODE, top_state, sinks, "named sinks"),
+    S("admin", CS_NODE, top_state, admin, "the admin API and console listener"),
 };
 static const cs_table top_table = CS_TABLE(top_keys, 1);
 
@@ -636,6 +698,27 @@ int outbox_config_defaults(outbox_config *c)
     return 0;
 }
 
+/* `admin:`: listen is required; without a token it must be a loopback address. */
+static int load_admin(cy_ctx *x, outbox_config_admin *a, const cy_node *n)
+{
+    if (!n || cy_is_null(n))
+        return 0;
+    if (cs_walk(x, n, "admin", &admin_table, a, NULL, NULL) < 0)
+        return -1;
+    if (!a->listen) {
+        cy_errf(x, n, "admin", "listen is required (e.g. 127.0.0.1:8081)");
+        return -1;
+    }
+    if (a->n_tokens + a->n_read_only_tokens == 0 && !listen_addr_is_loopback(a->listen)) {
+        cy_errf(x, n, "admin.listen",
+                "\"%s\" is not a loopback address: an admin listener reachable from other "
+                "hosts needs admin.tokens (or listen on 127.0.0.1)",
+                a->listen);
+        return -1;
+    }
+    return 0;
+}
+
 static int load_document(cy_ctx *x, outbox_config *c, const cy_node *root)
 {
     top_state t = {0};
@@ -653,7 +736,7 @@ static int load_document(cy_ctx *x, outbox_config *c, const cy_node *root)
         cv_secret_pair(x, ist.secret, ist.secret_file, "ingest", SECRET_KEYS,
                        &c->ingest.signing_secret) < 0)
         return -1;
-    if (load_audit(x, c, t.audit) < 0)
+    if (load_admin(x, &c->admin, t.admin) < 0 || load_audit(x, c, t.audit) < 0)
         return -1;
     if (!t.sinks || cy_is_null(t.sinks))
         return 0;
@@ -777,6 +860,13 @@ void outbox_config_clear(outbox_config *c)
         dlv_secret_free(c->ingest.tokens[i]);
     free(c->ingest.tokens);
     dlv_secret_free(c->ingest.signing_secret);
+    free(c->admin.listen);
+    for (size_t i = 0; i < c->admin.n_tokens; i++)
+        dlv_secret_free(c->admin.tokens[i]);
+    free(c->admin.tokens);
+    for (size_t i = 0; i < c->admin.n_read_only_tokens; i++)
+        dlv_secret_free(c->admin.read_only_tokens[i]);
+    free(c->admin.read_only_tokens);
     dlv_filter_free(c->audit.events);
     dlv_sink_configs_free(c->sinks, c->n_sinks);
     memset(c, 0, sizeof *c);
@@ -812,6 +902,7 @@ void outbox_config_print_keys(FILE *out)
 {
     print_table(out, "outbox", &outbox_table);
     print_table(out, "ingest", &ingest_table);
+    print_table(out, "admin", &admin_table);
     print_table(out, "audit", &audit_table);
     print_table(out, "audit.buffer", &buffer_table);
     print_table(out, "audit.sinks.webhook", &webhook_table);

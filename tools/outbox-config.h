@@ -4,7 +4,8 @@
  * (Not named config.h: that name is the generated build header, which the tools sources include
  * as "config.h"; a tools/config.h would shadow it.)
  *
- * Sections: `outbox:` (the store), `ingest:` (the HTTP listener), Flipt's `audit:` block as
+ * Sections: `outbox:` (the store), `ingest:` (the HTTP listener), `admin:` (the admin API
+ * and console listener), Flipt's `audit:` block as
  * Flipt accepts it (unknown keys ignored, Flipt's validation messages), and the extended
  * `sinks:` list. Flipt's `audit.sinks.webhook` becomes a sink named "webhook" (URL mode) or,
  * with templates, sinks "template-1", "template-2", ... Sinks from `sinks:` follow, in file
@@ -75,6 +76,15 @@ typedef struct outbox_config_ingest {
                                         ingest default (24 h) */
 } outbox_config_ingest;
 
+/* `admin:` - outboxd's admin API and web console (outboxd-admin.h). */
+typedef struct outbox_config_admin {
+    char *listen;  /* owned; NULL = no admin listener (the default) */
+    char **tokens; /* owned array of owned strings: read-write bearer tokens */
+    size_t n_tokens;
+    char **read_only_tokens; /* owned: tokens that may read but not replay or purge */
+    size_t n_read_only_tokens;
+} outbox_config_admin;
+
 /* Flipt's audit block, kept for reporting (its sink is converted into sinks[]). */
 typedef struct outbox_config_audit {
     dlv_filter *events;             /* owned; audit.events, default "*:*" */
@@ -88,6 +98,7 @@ typedef struct outbox_config {
     outbox_config_store outbox;
     outbox_config_ingest ingest;
     outbox_config_audit audit;
+    outbox_config_admin admin;
     dlv_sink_config *sinks; /* owned array of n_sinks, names unique */
     size_t n_sinks;
 } outbox_config;

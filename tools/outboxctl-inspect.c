@@ -26,31 +26,12 @@
 /* ---- stats ---- */
 
 /* -1 without a config; else whether the config names the sink. */
-static int configured(const ctl_ctx *c, const char *name)
+static int configured(const void *ud, const char *name)
 {
+    const ctl_ctx *c = ud;
     if (!c->config)
         return -1;
     return outbox_config_find_sink(c->config, name) >= 0;
-}
-
-static void add_sink_json(json_t *arr, const obx_sink_stats *ss, int64_t now, int conf)
-{
-    json_t *o = json_object();
-    if (conf >= 0)
-        json_object_set_new(o, "configured", json_boolean(conf));
-    json_object_set_new(o, "name", json_string(ss->name));
-    json_object_set_new(o, "id", json_integer(ss->id));
-    json_object_set_new(o, "pending", json_integer((json_int_t)ss->pending));
-    json_object_set_new(o, "inflight", json_integer((json_int_t)ss->inflight));
-    json_object_set_new(o, "in_doubt", json_integer((json_int_t)ss->in_doubt));
-    json_object_set_new(o, "delivered", json_integer((json_int_t)ss->delivered));
-    json_object_set_new(o, "dead", json_integer((json_int_t)ss->dead));
-    json_object_set_new(o, "oldest_pending", ctl_json_time(ss->oldest_pending_ms));
-    json_object_set_new(o, "oldest_pending_age_ms",
-                        ss->oldest_pending_ms ? json_integer(now - ss->oldest_pending_ms)
-                                              : json_null());
-    json_object_set_new(o, "next_due", ctl_json_time(ss->next_due_ms));
-    json_array_append_new(arr, o);
 }
 
 static void u64s(uint64_t v, char *b, size_t n)
@@ -78,49 +59,14 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         owner = -1;
     uint64_t cap = c->config_max_size ? c->config_max_size : st->max_size;
     uint64_t high = c->config_max_size ? c->config_max_size / 100 * 90 : st->high_water;
-    obx_sink_stats tot = {0};
-    snprintf(tot.name, sizeof tot.name, "TOTAL");
-    tot.next_due_ms = INT64_MAX;
-    for (size_t i = 0; i < st->n_sinks; i++) {
-        const obx_sink_stats *ss = &st->sinks[i];
-        tot.pending += ss->pending;
-        tot.inflight += ss->inflight;
-        tot.in_doubt += ss->in_doubt;
-        tot.delivered += ss->delivered;
-        tot.dead += ss->dead;
-        if (ss->oldest_pending_ms &&
-            (!tot.oldest_pending_ms || ss->oldest_pending_ms < tot.oldest_pending_ms))
-            tot.oldest_pending_ms = ss->oldest_pending_ms;
-        if (ss->next_due_ms < tot.next_due_ms)
-            tot.next_due_ms = ss->next_due_ms;
-    }
+    obx_sink_stats tot;
+    ctl_sink_stats_total(st, &tot);
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "data_dir", json_string(c->data_dir));
-        json_object_set_new(o, "now", ctl_json_time(c->now_ms));
-        json_object_set_new(o, "schema_version", json_integer(st->schema_version));
         json_object_set_new(o, "daemon_pid", owner > 0 ? json_integer(owner) : json_null());
         json_object_set_new(o, "daemon_running", owner < 0 ? json_null() : json_boolean(owner > 0));
-        json_object_set_new(o, "events", json_integer((json_int_t)st->events));
-        json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
-        json_object_set_new(o, "idempotency_keys", json_integer((json_int_t)st->idem_keys));
-        json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
-        json_object_set_new(o, "file_bytes", json_integer((json_int_t)st->file_bytes));
-        json_object_set_new(o, "max_size", json_integer((json_int_t)cap));
-        json_object_set_new(o, "high_water", json_integer((json_int_t)high));
-        json_object_set_new(o, "map_size", json_integer((json_int_t)st->map_size));
-        json_object_set_new(o, "full", json_boolean(st->used_bytes >= high));
-        json_t *arr = json_array();
-        for (size_t i = 0; i < st->n_sinks; i++)
-            add_sink_json(arr, &st->sinks[i], c->now_ms, configured(c, st->sinks[i].name));
-        json_object_set_new(o, "sinks", arr);
-        json_t *t = json_array();
-        add_sink_json(t, &tot, c->now_ms, -1);
-        json_t *t0 = json_incref(json_array_get(t, 0));
-        json_object_del(t0, "name");
-        json_object_del(t0, "id");
-        json_object_set_new(o, "total", t0);
-        json_decref(t);
+        ctl_stats_json(o, st, cap, high, c->now_ms, configured, c);
         ctl_json_print(o, stdout);
     } else {
         char used[32], capb[32], highb[32], fileb[32];
@@ -243,7 +189,7 @@ static int list_one(void *ud, const obx_event *ev, const obx_delivery *d)
             ctl_json_print(o, stdout);
         return 0;
     }
-    char id[24], state[32], evn[128], recv[48], att[48], last[256], lastt[72], next[48];
+    char id[24], state[32], evn[128], recv[48], att[48], last[512], next[48];
     snprintf(id, sizeof id, "%llu", (unsigned long long)ev->id);
     snprintf(state, sizeof state, "%s%s", ctl_state_label(d), d->in_doubt ? "*" : "");
     l->any_doubt |= d->in_doubt;
@@ -253,11 +199,7 @@ static int list_one(void *ud, const obx_event *ev, const obx_delivery *d)
         snprintf(att, sizeof att, "%u (%u total)", d->attempts, d->total_attempts);
     else
         snprintf(att, sizeof att, "%u", d->attempts);
-    const char *lo = ctl_last_outcome(d, last, sizeof last);
-    if (lo && strlen(lo) > 60) {
-        snprintf(lastt, sizeof lastt, "%.57s...", lo);
-        lo = lastt;
-    }
+    const char *lo = ctl_last_outcome(d, last, sizeof last); /* shortened by the table */
     if (d->state == OBX_STATE_PENDING) {
         if (d->next_attempt_ms <= l->c->now_ms + 500)
             snprintf(next, sizeof next, "due now");
@@ -305,6 +247,7 @@ int ctl_cmd_list(ctl_ctx *c, int argc, char **argv)
             rc = CTL_EXIT_ERROR;
             goto out;
         }
+        ctl_table_fit(l.t, 6, ctl_term_width(stdout)); /* LAST */
     }
     obx_error err = {0};
     if (obx_list(s, &q, list_one, ctl_corrupt_warn, &l, &err)) {
@@ -349,10 +292,10 @@ static int delivery_copy(obx_delivery *dst, const obx_delivery *src)
     dst->history = src->n_history ? calloc(src->n_history, sizeof *dst->history) : NULL;
     int bad = (src->last_error && !dst->last_error) || (src->reason && !dst->reason) ||
               (src->n_history && !dst->history);
-    for (size_t i = 0; dst->history && i < src->n_history; i++) {
-        dst->history[i] = src->history[i];
-        dst->history[i].error = src->history[i].error ? strdup(src->history[i].error) : NULL;
-        bad |= src->history[i].error && !dst->history[i].error;
+    dst->n_history = 0;
+    for (size_t i = 0; dst->history && i < src->n_history && !bad; i++) {
+        bad |= obx_attempt_copy(&dst->history[i], &src->history[i]) != OBX_OK;
+        dst->n_history = i + 1;
     }
     if (bad) {
         obx_delivery_clear(dst);
@@ -444,6 +387,37 @@ static void print_time_line(const char *label, int64_t ms, int64_t now)
     printf("  %-14s %s (%s)\n", label, t, a);
 }
 
+/* Response bodies longer than this are cut in show's text output (--json has them all). */
+#define SHOW_BODY_MAX 2048
+
+/* What the receiver answered to one attempt (headers and the body kept), escaped. */
+static void print_response(const obx_attempt *at, uint32_t no)
+{
+    if (!at->n_headers && !at->body)
+        return;
+    printf("  response to attempt %u (status %d):\n", no, at->status);
+    for (size_t i = 0; i < at->n_headers; i++) {
+        const obx_header *h = &at->headers[i];
+        printf("    ");
+        ctl_print_escaped((const unsigned char *)h->name, strlen(h->name), stdout);
+        printf(": ");
+        ctl_print_escaped((const unsigned char *)h->value, strlen(h->value), stdout);
+        printf("\n");
+    }
+    if (!at->body)
+        return;
+    size_t n = at->body_len < SHOW_BODY_MAX ? at->body_len : SHOW_BODY_MAX;
+    if (at->body_size > at->body_len)
+        printf("    body (%zu of %llu bytes kept", at->body_len, (unsigned long long)at->body_size);
+    else
+        printf("    body (%zu bytes", at->body_len);
+    if (n < at->body_len)
+        printf("; the first %zu shown, --json has the rest", n);
+    printf("): ");
+    ctl_print_escaped(at->body, n, stdout);
+    printf("\n");
+}
+
 static void show_human(ctl_ctx *c, const obx_event *e, ctl_sinks *sk)
 {
     char t[40], a[48];
@@ -511,6 +485,8 @@ static void show_human(ctl_ctx *c, const obx_event *e, ctl_sinks *sk)
                 ctl_table_add(tb, row);
             }
             ctl_table_free(tb);
+            for (size_t k = 0; k < d->n_history; k++)
+                print_response(&d->history[k], first_no + (uint32_t)k);
         }
     }
 }

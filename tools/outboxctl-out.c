@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "delivery/base64.h"
 #include "delivery/error.h"
@@ -25,6 +27,8 @@ struct ctl_table {
     char **cells; /* rows x ncols */
     size_t nrows, cap, total;
     int header_done;
+    size_t fit_col;   /* the column shortened to fit fit_width */
+    size_t fit_width; /* 0 = lines as long as they come */
 };
 
 /* Display width: UTF-8 code points (good enough for names and ages). */
@@ -90,6 +94,83 @@ int ctl_table_add(ctl_table *t, const char *const *cells)
     return 0;
 }
 
+/* Byte offset of code point number `cp` in s (or its end). */
+static size_t cp_offset(const char *s, size_t cp)
+{
+    size_t i = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && cp-- == 0)
+            break;
+    return i;
+}
+
+char *ctl_shorten_middle(const char *s, size_t width)
+{
+    size_t w = text_width(s);
+    if (w <= width || width < 5)
+        return strdup(s);
+    size_t head = (width - 3 + 1) / 2, tail = width - 3 - head;
+    size_t hb = cp_offset(s, head), tb = cp_offset(s, w - tail);
+    size_t tl = strlen(s + tb);
+    char *out = malloc(hb + 3 + tl + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, s, hb);
+    memcpy(out + hb, "...", 3);
+    memcpy(out + hb + 3, s + tb, tl + 1);
+    return out;
+}
+
+size_t ctl_term_width(FILE *f)
+{
+    const char *env = getenv("COLUMNS");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(env, &end, 10);
+        if (!*end && !errno && v > 0 && v < 100000)
+            return v;
+    }
+    struct winsize ws;
+    if (isatty(fileno(f)) && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 0;
+}
+
+void ctl_table_fit(ctl_table *t, size_t col, size_t line_width)
+{
+    t->fit_col = col;
+    t->fit_width = col < t->ncols ? line_width : 0;
+}
+
+/* Shorten the fit column's cells (in the middle) so that lines fit fit_width, keeping at
+ * least CTL_FIT_MIN columns of them. */
+static void fit_rows(ctl_table *t)
+{
+    if (!t->fit_width)
+        return;
+    size_t others = 2 * (t->ncols - 1);
+    for (size_t i = 0; i < t->ncols; i++)
+        if (i != t->fit_col)
+            others += t->width[i];
+    size_t budget = t->fit_width > others + CTL_FIT_MIN ? t->fit_width - others : CTL_FIT_MIN;
+    if (t->width[t->fit_col] <= budget)
+        return;
+    t->width[t->fit_col] = budget;
+    if (text_width(t->headers[t->fit_col]) > budget)
+        t->width[t->fit_col] = text_width(t->headers[t->fit_col]);
+    for (size_t r = 0; r < t->nrows; r++) {
+        char **cell = &t->cells[r * t->ncols + t->fit_col];
+        if (text_width(*cell) <= budget)
+            continue;
+        char *sh = ctl_shorten_middle(*cell, budget);
+        if (sh) {
+            free(*cell);
+            *cell = sh;
+        }
+    }
+}
+
 static void print_row(ctl_table *t, char *const *row)
 {
     for (size_t i = 0; i < t->ncols; i++) {
@@ -105,6 +186,7 @@ static void print_row(ctl_table *t, char *const *row)
 
 void ctl_table_flush(ctl_table *t)
 {
+    fit_rows(t);
     if (!t->header_done) {
         print_row(t, t->headers);
         t->header_done = 1;
@@ -149,98 +231,6 @@ void ctl_json_print(json_t *v, FILE *f)
         free(s);
     }
     json_decref(v);
-}
-
-json_t *ctl_json_time(int64_t ms)
-{
-    if (ms == 0 || ms == INT64_MAX)
-        return json_null();
-    char b[40];
-    ctl_time_rfc3339(ms, b, sizeof b);
-    return json_string(b);
-}
-
-json_t *ctl_json_str(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-int ctl_body_is_json(const unsigned char *body, size_t len)
-{
-    if (len == 0)
-        return 0;
-    json_error_t e;
-    json_t *v = json_loadb((const char *)body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    if (!v)
-        return 0;
-    json_decref(v);
-    return 1;
-}
-
-/* Drop insignificant whitespace from valid JSON text; out holds len+1 bytes. */
-static size_t json_minify(const unsigned char *in, size_t len, char *out)
-{
-    size_t o = 0;
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = in[i];
-        if (in_str) {
-            out[o++] = (char)ch;
-            if (ch == '\\' && i + 1 < len)
-                out[o++] = (char)in[++i];
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"') {
-            in_str = 1;
-            out[o++] = '"';
-        } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-            out[o++] = (char)ch;
-        }
-    }
-    out[o] = '\0';
-    return o;
-}
-
-int ctl_json_print_with_body(json_t *obj, const unsigned char *body, size_t len, FILE *f)
-{
-    int rc = -1;
-    char *head = json_dumps(obj, JSON_COMPACT);
-    char *mini = NULL, *b64 = NULL;
-    json_decref(obj);
-    if (!head)
-        goto out;
-    size_t hl = strlen(head);
-    if (hl < 2 || head[hl - 1] != '}')
-        goto out;
-    head[hl - 1] = '\0';
-    int is_json = ctl_body_is_json(body, len);
-    int multi_line = is_json && (memchr(body, '\n', len) || memchr(body, '\r', len));
-    if (!is_json || multi_line) {
-        b64 = ctl_base64_encode(body, len);
-        if (!b64)
-            goto out;
-    }
-    fputs(head, f);
-    fputs(hl > 2 ? "," : "", f);
-    if (is_json && !multi_line) {
-        fputs("\"body\":", f);
-        fwrite(body, 1, len, f);
-    } else if (is_json) {
-        mini = malloc(len + 1);
-        if (!mini)
-            goto out;
-        json_minify(body, len, mini);
-        fprintf(f, "\"body\":%s,\"body_base64\":\"%s\"", mini, b64);
-    } else {
-        fprintf(f, "\"body_base64\":\"%s\"", b64);
-    }
-    fputs("}\n", f);
-    rc = 0;
-out:
-    free(head);
-    free(mini);
-    free(b64);
-    return rc;
 }
 
 /* ---- reading a member's raw text back ---- */
@@ -418,17 +408,6 @@ void ctl_body_print(const unsigned char *body, size_t len, FILE *f)
     char *b = ctl_base64_encode(body, len);
     fprintf(f, "(%zu bytes, not printable text; base64:)\n%s\n", len, b ? b : "(out of memory)");
     free(b);
-}
-
-char *ctl_base64_encode(const unsigned char *in, size_t len)
-{
-    if (len > (size_t)INT32_MAX / 2)
-        return NULL;
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    if (!out)
-        return NULL;
-    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    return out;
 }
 
 void ctl_bytes_fmt(uint64_t n, char *buf, size_t bufn)

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "outbox-json.h" /* the JSON shapes, shared with outboxd's admin API */
+
 /* ---- tables ---- */
 
 typedef struct ctl_table ctl_table;
@@ -30,6 +32,19 @@ ctl_table *ctl_table_new(FILE *f, size_t ncols, const char *const *headers);
 /* Add a row: `cells` holds ncols strings (NULL prints "-"); copied. -1 when out of memory. */
 int ctl_table_add(ctl_table *t, const char *const *cells);
 void ctl_table_flush(ctl_table *t);
+/*
+ * Keep lines within `line_width` columns (0 = no limit) by shortening the cells of column
+ * `col` in the middle ("head...tail", so that both the start of a reason and the status at
+ * its end stay visible), never below CTL_FIT_MIN columns.
+ */
+#define CTL_FIT_MIN 16
+void ctl_table_fit(ctl_table *t, size_t col, size_t line_width);
+/* s shortened in the middle to `width` code points with "..." (a copy when it fits);
+ * malloc'd, NULL when out of memory. */
+char *ctl_shorten_middle(const char *s, size_t width);
+/* The terminal's width for output to f: $COLUMNS when set to a number, else the tty's
+ * (TIOCGWINSZ), else 0 (not a terminal: no limit). */
+size_t ctl_term_width(FILE *f);
 /* Rows added so far. */
 size_t ctl_table_rows(const ctl_table *t);
 /* Flushes and frees; NULL is a no-op. */
@@ -40,16 +55,6 @@ void ctl_table_free(ctl_table *t);
 /* Print `v` compact on one line and drop the reference. */
 void ctl_json_print(json_t *v, FILE *f);
 /*
- * Print `obj` compact on one line with the body members appended last (see above), then
- * drop the reference to obj. -1 when out of memory.
- */
-int ctl_json_print_with_body(json_t *obj, const unsigned char *body, size_t len, FILE *f);
-/* RFC 3339 string, or JSON null when ms == 0 (unset) or INT64_MAX (never). New ref. */
-json_t *ctl_json_time(int64_t ms);
-/* A string or JSON null. New reference. */
-json_t *ctl_json_str(const char *s);
-
-/*
  * From one export line (a JSON object), get the event body byte-exact: "body_base64"
  * when present, else the raw text of "body". *out is malloc'd (caller frees). 0 ok; -1
  * with err filled.
@@ -59,14 +64,8 @@ int ctl_body_from_line(const char *line, size_t len, unsigned char **out, size_t
 
 /* ---- bodies for people ---- */
 
-/* 1 when the body is valid JSON (any value). */
-int ctl_body_is_json(const unsigned char *body, size_t len);
 /* Print a body for a person: as-is when it is printable UTF-8 text, else a base64 dump. */
 void ctl_body_print(const unsigned char *body, size_t len, FILE *f);
-
-/* base64 (standard, padded); malloc'd, NULL when out of memory. Decoding is
- * dlv_base64_decode (delivery/base64.h). */
-char *ctl_base64_encode(const unsigned char *in, size_t len);
 
 /*
  * Read a whole file ('-' = stdin) into a malloc'd, NUL-terminated buffer (caller frees);

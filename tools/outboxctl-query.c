@@ -14,15 +14,8 @@ int ctl_filter_option(const char *cmd, ctl_filter *f, int opt, const char *arg, 
     char err[256];
     switch (opt) {
     case CTL_OPT_STATE:
-        if (strcmp(arg, "all") == 0)
-            f->state = 0;
-        else if (strcmp(arg, "in-flight") == 0 || strcmp(arg, "in_flight") == 0)
-            f->state = OBX_STATE_INFLIGHT;
-        else if (!(f->state = obx_state_parse(arg))) {
-            ctl_usage_error(cmd,
-                            "unknown state \"%s\" (use pending, inflight, dead, "
-                            "delivered or all)",
-                            arg);
+        if (ctl_state_filter(arg, &f->state)) {
+            ctl_usage_error(cmd, "unknown state \"%s\" (use " CTL_STATE_NAMES ")", arg);
             return -1;
         }
         return 1;
@@ -172,18 +165,6 @@ int ctl_filter_query(obx_store *s, const ctl_filter *f, obx_query *q)
     return CTL_EXIT_OK;
 }
 
-const char *ctl_webhook_id(const obx_delivery *d, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", d->webhook_id); /* obx_delivery_id(), filled by the store */
-    return buf;
-}
-
-const char *ctl_state_label(const obx_delivery *d)
-{
-    const char *n = obx_state_name(d->state);
-    return n ? n : "unknown";
-}
-
 const char *ctl_last_outcome(const obx_delivery *d, char *buf, size_t n)
 {
     if (d->state == OBX_STATE_DEAD && d->reason && *d->reason) {
@@ -230,83 +211,4 @@ void ctl_sinks_free(ctl_sinks *sk)
 {
     obx_stats_free(sk->st);
     sk->st = NULL;
-}
-
-static int set(json_t *o, const char *k, json_t *v)
-{
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
-json_t *ctl_event_json(const obx_event *ev)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = 0;
-    bad |= set(o, "id", json_integer((json_int_t)ev->id));
-    bad |= set(o, "type", json_string(ev->type));
-    bad |= set(o, "action", json_string(ev->action));
-    bad |= set(o, "received", ctl_json_time(ev->received_ms));
-    bad |= set(o, "received_ms", json_integer(ev->received_ms));
-    bad |= set(o, "body_bytes", json_integer((json_int_t)ev->body_len));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int history)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = 0;
-    bad |= set(o, "sink", json_string(sink_name));
-    bad |= set(o, "sink_id", json_integer(d->sink_id));
-    char wid[OBX_DELIVERY_ID_MAX];
-    bad |= set(o, "webhook_id", json_string(ctl_webhook_id(d, wid, sizeof wid)));
-    bad |= set(o, "state", json_string(ctl_state_label(d)));
-    bad |= set(o, "in_doubt", json_boolean(d->in_doubt));
-    bad |= set(o, "attempts", json_integer(d->attempts));
-    bad |= set(o, "total_attempts", json_integer(d->total_attempts));
-    bad |= set(o, "replays", json_integer(d->replays));
-    bad |= set(o, "first_attempt", ctl_json_time(d->first_attempt_ms));
-    bad |= set(o, "last_attempt", ctl_json_time(d->last_attempt_ms));
-    bad |= set(o, "next_attempt",
-               d->state == OBX_STATE_PENDING || d->state == OBX_STATE_INFLIGHT
-                   ? ctl_json_time(d->next_attempt_ms)
-                   : json_null());
-    bad |= set(o, "deadline", ctl_json_time(d->deadline_ms));
-    bad |= set(o, "done", ctl_json_time(d->done_ms));
-    bad |= set(o, "last_status", d->last_status ? json_integer(d->last_status) : json_null());
-    bad |= set(o, "last_error", ctl_json_str(d->last_error));
-    bad |= set(o, "reason", ctl_json_str(d->reason));
-    bad |= set(o, "first_attempt_ms", json_integer(d->first_attempt_ms));
-    bad |= set(o, "last_attempt_ms", json_integer(d->last_attempt_ms));
-    bad |= set(o, "next_attempt_ms", json_integer(d->next_attempt_ms));
-    bad |= set(o, "deadline_ms", json_integer(d->deadline_ms));
-    bad |= set(o, "done_ms", json_integer(d->done_ms));
-    if (history) {
-        json_t *h = json_array();
-        bad |= set(o, "history", h);
-        for (size_t i = 0; h && i < d->n_history; i++) {
-            const obx_attempt *a = &d->history[i];
-            json_t *ao = json_object();
-            if (!ao || json_array_append_new(h, ao)) {
-                bad = 1;
-                break;
-            }
-            bad |= set(ao, "started", ctl_json_time(a->started_ms));
-            bad |= set(ao, "started_ms", json_integer(a->started_ms));
-            bad |= set(ao, "duration_ms", json_integer(a->duration_ms));
-            bad |= set(ao, "status", a->status ? json_integer(a->status) : json_null());
-            bad |= set(ao, "error", ctl_json_str(a->error));
-        }
-    }
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
 }

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <jansson.h>
 
+#include "outbox-json.h"
 #include "outboxctl.h"
 
 enum {
@@ -121,27 +122,9 @@ void ctl_corrupt_warn(void *counter, uint64_t event_id, uint32_t sink_id, const 
 /* Build the store query (resolves --sink). Returns an exit code (0 ok). */
 int ctl_filter_query(obx_store *s, const ctl_filter *f, obx_query *q);
 
-/* The webhook-id header the delivery engine sends for d on every attempt
- * (obx_delivery_id: evt_<store id>_<event id>_<sink id>), written into buf. */
-const char *ctl_webhook_id(const obx_delivery *d, char *buf, size_t n);
-
-/* "pending", "inflight", "delivered", "dead". */
-const char *ctl_state_label(const obx_delivery *d);
-
 /* The last outcome: the dead letter's reason, "HTTP 503: error", "HTTP 503", the error,
  * or NULL when there is none. Written into buf. */
 const char *ctl_last_outcome(const obx_delivery *d, char *buf, size_t n);
-
-/*
- * A delivery as JSON (new reference): sink, state, in_doubt, attempts, times (RFC 3339
- * and *_ms), last status/error, reason, replays and, when `history` is set, the attempt
- * history. NULL when out of memory.
- */
-/* An event's header as JSON (new reference): id, type, action, received (RFC 3339 and
- * _ms), body_bytes. NULL when out of memory. */
-json_t *ctl_event_json(const obx_event *ev);
-
-json_t *ctl_delivery_json(const obx_delivery *d, const char *sink_name, int history);
 
 /* Sink names by id, cached from one stats snapshot (the registry only grows; a sink
  * registered later is looked up in the store). */

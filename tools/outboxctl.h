@@ -18,7 +18,7 @@
 
 #include "outbox/outbox.h"
 
-/* Exit codes: the contract of DESIGN.md §5. */
+/* Exit codes, as README's outboxctl section documents them. */
 enum {
     CTL_EXIT_OK = 0,
     CTL_EXIT_ERROR = 1,

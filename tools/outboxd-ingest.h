@@ -118,4 +118,11 @@ void oin_begin_shutdown(oin_server *s);
  */
 void oin_stop(oin_server *s, unsigned wait_ms);
 
+/*
+ * Bind and listen on `addr` (HOST:PORT, as listen_addr_parse; port 0 picks a free one):
+ * the socket (close-on-exec), *is_v6 and the bound port; -1 with err filled. Also used by
+ * the admin listener (outboxd-admin.h).
+ */
+int oin_bind_listen(const char *addr, int *is_v6, uint16_t *bound, char *err, size_t cap);
+
 #endif

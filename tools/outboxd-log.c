@@ -11,9 +11,12 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "gotmpl/gojson.h"
 
 #define LINE_MAX_BYTES 4096
 
@@ -85,25 +88,19 @@ static void puts_(sbuf *b, const char *s)
     put(b, s, strlen(s));
 }
 
+/* A JSON string literal, escaped by the one JSON string encoder (gojson_encode_string:
+ * Go's encoding/json rules, invalid UTF-8 as U+FFFD). Out of memory writes "?". */
 static void put_json_string(sbuf *b, const char *s)
 {
-    put(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
-        char esc[8];
-        if (*c == '"' || *c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*c;
-            put(b, esc, 2);
-        } else if (*c == '\n') {
-            put(b, "\\n", 2);
-        } else if (*c < 0x20 || *c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", *c);
-            put(b, esc, 6);
-        } else {
-            put(b, (const char *)c, 1);
-        }
+    char *q = NULL;
+    size_t n = 0;
+    s = s ? s : "";
+    if (gojson_encode_string(s, strlen(s), &q, &n) != 0) {
+        put(b, "\"?\"", 3);
+        return;
     }
-    put(b, "\"", 1);
+    put(b, q, n);
+    free(q);
 }
 
 static int text_needs_quotes(const char *s)

@@ -76,6 +76,12 @@ void obuf_free(obuf *b);
  * snapshot `st` (may be NULL when the stats call failed; `now_ms` gives ages).
  */
 void omet_render_ingest(const omet *m, obuf *b);
+/*
+ * Append outbox_build_info{version} and the standard process_* families (CPU seconds,
+ * resident and virtual memory, open and max fds, start time), read from /proc/self; a
+ * value that cannot be read is left out.
+ */
+void omet_render_process(obuf *b);
 void omet_render_store(const obx_stats *st, int64_t now_ms, obuf *b);
 
 /*

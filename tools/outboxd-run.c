@@ -21,6 +21,8 @@
 #include "outbox-last-check.h"
 #include "outbox/outbox.h"
 #include "listen-addr.h"
+#include "outboxd-admin.h"
+#include "outboxd-attemptlog.h"
 #include "outboxd-ingest.h"
 #include "outboxd-log.h"
 #include "outboxd-metrics.h"
@@ -33,6 +35,8 @@
 #define SWEEP_MAX_PER_TICK 100000
 /* How long shutdown waits for requests already waiting on the store. */
 #define INGEST_DRAIN_MS 10000
+/* At most one failed-attempt line per sink per second. */
+#define ATTEMPT_LOG_INTERVAL_MS 1000
 
 typedef struct od_state {
     const od_config *c;
@@ -42,8 +46,10 @@ typedef struct od_state {
     omet *metrics;
     osw_sweeper *sweeper;
     oin_server *http;
+    oadm_server *admin;  /* NULL when not configured */
     uint64_t *dead_seen; /* per sink: dead letters already logged */
     uint64_t claim_errors_seen, commit_errors_seen;
+    oal *attempt_log; /* rate-limited failed-attempt lines */
 } od_state;
 
 void od_signals_block(void)
@@ -85,25 +91,39 @@ static void sink_label(obuf *b, const char *name)
 
 static void render_engine(const dlv_metrics *m, obuf *b)
 {
-    static const char *const outcomes[] = {"delivered", "retried", "dead", "released"};
-    obuf_printf(b, "# HELP outbox_deliveries_total Delivery outcomes since start, by sink "
-                   "(retried counts attempts that scheduled a retry).\n"
+    static const char *const outcomes[] = {"delivered", "dead"};
+    obuf_printf(b, "# HELP outbox_deliveries_total Deliveries finished since start, by sink and "
+                   "final outcome (retries and releases are families of their own).\n"
                    "# TYPE outbox_deliveries_total counter\n");
     for (size_t i = 0; i < m->n_sinks; i++) {
         const dlv_sink_metrics *s = &m->sinks[i];
-        const uint64_t v[] = {s->delivered, s->retried, s->dead, s->released};
-        for (size_t o = 0; o < 4; o++) {
+        const uint64_t v[] = {s->delivered, s->dead};
+        for (size_t o = 0; o < 2; o++) {
             obuf_printf(b, "outbox_deliveries_total{");
             sink_label(b, s->name);
             obuf_printf(b, ",outcome=\"%s\"} %llu\n", outcomes[o], (unsigned long long)v[o]);
         }
     }
+    obuf_printf(b, "# HELP outbox_delivery_attempts_total HTTP attempts finished, by sink and "
+                   "class (response status class, or timeout, connect, tls, dns, other).\n"
+                   "# TYPE outbox_delivery_attempts_total counter\n");
+    for (size_t i = 0; i < m->n_sinks; i++)
+        for (int k = 0; k < DLV_CLASS_COUNT; k++) {
+            obuf_printf(b, "outbox_delivery_attempts_total{");
+            sink_label(b, m->sinks[i].name);
+            obuf_printf(b, ",class=\"%s\"} %llu\n", dlv_attempt_class_name(k),
+                        (unsigned long long)m->sinks[i].attempts_by_class[k]);
+        }
     struct {
         const char *name, *type, *help;
         size_t off;
     } fam[] = {
-        {"outbox_delivery_attempts_total", "counter", "HTTP attempts finished, by sink.",
-         offsetof(dlv_sink_metrics, attempts)},
+        {"outbox_delivery_retries_total", "counter",
+         "Attempts that failed and scheduled a retry, by sink.",
+         offsetof(dlv_sink_metrics, retried)},
+        {"outbox_delivery_released_total", "counter",
+         "Claimed deliveries put back unattempted (shutdown), by sink.",
+         offsetof(dlv_sink_metrics, released)},
         {"outbox_delivery_render_errors_total", "counter",
          "Template render failures (dead letters), by sink.",
          offsetof(dlv_sink_metrics, render_errors)},
@@ -162,6 +182,7 @@ static void render_engine(const dlv_metrics *m, obuf *b)
 static void render(void *ud, obuf *b)
 {
     od_state *st = ud;
+    omet_render_process(b);
     omet_render_ingest(st->metrics, b);
     obx_stats *stats = NULL;
     if (obx_stats_get(st->store, &stats, NULL) != OBX_OK)
@@ -251,8 +272,11 @@ static int open_store(od_state *st)
 static int start_engine(od_state *st)
 {
     dlv_error err;
-    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, NULL, &st->engine, &err) !=
-            DLV_OK ||
+    dlv_engine_options eo;
+    dlv_engine_options_init(&eo);
+    eo.on_failed_attempt = oal_failed;
+    eo.on_failed_attempt_ud = st->attempt_log;
+    if (dlv_engine_new(st->store, st->c->sinks, st->c->n_sinks, &eo, &st->engine, &err) != DLV_OK ||
         dlv_engine_start(st->engine, &err) != DLV_OK) {
         olog(OLOG_ERROR, "cannot start the delivery engine", OLOG_S("error", err.msg));
         return -1;
@@ -304,7 +328,39 @@ static int start_http(od_state *st, char *bound, size_t cap)
     return 0;
 }
 
-static void log_started(const od_state *st, const char *bound)
+/* The admin listener, when configured; its bound address into bound ("off" without). */
+static int start_admin(od_state *st, char *bound, size_t cap)
+{
+    snprintf(bound, cap, "off");
+    if (!st->c->admin_listen)
+        return 0;
+    const char *names[OIN_MAX_ROUTES];
+    for (size_t i = 0; i < st->c->n_sinks && i < OIN_MAX_ROUTES; i++)
+        names[i] = st->c->sinks[i].name;
+    oadm_config ac = {
+        .listen = st->c->admin_listen,
+        .tokens = st->c->admin_tokens,
+        .n_tokens = st->c->n_admin_tokens,
+        .ro_tokens = st->c->admin_ro_tokens,
+        .n_ro_tokens = st->c->n_admin_ro_tokens,
+        .sink_names = names,
+        .n_sink_names = st->c->n_sinks < OIN_MAX_ROUTES ? st->c->n_sinks : OIN_MAX_ROUTES,
+        .store = st->store,
+    };
+    char err[512], host[256];
+    uint16_t port;
+    st->admin = oadm_start(&ac, err, sizeof err);
+    if (!st->admin) {
+        olog(OLOG_ERROR, "cannot start the admin listener", OLOG_S("error", err));
+        return -1;
+    }
+    if (listen_addr_parse(st->c->admin_listen, host, sizeof host, &port, err, sizeof err) == 0)
+        snprintf(bound, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)oadm_port(st->admin));
+    return 0;
+}
+
+static void log_started(const od_state *st, const char *bound, const char *admin)
 {
     char names[1024] = "";
     size_t len = 0;
@@ -328,6 +384,11 @@ static void log_started(const od_state *st, const char *bound)
                         : st->c->n_tokens                          ? "token"
                         : st->c->n_ingest_secrets                  ? "signature"
                                                                    : "none"),
+         OLOG_S("admin", admin),
+         OLOG_S("admin_auth", !st->admin ? "off"
+                              : st->c->n_admin_tokens + st->c->n_admin_ro_tokens
+                                  ? "token"
+                                  : "none: no admin tokens, loopback only"),
          OLOG_I("pid", (long long)getpid()));
 }
 
@@ -351,6 +412,7 @@ static int wait_for_stop(od_state *st)
             olog0(OLOG_WARN, "SIGHUP ignored: configuration reload is not supported; restart "
                              "the daemon (pending deliveries resume)");
         watch_engine(st);
+        oal_flush(st->attempt_log);
     }
 }
 
@@ -358,11 +420,12 @@ int od_run(const od_config *c)
 {
     od_state st = {.c = c};
     int rc = 1;
-    char bound[300];
+    char bound[300], admin[300];
     st.ids = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.ids);
     st.dead_seen = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *st.dead_seen);
     st.metrics = omet_new();
-    if (!st.ids || !st.dead_seen || !st.metrics) {
+    st.attempt_log = oal_new(c->n_sinks, ATTEMPT_LOG_INTERVAL_MS);
+    if (!st.ids || !st.dead_seen || !st.metrics || !st.attempt_log) {
         olog0(OLOG_ERROR, "out of memory");
         goto out;
     }
@@ -375,9 +438,9 @@ int od_run(const od_config *c)
         olog(OLOG_ERROR, "cannot start the retention sweeper", OLOG_S("error", err));
         goto out;
     }
-    if (start_http(&st, bound, sizeof bound) != 0)
+    if (start_http(&st, bound, sizeof bound) != 0 || start_admin(&st, admin, sizeof admin) != 0)
         goto out;
-    log_started(&st, bound);
+    log_started(&st, bound, admin);
     if (ond_notify("READY=1") != 0)
         olog(OLOG_WARN, "sd_notify failed", OLOG_S("socket", getenv("NOTIFY_SOCKET")),
              OLOG_S("error", strerror(errno)));
@@ -388,11 +451,14 @@ int od_run(const od_config *c)
          OLOG_I("grace_ms", c->grace_ms));
     oin_stop(st.http, INGEST_DRAIN_MS); /* in-flight ingests answered, listener closed */
     st.http = NULL;
+    oadm_stop(st.admin);
+    st.admin = NULL;
     obx_shutdown(st.store);
     dlv_engine_stop(st.engine, c->grace_ms);
     watch_engine(&st);
     rc = 0;
 out:
+    oadm_stop(st.admin);
     oin_stop(st.http, 0);
     osw_stop(st.sweeper);
     dlv_engine_free(st.engine);
@@ -400,6 +466,7 @@ out:
     if (rc == 0)
         olog(OLOG_INFO, "stopped", OLOG_S("store", c->data_dir));
     omet_free(st.metrics);
+    oal_free(st.attempt_log);
     free(st.ids);
     free(st.dead_seen);
     return rc;

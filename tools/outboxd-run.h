@@ -2,8 +2,8 @@
  * outboxd-run.h - the daemon's lifecycle, given a validated configuration.
  *
  * od_run() opens the store as its owner, registers the sinks, starts the delivery engine,
- * the retention sweeper and the HTTP listener, logs "started", then waits for SIGTERM or
- * SIGINT. Shutdown: stop accepting, answer requests already waiting on the store, stop
+ * the retention sweeper, the HTTP listener and the admin listener, logs "started", then waits for
+ * SIGTERM or SIGINT. Shutdown: stop accepting, answer requests already waiting on the store, stop
  * the engine within the grace period (in-flight deliveries finish or are released with
  * their backoff state intact), stop the sweeper, close the store (pending commits are
  * written), log "stopped".
@@ -45,6 +45,13 @@ typedef struct od_config {
      * (= OIN_MAX_ROUTES), every rule the engine applies already applied. */
     const dlv_sink_config *sinks;
     size_t n_sinks;
+
+    /* The admin API and console (outboxd-admin.h); NULL = no admin listener. */
+    const char *admin_listen;
+    const char *const *admin_tokens; /* read-write */
+    size_t n_admin_tokens;
+    const char *const *admin_ro_tokens; /* read-only */
+    size_t n_admin_ro_tokens;
 } od_config;
 
 /* Run until SIGTERM/SIGINT. Returns the process exit code: 0 clean stop, 1 runtime error. */

@@ -98,6 +98,11 @@ int main(int argc, char **argv)
         .grace_ms = DEFAULT_GRACE_MS,
         .sinks = cfg->sinks,
         .n_sinks = cfg->n_sinks,
+        .admin_listen = cfg->admin.listen,
+        .admin_tokens = (const char *const *)cfg->admin.tokens,
+        .n_admin_tokens = cfg->admin.n_tokens,
+        .admin_ro_tokens = (const char *const *)cfg->admin.read_only_tokens,
+        .n_admin_ro_tokens = cfg->admin.n_read_only_tokens,
     };
     rc = od_run(&c);
     outbox_config_free(cfg);

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include <strings.h>
+
 #include "engine-fixture.h"
 #include "test-tls.h"
 
@@ -79,14 +81,21 @@ static void start(fx *f, const dlv_engine_options *o)
 
 #define BODY FX_BODY
 
-/* Start the engine, enqueue BODY and wait (bounded) for the delivery to reach `st`. */
-static uint64_t send_one(fx *f, int st, unsigned timeout_ms, obx_delivery *d)
+/* Start the engine with options o (NULL: defaults), enqueue BODY and wait (bounded) for the
+ * delivery to reach `st`. */
+static uint64_t send_with(fx *f, const dlv_engine_options *o, int st, unsigned timeout_ms,
+                          obx_delivery *d)
 {
-    start(f, NULL);
+    start(f, o);
     uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
     assert_true(id > 0);
     assert_true(fx_wait_state(f->st, id, f->sink_id[0], st, timeout_ms, d));
     return id;
+}
+
+static uint64_t send_one(fx *f, int st, unsigned timeout_ms, obx_delivery *d)
+{
+    return send_with(f, NULL, st, timeout_ms, d);
 }
 
 static void test_success(void **state)
@@ -183,13 +192,19 @@ static void test_always_500_dead_after_bound(void **state)
     dlv_metrics_free(&m);
 }
 
+/* Make `status` dead-letter at once on sink c. */
+static void dead_letter_on(dlv_sink_config *c, int status)
+{
+    c->dead_letter_on = calloc(1, sizeof(int));
+    assert_non_null(c->dead_letter_on);
+    c->dead_letter_on[0] = status;
+    c->n_dead_letter_on = 1;
+}
+
 static void test_dead_letter_on(void **state)
 {
     fx *f = *state;
-    dlv_sink_config *c = add_sink(f, "hook");
-    c->dead_letter_on = calloc(1, sizeof(int));
-    c->dead_letter_on[0] = 410;
-    c->n_dead_letter_on = 1;
+    dead_letter_on(add_sink(f, "hook"), 410);
     trx_step steps[] = {{.status = 410}};
     trx_script(f->rx, steps, 1);
     obx_delivery d;
@@ -199,6 +214,85 @@ static void test_dead_letter_on(void **state)
     obx_delivery_clear(&d);
     fx_sleep_ms(100);
     assert_int_equal(trx_count(f->rx), 1);
+}
+
+/* Failed attempts reported to on_failed_attempt (counted; the engine thread calls it). */
+typedef struct failed_log {
+    int n, last_status, last_outcome;
+    uint32_t last_attempt;
+} failed_log;
+
+static void on_failed(void *ud, const dlv_attempt_event *ev)
+{
+    failed_log *l = ud;
+    l->n++;
+    l->last_status = ev->status;
+    l->last_outcome = ev->outcome;
+    l->last_attempt = ev->attempt;
+}
+
+/* The response's headers (the default three plus capture_headers, no duplicates) and the
+ * first capture_body bytes of its body are kept in the attempt's history. */
+static void test_capture_response(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    dead_letter_on(c, 500);
+    c->capture_body = 10;
+    c->capture_headers = calloc(2, sizeof(char *));
+    c->capture_headers[0] = strdup("Date");
+    c->capture_headers[1] = strdup("retry-after"); /* a default one: kept once */
+    c->n_capture_headers = 2;
+    static const char body[] = "a 500 body, longer than capture_body";
+    trx_step steps[] = {{.status = 500, .retry_after = "9", .location = "/moved", .body = body}};
+    trx_script(f->rx, steps, 1);
+    failed_log fl = {0};
+    dlv_engine_options o;
+    dlv_engine_options_init(&o);
+    o.on_failed_attempt = on_failed;
+    o.on_failed_attempt_ud = &fl;
+    obx_delivery d;
+    (void)send_with(f, &o, OBX_STATE_DEAD, 5000, &d);
+    assert_int_equal(d.n_history, 1);
+    const obx_attempt *a = &d.history[0];
+    assert_int_equal(a->status, 500);
+    int ra = 0, loc = 0, date = 0;
+    for (size_t i = 0; i < a->n_headers; i++) {
+        ra += strcasecmp(a->headers[i].name, "Retry-After") == 0 &&
+              strcmp(a->headers[i].value, "9") == 0;
+        loc += strcasecmp(a->headers[i].name, "Location") == 0 &&
+               strcmp(a->headers[i].value, "/moved") == 0;
+        date += strcasecmp(a->headers[i].name, "Date") == 0;
+    }
+    assert_int_equal(ra, 1);
+    assert_int_equal(loc, 1);
+    assert_int_equal(date, 1);
+    assert_int_equal(a->body_len, 10);
+    assert_memory_equal(a->body, body, 10);
+    assert_int_equal(a->body_size, strlen(body));
+    obx_delivery_clear(&d);
+    dlv_engine_stop(f->eng, 1000); /* the callback ran on the engine thread: joined now */
+    assert_int_equal(fl.n, 1);
+    assert_int_equal(fl.last_status, 500);
+    assert_int_equal(fl.last_outcome, OBX_OUTCOME_DEAD);
+    assert_int_equal(fl.last_attempt, 1);
+}
+
+/* An invalid capture setting is refused by the engine with the key named. */
+static void test_capture_config_checked(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    c->capture_body = DLV_SINK_CAPTURE_BODY_MAX + 1;
+    dlv_error err = {0};
+    assert_int_equal(dlv_engine_new(f->st, f->sc, f->n_sc, NULL, &f->eng, &err), DLV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "capture_body"));
+    c->capture_body = 0;
+    c->capture_headers = calloc(1, sizeof(char *));
+    c->capture_headers[0] = strdup("Bad Name");
+    c->n_capture_headers = 1;
+    assert_int_equal(dlv_engine_new(f->st, f->sc, f->n_sc, NULL, &f->eng, &err), DLV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "capture_headers[0]"));
 }
 
 static void test_retry_after(void **state)
@@ -723,10 +817,8 @@ static void test_clock_and_random(void **state)
     double r = 0.0; /* lowest jitter: 200 ms * (1 - 0.5) */
     o.random = fixed_random;
     o.random_ud = &r;
-    start(f, &o);
-    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
     obx_delivery d;
-    assert_true(fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 5000, &d));
+    (void)send_with(f, &o, OBX_STATE_DELIVERED, 5000, &d);
     assert_true(d.first_attempt_ms > obx_now_ms() + 3500 * 1000); /* the engine's clock */
     obx_delivery_clear(&d);
     const trx_request *a = trx_get(f->rx, 0), *b = trx_get(f->rx, 1);
@@ -834,6 +926,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_500_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_always_500_dead_after_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_config_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_past_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),

@@ -143,9 +143,11 @@ class Answer:
     'close' (close without an answer), 'reset_mid_body' (200 headers, part of the body,
     then RST), 'close_after' (a full 200 answer, then close at once)."""
 
-    def __init__(self, status=200, kind="respond", retry_after=None, delay=0.0, hang_s=30.0):
+    def __init__(self, status=200, kind="respond", retry_after=None, delay=0.0, hang_s=30.0,
+                 body=b"ok", headers=()):
         self.status, self.kind, self.retry_after = status, kind, retry_after
         self.delay, self.hang_s = delay, hang_s
+        self.body, self.headers = body, headers  # raw bytes; [(name, value bytes), ...]
 
 
 class Receiver:
@@ -153,7 +155,7 @@ class Receiver:
     `routes` maps a path to a list of Answers consumed in order (the last one repeats) or to
     a function of the request, and other paths get 200. Optional TLS: pass an ssl.SSLContext as `tls`."""
 
-    def __init__(self, tls=None):
+    def __init__(self, tls=None, port=0):
         self.tls = tls
         self.requests = []
         self.routes = {}
@@ -162,7 +164,7 @@ class Receiver:
         self.tls_failures = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(512)
         self.port = self.sock.getsockname()[1]
         self.scheme = "https" if tls else "http"
@@ -257,9 +259,12 @@ class Receiver:
                 if a.retry_after is not None:
                     extra = "Retry-After: %s\r\n" % a.retry_after
                 close = a.kind == "close_after"
-                c.sendall(("HTTP/1.1 %d X\r\nContent-Length: 2\r\n%s%s\r\nok"
-                           % (a.status, extra, "Connection: close\r\n" if close else ""))
-                          .encode())
+                for name, value in a.headers:
+                    extra += "%s: %s\r\n" % (name, value.decode("latin-1"))
+                c.sendall(("HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s%s\r\n"
+                           % (a.status, len(a.body), extra,
+                              "Connection: close\r\n" if close else "")).encode("latin-1")
+                          + a.body)
                 req.answered = a.status
                 if close:
                     return

@@ -1,5 +1,6 @@
 /* gen-corpus.c - writes seed inputs for fuzz-codec (valid records minus their envelope). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
@@ -27,11 +28,16 @@ int main(int argc, char **argv)
     obx__codec_event_encode(&b, &e);
     emit(dir, "event", &b);
     obx_delivery d = {
-        .state = OBX_STATE_DEAD, .attempts = 3, .last_status = 500, .reason = "gave up"};
+        .state = OBX_STATE_DEAD, .attempts = 3, .last_status = 500, .reason = strdup("gave up")};
     obx__delivery_push_attempt(&d, 1, 2, 500, "HTTP 500", 10);
     obx__delivery_push_attempt(&d, 3, 4, 0, "connection refused", 10);
     obx__codec_delivery_encode(&b, &d);
     emit(dir, "delivery", &b);
+    /* an attempt with a captured response (headers, body, body size) */
+    obx_header hs[] = {{"Content-Type", "text/plain"}, {"Retry-After", "5"}};
+    obx__attempt_set_capture(&d.history[0], hs, 2, (const unsigned char *)"oops\x1b", 5, 900);
+    obx__codec_delivery_encode(&b, &d);
+    emit(dir, "delivery-capture", &b);
     obx_delivery_clear(&d);
     obx__buf_free(&b);
     return 0;

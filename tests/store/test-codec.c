@@ -100,6 +100,67 @@ static void test_delivery_round_trip_and_history(void **state)
     obx__buf_free(&b);
 }
 
+/* A delivery written before response capture (attempts of 4 fields) still decodes. */
+static void test_delivery_old_attempt_format(void **state)
+{
+    (void)state;
+    unsigned char rec[] = {0,    0,    0,    0,    0, /* format byte and CRC: seal() */
+                           0x9e, 0x01, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+                           0xcd, 0x01, 0xf4, 0xc0, 0xc0, 0x00, 0x91, 0x94, 0x05, 0x0a,
+                           0xcd, 0x01, 0xf4, 0xa4, 'b',  'o',  'o',  'm'};
+    seal(rec, sizeof rec);
+    obx_delivery o = {0};
+    assert_int_equal(obx__codec_delivery_decode(rec, sizeof rec, &o, NULL), OBX_OK);
+    assert_int_equal(o.n_history, 1);
+    assert_int_equal(o.history[0].status, 500);
+    assert_string_equal(o.history[0].error, "boom");
+    assert_int_equal(o.history[0].n_headers, 0);
+    assert_null(o.history[0].body);
+    assert_int_equal(o.history[0].body_size, 0);
+    obx_delivery_clear(&o);
+}
+
+/* Captured headers and body round-trip, cut to the OBX_CAPTURE_* bounds. */
+static void test_delivery_capture_round_trip(void **state)
+{
+    (void)state;
+    obx_delivery d = {.state = OBX_STATE_PENDING};
+    assert_int_equal(obx__delivery_push_attempt(&d, 1, 2, 500, NULL, 10), OBX_OK);
+    static char longval[OBX_CAPTURE_VALUE_MAX + 50];
+    memset(longval, 'v', sizeof longval - 1);
+    obx_header hs[OBX_CAPTURE_HEADERS_MAX + 4];
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        hs[i] = (obx_header){.name = "X-H", .value = i == 1 ? longval : "a\x01b"};
+    hs[0].name = "Content-Type";
+    hs[0].value = "text/plain";
+    static unsigned char body[OBX_CAPTURE_BODY_MAX + 10];
+    memset(body, 0xff, sizeof body);
+    assert_int_equal(obx__attempt_set_capture(&d.history[0], hs, sizeof hs / sizeof hs[0], body,
+                                              sizeof body, 1u << 20),
+                     OBX_OK);
+    obx_buf b = {0};
+    assert_int_equal(obx__codec_delivery_encode(&b, &d), OBX_OK);
+    obx_delivery o = {0};
+    assert_int_equal(obx__codec_delivery_decode(b.p, b.len, &o, NULL), OBX_OK);
+    const obx_attempt *a = &o.history[0];
+    assert_int_equal(a->n_headers, OBX_CAPTURE_HEADERS_MAX);
+    assert_string_equal(a->headers[0].name, "Content-Type");
+    assert_string_equal(a->headers[0].value, "text/plain");
+    assert_int_equal(strlen(a->headers[1].value), OBX_CAPTURE_VALUE_MAX);
+    assert_string_equal(a->headers[2].value, "a\x01b");
+    assert_int_equal(a->body_len, OBX_CAPTURE_BODY_MAX);
+    assert_int_equal(a->body[0], 0xff);
+    assert_int_equal(a->body_size, 1u << 20);
+    obx_attempt c;
+    assert_int_equal(obx_attempt_copy(&c, a), OBX_OK);
+    assert_int_equal(c.body_len, OBX_CAPTURE_BODY_MAX);
+    assert_string_equal(c.headers[0].name, "Content-Type");
+    obx_attempt_clear(&c);
+    obx_delivery_clear(&o);
+    obx_delivery_clear(&d);
+    obx__buf_free(&b);
+}
+
 static void test_corrupt_inputs(void **state)
 {
     (void)state;
@@ -158,6 +219,8 @@ int main(void)
         cmocka_unit_test(test_crc32c_paths_agree),
         cmocka_unit_test(test_event_round_trip),
         cmocka_unit_test(test_delivery_round_trip_and_history),
+        cmocka_unit_test(test_delivery_old_attempt_format),
+        cmocka_unit_test(test_delivery_capture_round_trip),
         cmocka_unit_test(test_corrupt_inputs),
         cmocka_unit_test(test_huge_count_with_valid_checksum),
     };

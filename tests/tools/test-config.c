@@ -24,7 +24,7 @@
     "name, url, events, headers, body, signing_secret, signing_secret_file, signing_secrets, "     \
     "signature, max_backoff_duration, initial_interval, max_interval, multiplier, "                \
     "randomization_factor, timeout, connect_timeout, max_in_flight, ordered, dead_letter_on, "     \
-    "ca_file, client_cert, client_key, insecure"
+    "ca_file, client_cert, client_key, insecure, capture_headers, capture_body"
 
 static outbox_config *load_ok(const char *yaml)
 {
@@ -345,8 +345,9 @@ static void test_errors(void **state)
              "tokens, signing_secret, signing_secret_file, max_connections, "
              "max_connections_per_ip, idle_timeout, pool_threads, header_timeout, "
              "body_timeout, idempotency_window)");
-    load_err("sink:\n  - name: a\n",
-             "config.yaml:1: sink: unknown key (expected one of: outbox, ingest, audit, sinks)");
+    load_err(
+        "sink:\n  - name: a\n",
+        "config.yaml:1: sink: unknown key (expected one of: outbox, ingest, audit, sinks, admin)");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    retries: 3\n",
              "config.yaml:4: sinks[0].retries: unknown key (expected one of: " SINK_KEYS_TEXT ")");
     load_err("outbox:\n  max_size: 10XB\n",
@@ -702,6 +703,42 @@ static void test_no_sinks_check(void **state)
 }
 
 /* The key reference comes from the same table as dispatch and the "expected one of" list. */
+/* admin: listen, tokens, read-only tokens; without a token only a loopback address. */
+static void test_admin(void **state)
+{
+    (void)state;
+    outbox_config *c = load_ok("sinks: [{name: a, url: http://x/}]\n");
+    assert_null(c->admin.listen);
+    outbox_config_free(c);
+    (void)setenv("OBX_TEST_ADMIN_TOKEN", "from-env", 1);
+    c = load_ok("admin:\n  listen: 0.0.0.0:8081\n  tokens: [\"${OBX_TEST_ADMIN_TOKEN}\", b]\n"
+                "  read_only_tokens: [r]\nsinks: [{name: a, url: http://x/}]\n");
+    assert_string_equal(c->admin.listen, "0.0.0.0:8081");
+    assert_int_equal(c->admin.n_tokens, 2);
+    assert_string_equal(c->admin.tokens[0], "from-env");
+    assert_int_equal(c->admin.n_read_only_tokens, 1);
+    assert_string_equal(c->admin.read_only_tokens[0], "r");
+    outbox_config_free(c);
+    static const char *const loopback[] = {"127.0.0.1:1", "127.9.9.9:0", "localhost:8081",
+                                           "\"[::1]:8081\""};
+    for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+        char y[256];
+        (void)snprintf(y, sizeof y, "admin:\n  listen: %s\nsinks: [{name: a, url: http://x/}]\n",
+                       loopback[i]);
+        outbox_config_free(load_ok(y));
+    }
+    load_err("sinks: [{name: a, url: http://x/}]\nadmin:\n  listen: 0.0.0.0:8081\n",
+             "config.yaml:3: admin.listen: \"0.0.0.0:8081\" is not a loopback address: an admin "
+             "listener reachable from other hosts needs admin.tokens (or listen on 127.0.0.1)");
+    load_err("admin:\n  tokens: [t]\n",
+             "config.yaml:2: admin: listen is required (e.g. 127.0.0.1:8081)");
+    load_err("admin:\n  listen: 127.0.0.1:1\n  token: [t]\n",
+             "config.yaml:3: admin.token: unknown key (expected one of: listen, tokens, "
+             "read_only_tokens)");
+    load_err("admin:\n  listen: 127.0.0.1:1\n  tokens: [\"\"]\n",
+             "config.yaml:3: admin.tokens[0]: a token must not be empty");
+}
+
 static void test_key_reference(void **state)
 {
     (void)state;
@@ -784,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_start_rules_at_load),
         cmocka_unit_test(test_secret_file_kinds),
         cmocka_unit_test(test_no_sinks_check),
+        cmocka_unit_test(test_admin),
         cmocka_unit_test(test_key_reference),
         cmocka_unit_test(test_schema_table),
     };

@@ -762,7 +762,7 @@ class TryTest(unittest.TestCase):
         return json.loads(out)
 
     def test_sign_vectors(self):
-        # flipt-compat.md 2.1, vectors A and B
+        # Flipt's signature vectors A and B (HMAC-SHA256 of the exact body, lower-case hex)
         self.assertEqual(self.sign(FLIPT_A_BODY, "--secret", "s3crET")
                          ["x-flipt-webhook-signature"],
                          "6bc16d7434cbd746abfd25e3350a3f43fba04883b7f0b83f09bbc373116f84b0")
@@ -770,7 +770,7 @@ class TryTest(unittest.TestCase):
         self.assertEqual(self.sign(FLIPT_B_BODY, "--secret", "s3crET")
                          ["x-flipt-webhook-signature"],
                          "8820fc7ddd8a127297aa9fc8dc0939b7a97320b543ede98fe7ce4a2c992132d6")
-        # peers.md 1: the Standard Webhooks vector
+        # the Standard Webhooks specification's own test vector
         sig = self.sign(b'{"test": 2432232314}', "--secret",
                         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "--id",
                         "msg_p5jXN8AQM9LWM0D4loKWxJek", "--timestamp", "1614265330")
@@ -843,7 +843,7 @@ class TryTest(unittest.TestCase):
         self.assertNotIn(b"hush-hush", out)
 
 
-# flipt-compat.md 3.7: fixtures and some vectors (id, template, event overrides, output or
+# Flipt's template behaviour (README "Templates", delivery/template/README.md): fixtures and some vectors (id, template, event overrides, output or
 # error class). "valid": false vectors must exit 1 (the engine would not send them).
 E = {"version": "0.2", "type": "flag", "action": "created",
      "metadata": {"actor": {"authentication": "none", "ip": "127.0.0.1"}},

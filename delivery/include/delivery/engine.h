@@ -77,6 +77,21 @@ typedef double (*dlv_random_fn)(void *ud);
 #define DLV_ENGINE_COMMIT_BATCH  4096
 #define DLV_ENGINE_PREFETCH      256
 
+/* An attempt that did not deliver, reported to dlv_engine_options.on_failed_attempt. Every
+ * pointer is valid only during the call. */
+typedef struct dlv_attempt_event {
+    size_t sink; /* index of the sink in the array given to dlv_engine_new */
+    const char *sink_name;
+    uint64_t event_id;
+    uint32_t attempt;        /* number of the attempt in the current budget, from 1 */
+    int status;              /* HTTP status, 0 without a response */
+    const char *error;       /* NULL, or why there was no usable response */
+    int outcome;             /* OBX_OUTCOME_RETRY or OBX_OUTCOME_DEAD */
+    int64_t next_attempt_ms; /* RETRY: when the next attempt is due */
+} dlv_attempt_event;
+/* Called on the engine thread: must be quick and must not call back into the engine. */
+typedef void (*dlv_attempt_fn)(void *ud, const dlv_attempt_event *ev);
+
 typedef struct dlv_engine_options {
     size_t max_in_flight_total; /* all sinks together (default 512; 0 = default) */
     unsigned poll_ms;           /* obx_next_due poll period (default 500 ms; 0 = default) */
@@ -90,6 +105,9 @@ typedef struct dlv_engine_options {
     dlv_random_fn random; /* NULL = the engine's own splitmix64 generator (dlv_rng), seeded
                              from the clock and the engine's address */
     void *random_ud;
+    dlv_attempt_fn on_failed_attempt; /* NULL = none; every attempt that was retried or
+                                         dead-lettered (the library itself never logs) */
+    void *on_failed_attempt_ud;
 } dlv_engine_options;
 
 /* Fill *o with the defaults above. */
@@ -155,15 +173,33 @@ typedef struct dlv_histogram {
     double sum; /* seconds */
 } dlv_histogram;
 
+/* What an attempt ended with, for metrics: the status class of a response, or the kind of
+ * transport failure (`connect` = refused/unreachable; `timeout` includes connect timeouts). */
+typedef enum dlv_attempt_class {
+    DLV_CLASS_2XX = 0,
+    DLV_CLASS_3XX,
+    DLV_CLASS_4XX,
+    DLV_CLASS_5XX,
+    DLV_CLASS_TIMEOUT,
+    DLV_CLASS_CONNECT,
+    DLV_CLASS_TLS,
+    DLV_CLASS_DNS,
+    DLV_CLASS_OTHER,
+    DLV_CLASS_COUNT
+} dlv_attempt_class;
+/* "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "tls", "dns", "other". */
+const char *dlv_attempt_class_name(int c);
+
 typedef struct dlv_sink_metrics {
     char name[OBX_SINK_NAME_MAX];
     uint32_t sink_id;
-    uint64_t delivered;             /* deliveries finished with a 2xx */
-    uint64_t retried;               /* attempts that scheduled a retry */
-    uint64_t dead;                  /* deliveries that became dead letters */
-    uint64_t released;              /* claimed deliveries put back unattempted (shutdown) */
-    uint64_t attempts;              /* HTTP attempts finished (any outcome) */
-    uint64_t render_errors;         /* template failures (counted in dead too) */
+    uint64_t delivered; /* deliveries finished with a 2xx */
+    uint64_t retried;   /* attempts that scheduled a retry */
+    uint64_t dead;      /* deliveries that became dead letters */
+    uint64_t released;  /* claimed deliveries put back unattempted (shutdown) */
+    uint64_t attempts;  /* HTTP attempts finished (any outcome) */
+    uint64_t attempts_by_class[DLV_CLASS_COUNT]; /* the same, by dlv_attempt_class */
+    uint64_t render_errors;                      /* template failures (counted in dead too) */
     uint64_t in_flight;             /* gauge: requests running or bodies rendering now */
     uint64_t queued;                /* gauge: claimed, waiting for a slot */
     dlv_histogram attempt_duration; /* per attempt, seconds */

@@ -35,6 +35,13 @@ enum {
 #define DLV_SINK_CONNECT_MS    5000
 #define DLV_SINK_MAX_IN_FLIGHT 64
 #define DLV_SINK_MAX_BODY_OUT  (1024u * 1024u)
+/* Response capture for forensics: the first capture_body bytes of each response body are
+ * kept in the attempt's history (0 = none), at most the store's OBX_CAPTURE_BODY_MAX. */
+#define DLV_SINK_CAPTURE_BODY     1024u
+#define DLV_SINK_CAPTURE_BODY_MAX OBX_CAPTURE_BODY_MAX
+/* Headers always captured; capture_headers adds at most OBX_CAPTURE_HEADERS_MAX minus these. */
+#define DLV_SINK_CAPTURE_DEFAULT_HEADERS 3 /* Content-Type, Retry-After, Location */
+#define DLV_SINK_CAPTURE_HEADERS_MAX     (OBX_CAPTURE_HEADERS_MAX - DLV_SINK_CAPTURE_DEFAULT_HEADERS)
 
 typedef struct dlv_header {
     char *name;  /* owned */
@@ -59,12 +66,17 @@ typedef struct dlv_sink_config {
     int ordered;                /* 1: one delivery at a time, in event order */
     int *dead_letter_on;        /* owned array of statuses that dead-letter at once */
     size_t n_dead_letter_on;
-    dlv_filter *filter;  /* owned; NULL = every event ("*:*") */
-    char *ca_file;       /* owned or NULL: CA bundle for https */
-    char *client_cert;   /* owned or NULL: PEM client certificate (mTLS) */
-    char *client_key;    /* owned or NULL: PEM client key */
-    int insecure;        /* 1: skip TLS peer/host verification (loud in logs) */
-    size_t max_body_out; /* template output cap, default 1 MiB */
+    dlv_filter *filter;       /* owned; NULL = every event ("*:*") */
+    char *ca_file;            /* owned or NULL: CA bundle for https */
+    char *client_cert;        /* owned or NULL: PEM client certificate (mTLS) */
+    char *client_key;         /* owned or NULL: PEM client key */
+    int insecure;             /* 1: skip TLS peer/host verification (loud in logs) */
+    size_t max_body_out;      /* template output cap, default 1 MiB */
+    char **capture_headers;   /* owned array of owned header names kept from each response
+                                 besides Content-Type, Retry-After and Location */
+    size_t n_capture_headers; /* at most DLV_SINK_CAPTURE_HEADERS_MAX */
+    size_t capture_body;      /* response body bytes kept per attempt, default 1 KiB, 0 = none,
+                                 at most DLV_SINK_CAPTURE_BODY_MAX */
 } dlv_sink_config;
 
 /* Zero c and set every default above (backoff: dlv_backoff_config_init). */
@@ -111,6 +123,14 @@ int dlv_url_check(const char *url, char *err, size_t errlen);
  */
 int dlv_header_check(const char *name, const char *value, char *err, size_t errlen);
 
+/*
+ * The one rule for a sink's response capture settings (config loader and engine call
+ * it): capture_headers are HTTP tokens, at most DLV_SINK_CAPTURE_HEADERS_MAX of them;
+ * capture_body is at most DLV_SINK_CAPTURE_BODY_MAX.
+ * @param[out] err  e.g. "capture_headers[2]: header name \"X Y\" is not a token"; may be NULL.
+ * @return DLV_OK or DLV_ERR_INVALID.
+ */
+int dlv_capture_check(const dlv_sink_config *c, char *err, size_t errlen);
 /* "both" | "flipt" | "standard" | "none" -> DLV_SIG_*; DLV_OK, or DLV_ERR_INVALID when
  * unknown. */
 int dlv_signature_parse(const char *s, int *ret);

@@ -256,12 +256,36 @@ typedef enum obx_state {
 const char *obx_state_name(int state);
 int obx_state_parse(const char *name);
 
+/* A response header kept for forensics (both strings owned by the attempt). */
+typedef struct obx_header {
+    char *name;
+    char *value;
+} obx_header;
+
+/* Bounds of what one attempt keeps of its response; longer input is cut to them. */
+#define OBX_CAPTURE_HEADERS_MAX 16          /* headers per attempt */
+#define OBX_CAPTURE_NAME_MAX    64          /* bytes of a header name */
+#define OBX_CAPTURE_VALUE_MAX   256         /* bytes of a header value */
+#define OBX_CAPTURE_BODY_MAX    (64 * 1024) /* bytes of the response body */
+
 typedef struct obx_attempt {
     int64_t started_ms;
     uint32_t duration_ms;
     int status;  /* HTTP status, 0 when no response */
     char *error; /* NULL or a short text (transport error); owned by the record */
+    /* the response, as received (records written before forensics have none of it) */
+    size_t n_headers;    /* at most OBX_CAPTURE_HEADERS_MAX */
+    obx_header *headers; /* owned; NULL when none */
+    unsigned char *body; /* owned; the first body_len bytes of the body, NULL when none */
+    size_t body_len;     /* at most OBX_CAPTURE_BODY_MAX */
+    uint64_t body_size;  /* bytes the whole response body had */
 } obx_attempt;
+
+/* Deep-copy src into *dst (everything owned by dst afterwards). OBX_OK / OBX_ERR_NOMEM
+ * (dst then holds nothing). */
+int obx_attempt_copy(obx_attempt *dst, const obx_attempt *src);
+/* Free what an attempt owns and zero it. NULL is fine. */
+void obx_attempt_clear(obx_attempt *a);
 
 /*
  * The id of a delivery: "evt_<store id, 32 hex>_<event id>_<sink id>", sent as the
@@ -370,6 +394,13 @@ typedef struct obx_result {
     int64_t deadline_ms;      /* end of budget */
     int64_t next_attempt_ms;  /* RETRY only */
     const char *reason;       /* DEAD only; copied */
+    /* the response captured for the attempt's history (copied, cut to the OBX_CAPTURE_*
+     * bounds; ignored for RELEASE) */
+    const obx_header *headers;
+    size_t n_headers;
+    const unsigned char *body;
+    size_t body_len;
+    uint64_t body_size; /* bytes the whole response body had */
 } obx_result;
 
 /*
