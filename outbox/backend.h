@@ -52,6 +52,8 @@ struct obx__backend {
     int (*delivery_id)(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
     int (*sink_retire)(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                        obx_retire_counts *counts, obx_error *err);
+    int (*enqueue_batch)(obx_store *s, obx_enqueue_req *reqs, size_t n);
+    int (*idem_sweep)(obx_store *s, int64_t now_ms, size_t max, size_t *removed, obx_error *err);
 };
 
 #define OBX_MAX_SINKS  1024u /* sink ids are 1..OBX_MAX_SINKS-1 */
@@ -99,6 +101,9 @@ int obx__lmdb_backup(obx_store *s, const char *dest, obx_error *err);
 int obx__lmdb_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf,
                           size_t n); /* identity.c */
 int obx__lmdb_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
-                          obx_retire_counts *counts, obx_error *err); /* retire.c */
+                          obx_retire_counts *counts, obx_error *err);       /* retire.c */
+int obx__lmdb_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n); /* idempotency.c */
+int obx__lmdb_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed,
+                         obx_error *err); /* idempotency.c */
 
 #endif
