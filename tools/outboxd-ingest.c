@@ -707,6 +707,8 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     if (r->rc == OBX_ERR_CONFLICT)
         return send_error(s, c, MHD_HTTP_UNPROCESSABLE_CONTENT, OMET_IDEMPOTENCY_CONFLICT,
                           r->errmsg, NULL);
+    if (r->rc == OBX_ERR_INVALID && r->idem_header) /* a backend without keys (postgres) */
+        return send_error(s, c, MHD_HTTP_NOT_IMPLEMENTED, OMET_BAD_REQUEST, r->errmsg, NULL);
     if (r->rc == OBX_OK && r->replay.replayed)
         return answer_replay(s, c, r);
     if (r->rc != OBX_OK) {
