@@ -65,6 +65,9 @@ int obx__valid_sink_name(const char *name);
  * max_size), as obx_options documents them. */
 void obx__options_normalize(obx_options *o);
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err);
+/* obx_enqueue_batch's out-of-memory exit (both backends): every request fails with
+ * OBX_ERR_NOMEM. */
+void obx__batch_nomem(obx_enqueue_req *reqs, size_t n);
 /* Errors (store.c): fill err with code and a formatted message, return code. */
 int obx__fail(obx_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -285,8 +285,7 @@ int obx__lmdb_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n)
     size_t *which = calloc(n ? n : 1, sizeof *which);
     size_t k = 0;
     if (!ops || !which) {
-        for (size_t i = 0; i < n; i++)
-            reqs[i].rc = obx__fail(&reqs[i].err, OBX_ERR_NOMEM, "out of memory");
+        obx__batch_nomem(reqs, n);
         free(ops);
         free(which);
         return OBX_OK;

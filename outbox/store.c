@@ -705,6 +705,12 @@ static int finish(obx_op *op, int rc, obx_error *err)
     return rc;
 }
 
+void obx__batch_nomem(obx_enqueue_req *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        reqs[i].rc = obx__fail(&reqs[i].err, OBX_ERR_NOMEM, "out of memory");
+}
+
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err)
 {
     if (n == 0)

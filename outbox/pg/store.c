@@ -485,8 +485,7 @@ static int pg_enqueue_batch(obx_store *h, obx_enqueue_req *reqs, size_t n)
     size_t *which = calloc(n ? n : 1, sizeof *which);
     size_t k = 0;
     if (!q || !which) {
-        for (size_t i = 0; i < n; i++)
-            reqs[i].rc = obx__fail(&reqs[i].err, OBX_ERR_NOMEM, "out of memory");
+        obx__batch_nomem(reqs, n);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
