@@ -57,6 +57,8 @@ struct obx__backend {
     int (*sink_state_set)(obx_store *s, uint32_t id, int what, int on, int64_t now_ms,
                           const char *why, const char *last_error, obx_sink_state *out,
                           int *changed, obx_error *err);
+    int (*enqueue_batch)(obx_store *s, obx_enqueue_req *reqs, size_t n);
+    int (*idem_sweep)(obx_store *s, int64_t now_ms, size_t max, size_t *removed, obx_error *err);
 };
 
 #define OBX_MAX_SINKS  1024u /* sink ids are 1..OBX_MAX_SINKS-1 */
@@ -68,6 +70,9 @@ int obx__valid_sink_name(const char *name);
  * max_size), as obx_options documents them. */
 void obx__options_normalize(obx_options *o);
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err);
+/* obx_enqueue_batch's out-of-memory exit (both backends): every request fails with
+ * OBX_ERR_NOMEM. */
+void obx__batch_nomem(obx_enqueue_req *reqs, size_t n);
 /* Errors (store.c): fill err with code and a formatted message, return code. */
 int obx__fail(obx_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -108,6 +113,9 @@ int obx__lmdb_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_
                              const char *why, const char *last_error, obx_sink_state *out,
                              int *changed, obx_error *err);
 int obx__lmdb_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
-                          obx_retire_counts *counts, obx_error *err); /* retire.c */
+                          obx_retire_counts *counts, obx_error *err);       /* retire.c */
+int obx__lmdb_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n); /* idempotency.c */
+int obx__lmdb_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed,
+                         obx_error *err); /* idempotency.c */
 
 #endif

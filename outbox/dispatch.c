@@ -186,6 +186,33 @@ int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_
     return be(s)->sink_state_set(s, id, what, on, now_ms, why, last_error, out, changed, err);
 }
 
+int obx_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n)
+{
+    return be(s)->enqueue_batch(s, reqs, n);
+}
+
+int obx_enqueue_idem(obx_store *s, const obx_event_in *events, size_t n, const obx_idem *idem,
+                     uint64_t *ids, obx_idem_result *res, obx_error *err)
+{
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!idem)
+        return obx_enqueue(s, events, n, ids, err);
+    if (!res)
+        return obx__fail(err, OBX_ERR_INVALID, "idempotent enqueue needs a result");
+    obx_enqueue_req r = {.events = events, .n = n, .idem = idem, .ids = ids};
+    be(s)->enqueue_batch(s, &r, 1);
+    *res = r.res;
+    if (r.rc && err)
+        *err = r.err;
+    return r.rc;
+}
+
+int obx_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed, obx_error *err)
+{
+    return be(s)->idem_sweep(s, now_ms, max, removed, err);
+}
+
 const struct obx__backend obx__lmdb_backend = {
     .name = "lmdb",
     .open = obx__lmdb_open,
@@ -213,4 +240,6 @@ const struct obx__backend obx__lmdb_backend = {
     .sink_retire = obx__lmdb_sink_retire,
     .sink_state_get = obx__lmdb_sink_state_get,
     .sink_state_set = obx__lmdb_sink_state_set,
+    .enqueue_batch = obx__lmdb_enqueue_batch,
+    .idem_sweep = obx__lmdb_idem_sweep,
 };

@@ -128,6 +128,7 @@ int obx__lmdb_stats_get(obx_store *s, obx_stats **out, obx_error *err)
     }
     obx__meta_get_u64(s, txn, "events", &st->events);
     obx__meta_get_u64(s, txn, "enqueued", &st->enqueued);
+    obx__meta_get_u64(s, txn, "idem_keys", &st->idem_keys);
     st->used_bytes = obx__store_used_bytes(s, txn);
     st->max_size = s->opts.max_size;
     st->high_water = obx__store_high_water(s);
@@ -517,11 +518,11 @@ static void check_lost_trees(checker *c, MDB_txn *txn)
     if (stat(path, &st) != 0)
         return;
     uint64_t trees = 0;
-    MDB_dbi dbis[] = {1,          s->db_meta, s->db_events, s->db_deliv, s->db_due,
-                      s->db_pend, s->db_dead, s->db_done,   s->db_flight};
+    MDB_dbi dbis[] = {1,          s->db_meta, s->db_events, s->db_deliv,  s->db_due,
+                      s->db_pend, s->db_dead, s->db_done,   s->db_flight, s->db_idem};
     for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
         MDB_stat t;
-        if (mdb_stat(txn, dbis[i], &t) == 0)
+        if (dbis[i] && mdb_stat(txn, dbis[i], &t) == 0)
             trees += (t.ms_branch_pages + t.ms_leaf_pages + t.ms_overflow_pages) * t.ms_psize;
     }
     if ((uint64_t)st.st_size > trees + LOST_TREES_SLACK)
@@ -530,6 +531,31 @@ static void check_lost_trees(checker *c, MDB_txn *txn)
                 "stored): the store's data was lost, e.g. to a second writer after lock.mdb "
                 "was deleted; restore from a backup",
                 path, (unsigned long long)st.st_size, (unsigned long long)trees);
+}
+
+/* Idempotency keys: each decodes and has its expiry entry; the counter matches. */
+static void check_idem(checker *c, MDB_txn *txn)
+{
+    obx_idem_census n;
+    int rc = obx__idem_census(c->s, txn, &n);
+    if (rc) {
+        problem(c, "idempotency keys: %s", mdb_strerror(rc));
+        return;
+    }
+    uint64_t counted = 0;
+    obx__meta_get_u64(c->s, txn, "idem_keys", &counted);
+    if (counted != n.keys)
+        problem(c, "idempotency key counter is %llu but %llu keys are stored",
+                (unsigned long long)counted, (unsigned long long)n.keys);
+    if (n.bad)
+        problem(c, "%llu idempotency key records do not decode (they count as absent)",
+                (unsigned long long)n.bad);
+    if (n.unindexed)
+        problem(c, "%llu idempotency keys have no expiry entry (they would never be swept)",
+                (unsigned long long)n.unindexed);
+    if (n.expiries != n.keys - n.bad)
+        problem(c, "%llu idempotency key expiry entries for %llu keys",
+                (unsigned long long)n.expiries, (unsigned long long)(n.keys - n.bad));
 }
 
 int obx__lmdb_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err)
@@ -666,6 +692,7 @@ int obx__lmdb_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems,
     if (ecount != events)
         problem(&c, "event counter is %llu but %llu events are stored", (unsigned long long)ecount,
                 (unsigned long long)events);
+    check_idem(&c, txn);
     check_lost_trees(&c, txn);
 out:
     mdb_txn_abort(txn);

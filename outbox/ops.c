@@ -65,6 +65,7 @@ void obx__ctx_reset(txn_ctx *ctx, uint64_t next_id)
     ctx->n_touched = 0;
     ctx->events_delta = 0;
     ctx->enqueued_delta = 0;
+    ctx->idem_delta = 0;
     ctx->next_id = next_id;
     ctx->added_bytes = 0;
     ctx->notify = 0;
@@ -123,6 +124,12 @@ int obx__ctx_flush(obx_store *s, txn_ctx *ctx, int *mdb_rc)
         uint64_t n = 0;
         obx__meta_get_u64(s, txn, "enqueued", &n);
         TRY(meta_put_u64(s, txn, "enqueued", n + ctx->enqueued_delta));
+    }
+    if (ctx->idem_delta) {
+        uint64_t n = 0;
+        obx__meta_get_u64(s, txn, "idem_keys", &n);
+        int64_t v = (int64_t)n + ctx->idem_delta;
+        TRY(meta_put_u64(s, txn, "idem_keys", v < 0 ? 0 : (uint64_t)v));
     }
     if (ctx->next_id != s->next_id)
         TRY(meta_put_u64(s, txn, "next_id", ctx->next_id));
@@ -246,7 +253,12 @@ static int cmp_u32(const void *a, const void *b)
 static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
 {
     const obx_event_in *evs = op->u.enq.events;
-    uint64_t estimate = 0;
+    if (op->u.enq.idem) { /* a known key: answer from it, store nothing (not even when full) */
+        int rc = obx__idem_lookup(s, ctx, op, mdb_rc);
+        if (rc != OBX_OK || op->u.enq.res->replayed)
+            return rc;
+    }
+    uint64_t estimate = obx__idem_estimate(op);
     for (size_t i = 0; i < op->u.enq.n; i++)
         estimate += evs[i].body_len + 96 + evs[i].n_sinks * 160;
     uint64_t hw = obx__store_high_water(s);
@@ -287,10 +299,12 @@ static int op_enqueue(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         }
         op->u.enq.ids[i] = id;
     }
+    if (op->u.enq.idem)
+        TRY(obx__idem_put(s, ctx, op, now));
     ctx->added_bytes += estimate;
     ctx->events_delta += (int64_t)op->u.enq.n;
     ctx->enqueued_delta += op->u.enq.n;
-    ctx->notify = 1;
+    ctx->notify |= op->u.enq.n > 0;
     return OBX_OK;
 }
 
@@ -791,6 +805,8 @@ int obx__op_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
         return op_sweep(s, ctx, op, mdb_rc);
     case OP_SINK:
         return op_sink(s, ctx, op, mdb_rc);
+    case OP_IDEM_SWEEP:
+        return obx__idem_sweep_apply(s, ctx, op, mdb_rc);
     }
     return obx__fail(&op->err, OBX_ERR_INVALID, "unknown operation");
 }

@@ -63,6 +63,8 @@ const char *obx_strerror(int code)
         return "database unavailable";
     case OBX_ERR_DB:
         return "database error";
+    case OBX_ERR_CONFLICT:
+        return "idempotency key used with a different request";
     default:
         return "unknown error";
     }
@@ -444,11 +446,17 @@ static int open_dbs(obx_store *s, int create, obx_error *err)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events},  {"deliveries", &s->db_deliv},
-               {"due", &s->db_due},   {"pending", &s->db_pend},   {"dead", &s->db_dead},
-               {"done", &s->db_done}, {"inflight", &s->db_flight}};
+    } dbs[] = {{"meta", &s->db_meta}, {"events", &s->db_events},   {"deliveries", &s->db_deliv},
+               {"due", &s->db_due},   {"pending", &s->db_pend},    {"dead", &s->db_dead},
+               {"done", &s->db_done}, {"inflight", &s->db_flight}, {"idem", &s->db_idem}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, f, dbs[i].dbi);
+        /* "idem" came later: a read-only handle on an older store goes without it. */
+        if (rc == MDB_NOTFOUND && dbs[i].dbi == &s->db_idem) {
+            s->db_idem = 0;
+            rc = 0;
+            continue;
+        }
         if (rc) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND)
@@ -697,6 +705,12 @@ static int finish(obx_op *op, int rc, obx_error *err)
     return rc;
 }
 
+void obx__batch_nomem(obx_enqueue_req *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        reqs[i].rc = obx__fail(&reqs[i].err, OBX_ERR_NOMEM, "out of memory");
+}
+
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err)
 {
     if (n == 0)
@@ -727,11 +741,26 @@ int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err)
 int obx__lmdb_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids,
                       obx_error *err)
 {
-    if (!s->owner)
-        return obx__fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
-    int rc = obx__validate_events(events, n, err);
+    int rc = obx__enqueue_check(s, events, n, 0, err);
     if (rc)
         return rc;
+    obx_op op = {.kind = OP_ENQUEUE};
+    op.u.enq.events = events;
+    op.u.enq.n = n;
+    op.u.enq.ids = ids;
+    return finish(&op, obx__store_submit(s, &op), err);
+}
+
+int obx__enqueue_check(obx_store *s, const obx_event_in *events, size_t n, int keyed,
+                       obx_error *err)
+{
+    if (!s->owner)
+        return obx__fail(err, OBX_ERR_STATE, "enqueue needs the owner (daemon) handle");
+    if (n > 0 || !keyed) {
+        int rc = obx__validate_events(events, n, err);
+        if (rc)
+            return rc;
+    }
     pthread_mutex_lock(&s->mu);
     int closed = s->closed_for_enqueue;
     pthread_mutex_unlock(&s->mu);
@@ -739,11 +768,7 @@ int obx__lmdb_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64
         return obx__fail(err, OBX_ERR_CLOSED, "store is shutting down");
     if (obx__lock_lost_fail(s, err) != OBX_OK)
         return OBX_ERR_LOCKLOST;
-    obx_op op = {.kind = OP_ENQUEUE};
-    op.u.enq.events = events;
-    op.u.enq.n = n;
-    op.u.enq.ids = ids;
-    return finish(&op, obx__store_submit(s, &op), err);
+    return OBX_OK;
 }
 
 int obx__lmdb_claim_due(obx_store *s, uint32_t sink_id, int64_t now_ms, size_t max, obx_job **jobs,
@@ -808,8 +833,7 @@ int obx__lmdb_purge(obx_store *s, uint64_t id, uint32_t sink_id, size_t *count, 
     return replay_or_purge(s, OP_PURGE, id, sink_id, 0, count, err);
 }
 
-/* Submit n ops as one batch (tools: one transaction; owner: queued together). */
-static int submit_many(obx_store *s, obx_op *ops, size_t n)
+int obx__store_submit_many(obx_store *s, obx_op *ops, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         ops[i].done = 0;
@@ -864,7 +888,7 @@ static int many(obx_store *s, op_kind kind, obx_target *t, size_t n, int64_t now
         ops[i].u.replay.sink = t[i].sink_id;
         ops[i].u.replay.now = now ? now : obx_now_ms();
     }
-    int rc = submit_many(s, ops, n);
+    int rc = obx__store_submit_many(s, ops, n);
     int txn_failed = 0;
     for (size_t i = 0; i < n; i++) {
         t[i].rc = ops[i].rc;

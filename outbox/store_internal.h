@@ -29,6 +29,7 @@ typedef enum op_kind {
     OP_PURGE,
     OP_SWEEP,
     OP_SINK,
+    OP_IDEM_SWEEP,
 } op_kind;
 
 typedef struct obx_op {
@@ -44,6 +45,8 @@ typedef struct obx_op {
             const obx_event_in *events;
             size_t n;
             uint64_t *ids;
+            const obx_idem *idem; /* NULL: no idempotency key */
+            obx_idem_result *res; /* with idem */
         } enq;
         struct {
             uint32_t sink;
@@ -67,7 +70,7 @@ typedef struct obx_op {
             int64_t before;
             size_t max;
             size_t removed;
-        } sweep;
+        } sweep; /* also idempotency keys (before = now) */
         struct {
             const char *name;
             uint32_t id;
@@ -85,6 +88,7 @@ typedef struct txn_ctx {
     size_t n_touched;
     int64_t events_delta;
     uint64_t enqueued_delta;
+    int64_t idem_delta;   /* idempotency keys added minus removed */
     uint64_t next_id;     /* next event id to hand out */
     uint64_t used_bytes;  /* at txn start, for the high-water check */
     uint64_t room_bytes;  /* at txn start: obx__store_room_bytes() */
@@ -98,6 +102,8 @@ struct obx_store {
     char *dir;
     MDB_env *env;
     MDB_dbi db_meta, db_events, db_deliv, db_due, db_pend, db_dead, db_done, db_flight;
+    MDB_dbi db_idem; /* idempotency keys (idempotency.c); 0 when a read-only handle
+                        opened a store made before they existed */
     obx_options opts;
     int owner;
     int lock_fd;
@@ -136,8 +142,16 @@ struct obx_store {
 int obx__fail(obx_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int obx__mdb_fail(obx_error *err, int rc, const char *what);
 
+/* obx_enqueue and the idempotent ones: whether n events may be enqueued now (owner handle,
+ * valid events, n > 0 unless `keyed`, not closing, lock not lost). */
+int obx__enqueue_check(obx_store *s, const obx_event_in *events, size_t n, int keyed,
+                       obx_error *err);
+
 /* Run operations: through the writer (owner) or in one direct write txn (tools). */
 int obx__store_submit(obx_store *s, obx_op *op);
+/* Submit n ops as one batch (tools: one transaction; owner: queued together); each op
+ * gets its own rc and err. OBX_OK unless they could not be submitted at all. */
+int obx__store_submit_many(obx_store *s, obx_op *ops, size_t n);
 
 /* ops.c: apply one operation inside ctx->txn. Returns OBX_OK, a logical error (txn still
  * usable, nothing written by this op), OBX_ERR_LMDB with *mdb_rc set (txn unusable), or
@@ -224,6 +238,25 @@ int obx__lock_identity_verify(const char *dir, obx_error *err);
 void obx__lock_watch(obx_store *s);
 /* OBX_OK, or OBX_ERR_LOCKLOST with the message once lock_lost is set. */
 int obx__lock_lost_fail(obx_store *s, obx_error *err);
+
+/* idempotency.c, inside op_enqueue's transaction, before anything is written: look the
+ * op's key up. OBX_OK with op->u.enq.res->replayed set (found: answer from it, store
+ * nothing) or not (store, then obx__idem_put); OBX_ERR_CONFLICT; an LMDB error as ops. */
+int obx__idem_lookup(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
+/* Bytes the key of this op adds (for the cap check). */
+uint64_t obx__idem_estimate(const obx_op *op);
+/* After the op's events are written (ids in op->u.enq.ids): store its key. LMDB rc. */
+int obx__idem_put(obx_store *s, txn_ctx *ctx, const obx_op *op, int64_t now);
+/* obx_check: what the "idem" database holds. Returns an LMDB rc (0 = ok). */
+typedef struct obx_idem_census {
+    uint64_t keys;      /* 'k' records */
+    uint64_t expiries;  /* 'x' entries */
+    uint64_t bad;       /* 'k' records that do not decode */
+    uint64_t unindexed; /* 'k' records without their 'x' entry (never swept) */
+} obx_idem_census;
+int obx__idem_census(obx_store *s, MDB_txn *txn, obx_idem_census *out);
+/* OP_IDEM_SWEEP. */
+int obx__idem_sweep_apply(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc);
 
 /* Recover deliveries left in flight by a crash (owner open). */
 int obx__store_recover_inflight(obx_store *s, obx_error *err);

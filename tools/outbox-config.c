@@ -345,6 +345,8 @@ static const cs_key ingest_keys[] = {
       "a request's headers within this of its first byte (default 10s)"),
     R("body_timeout", CS_POSITIVE_MS, ingest_t, body_timeout_ms, 0, 0,
       "its body within this of its headers (default 60s)"),
+    R("idempotency_window", CS_POSITIVE_MS, ingest_t, idempotency_window_ms, 0, 0,
+      "how long an Idempotency-Key is remembered (default 24h)"),
 };
 static const cs_table ingest_table = CS_TABLE(ingest_keys, 1);
 
@@ -376,7 +378,7 @@ static const cs_key sink_keys[] = {
     CUSTOM("signature", CS_OBJ, offsetof(sink_t, signature), conv_signature,
            "both (default), flipt, standard or none"),
     R("max_backoff_duration", CS_POSITIVE_MS, sink_t, backoff.max_elapsed_ms, 0, 0,
-      "retry budget from the first attempt (default 15s)"),
+      "retry budget from the first attempt (default 24h; the audit webhook's: 15s)"),
     R("initial_interval", CS_POSITIVE_MS, sink_t, backoff.initial_interval_ms, 0, 0,
       "first retry delay (default 500ms)"),
     R("max_interval", CS_POSITIVE_MS, sink_t, backoff.max_interval_ms, 0, 0,
@@ -556,6 +558,9 @@ static int load_sink(cy_ctx *x, outbox_config *c, const cy_node *n, const char *
         oom(x, n, path);
         return -1;
     }
+    /* A durable outbox rides out a receiver's outage: a day's budget, not Flipt's 15 s
+       (the audit block's sinks keep Flipt's default). */
+    s->backoff.max_elapsed_ms = OUTBOX_CONFIG_SINK_MAX_BACKOFF_MS;
     sink_state st = {0};
     uint64_t seen = 0;
     if (cs_walk(x, n, path, &sink_table, s, &st, &seen) < 0 || cy_want_map(x, n, path) < 0)

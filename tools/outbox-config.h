@@ -45,6 +45,10 @@
 /* Store durability (same values as obx_durability). */
 enum { OUTBOX_CONFIG_DURABILITY_FULL = 0, OUTBOX_CONFIG_DURABILITY_NOMETASYNC = 1 };
 
+/* Default of a `sinks:` entry's max_backoff_duration (the audit block's webhook keeps
+ * Flipt's 15 s). */
+#define OUTBOX_CONFIG_SINK_MAX_BACKOFF_MS (INT64_C(24) * 3600 * 1000)
+
 typedef struct outbox_config_store {
     char *path;           /* owned; default "./outbox-data" */
     uint64_t max_size;    /* bytes; default 1 GiB */
@@ -81,6 +85,8 @@ typedef struct outbox_config_ingest {
                                         0 = the ingest default (10 s) */
     int64_t body_timeout_ms;         /* its body within this of its headers; 0 = the ingest
                                         default (60 s) */
+    int64_t idempotency_window_ms;   /* how long an Idempotency-Key is remembered; 0 = the
+                                        ingest default (24 h) */
 } outbox_config_ingest;
 
 /* `admin:` - outboxd's admin API and web console (outboxd-admin.h). */

@@ -366,6 +366,7 @@ void ctl_stats_json(json_t *o, const obx_stats *st, uint64_t cap, uint64_t high,
     json_object_set_new(o, "schema_version", json_integer(st->schema_version));
     json_object_set_new(o, "events", json_integer((json_int_t)st->events));
     json_object_set_new(o, "enqueued", json_integer((json_int_t)st->enqueued));
+    json_object_set_new(o, "idempotency_keys", json_integer((json_int_t)st->idem_keys));
     json_object_set_new(o, "used_bytes", json_integer((json_int_t)st->used_bytes));
     json_object_set_new(o, "file_bytes", json_integer((json_int_t)st->file_bytes));
     json_object_set_new(o, "max_size", json_integer((json_int_t)cap));

@@ -85,6 +85,9 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
             printf("daemon   not running: nothing is being delivered\n");
         printf("events   %llu stored, %llu accepted since the store was created\n",
                (unsigned long long)st->events, (unsigned long long)st->enqueued);
+        if (st->idem_keys)
+            printf("keys     %llu idempotency keys remembered\n",
+                   (unsigned long long)st->idem_keys);
         printf("size     %s used of %s (%.0f%%); new events are refused above %s; file %s\n", used,
                capb, cap ? 100.0 * (double)st->used_bytes / (double)cap : 0.0, highb, fileb);
         if (st->used_bytes >= high)

@@ -44,6 +44,7 @@
 #include "gotmpl/gojson.h"
 #include "listen-addr.h"
 #include "outboxd-event.h"
+#include "outboxd-idem.h"
 #include "outboxd-log.h"
 
 struct oin_server {
@@ -108,6 +109,9 @@ typedef struct req {
     uint32_t *sinks;             /* n * OIN_MAX_ROUTES route slots */
     int *routed;                 /* per event: stored (1) or unrouted (0) */
     uint64_t *ids;               /* k ids once committed */
+    char *idem_header;           /* Idempotency-Key as received (checked), or NULL */
+    oid_key idem;                /* with idem_header: what is stored with the events */
+    obx_idem_result replay;      /* with idem_header: a replay's original ids */
     int committed;               /* the commit has finished: rc holds its result */
     int counted;                 /* counted in waiting until its answer is sent */
     int rc;                      /* obx_enqueue's result */
@@ -456,15 +460,24 @@ static enum MHD_Result events_begin(oin_server *s, struct MHD_Connection *c, voi
                  cl, s->cfg.max_body);
         return send_error(s, c, MHD_HTTP_CONTENT_TOO_LARGE, OMET_TOO_LARGE, msg, NULL);
     }
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, OID_HEADER);
+    char kerr[512];
+    if (key && oid_check(key, kerr, sizeof kerr) != 0)
+        return send_error(s, c, MHD_HTTP_BAD_REQUEST, OMET_BAD_REQUEST, kerr, NULL);
     req *r = calloc(1, sizeof *r);
     if (!r)
         return MHD_NO;
     r->ct = ct;
+    if (key && !(r->idem_header = strdup(key))) {
+        free(r);
+        return MHD_NO;
+    }
     r->cap = cl > 0 ? (size_t)cl : 4096;
     if (r->cap > s->cfg.max_body)
         r->cap = s->cfg.max_body;
     r->buf = malloc(r->cap ? r->cap : 1);
     if (!r->buf) {
+        free(r->idem_header);
         free(r);
         return MHD_NO;
     }
@@ -534,6 +547,9 @@ static void req_free(req *r)
     free(r->routed);
     free(r->ids);
     free(r->buf);
+    free(r->idem_header);
+    oid_clear(&r->idem);
+    obx_idem_result_clear(&r->replay);
     free(r);
 }
 
@@ -592,7 +608,13 @@ static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum 
                                        .sinks = sk,
                                        .n_sinks = ns};
     }
-    if (r->k == 0) { /* nothing to store: acknowledge at once */
+    if (r->idem_header && oid_prepare(&r->idem, r->idem_header, r->ct, r->buf, r->len, r->routed, n,
+                                      s->cfg.idem_window_ms) != 0) {
+        *ret = send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR, "out of memory",
+                          NULL);
+        return 1;
+    }
+    if (r->k == 0 && !r->idem_header) { /* nothing to store: acknowledge at once */
         r->committed = 1;
         r->rc = OBX_OK;
         return 0;
@@ -628,6 +650,35 @@ static void store_has_room(oin_server *s)
              OLOG_I("refused", (long long)atomic_exchange(&s->full_refused, 0)));
 }
 
+/* The key was known: the first request's 202 again, marked as a replay; nothing stored. */
+static enum MHD_Result answer_replay(oin_server *s, struct MHD_Connection *c, req *r)
+{
+    if (oid_routed(&r->replay, r->n, r->routed) != 0) {
+        olog(OLOG_ERROR, "idempotency key record does not match its request",
+             OLOG_S("key", r->idem_header));
+        return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
+                          "store error: the idempotency key's record does not match the request",
+                          NULL);
+    }
+    omet_replayed(s->cfg.metrics, r->replay.n_ids);
+    char *body = ids_json(r->ct == OEV_CT_NDJSON, r->replay.ids, r->routed, r->n);
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, OID_REPLAYED_HEADER, "true");
+    if (atomic_load(&s->closing))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_ACCEPTED, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 /* The commit finished (or there was nothing to commit): answer from r->rc. */
 static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, req *r)
 {
@@ -653,6 +704,13 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     if (r->rc == OBX_ERR_UNAVAILABLE) /* cluster mode: database down or failing over */
         return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, OMET_STORE_ERROR,
                           "database unavailable; nothing was stored, retry later", NULL);
+    if (r->rc == OBX_ERR_CONFLICT)
+        return send_error(s, c, MHD_HTTP_UNPROCESSABLE_CONTENT, OMET_IDEMPOTENCY_CONFLICT,
+                          r->errmsg, NULL);
+    if (r->rc == OBX_ERR_INVALID && r->idem_header) /* a backend without keys (postgres) */
+        return send_error(s, c, MHD_HTTP_NOT_IMPLEMENTED, OMET_BAD_REQUEST, r->errmsg, NULL);
+    if (r->rc == OBX_OK && r->replay.replayed)
+        return answer_replay(s, c, r);
     if (r->rc != OBX_OK) {
         olog(OLOG_ERROR, "enqueue failed", OLOG_S("error", r->errmsg));
         return send_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, OMET_STORE_ERROR,
@@ -672,49 +730,65 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
 }
 
 /*
- * Store the events of `list` (linked by next) with ONE obx_enqueue call, blocking until
- * they are durable, then record the result in each request. All or nothing across the
- * requests: they are answered alike.
+ * Store the requests of `list` (linked by next) with ONE obx_enqueue_batch call, blocking
+ * until they are durable, then record the result in each request. The requests without
+ * an idempotency key are merged into one all-or-nothing enqueue (answered alike); each
+ * request with a key is its own entry of the batch (stored, replayed or in conflict on
+ * its own). All share group commits.
  */
 static void commit_list(oin_server *s, req *list)
 {
-    size_t total = 0, nreq = 0;
+    size_t total = 0, nplain = 0, nkeyed = 0;
+    req *one = NULL;
     for (req *r = list; r; r = r->next) {
-        total += r->k;
-        nreq++;
-    }
-    obx_error oerr = {0};
-    int rc;
-    if (nreq == 1) {
-        rc = obx_enqueue(s->cfg.store, list->in, list->k, list->ids, &oerr);
-    } else {
-        obx_event_in *in = calloc(total, sizeof *in);
-        uint64_t *ids = malloc(total * sizeof *ids);
-        if (!in || !ids) {
-            rc = OBX_ERR_NOMEM;
-            snprintf(oerr.msg, sizeof oerr.msg, "out of memory");
-        } else {
-            size_t off = 0;
-            for (req *r = list; r; r = r->next) {
-                memcpy(in + off, r->in, r->k * sizeof *in);
-                off += r->k;
-            }
-            rc = obx_enqueue(s->cfg.store, in, total, ids, &oerr);
-            off = 0;
-            for (req *r = list; r && rc == OBX_OK; r = r->next) {
-                memcpy(r->ids, ids + off, r->k * sizeof *ids);
-                off += r->k;
-            }
+        if (r->idem_header) {
+            nkeyed++;
+            continue;
         }
-        free(in);
-        free(ids);
+        total += r->k;
+        nplain++;
+        one = r;
     }
+    obx_enqueue_req *reqs = calloc(nkeyed + 1, sizeof *reqs);
+    obx_event_in *in = nplain > 1 ? calloc(total, sizeof *in) : NULL;
+    uint64_t *ids = nplain > 1 ? malloc(total * sizeof *ids) : NULL;
+    int oom = !reqs || (nplain > 1 && (!in || !ids));
+    size_t m = 0;
+    if (!oom && nplain == 1) {
+        reqs[m++] = (obx_enqueue_req){.events = one->in, .n = one->k, .ids = one->ids};
+    } else if (!oom && nplain > 1) {
+        size_t off = 0;
+        for (req *r = list; r; r = r->next) {
+            if (r->idem_header)
+                continue;
+            memcpy(in + off, r->in, r->k * sizeof *in);
+            off += r->k;
+        }
+        reqs[m++] = (obx_enqueue_req){.events = in, .n = total, .ids = ids};
+    }
+    for (req *r = list; r && !oom; r = r->next)
+        if (r->idem_header)
+            reqs[m++] =
+                (obx_enqueue_req){.events = r->in, .n = r->k, .idem = &r->idem.idem, .ids = r->ids};
+    if (!oom)
+        obx_enqueue_batch(s->cfg.store, reqs, m);
+    size_t j = nplain ? 1 : 0, off = 0;
     for (req *r = list; r; r = r->next) {
-        r->rc = rc;
-        if (rc != OBX_OK)
-            snprintf(r->errmsg, sizeof r->errmsg, "%s", oerr.msg);
+        obx_enqueue_req *q = oom ? NULL : r->idem_header ? &reqs[j++] : &reqs[0];
+        r->rc = q ? q->rc : OBX_ERR_NOMEM;
+        if (r->rc != OBX_OK)
+            snprintf(r->errmsg, sizeof r->errmsg, "%s", q ? q->err.msg : "out of memory");
+        if (q && r->idem_header) {
+            r->replay = q->res; /* taken over: freed with the request */
+        } else if (q && nplain > 1 && r->rc == OBX_OK) {
+            memcpy(r->ids, ids + off, r->k * sizeof *ids);
+            off += r->k;
+        }
         r->committed = 1;
     }
+    free(reqs);
+    free(in);
+    free(ids);
 }
 
 /* Most events one committer stores in one call (bounds its allocation and the commit). */
@@ -947,6 +1021,8 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
         return NULL;
     }
     s->cfg = *cfg;
+    if (s->cfg.idem_window_ms <= 0)
+        s->cfg.idem_window_ms = OIN_IDEM_WINDOW_MS;
     s->cfg.listen = NULL; /* not kept */
     s->quiesced_fd = -1;
     pthread_mutex_init(&s->mu, NULL);

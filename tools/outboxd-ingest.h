@@ -15,6 +15,13 @@
  *   context switches per event: this is the faster mode (see the benchmark).
  * Errors are JSON {"error":"..."}.
  *
+ * Idempotency-Key (1..255 printable ASCII, else 400): stored in the same commit as the
+ * request's events and remembered for idem_window_ms. A repeat with the same content type
+ * and body answers the first 202 body again with `Idempotent-Replayed: true` and stores
+ * nothing; with another body, 422. An NDJSON batch takes one key for the whole batch.
+ * Keyed requests are entries of their own in the committers' obx_enqueue_batch (never
+ * merged with others), so they still share group commits.
+ *
  * Deadlines independent of activity (a client trickling one byte at a time keeps the idle
  * timeout from firing): a request's headers must be complete within header_timeout_ms of
  * its first byte, its body within body_timeout_ms of its headers. A connection past its
@@ -46,6 +53,8 @@
 /* Defaults of the deadlines (oin_config fields left 0). */
 #define OIN_HEADER_TIMEOUT_MS 10000u
 #define OIN_BODY_TIMEOUT_MS   60000u
+/* Default of idem_window_ms: how long an Idempotency-Key is remembered (24 h). */
+#define OIN_IDEM_WINDOW_MS INT64_C(86400000)
 
 /*
  * Route an event: fill sinks[] (capacity OIN_MAX_ROUTES) with the ids of the sinks whose
@@ -82,7 +91,8 @@ typedef struct oin_config {
     void *route_ud;
     oin_metrics_fn render_metrics;
     void *metrics_ud;
-    omet *metrics; /* counters to bump; borrowed */
+    omet *metrics;          /* counters to bump; borrowed */
+    int64_t idem_window_ms; /* how long an Idempotency-Key is remembered; 0 = the default */
 } oin_config;
 
 typedef struct oin_server oin_server;

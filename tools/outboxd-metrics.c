@@ -13,7 +13,7 @@
 static const char *const reason_names[OMET_REASON_COUNT] = {
     "invalid_json",           "invalid_event", "unauthorized", "too_large",
     "unsupported_media_type", "not_found",     "method",       "store_full",
-    "shutting_down",          "store_error",   "bad_request",
+    "shutting_down",          "store_error",   "bad_request",  "idempotency_conflict",
 };
 
 static const char *const phase_names[OMET_PHASE_COUNT] = {"headers", "body"};
@@ -25,6 +25,7 @@ static const double ack_bounds[OMET_ACK_BUCKETS] = {0.0005, 0.001, 0.002, 0.005,
 struct omet {
     atomic_ullong stored;
     atomic_ullong unrouted;
+    atomic_ullong replayed;
     atomic_ullong rejected[OMET_REASON_COUNT];
     atomic_ullong ack[OMET_ACK_BUCKETS + 1];
     atomic_ullong ack_sum_us;
@@ -55,6 +56,11 @@ void omet_stored(omet *m, size_t n)
 void omet_unrouted(omet *m, size_t n)
 {
     atomic_fetch_add_explicit(&m->unrouted, n, memory_order_relaxed);
+}
+
+void omet_replayed(omet *m, size_t n)
+{
+    atomic_fetch_add_explicit(&m->replayed, n, memory_order_relaxed);
 }
 
 void omet_rejected(omet *m, omet_reason r)
@@ -159,12 +165,15 @@ void omet_render_ingest(const omet *m, obuf *b)
 {
     omet *mm = (omet *)m; /* atomics are read-only here */
     obuf_printf(b, "# HELP outbox_ingest_events_total Events acknowledged over HTTP: stored "
-                   "durably, or unrouted (matched no sink, not stored).\n"
+                   "durably, unrouted (matched no sink, not stored), or replayed (a repeated "
+                   "Idempotency-Key: answered with the first ids, not stored again).\n"
                    "# TYPE outbox_ingest_events_total counter\n");
     obuf_printf(b, "outbox_ingest_events_total{outcome=\"stored\"} %llu\n",
                 atomic_load(&mm->stored));
     obuf_printf(b, "outbox_ingest_events_total{outcome=\"unrouted\"} %llu\n",
                 atomic_load(&mm->unrouted));
+    obuf_printf(b, "outbox_ingest_events_total{outcome=\"replayed\"} %llu\n",
+                atomic_load(&mm->replayed));
     obuf_printf(b, "# HELP outbox_ingest_rejected_total HTTP requests refused, by reason.\n"
                    "# TYPE outbox_ingest_rejected_total counter\n");
     for (int r = 0; r < OMET_REASON_COUNT; r++)

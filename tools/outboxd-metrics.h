@@ -27,7 +27,8 @@ typedef enum omet_reason {
     OMET_STORE_FULL,
     OMET_SHUTTING_DOWN,
     OMET_STORE_ERROR,
-    OMET_BAD_REQUEST, /* ambiguous framing (RFC 9112 sec. 6.3) */
+    OMET_BAD_REQUEST,          /* ambiguous framing (RFC 9112 sec. 6.3), a bad Idempotency-Key */
+    OMET_IDEMPOTENCY_CONFLICT, /* an Idempotency-Key reused with another body (422) */
     OMET_REASON_COUNT
 } omet_reason;
 
@@ -45,6 +46,8 @@ void omet_free(omet *m);
 /* Count n events stored (acknowledged durable) / acknowledged but matching no sink. */
 void omet_stored(omet *m, size_t n);
 void omet_unrouted(omet *m, size_t n);
+/* Events answered again for a repeated Idempotency-Key (not stored again). */
+void omet_replayed(omet *m, size_t n);
 /* Count one refused request. */
 void omet_rejected(omet *m, omet_reason r);
 /* Record the time from request complete to acknowledgement (durable) in microseconds. */

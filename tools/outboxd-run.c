@@ -342,6 +342,7 @@ static int start_http(od_state *st, char *bound, size_t cap)
         .header_timeout_ms = st->c->header_timeout_ms,
         .body_timeout_ms = st->c->body_timeout_ms,
         .pool_threads = st->c->pool_threads,
+        .idem_window_ms = st->c->idem_window_ms,
         .store = st->store,
         .route = route,
         .route_ud = st,

@@ -26,6 +26,7 @@ typedef struct od_config {
     int durability;            /* outbox.durability: obx_durability value */
     int prefill;               /* outbox.prefill */
     int64_t retention_ms;      /* outbox.retention */
+    int64_t idem_window_ms;    /* ingest.idempotency_window */
     const char *listen;        /* ingest.listen (after --listen) */
     size_t max_body;           /* ingest.max_body */
     const char *const *tokens; /* ingest.tokens */

@@ -3,7 +3,9 @@
  *
  * Each tick calls obx_retention_sweep() with a bounded batch until a call removes less
  * than the batch or the per-tick budget is spent; the store reads the `done` index from
- * its front, so a tick costs O(removed), never a scan.
+ * its front, so a tick costs O(removed), never a scan. Each tick also forgets the
+ * idempotency keys whose window has passed (obx_idem_sweep, read from the front of their
+ * expiry index the same way).
  */
 #include "outboxd-sweeper.h"
 
@@ -27,22 +29,24 @@ struct osw_sweeper {
     atomic_ullong removed;
 };
 
-static void sweep_once(osw_sweeper *w)
+typedef int (*sweep_fn)(obx_store *s, int64_t bound, size_t max, size_t *removed, obx_error *err);
+
+/* Call fn(bound) in batches until one removes less than a batch, the per-tick budget is
+ * spent or the sweeper stops; returns how many were removed. */
+static size_t sweep_batches(osw_sweeper *w, sweep_fn fn, int64_t bound, const char *what)
 {
-    int64_t before = obx_now_ms() - w->retention_ms;
     size_t total = 0;
     while (total < w->max_per_tick) {
         size_t removed = 0;
         obx_error err = {0};
-        int rc = obx_retention_sweep(w->store, before, w->batch, &removed, &err);
+        int rc = fn(w->store, bound, w->batch, &removed, &err);
         if (rc == OBX_ERR_CLOSED)
-            return;
+            break;
         if (rc != OBX_OK) {
-            olog(OLOG_ERROR, "retention sweep failed", OLOG_S("error", err.msg));
-            return;
+            olog(OLOG_ERROR, "sweep failed", OLOG_S("what", what), OLOG_S("error", err.msg));
+            break;
         }
         total += removed;
-        atomic_fetch_add(&w->removed, removed);
         if (removed < w->batch)
             break;
         pthread_mutex_lock(&w->mu);
@@ -51,8 +55,19 @@ static void sweep_once(osw_sweeper *w)
         if (stop)
             break;
     }
-    if (total > 0)
-        olog(OLOG_DEBUG, "retention sweep", OLOG_I("removed", (long long)total));
+    return total;
+}
+
+static void sweep_once(osw_sweeper *w)
+{
+    size_t n = sweep_batches(w, obx_retention_sweep, obx_now_ms() - w->retention_ms, "retention");
+    atomic_fetch_add(&w->removed, n);
+    if (n > 0)
+        olog(OLOG_DEBUG, "retention sweep", OLOG_I("removed", (long long)n));
+    /* Idempotency keys past their window (their expiry is absolute). */
+    n = sweep_batches(w, obx_idem_sweep, obx_now_ms(), "idempotency keys");
+    if (n > 0)
+        olog(OLOG_DEBUG, "idempotency keys expired", OLOG_I("removed", (long long)n));
 }
 
 static void *run(void *arg)

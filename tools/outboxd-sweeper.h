@@ -1,6 +1,7 @@
 /*
  * outboxd-sweeper.h - the retention sweeper thread: deletes delivered deliveries (and
- * events left without deliveries) older than `outbox.retention`, in small transactions.
+ * events left without deliveries) older than `outbox.retention`, and idempotency keys
+ * past their window, in small transactions.
  */
 #ifndef OUTBOXD_SWEEPER_H
 #define OUTBOXD_SWEEPER_H

@@ -98,6 +98,7 @@ int main(int argc, char **argv)
         .header_timeout_ms = clamp_ms(cfg->ingest.header_timeout_ms),
         .body_timeout_ms = clamp_ms(cfg->ingest.body_timeout_ms),
         .pool_threads = cfg->ingest.pool_threads,
+        .idem_window_ms = cfg->ingest.idempotency_window_ms,
         .grace_ms = DEFAULT_GRACE_MS,
         .sinks = cfg->sinks,
         .n_sinks = cfg->n_sinks,

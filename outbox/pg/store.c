@@ -475,6 +475,77 @@ static int pg_enqueue(obx_store *h, const obx_event_in *events, size_t n, uint64
     return q.rc;
 }
 
+/* obx_enqueue_batch: the requests without a key queued together (they share group commits,
+ * as concurrent obx_enqueue calls do), each with its own result. Idempotency keys are not
+ * supported on this backend yet: a request carrying one is refused and stores nothing. */
+static int pg_enqueue_batch(obx_store *h, obx_enqueue_req *reqs, size_t n)
+{
+    pg_store *s = (pg_store *)h;
+    pg_enq *q = calloc(n ? n : 1, sizeof *q);
+    size_t *which = calloc(n ? n : 1, sizeof *which);
+    size_t k = 0;
+    if (!q || !which) {
+        obx__batch_nomem(reqs, n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        obx_enqueue_req *r = &reqs[i];
+        memset(&r->res, 0, sizeof r->res);
+        memset(&r->err, 0, sizeof r->err);
+        if (r->idem)
+            r->rc = obx__fail(&r->err, OBX_ERR_INVALID,
+                              "not supported by the postgres backend yet: idempotency keys");
+        else
+            r->rc = need_owner(s, "enqueue", &r->err);
+        if (!r->rc)
+            r->rc = obx__validate_events(r->events, r->n, &r->err);
+        if (r->rc)
+            continue;
+        q[k] = (pg_enq){.events = r->events, .n = r->n, .ids = r->ids};
+        which[k++] = i;
+    }
+    if (k == 0)
+        goto out;
+    pthread_mutex_lock(&s->mu);
+    if (s->closed_for_enqueue || s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        for (size_t j = 0; j < k; j++)
+            reqs[which[j]].rc =
+                obx__fail(&reqs[which[j]].err, OBX_ERR_CLOSED, "store is shutting down");
+        goto out;
+    }
+    for (size_t j = 0; j < k; j++) {
+        if (s->tail)
+            s->tail->next = &q[j];
+        else
+            s->head = &q[j];
+        s->tail = &q[j];
+    }
+    pthread_cond_signal(&s->cv_work);
+    for (size_t j = 0; j < k; j++)
+        while (!q[j].done)
+            pthread_cond_wait(&s->cv_done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t j = 0; j < k; j++) {
+        reqs[which[j]].rc = q[j].rc;
+        if (q[j].rc)
+            reqs[which[j]].err = q[j].err;
+    }
+out:
+    free(q);
+    free(which);
+    return OBX_OK;
+}
+
+/* Idempotency keys are never stored on this backend yet: nothing to sweep. */
+static int pg_idem_sweep(obx_store *h, int64_t now_ms, size_t max, size_t *removed, obx_error *err)
+{
+    (void)h, (void)now_ms, (void)max, (void)err;
+    if (removed)
+        *removed = 0;
+    return OBX_OK;
+}
+
 /* ---- claims and results ---- */
 
 typedef struct claim_ctx {
@@ -1252,4 +1323,6 @@ const struct obx__backend obx__pg_backend = {
     .ping = pg_ping,
     .delivery_id = pg_delivery_id,
     .sink_retire = pg_sink_retire,
+    .enqueue_batch = pg_enqueue_batch,
+    .idem_sweep = pg_idem_sweep,
 };

@@ -7,7 +7,9 @@ Crash points (OUTBOX_CRASH_POINT on the outboxd process; the process aborts ther
     delivery is re-sent with the same webhook-id - a duplicate, never a loss;
   - enqueue-before-commit: the client gets no 202 and the event is absent after restart;
   - enqueue-after-commit (committed, not acknowledged): no 202; the event is present and
-    delivered after restart (never acknowledged-and-lost);
+    delivered after restart (never acknowledged-and-lost); with an Idempotency-Key the
+    producer's retry after the restart is answered with the first id and stores nothing
+    (the key was in the same commit): exactly one event, delivered once;
   - dead-move (a dead-letter move half written): after restart the delivery is retried
     with the same webhook-id and ends dead with its reason;
   - retention (a sweep half done): the store stays consistent and nothing is re-sent.
@@ -109,6 +111,32 @@ class TestCrashPoints(Base):
         h.wait_for(lambda: any(r.answered == 200 for r in self.rx.got()), 20, "delivery")
         self.assertEqual({h.event_key(r.body) for r in self.rx.got()}, {"cp-after"})
         self.assertEqual(d2.stop(), 0)
+
+    def test_after_commit_retry_with_key_is_one_event(self):
+        self.config()
+        body, key = h.event("cp-idem"), {"Idempotency-Key": "retry-me-1"}
+        d = self.start(env={"OUTBOX_CRASH_POINT": "enqueue-after-commit"})
+        try:
+            st, _, resp = d.post(body, headers=key, timeout=10)
+            self.fail("got %d %r although the daemon crashed before acknowledging"
+                      % (st, resp))
+        except AssertionError:
+            raise
+        except Exception:
+            pass  # the connection dropped: the producer will retry
+        self.expect_abort(d)
+        d2 = self.start()
+        st, hd, resp = d2.post(body, headers=key)
+        self.assertEqual(st, 202, resp)
+        self.assertEqual(hd.get("idempotent-replayed"), "true")
+        st2 = h.stats(self.data)
+        self.assertEqual((st2["events"], st2["idempotency_keys"]), (1, 1))
+        eid = h.json.loads(resp)["id"]
+        self.assertEqual([str(x["id"]) for x in h.ctl_json_lines(self.data, "list", "--json")],
+                         [eid])
+        h.wait_for(lambda: any(r.answered == 200 for r in self.rx.got()), 20, "delivery")
+        self.assertEqual(d2.stop(), 0)
+        self.assertEqual([h.event_key(r.body) for r in self.rx.got()], ["cp-idem"])
 
     def test_dead_move_half_written(self):
         self.config("    dead_letter_on: [400]\n")

@@ -549,6 +549,55 @@ static void test_lmdb_only_calls(void **state)
     obx_jobs_free(jobs, n);
 }
 
+/* obx_enqueue_batch on postgres: requests without a key are stored, each with its own ids
+ * and result; a request with an idempotency key is refused ("not supported yet") and
+ * stores nothing, without failing the others; obx_enqueue_idem likewise; the key sweep
+ * removes nothing and stats count no keys. */
+static void test_enqueue_batch_and_keys(void **state)
+{
+    fixture *f = *state;
+    obx_event_in a[2] = {{"flag", "created", "{\"a\":1}", 7, 0, &f->sink, 1},
+                         {"flag", "updated", "{\"a\":2}", 7, 0, &f->sink, 1}};
+    obx_event_in b = {"segment", "created", "{\"b\":1}", 7, 0, &f->sink, 1};
+    obx_event_in bad = {"flag", NULL, "{}", 2, 0, &f->sink, 1};
+    obx_idem key = {.key = "order-42", .expires_ms = obx_now_ms() + 60000};
+    uint64_t ida[2] = {0, 0}, idb = 0, idk = 0, idx = 0;
+    obx_enqueue_req r[4] = {{.events = a, .n = 2, .ids = ida},
+                            {.events = &b, .n = 1, .idem = &key, .ids = &idk},
+                            {.events = &b, .n = 1, .ids = &idb},
+                            {.events = &bad, .n = 1, .ids = &idx}};
+    assert_int_equal(obx_enqueue_batch(f->s, r, 4), OBX_OK);
+    assert_int_equal(r[0].rc, OBX_OK);
+    assert_int_equal(r[2].rc, OBX_OK);
+    assert_true(ida[0] > 0 && ida[1] == ida[0] + 1);
+    assert_true(idb > 0 && idb != ida[0] && idb != ida[1]);
+    assert_int_equal(r[1].rc, OBX_ERR_INVALID);
+    assert_string_equal(r[1].err.msg,
+                        "not supported by the postgres backend yet: idempotency keys");
+    assert_int_equal(idk, 0);
+    assert_int_equal(r[3].rc, OBX_ERR_INVALID); /* checked per request */
+    assert_int_equal(sink_stats(f->s, f->sink).pending, 3);
+    obx_event *ev;
+    obx_error err = {0};
+    assert_int_equal(obx_event_get(f->s, idb, &ev, &err), OBX_OK);
+    assert_string_equal(ev->type, "segment");
+    obx_event_free(ev);
+
+    obx_idem_result res;
+    assert_int_equal(obx_enqueue_idem(f->s, &b, 1, &key, &idk, &res, &err), OBX_ERR_INVALID);
+    assert_int_equal(res.replayed, 0);
+    assert_int_equal(sink_stats(f->s, f->sink).pending, 3); /* nothing stored */
+
+    size_t removed = 99;
+    assert_int_equal(obx_idem_sweep(f->s, obx_now_ms() + 86400000, 0, &removed, &err), OBX_OK);
+    assert_int_equal(removed, 0);
+    obx_stats *st = NULL;
+    assert_int_equal(obx_stats_get(f->s, &st, &err), OBX_OK);
+    assert_int_equal(st->idem_keys, 0);
+    obx_stats_free(st);
+    assert_check_clean(f->s);
+}
+
 static void test_sync_commit_off_refused(void **state)
 {
     (void)state;
@@ -669,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_only_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue_batch_and_keys, setup, teardown),
         cmocka_unit_test(test_sync_commit_off_refused),
         cmocka_unit_test_setup_teardown(test_standby_is_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),

@@ -16,18 +16,6 @@
 
 #include "testutil.h"
 
-static obx_store *open_owner(const char *dir)
-{
-    obx_options o;
-    obx_options_init(&o);
-    o.flags = OBX_OPEN_OWNER;
-    obx_store *s = NULL;
-    obx_error err = {0};
-    if (obx_open(dir, &o, &s, &err) != OBX_OK)
-        fail_msg("open: %s", err.msg);
-    return s;
-}
-
 static void assert_clean(obx_store *s)
 {
     size_t problems = 1;
@@ -39,7 +27,7 @@ static void assert_clean(obx_store *s)
 static char *prepare(int n, uint32_t *sink)
 {
     char *dir = tmpdir_new("cp");
-    obx_store *s = open_owner(dir);
+    obx_store *s = owner_open(dir);
     assert_int_equal(obx_sink_id(s, "webhook", sink, NULL), OBX_OK);
     for (int i = 0; i < n; i++) {
         obx_event_in e = ev_in("{\"n\":1}", sink, 1);
@@ -61,7 +49,7 @@ static void crash_child(const char *dir, const char *point, uint32_t sink, child
     if (pid == 0) {
         setenv("OUTBOX_CRASH_POINT", point, 1);
         setenv("OUTBOX_CRASH_AFTER", crash_after, 1);
-        obx_store *s = open_owner(dir);
+        obx_store *s = owner_open(dir);
         fn(s, sink, fd);
         _exit(0); /* the crash point was not reached */
     }
@@ -101,7 +89,7 @@ static void test_enqueue_before_commit(void **state)
     FILE *ledger = tmpfile();
     crash_child(dir, "enqueue-before-commit", sink, do_enqueue, fileno(ledger));
     assert_int_equal(ledger_size(fileno(ledger)), 0); /* never acknowledged */
-    obx_store *s = open_owner(dir);
+    obx_store *s = owner_open(dir);
     assert_int_equal(events_stored(s), 3); /* and not stored: nothing half-written */
     assert_clean(s);
     obx_close(s);
@@ -118,7 +106,7 @@ static void test_enqueue_after_commit(void **state)
     FILE *ledger = tmpfile();
     crash_child(dir, "enqueue-after-commit", sink, do_enqueue, fileno(ledger));
     assert_int_equal(ledger_size(fileno(ledger)), 0); /* the producer never got its ack */
-    obx_store *s = open_owner(dir);
+    obx_store *s = owner_open(dir);
     /* ...but the event is durable: a retrying producer makes a duplicate, never a loss */
     assert_int_equal(events_stored(s), 4);
     obx_event *e;
@@ -130,6 +118,62 @@ static void test_enqueue_after_commit(void **state)
     fclose(ledger);
     rm_rf(dir);
     free(dir);
+}
+
+static obx_idem retry_key(void)
+{
+    obx_idem im = {.key = "retry-after-crash", .expires_ms = obx_now_ms() + 3600 * 1000};
+    memset(im.hash, 0x5a, sizeof im.hash);
+    return im;
+}
+
+static void do_enqueue_idem(obx_store *s, uint32_t sink, int fd)
+{
+    obx_event_in e = ev_in("{\"new\":1}", &sink, 1);
+    obx_idem im = retry_key();
+    obx_idem_result res;
+    uint64_t id;
+    if (obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL) == OBX_OK && write(fd, &id, 8) != 8)
+        _exit(3);
+}
+
+/* Crash at `point` while enqueueing with a key; after a restart the retry with the key
+ * replays (the key was committed with the event) or stores (neither was): one event. */
+static void idem_retry_after_crash(const char *point, int committed)
+{
+    uint32_t sink;
+    char *dir = prepare(3, &sink);
+    FILE *ledger = tmpfile();
+    crash_child(dir, point, sink, do_enqueue_idem, fileno(ledger));
+    assert_int_equal(ledger_size(fileno(ledger)), 0); /* the producer never got its ack */
+    obx_store *s = owner_open(dir);
+    assert_int_equal(events_stored(s), 3 + (uint64_t)committed);
+    obx_event_in e = ev_in("{\"new\":1}", &sink, 1);
+    obx_idem im = retry_key();
+    obx_idem_result res;
+    uint64_t id = 0;
+    assert_int_equal(obx_enqueue_idem(s, &e, 1, &im, &id, &res, NULL), OBX_OK);
+    assert_int_equal(res.replayed, committed);
+    assert_int_equal(committed ? res.ids[0] : id, 4);
+    obx_idem_result_clear(&res);
+    assert_int_equal(events_stored(s), 4);
+    assert_clean(s);
+    obx_close(s);
+    fclose(ledger);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_enqueue_idem_after_commit(void **state)
+{
+    (void)state;
+    idem_retry_after_crash("enqueue-after-commit", 1);
+}
+
+static void test_enqueue_idem_before_commit(void **state)
+{
+    (void)state;
+    idem_retry_after_crash("enqueue-before-commit", 0);
 }
 
 /* Enqueue n 2 KiB events one by one, writing each acknowledged id to fd (if >= 0).
@@ -164,7 +208,7 @@ static void test_prefill_partial(void **state)
     crash_child(dir, "prefill-partial", sink, do_grow, fileno(ledger));
     size_t acked = ledger_size(fileno(ledger)) / 8;
     assert_true(acked > 100); /* it grew past the first fill before dying in the next */
-    obx_store *s = open_owner(dir);
+    obx_store *s = owner_open(dir);
     /* Every acknowledged event is there; the batch that was filling was not committed. */
     assert_int_equal(events_stored(s), 3 + acked);
     uint64_t *ids = malloc(acked * 8);
@@ -209,7 +253,7 @@ static void test_dead_move(void **state)
     uint32_t sink;
     char *dir = prepare(2, &sink);
     crash_child(dir, "dead-move", sink, do_dead, -1);
-    obx_store *s = open_owner(dir);
+    obx_store *s = owner_open(dir);
     obx_event *e;
     assert_int_equal(obx_event_get(s, 1, &e, NULL), OBX_OK);
     /* the move never committed: the delivery is pending again, in doubt, to be re-sent */
@@ -256,7 +300,7 @@ static void test_retention(void **state)
     crash_after = "3"; /* after three of the five deletions */
     crash_child(dir, "retention", sink, do_sweep, -1);
     crash_after = "1";
-    obx_store *s = open_owner(dir);
+    obx_store *s = owner_open(dir);
     /* the sweep's transaction never committed: all five delivered records are still there
      * and a new sweep removes them */
     assert_int_equal(events_stored(s), 5);
@@ -276,6 +320,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enqueue_before_commit),
         cmocka_unit_test(test_enqueue_after_commit),
+        cmocka_unit_test(test_enqueue_idem_after_commit),
+        cmocka_unit_test(test_enqueue_idem_before_commit),
         cmocka_unit_test(test_dead_move),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_prefill_partial),

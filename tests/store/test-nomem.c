@@ -119,9 +119,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    obx_close(f->s);
-    rm_rf(f->dir);
-    free(f->dir);
+    store_dispose(f->s, f->dir);
     free(f);
     return 0;
 }
@@ -404,6 +402,67 @@ static void test_retention(void **state)
     assert_true(n > 1 && n < MAX_N);
 }
 
+/* Idempotent enqueue (a new key, then its replay) and the key sweep: each answers in full
+ * or fails with OBX_ERR_NOMEM having changed nothing (no event, no key). */
+static void test_idempotency(void **state)
+{
+    fixture *f = *state;
+    long n;
+    for (n = 1; n < MAX_N; n++) {
+        char key[32];
+        snprintf(key, sizeof key, "nomem-%ld", n);
+        obx_idem im = {
+            .key = key, .expires_ms = obx_now_ms() + 3600000, .note = "n", .note_len = 1};
+        memset(im.hash, 1, sizeof im.hash);
+        obx_event_in e = ev_in("{\"i\":1}", f->sinks, 2);
+        uint64_t id = 0;
+        obx_idem_result res;
+        obx_error err = {0};
+        obx_stats *st = NULL;
+        assert_int_equal(obx_stats_get(f->s, &st, NULL), OBX_OK);
+        uint64_t keys = st->idem_keys;
+        obx_stats_free(st);
+        snap before = take_snap(f);
+        arm(n);
+        int rc = obx_enqueue_idem(f->s, &e, 1, &im, &id, &res, &err);
+        int hit = disarm();
+        assert_int_equal(obx_stats_get(f->s, &st, NULL), OBX_OK);
+        uint64_t keys_after = st->idem_keys;
+        obx_stats_free(st);
+        if (rc != OBX_OK) {
+            assert_nomem(rc, &err, "idempotent enqueue", n);
+            snap after = take_snap(f);
+            assert_same(&before, &after, "idempotent enqueue", n);
+            assert_int_equal(keys_after, keys);
+            assert_null(res.ids);
+        } else {
+            assert_int_equal(keys_after, keys + 1);
+            /* Its replay, with the same allocation failing. */
+            uint64_t first = id;
+            arm(n);
+            rc = obx_enqueue_idem(f->s, &e, 1, &im, &id, &res, &err);
+            hit |= disarm();
+            if (rc != OBX_OK) {
+                assert_nomem(rc, &err, "idempotent replay", n);
+            } else {
+                assert_int_equal(res.replayed, 1);
+                assert_int_equal(res.ids[0], first);
+            }
+            obx_idem_result_clear(&res);
+        }
+        size_t removed = 0;
+        arm(n);
+        rc = obx_idem_sweep(f->s, obx_now_ms() + 7200000, 2, &removed, &err);
+        hit |= disarm();
+        if (rc != OBX_OK)
+            assert_nomem(rc, &err, "idempotency key sweep", n);
+        drain(f, NULL, 0);
+        if (!hit)
+            break;
+    }
+    assert_true(n > 1 && n < MAX_N);
+}
+
 typedef struct counter {
     size_t rows, corrupt;
 } counter;
@@ -525,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_recovery, setup, teardown),
     };

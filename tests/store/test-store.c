@@ -51,9 +51,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    obx_close(f->s);
-    rm_rf(f->dir);
-    free(f->dir);
+    store_dispose(f->s, f->dir);
     free(f);
     return 0;
 }

@@ -27,6 +27,29 @@ static inline void rm_rf(const char *dir)
         fprintf(stderr, "warning: could not remove %s\n", dir);
 }
 
+/* Open `dir` as its owner with default options, or fail the test. */
+static inline obx_store *owner_open(const char *dir)
+{
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_OWNER;
+    obx_store *s = NULL;
+    obx_error err = {0};
+    if (obx_open(dir, &o, &s, &err) != OBX_OK) {
+        fprintf(stderr, "open %s: %s\n", dir, err.msg);
+        abort();
+    }
+    return s;
+}
+
+/* Close the store and remove its directory (freeing the tmpdir_new() string). */
+static inline void store_dispose(obx_store *s, char *dir)
+{
+    obx_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 static inline obx_event_in ev_in(const char *body, const uint32_t *sinks, size_t n)
 {
     obx_event_in e = {"flag", "created", body, strlen(body), 0, sinks, n};

@@ -95,6 +95,7 @@ static void test_defaults(void **state)
     assert_string_equal(c->ingest.listen, "127.0.0.1:8080");
     assert_int_equal(c->ingest.max_body, 1048576);
     assert_int_equal(c->ingest.n_tokens, 0);
+    assert_int_equal(c->ingest.idempotency_window_ms, 0); /* the ingest's default: 24 h */
     assert_int_equal(c->audit.buffer_capacity, 2);
     assert_int_equal(c->audit.webhook_enabled, 0);
     assert_int_equal(c->n_sinks, 0);
@@ -110,7 +111,8 @@ static void test_defaults(void **state)
     assert_int_equal(s->max_in_flight, 64);
     assert_int_equal(s->backoff.initial_interval_ms, 500);
     assert_int_equal(s->backoff.max_interval_ms, 60000);
-    assert_int_equal(s->backoff.max_elapsed_ms, 15000);
+    /* a durable outbox's budget: a day (the audit block's webhook keeps Flipt's 15 s) */
+    assert_int_equal(s->backoff.max_elapsed_ms, 86400000);
     assert_true(s->backoff.multiplier == 1.5);
     assert_true(s->backoff.randomization_factor == 0.5);
     assert_int_equal(s->max_body_out, 1 << 20);
@@ -138,6 +140,7 @@ static void test_every_key(void **state)
                                "  max_connections_per_ip: 2\n"
                                "  idle_timeout: 5s\n"
                                "  pool_threads: 4\n"
+                               "  idempotency_window: 90s\n"
                                "sinks:\n"
                                "  - name: slack\n"
                                "    url: https://hooks.example.com/x\n"
@@ -179,6 +182,7 @@ static void test_every_key(void **state)
     assert_int_equal(c->ingest.max_connections_per_ip, 2);
     assert_int_equal(c->ingest.idle_timeout_ms, 5000);
     assert_int_equal(c->ingest.pool_threads, 4);
+    assert_int_equal(c->ingest.idempotency_window_ms, 90000);
     assert_int_equal(c->n_sinks, 2);
     dlv_sink_config *s = &c->sinks[0];
     assert_string_equal(s->name, "slack");
@@ -347,7 +351,7 @@ static void test_errors(void **state)
              "config.yaml:3: ingest.bogus: unknown key (expected one of: listen, max_body, "
              "tokens, signing_secret, signing_secret_file, max_connections, "
              "max_connections_per_ip, idle_timeout, pool_threads, header_timeout, "
-             "body_timeout)");
+             "body_timeout, idempotency_window)");
     load_err(
         "sink:\n  - name: a\n",
         "config.yaml:1: sink: unknown key (expected one of: outbox, ingest, audit, sinks, admin)");
@@ -407,6 +411,9 @@ static void test_errors(void **state)
              "dead-letter");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    timeout: -1s\n",
              "config.yaml:4: sinks[0].timeout: must be a positive duration, found \"-1s\"");
+    load_err("ingest:\n  idempotency_window: 0s\n",
+             "config.yaml:2: ingest.idempotency_window: must be a positive duration, found "
+             "\"0s\"");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    client_cert: /c.pem\n",
              "config.yaml:2: sinks[0].client_key: client_cert and client_key go together");
     load_err("sinks:\n  - name: a\n    url: http://x/\n    headers: {\"Bad Name\": x}\n",

@@ -57,6 +57,8 @@ typedef enum obx_err {
                                  failover in progress): retry later, nothing was written */
     OBX_ERR_DB = 14,          /* postgres: the database refused a statement (message has
                                  the server's text) */
+    OBX_ERR_CONFLICT = 15,    /* an idempotency key already stored with a different request
+                                 fingerprint: nothing was stored */
 } obx_err;
 
 /* A returned error: the code again and a human-readable message (never a secret). */
@@ -187,6 +189,81 @@ typedef struct obx_event_in {
  *         when the commit failed (nothing in that batch is acknowledged).
  */
 int obx_enqueue(obx_store *s, const obx_event_in *events, size_t n, uint64_t *ids, obx_error *err);
+
+/*
+ * Idempotent enqueue. A batch may carry an idempotency key; the key is written in the
+ * SAME commit as the batch's events, so once an enqueue is acknowledged (or merely
+ * committed before a crash) any later enqueue with that key, until the key expires, stores
+ * nothing and gets the original ids back. Two enqueues with one key in one group commit:
+ * the first stores, the second replays. Keys count against the store cap like events.
+ */
+#define OBX_IDEM_KEY_MAX  255  /* key: 1..255 bytes of printable ASCII (0x20..0x7e) */
+#define OBX_IDEM_HASH_LEN 32   /* request fingerprint (e.g. SHA-256 of the body) */
+#define OBX_IDEM_NOTE_MAX 4096 /* caller's bytes kept with the key */
+
+typedef struct obx_idem {
+    const char *key;                       /* copied; see obx_idem_key_check */
+    unsigned char hash[OBX_IDEM_HASH_LEN]; /* the request's fingerprint */
+    int64_t expires_ms;                    /* forgotten after this (obx_idem_sweep); an
+                                              expired key is treated as never seen */
+    const void *note;                      /* 0..OBX_IDEM_NOTE_MAX bytes returned on a
+                                              replay (e.g. how to rebuild the answer) */
+    size_t note_len;
+} obx_idem;
+
+/* What an idempotent enqueue found. Free the contents with obx_idem_result_clear. */
+typedef struct obx_idem_result {
+    int replayed;       /* 1: the key was known; nothing was stored */
+    int64_t created_ms; /* when the key was first stored */
+    uint64_t *ids;      /* replayed: the original ids (n_ids; malloc'd) */
+    size_t n_ids;
+    unsigned char *note; /* replayed: the original note (malloc'd, NULL when empty) */
+    size_t note_len;
+} obx_idem_result;
+
+void obx_idem_result_clear(obx_idem_result *r); /* NULL ok; zeroes it */
+
+/* OBX_OK when `key` is a valid idempotency key, else OBX_ERR_INVALID saying why. */
+int obx_idem_key_check(const char *key, obx_error *err);
+
+/*
+ * obx_enqueue with an idempotency key (idem NULL: exactly obx_enqueue). n may be 0 (only
+ * the key is stored: a request that routed no events). When the key is stored, unexpired,
+ * with the same hash: res->replayed = 1 with the original ids and note; ids[] untouched.
+ * Otherwise the events and the key are stored in one commit; ids[] filled, replayed = 0.
+ * @return as obx_enqueue, plus OBX_ERR_INVALID (bad key, note too long) and
+ *         OBX_ERR_CONFLICT (the key is stored with another hash; nothing stored).
+ *         *res is cleared on any error.
+ */
+int obx_enqueue_idem(obx_store *s, const obx_event_in *events, size_t n, const obx_idem *idem,
+                     uint64_t *ids, obx_idem_result *res, obx_error *err);
+
+/* One request of obx_enqueue_batch: obx_enqueue_idem's arguments and its results. */
+typedef struct obx_enqueue_req {
+    const obx_event_in *events; /* in: n events (n may be 0 with a key) */
+    size_t n;
+    const obx_idem *idem; /* in: NULL = no key */
+    uint64_t *ids;        /* out: n ids once stored */
+    obx_idem_result res;  /* out: with a key; clear it with obx_idem_result_clear */
+    int rc;               /* out: as obx_enqueue_idem returns */
+    obx_error err;        /* out: its message when rc != OBX_OK */
+} obx_enqueue_req;
+
+/*
+ * The same as calling obx_enqueue_idem for each request in order, but queued together so
+ * they share group commits (one sync for all, up to obx_options.max_batch operations):
+ * each request is stored, replayed or refused on its own (a conflict or a full store fails
+ * that request only; a failed commit fails every request in it). Requests with one key:
+ * the first stores, the later ones replay. Blocks until all are committed. Returns OBX_OK
+ * once every request has its rc.
+ */
+int obx_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n);
+
+/*
+ * Forget idempotency keys whose expires_ms <= now_ms, oldest expiry first, at most `max`
+ * (0 = 1000) in one short transaction (call again while *removed == max). Any process.
+ */
+int obx_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed, obx_error *err);
 
 /*
  * Called from the writer thread after each commit that made deliveries due (enqueue,
@@ -471,6 +548,7 @@ typedef struct obx_stats {
     uint64_t high_water; /* bytes at which enqueue starts failing */
     uint64_t map_size;
     uint32_t schema_version;
+    uint64_t idem_keys; /* idempotency keys stored (expired ones until swept) */
     /* Group commits by this process since it opened the store (owner only; zero in tools):
      * commit_batches[i] counts commits of at most 2^i operations, the last slot the rest. */
     uint64_t commit_batches[OBX_BATCH_BUCKETS + 1];
