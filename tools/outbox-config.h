@@ -12,8 +12,9 @@
  * order. Durations use Go's time.ParseDuration (a YAML integer is nanoseconds, as in Flipt);
  * sizes use dlv_size_parse.
  *
- * Secrets: a `signing_secret` whose whole value is `${NAME}` is read from the environment
- * (an unset variable is an error naming NAME); `signing_secret_file: PATH` reads the file
+ * Environment: `${NAME}` in any value is expanded by the YAML reader (config-yaml.h); an
+ * unset variable is an error naming the key path and NAME. Secrets: `signing_secret:
+ * ${NAME}` (set but empty: an error); `signing_secret_file: PATH` reads the file
  * (one trailing newline / CRLF trimmed), which must be a regular file (a FIFO or device is
  * refused without blocking). Secret values never appear in error messages.
  *
