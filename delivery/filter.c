@@ -101,6 +101,28 @@ int dlv_filter_parse(const char *const *entries, size_t n, dlv_filter **ret, cha
     return DLV_OK;
 }
 
+void dlv_filter_format(const dlv_filter *f, char *out, size_t cap)
+{
+    const uint32_t all = (1u << (N_NOUNS * N_VERBS)) - 1;
+    size_t len = 0;
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (!f || f->bits == all) {
+        (void)snprintf(out, cap, "*:*");
+        return;
+    }
+    for (size_t i = 0; i < N_NOUNS * N_VERBS; i++) {
+        if (!(f->bits & (1u << i)))
+            continue;
+        int n = snprintf(out + len, cap - len, "%s%s:%s", len ? ", " : "", nouns[i / N_VERBS],
+                         verbs[i % N_VERBS]);
+        if (n < 0 || (size_t)n >= cap - len)
+            return;
+        len += (size_t)n;
+    }
+}
+
 dlv_filter *dlv_filter_new_all(void)
 {
     dlv_filter *f = malloc(sizeof *f);

@@ -194,6 +194,81 @@ static int on_pair(cy_ctx *x, const cy_node *key, const cy_node *v, const char *
     return -1;
 }
 
+/* ---- printing ---------------------------------------------------------------------------- */
+
+void cs_print_quoted(FILE *out, const char *value)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static void print_row(FILE *out, const cs_key *k, const void *obj, int indent)
+{
+    const void *f = (const char *)obj + k->off;
+    char t[64];
+    switch (k->type) {
+    case CS_STRING:
+    case CS_OPT_STRING:
+        if (!*(char *const *)f)
+            return;
+        fprintf(out, "%*s%s: ", indent, "", k->name);
+        cs_print_quoted(out, *(char *const *)f);
+        fputc('\n', out);
+        return;
+    case CS_BOOL:
+        fprintf(out, "%*s%s: %s\n", indent, "", k->name, *(const int *)f ? "true" : "false");
+        return;
+    case CS_UINT:
+        fprintf(out, "%*s%s: %u\n", indent, "", k->name, *(const unsigned *)f);
+        return;
+    case CS_DOUBLE:
+        fprintf(out, "%*s%s: %g\n", indent, "", k->name, *(const double *)f);
+        return;
+    case CS_SIZE:
+        size_text(*(const uint64_t *)f, t, sizeof t);
+        fprintf(out, "%*s%s: %s\n", indent, "", k->name, t);
+        return;
+    case CS_DURATION_MS:
+    case CS_POSITIVE_MS:
+    case CS_DURATION_NS: {
+        int64_t v = *(const int64_t *)f;
+        if (k->type == CS_POSITIVE_MS && v == 0) /* unset: the user's default */
+            return;
+        if (k->type != CS_DURATION_NS)
+            v = v > INT64_MAX / 1000000 ? INT64_MAX : v * 1000000;
+        (void)dlv_duration_format(v, t, sizeof t);
+        fprintf(out, "%*s%s: %s\n", indent, "", k->name, t);
+        return;
+    }
+    case CS_ENUM:
+        for (size_t i = 0; k->words[i]; i++)
+            if (k->values[i] == *(const int *)f)
+                fprintf(out, "%*s%s: %s\n", indent, "", k->name, k->words[i]);
+        return;
+    default: /* nodes, sections and custom rows need a print function */
+        return;
+    }
+}
+
+void cs_print(FILE *out, const cs_table *t, const void *obj, int indent)
+{
+    for (size_t i = 0; i < t->n_keys; i++) {
+        const cs_key *k = &t->keys[i];
+        if (k->print)
+            k->print(out, k->name, obj, indent);
+        else if (k->base == CS_OBJ && k->off != CS_NO_FIELD)
+            print_row(out, k, obj, indent);
+    }
+}
+
 int cs_walk(cy_ctx *x, const cy_node *map, const char *path, const cs_table *t, void *obj,
             void *state, uint64_t *seen)
 {

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config-yaml.h"
 
@@ -50,6 +51,12 @@ typedef int (*cs_rule_fn)(const char *value, char *err, size_t errlen);
 /* A converter for CS_CUSTOM: field is object/state + off. 0 or -1 (error written). */
 typedef int (*cs_custom_fn)(cy_ctx *x, const cy_node *v, const char *path, void *field);
 
+/* A printer for --print-config: writes the row's whole "name: value" line(s) at `indent`
+ * spaces from obj (the section's object), or nothing. Secrets print as CS_REDACTED. */
+typedef void (*cs_print_fn)(FILE *out, const char *name, const void *obj, int indent);
+
+#define CS_REDACTED "<redacted>"
+
 typedef struct cs_key {
     const char *name;
     cs_type type;
@@ -62,6 +69,8 @@ typedef struct cs_key {
     const int *values;          /* CS_ENUM: the value stored for each word */
     const struct cs_table *sub; /* CS_SECTION */
     const char *doc;            /* one line: what the key means, its default */
+    cs_print_fn print;          /* --print-config: NULL prints CS_OBJ rows of plain types
+                                   from their field and skips the others */
 } cs_key;
 
 struct cs_table {
@@ -85,6 +94,17 @@ int cs_walk(cy_ctx *x, const cy_node *map, const char *path, const cs_table *t, 
 
 /* Bit of the row called name in a cs_walk `seen` mask (0 when there is none). */
 uint64_t cs_bit(const cs_table *t, const char *name);
+
+/*
+ * Print obj's values for every row of t as YAML lines at `indent` spaces, in table order:
+ * a row's `print` function when it has one, else the field of a CS_OBJ row of a plain type
+ * (strings quoted; NULL strings left out; sizes, durations and enum words as the file
+ * spells them); other rows (kept nodes, sections, custom converters) print nothing.
+ */
+void cs_print(FILE *out, const cs_table *t, const void *obj, int indent);
+
+/* value as a YAML double-quoted scalar (escapes for ", \ and control bytes). */
+void cs_print_quoted(FILE *out, const char *value);
 
 /* "a, b, c": the table's keys in order, cut to fit cap. */
 void cs_key_list(const cs_table *t, char *out, size_t cap);

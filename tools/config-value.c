@@ -216,26 +216,12 @@ int cv_secret(cy_ctx *x, const cy_node *n, const char *path, char **dst)
         cy_errf(x, n, path, "expected a string, found %s", cy_kind_name(n));
         return -1;
     }
-    const char *s = n->str;
-    size_t len = strlen(s);
-    const char *val = s;
-    if (len > 3 && s[0] == '$' && s[1] == '{' && s[len - 1] == '}') {
-        char name[256];
-        if (len - 3 >= sizeof name) {
-            cy_errf(x, n, path, "environment variable name too long");
-            return -1;
-        }
-        memcpy(name, s + 2, len - 3);
-        name[len - 3] = '\0';
-        val = getenv(name);
-        if (!val) {
-            cy_errf(x, n, path, "environment variable %s is not set", name);
-            return -1;
-        }
-        if (!*val) {
-            cy_errf(x, n, path, "environment variable %s is empty", name);
-            return -1;
-        }
+    const char *val = n->str;
+    /* ${NAME} was expanded by the reader: a variable set but empty must not turn a secret
+     * off silently */
+    if (!*val && n->env) {
+        cy_errf(x, n, path, "environment variable %s is empty", n->env);
+        return -1;
     }
     if (!*val) {
         *dst = NULL;

@@ -2,7 +2,7 @@
  * tools/config-value.h - converting one YAML node into one typed value, for the schema
  * table (config-schema.h): strings, booleans (YAML 1.1 words), integers and numbers with
  * bounds, Go durations (a plain integer is nanoseconds, as Flipt reads it), sizes, string
- * lists, and secrets (`${NAME}` from the environment, or a secret file).
+ * lists, and secrets (inline, often `${NAME}` from the environment, or a secret file).
  *
  * Every function takes the node and its key path and, on failure, writes
  * "<file>:<line>: <path>: <what>" through cy_errf and returns -1. Secret values never
@@ -35,8 +35,8 @@ int cv_size(cy_ctx *x, const cy_node *n, const char *path, uint64_t *dst);
 int cv_strings(cy_ctx *x, const cy_node *n, const char *path, char ***dst, size_t *count);
 void cv_free_strings(char **v, size_t n);
 
-/* "${NAME}" (the whole value) -> the environment variable (unset or empty: an error);
- * anything else literally. *dst becomes NULL for null or an empty value. */
+/* A secret string (${NAME} already expanded by the reader). *dst becomes NULL for null or
+ * an empty value; empty because of an empty environment variable is an error naming it. */
 int cv_secret(cy_ctx *x, const cy_node *n, const char *path, char **dst);
 
 /*

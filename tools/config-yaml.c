@@ -241,6 +241,111 @@ static int read_events(reader *r, yaml_parser_t *p)
     }
 }
 
+/* ---- ${NAME} expansion ------------------------------------------------------------------ */
+
+#define ENV_NAME_MAX 256
+
+/* Expand scalar n in place. 0, or -1 with the error written (naming variables, no values). */
+static int expand_scalar(cy_ctx *x, cy_node *n, const char *path)
+{
+    if (!memchr(n->str, '$', n->len))
+        return 0;
+    size_t cap = n->len + 1, len = 0;
+    char *out = malloc(cap), name[ENV_NAME_MAX];
+    if (!out)
+        goto oom;
+    for (size_t i = 0; i < n->len;) {
+        const char *val = NULL;
+        size_t vlen = 1, skip = 1;
+        if (n->str[i] == '$' && i + 1 < n->len && n->str[i + 1] == '$') {
+            val = "$";
+            skip = 2;
+        } else if (n->str[i] == '$' && i + 1 < n->len && n->str[i + 1] == '{') {
+            const char *start = n->str + i + 2, *end = memchr(start, '}', n->len - i - 2);
+            size_t nl = end ? (size_t)(end - start) : 0;
+            if (!end || nl == 0 || nl >= sizeof name ||
+                strspn(start, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") <
+                    nl ||
+                (*start >= '0' && *start <= '9')) {
+                cy_errf(x, n, path,
+                        "malformed ${NAME} (a name of letters, digits and _; write $$ for a "
+                        "literal $)");
+                goto fail;
+            }
+            memcpy(name, start, nl);
+            name[nl] = '\0';
+            val = getenv(name);
+            if (!val) {
+                cy_errf(x, n, path, "environment variable %s is not set", name);
+                goto fail;
+            }
+            if (!n->env && !(n->env = strdup(name)))
+                goto oom;
+            skip = nl + 3;
+            vlen = strlen(val);
+        } else {
+            val = n->str + i;
+        }
+        if (len + vlen + 1 > cap) {
+            size_t ncap = (len + vlen + 1) * 2;
+            char *q = malloc(ncap);
+            if (!q)
+                goto oom;
+            memcpy(q, out, len);
+            dlv_secret_wipe(out, cap);
+            free(out);
+            out = q;
+            cap = ncap;
+        }
+        memcpy(out + len, val, vlen);
+        len += vlen;
+        i += skip;
+    }
+    out[len] = '\0';
+    dlv_secret_wipe(n->str, n->len);
+    free(n->str);
+    n->str = out;
+    n->len = len;
+    return 0;
+oom:
+    cy_errf(x, n, path, "out of memory");
+fail:
+    if (out) {
+        dlv_secret_wipe(out, cap);
+        free(out);
+    }
+    return -1;
+}
+
+/* Expand every scalar value under n once (aliases share nodes; keys are left alone). */
+static int expand(cy_ctx *x, cy_node *n, const char *path)
+{
+    if (!n || n->walked)
+        return 0;
+    n->walked = 1;
+    char sp[CY_PATH_MAX];
+    switch (n->kind) {
+    case CY_SCALAR:
+        return expand_scalar(x, n, path);
+    case CY_LIST:
+        for (size_t i = 0; i < n->n_items; i++) {
+            cy_indexpath(sp, path, i);
+            if (expand(x, n->items[i], sp) < 0)
+                return -1;
+        }
+        return 0;
+    case CY_MAP:
+        for (size_t i = 0; i < n->n_pairs; i++) {
+            const cy_node *k = n->pairs[i].key;
+            cy_subpath(sp, path, k->kind == CY_SCALAR ? k->str : "?");
+            if (expand(x, n->pairs[i].value, sp) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
 int cy_parse(cy_ctx *x, const char *yaml, size_t len, unsigned max_depth, cy_doc **out)
 {
     reader r = {.x = x, .max_depth = max_depth ? max_depth : CY_MAX_DEPTH};
@@ -257,6 +362,8 @@ int cy_parse(cy_ctx *x, const char *yaml, size_t len, unsigned max_depth, cy_doc
     int e = read_events(&r, &p);
     if (e == -1)
         goto oom;
+    if (e == 0 && expand(x, r.d->root, "") < 0)
+        e = -2;
     if (e == 0) {
         *out = r.d;
         r.d = NULL;
@@ -291,6 +398,7 @@ void cy_doc_free(cy_doc *d)
             dlv_secret_wipe(n->str, n->len);
             free(n->str);
         }
+        free(n->env);
         free(n->items);
         free(n->pairs);
         free(n);
@@ -342,7 +450,7 @@ const char *cy_kind_name(const cy_node *n)
 
 int cy_is_null(const cy_node *n)
 {
-    if (!n || n->kind != CY_SCALAR || !n->plain)
+    if (!n || n->kind != CY_SCALAR || !n->plain || n->env) /* ${NAME} is a string */
         return 0;
     const char *s = n->str;
     return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||

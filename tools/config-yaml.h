@@ -39,6 +39,8 @@ struct cy_node {
     char *str;  /* NUL-terminated (may also contain NULs: use len) */
     size_t len; /* bytes */
     int plain;  /* 1 for a plain (unquoted) scalar: only those can be null or numbers */
+    char *env;  /* owned: the first ${NAME} expanded into str (for messages), or NULL */
+    int walked; /* expansion bookkeeping (aliases share nodes) */
     /* CY_LIST */
     cy_node **items;
     size_t n_items;
@@ -57,10 +59,10 @@ typedef struct cy_ctx {
 } cy_ctx;
 
 /*
- * Read the first document of yaml[0..len).
+ * Read the first document of yaml[0..len) and expand ${NAME} in its scalar values.
  * @param[out] out  the document (cy_doc_free); its root is NULL for an empty stream.
- * @return 0, or -1 with x->err set ("YAML syntax error: ...", the nesting bound, or out
- *         of memory), *out untouched.
+ * @return 0, or -1 with x->err set ("YAML syntax error: ...", the nesting bound, an unset
+ *         or malformed ${NAME}, or out of memory), *out untouched.
  */
 int cy_parse(cy_ctx *x, const char *yaml, size_t len, unsigned max_depth, cy_doc **out);
 
@@ -82,7 +84,7 @@ void cy_indexpath(char out[CY_PATH_MAX], const char *parent, size_t i);
 /* "a scalar", "a list", "a mapping" ("nothing" for NULL). */
 const char *cy_kind_name(const cy_node *n);
 
-/* A plain scalar "", "~", "null", "Null" or "NULL". */
+/* A plain scalar "", "~", "null", "Null" or "NULL" (not one that came from ${NAME}). */
 int cy_is_null(const cy_node *n);
 
 /* Kind checks: 0, or -1 with "expected <what>, found <kind>". */

@@ -240,6 +240,176 @@ static int conv_admin_ro_tokens(cy_ctx *x, const cy_node *n, const char *path, v
     return push_secrets(x, n, path, "token", &a->read_only_tokens, &a->n_read_only_tokens);
 }
 
+/* ---- --print-config: printers for the rows a plain field cannot print ------------------ */
+
+static void print_redacted_list(FILE *out, const char *name, size_t n, int indent)
+{
+    if (n == 0)
+        return;
+    fprintf(out, "%*s%s: [", indent, "", name);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s%s", i ? ", " : "", "\"" CS_REDACTED "\"");
+    fputs("]\n", out);
+}
+
+static void print_redacted(FILE *out, const char *name, const char *secret, int indent)
+{
+    if (secret)
+        fprintf(out, "%*s%s: \"" CS_REDACTED "\"\n", indent, "", name);
+}
+
+static void print_ingest_tokens(FILE *out, const char *name, const void *obj, int indent)
+{
+    print_redacted_list(out, name, ((const outbox_config_ingest *)obj)->n_tokens, indent);
+}
+
+static void print_ingest_secret(FILE *out, const char *name, const void *obj, int indent)
+{
+    print_redacted(out, name, ((const outbox_config_ingest *)obj)->signing_secret, indent);
+}
+
+static void print_admin_tokens(FILE *out, const char *name, const void *obj, int indent)
+{
+    print_redacted_list(out, name, ((const outbox_config_admin *)obj)->n_tokens, indent);
+}
+
+static void print_admin_ro_tokens(FILE *out, const char *name, const void *obj, int indent)
+{
+    print_redacted_list(out, name, ((const outbox_config_admin *)obj)->n_read_only_tokens, indent);
+}
+
+static void print_pg_password(FILE *out, const char *name, const void *obj, int indent)
+{
+    print_redacted(out, name, ((const outbox_config_store *)obj)->pg_password, indent);
+}
+
+/* A connection string may carry a password (password=..., or user:pass@ in a URI). */
+static void print_pg_dsn(FILE *out, const char *name, const void *obj, int indent)
+{
+    const char *dsn = ((const outbox_config_store *)obj)->pg_dsn;
+    if (!dsn)
+        return;
+    fprintf(out, "%*s%s: ", indent, "", name);
+    if (strstr(dsn, "password") || strchr(dsn, '@'))
+        fputs("\"" CS_REDACTED "\"", out);
+    else
+        cs_print_quoted(out, dsn);
+    fputc('\n', out);
+}
+
+/* A URL's password (user:pass@) and query (tokens often ride there) are secrets. */
+static void print_sink_url(FILE *out, const char *name, const void *obj, int indent)
+{
+    const char *url = ((const dlv_sink_config *)obj)->url, *p = strstr(url, "://");
+    const char *host = p ? p + 3 : url, *end = host + strcspn(host, "/?#");
+    const char *at = memchr(host, '@', (size_t)(end - host));
+    const char *colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+    const char *q = strchr(end, '?');
+    fprintf(out, "%*s%s: \"", indent, "", name);
+    if (colon)
+        fprintf(out, "%.*s" CS_REDACTED, (int)(colon + 1 - url), url);
+    const char *from = colon ? at : url;
+    fprintf(out, "%.*s", q ? (int)(q - from) : (int)strlen(from), from);
+    if (q)
+        fputs("?" CS_REDACTED, out);
+    fputs("\"\n", out);
+}
+
+static void print_sink_events(FILE *out, const char *name, const void *obj, int indent)
+{
+    char t[1024];
+    dlv_filter_format(((const dlv_sink_config *)obj)->filter, t, sizeof t);
+    fprintf(out, "%*s%s: [", indent, "", name);
+    for (char *p = t, *end; *p; p = *end ? end + 2 : end) { /* quoted: "*" starts an alias */
+        end = p + strcspn(p, ",");
+        fprintf(out, "%s\"%.*s\"", p == t ? "" : ", ", (int)(end - p), p);
+    }
+    fputs("]\n", out);
+}
+
+/* Credentials travel in headers too: values of these names are redacted. */
+static int secret_header(const char *name)
+{
+    static const char *const words[] = {"auth",   "token",    "secret",    "key",
+                                        "cookie", "password", "signature", "session"};
+    char low[128];
+    size_t n = 0;
+    for (; name[n] && n + 1 < sizeof low; n++)
+        low[n] = (char)(name[n] >= 'A' && name[n] <= 'Z' ? name[n] + 32 : name[n]);
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strstr(low, words[i]))
+            return 1;
+    return 0;
+}
+
+static void print_sink_headers(FILE *out, const char *name, const void *obj, int indent)
+{
+    const dlv_sink_config *s = obj;
+    if (s->n_headers == 0)
+        return;
+    fprintf(out, "%*s%s:\n", indent, "", name);
+    for (size_t i = 0; i < s->n_headers; i++) {
+        fprintf(out, "%*s", indent + 2, "");
+        cs_print_quoted(out, s->headers[i].name);
+        fputs(": ", out);
+        if (secret_header(s->headers[i].name))
+            fputs("\"" CS_REDACTED "\"", out);
+        else
+            cs_print_quoted(out, s->headers[i].value);
+        fputc('\n', out);
+    }
+}
+
+static void print_sink_body(FILE *out, const char *name, const void *obj, int indent)
+{
+    const char *body = ((const dlv_sink_config *)obj)->body;
+    if (!body)
+        return;
+    fprintf(out, "%*s%s: ", indent, "", name);
+    cs_print_quoted(out, body);
+    fputc('\n', out);
+}
+
+/* signing_secret, signing_secret_file and signing_secrets all end up in secrets[]. */
+static void print_sink_secrets(FILE *out, const char *name, const void *obj, int indent)
+{
+    print_redacted_list(out, name, ((const dlv_sink_config *)obj)->n_secrets, indent);
+}
+
+static void print_sink_signature(FILE *out, const char *name, const void *obj, int indent)
+{
+    if (((const dlv_sink_config *)obj)->n_secrets == 0) /* it needs a secret to be written */
+        return;
+    fprintf(out, "%*s%s: %s\n", indent, "", name,
+            dlv_signature_name(((const dlv_sink_config *)obj)->signature));
+}
+
+static void print_dead_letter_on(FILE *out, const char *name, const void *obj, int indent)
+{
+    const dlv_sink_config *s = obj;
+    fprintf(out, "%*s%s: [", indent, "", name);
+    for (size_t i = 0; i < s->n_dead_letter_on; i++)
+        fprintf(out, "%s%d", i ? ", " : "", s->dead_letter_on[i]);
+    fputs("]\n", out);
+}
+
+static void print_capture_headers(FILE *out, const char *name, const void *obj, int indent)
+{
+    const dlv_sink_config *s = obj;
+    fprintf(out, "%*s%s: [", indent, "", name);
+    for (size_t i = 0; i < s->n_capture_headers; i++) {
+        fputs(i ? ", " : "", out);
+        cs_print_quoted(out, s->capture_headers[i]);
+    }
+    fputs("]\n", out);
+}
+
+static void print_capture_body(FILE *out, const char *name, const void *obj, int indent)
+{
+    fprintf(out, "%*s%s: %zu\n", indent, "", name, ((const dlv_sink_config *)obj)->capture_body);
+}
+
 /* ---- the tables ------------------------------------------------------------------------ */
 
 /* Row makers: R(name, type, struct, field, lo, hi, doc) writes into the section's object;
@@ -260,9 +430,15 @@ static int conv_admin_ro_tokens(cy_ctx *x, const cy_node *n, const char *path, v
         (name), CS_OPT_STRING, CS_OBJ, offsetof(st, field), 0, 0, cv_regular_file_rule, NULL,      \
             NULL, NULL, NULL, (doc)                                                                \
     }
-#define CUSTOM(name, base, off, fn, doc)                                                           \
+#define CUSTOM(name, base, off, fn, doc, print)                                                    \
     {                                                                                              \
-        (name), CS_CUSTOM, (base), (off), 0, 0, NULL, (fn), NULL, NULL, NULL, (doc)                \
+        (name), CS_CUSTOM, (base), (off), 0, 0, NULL, (fn), NULL, NULL, NULL, (doc), (print)       \
+    }
+/* A row kept as a node in the walk state, printed by `print` (secrets: redacted). */
+#define SP(name, type, st, field, doc, print)                                                      \
+    {                                                                                              \
+        (name), (type), CS_STATE, offsetof(st, field), 0, 0, NULL, NULL, NULL, NULL, NULL, (doc),  \
+            (print)                                                                                \
     }
 #define S(name, type, st, field, doc)                                                              \
     {                                                                                              \
@@ -291,10 +467,10 @@ typedef struct outbox_state {
 } outbox_state;
 
 static const cs_key postgres_keys[] = {
-    R("dsn", CS_STRING, store_t, pg_dsn, 0, 0,
-      "libpq connection string or URI (required with backend: postgres)"),
-    S("password", CS_NODE, outbox_state, pg_password,
-      "the database password (\"${VAR}\": from env)"),
+    {"dsn", CS_STRING, CS_OBJ, offsetof(store_t, pg_dsn), 0, 0, NULL, NULL, NULL, NULL, NULL,
+     "libpq connection string or URI (required with backend: postgres)", print_pg_dsn},
+    SP("password", CS_NODE, outbox_state, pg_password,
+       "the database password (\"${VAR}\": from env)", print_pg_password),
     S("password_file", CS_NODE, outbox_state, pg_password_file,
       "the same, read from a regular file"),
     R("schema", CS_STRING, store_t, pg_schema, 0, 0, "the outbox's schema (default outbox)"),
@@ -305,6 +481,15 @@ static const cs_key postgres_keys[] = {
       "claim lease another node takes over after (default 60s)"),
 };
 static const cs_table postgres_table = CS_TABLE(postgres_keys, 1);
+
+/* outbox.postgres: printed when it is the backend. */
+static void print_postgres(FILE *out, const char *name, const void *obj, int indent)
+{
+    if (((const store_t *)obj)->backend != OBX_BACKEND_POSTGRES)
+        return;
+    fprintf(out, "%*s%s:\n", indent, "", name);
+    cs_print(out, &postgres_table, obj, indent + 2);
+}
 
 static const cs_key outbox_keys[] = {
     RULE("path", store_t, path, path_rule, "the store's directory (default ./outbox-data)"),
@@ -317,8 +502,8 @@ static const cs_key outbox_keys[] = {
       "zero-fill ahead of the store's last page (default true)"),
     {"backend", CS_ENUM, CS_OBJ, offsetof(store_t, backend), 0, 0, NULL, NULL, backend_words,
      backend_values, NULL, "lmdb (default) or postgres (cluster mode)"},
-    SECTION("postgres", outbox_state, postgres, &postgres_table,
-            "cluster mode: the PostgreSQL database"),
+    {"postgres", CS_SECTION, CS_STATE, offsetof(outbox_state, postgres), 0, 0, NULL, NULL, NULL,
+     NULL, &postgres_table, "cluster mode: the PostgreSQL database", print_postgres},
 };
 static const cs_table outbox_table = CS_TABLE(outbox_keys, 1);
 
@@ -329,8 +514,10 @@ typedef struct ingest_state {
 static const cs_key ingest_keys[] = {
     RULE("listen", ingest_t, listen, listen_addr_check, "HOST:PORT (default 127.0.0.1:8080)"),
     R("max_body", CS_SIZE, ingest_t, max_body, 1, 0, "largest request body (default 1MiB)"),
-    CUSTOM("tokens", CS_OBJ, 0, conv_tokens, "accepted Authorization: Bearer tokens"),
-    S("signing_secret", CS_NODE, ingest_state, secret, "require a valid X-Flipt-Webhook-Signature"),
+    CUSTOM("tokens", CS_OBJ, 0, conv_tokens, "accepted Authorization: Bearer tokens",
+           print_ingest_tokens),
+    SP("signing_secret", CS_NODE, ingest_state, secret, "require a valid X-Flipt-Webhook-Signature",
+       print_ingest_secret),
     S("signing_secret_file", CS_NODE, ingest_state, secret_file,
       "the same, read from a regular file"),
     R("max_connections", CS_UINT, ingest_t, max_connections, 1, 1000000,
@@ -364,19 +551,28 @@ static const cs_key breaker_keys[] = {
 };
 static const cs_table breaker_table = CS_TABLE(breaker_keys, 1);
 
+static void print_sink_breaker(FILE *out, const char *name, const void *obj, int indent)
+{
+    fprintf(out, "%*s%s:\n", indent, "", name);
+    cs_print(out, &breaker_table, obj, indent + 2);
+}
+
 static const cs_key sink_keys[] = {
     RULE("name", sink_t, name, dlv_sink_name_check, "unique, 1 to 63 of A-Z a-z 0-9 . _ -"),
-    RULE("url", sink_t, url, dlv_url_check, "http:// or https:// (any case)"),
+    {"url", CS_STRING, CS_OBJ, offsetof(sink_t, url), 0, 0, dlv_url_check, NULL, NULL, NULL, NULL,
+     "http:// or https:// (any case)", print_sink_url},
     CUSTOM("events", CS_OBJ, offsetof(sink_t, filter), conv_events,
-           "noun:verb pairs the sink takes (default every event)"),
-    CUSTOM("headers", CS_OBJ, 0, conv_headers, "extra request headers"),
-    CUSTOM("body", CS_OBJ, 0, conv_body, "a Go template for the body (default: the event)"),
+           "noun:verb pairs the sink takes (default every event)", print_sink_events),
+    CUSTOM("headers", CS_OBJ, 0, conv_headers, "extra request headers", print_sink_headers),
+    CUSTOM("body", CS_OBJ, 0, conv_body, "a Go template for the body (default: the event)",
+           print_sink_body),
     S("signing_secret", CS_NODE, sink_state, secret, "sign requests with it"),
     S("signing_secret_file", CS_NODE, sink_state, secret_file,
       "the same, read from a regular file"),
-    S("signing_secrets", CS_NODE_LIST, sink_state, secrets, "more secrets (rotation)"),
+    SP("signing_secrets", CS_NODE_LIST, sink_state, secrets, "more secrets (rotation)",
+       print_sink_secrets),
     CUSTOM("signature", CS_OBJ, offsetof(sink_t, signature), conv_signature,
-           "both (default), flipt, standard or none"),
+           "both (default), flipt, standard or none", print_sink_signature),
     R("max_backoff_duration", CS_POSITIVE_MS, sink_t, backoff.max_elapsed_ms, 0, 0,
       "retry budget from the first attempt (default 24h; the audit webhook's: 15s)"),
     R("initial_interval", CS_POSITIVE_MS, sink_t, backoff.initial_interval_ms, 0, 0,
@@ -393,17 +589,20 @@ static const cs_key sink_keys[] = {
     R("max_in_flight", CS_UINT, sink_t, max_in_flight, 1, 100000,
       "concurrent requests (default 64)"),
     R("ordered", CS_BOOL, sink_t, ordered, 0, 0, "strict FIFO, one at a time (default false)"),
-    CUSTOM("dead_letter_on", CS_OBJ, 0, conv_dead_letter_on, "statuses that dead-letter at once"),
+    CUSTOM("dead_letter_on", CS_OBJ, 0, conv_dead_letter_on, "statuses that dead-letter at once",
+           print_dead_letter_on),
     OPT_FILE("ca_file", sink_t, ca_file, "CA bundle for https"),
     OPT_FILE("client_cert", sink_t, client_cert, "PEM client certificate (mTLS)"),
     OPT_FILE("client_key", sink_t, client_key, "PEM client key (mTLS)"),
     R("insecure", CS_BOOL, sink_t, insecure, 0, 0, "skip TLS verification (default false)"),
     CUSTOM("capture_headers", CS_OBJ, 0, conv_capture_headers,
-           "response headers kept per attempt besides Content-Type, Retry-After, Location"),
+           "response headers kept per attempt besides Content-Type, Retry-After, Location",
+           print_capture_headers),
     CUSTOM("capture_body", CS_OBJ, 0, conv_capture_body,
-           "response body bytes kept per attempt (default 1KiB, 0 = none, at most 64KiB)"),
+           "response body bytes kept per attempt (default 1KiB, 0 = none, at most 64KiB)",
+           print_capture_body),
     {"breaker", CS_SECTION, CS_STATE, CS_NO_FIELD, 0, 0, NULL, NULL, NULL, NULL, &breaker_table,
-     "the circuit breaker: enabled, failures, give_up_after"},
+     "the circuit breaker: enabled, failures, give_up_after", print_sink_breaker},
 };
 static const cs_table sink_table = CS_TABLE(sink_keys, 1);
 
@@ -461,9 +660,9 @@ typedef outbox_config_admin admin_t;
 static const cs_key admin_keys[] = {
     RULE("listen", admin_t, listen, listen_addr_check,
          "HOST:PORT of the admin API and console (absent: none)"),
-    CUSTOM("tokens", CS_OBJ, 0, conv_admin_tokens, "read-write bearer tokens"),
+    CUSTOM("tokens", CS_OBJ, 0, conv_admin_tokens, "read-write bearer tokens", print_admin_tokens),
     CUSTOM("read_only_tokens", CS_OBJ, 0, conv_admin_ro_tokens,
-           "bearer tokens that may read, not replay or purge"),
+           "bearer tokens that may read, not replay or purge", print_admin_ro_tokens),
 };
 static const cs_table admin_table = CS_TABLE(admin_keys, 1);
 
@@ -960,15 +1159,62 @@ static void print_table(FILE *out, const char *section, const cs_table *t)
     }
 }
 
+/* The sections outboxd reads, for --config-keys and --print-config alike: where each
+ * table's rows are written in an outbox_config (NO_OBJ: only listed, as Flipt's audit
+ * block, which --print-config shows as the sinks made from it). */
+#define NO_OBJ ((size_t)-1)
+static const struct section {
+    const char *path;
+    const cs_table *t;
+    size_t obj;
+} sections[] = {
+    {"outbox", &outbox_table, offsetof(outbox_config, outbox)},
+    {"outbox.postgres", &postgres_table, NO_OBJ}, /* printed inside outbox */
+    {"ingest", &ingest_table, offsetof(outbox_config, ingest)},
+    {"admin", &admin_table, offsetof(outbox_config, admin)},
+    {"audit", &audit_table, NO_OBJ},
+    {"audit.buffer", &buffer_table, NO_OBJ},
+    {"audit.sinks.webhook", &webhook_table, NO_OBJ},
+    {"audit.sinks.webhook.templates[]", &template_table, NO_OBJ},
+    {"sinks[]", &sink_table, NO_OBJ}, /* printed as a list below */
+    {"sinks[].breaker", &breaker_table, NO_OBJ},
+};
+
 void outbox_config_print_keys(FILE *out)
 {
-    print_table(out, "outbox", &outbox_table);
-    print_table(out, "outbox.postgres", &postgres_table);
-    print_table(out, "ingest", &ingest_table);
-    print_table(out, "admin", &admin_table);
-    print_table(out, "audit", &audit_table);
-    print_table(out, "audit.buffer", &buffer_table);
-    print_table(out, "audit.sinks.webhook", &webhook_table);
-    print_table(out, "audit.sinks.webhook.templates[]", &template_table);
-    print_table(out, "sinks[]", &sink_table);
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        print_table(out, sections[i].path, sections[i].t);
+}
+
+int outbox_config_print(const outbox_config *c, FILE *out)
+{
+    fprintf(out,
+            "# effective configuration of %s (environment and flags applied, secrets "
+            "redacted)\n",
+            c->file ? c->file : "(buffer)");
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        if (sections[i].obj == NO_OBJ)
+            continue;
+        fprintf(out, "%s:\n", sections[i].path);
+        cs_print(out, sections[i].t, (const char *)c + sections[i].obj, 2);
+    }
+    fprintf(out, "sinks:%s\n", c->n_sinks ? "" : " []");
+    for (size_t i = 0; i < c->n_sinks; i++) {
+        /* each sink's rows at indent 4, the first line's indent turned into "  - " */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        if (!m)
+            return -1;
+        cs_print(m, &sink_table, &c->sinks[i], 4);
+        if (fclose(m) != 0) {
+            free(buf);
+            return -1;
+        }
+        if (len >= 4)
+            memcpy(buf, "  - ", 4);
+        fputs(buf, out);
+        free(buf);
+    }
+    return ferror(out) ? -1 : 0;
 }

@@ -12,8 +12,9 @@
  * order. Durations use Go's time.ParseDuration (a YAML integer is nanoseconds, as in Flipt);
  * sizes use dlv_size_parse.
  *
- * Secrets: a `signing_secret` whose whole value is `${NAME}` is read from the environment
- * (an unset variable is an error naming NAME); `signing_secret_file: PATH` reads the file
+ * Environment: `${NAME}` in any value is expanded by the YAML reader (config-yaml.h); an
+ * unset variable is an error naming the key path and NAME. Secrets: `signing_secret:
+ * ${NAME}` (set but empty: an error); `signing_secret_file: PATH` reads the file
  * (one trailing newline / CRLF trimmed), which must be a regular file (a FIFO or device is
  * refused without blocking). Secret values never appear in error messages.
  *
@@ -146,6 +147,15 @@ int outbox_config_check(const outbox_config *c, unsigned flags, char *err, size_
 
 /* Print every key of the schema with its one-line description ("  sinks[].url  ..."). */
 void outbox_config_print_keys(FILE *out);
+
+/*
+ * Print c as YAML (the same keys and spellings a file uses, driven by the schema table) with
+ * every secret shown as "<redacted>": signing secrets, tokens, the database password, a
+ * dsn with a password, a URL's password and query, and the values of headers whose names
+ * look like credentials (auth, token, secret, key, cookie, password, signature, session).
+ * Flipt's audit block appears as the sinks made from it. 0, or -1 on a write error.
+ */
+int outbox_config_print(const outbox_config *c, FILE *out);
 
 /* Free every owned member of c (not c itself); c may then be reused. NULL is fine. */
 void outbox_config_clear(outbox_config *c);

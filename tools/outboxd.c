@@ -2,7 +2,8 @@
  * outboxd.c - main() of the outbox daemon: command line, configuration (validated before
  * anything touches the store), logging set-up, then the lifecycle in outboxd-run.c.
  *
- * Exit status: 0 clean stop (or --help, --version, a valid --check-config), 1 runtime
+ * Exit status: 0 clean stop (or --help, --version, a valid --check-config or
+ * --print-config), 1 runtime
  * error (store, listener, engine), 2 usage or configuration error.
  */
 #include <stdio.h>
@@ -47,6 +48,28 @@ static int load_config(const od_args *a, outbox_config **out)
     return 0;
 }
 
+/* --listen / --data-dir (or their variables) replace the file's values, so everything after
+ * this (the run, --print-config) reads one configuration. 0, or -1 when out of memory. */
+static int apply_flags(const od_args *a, outbox_config *cfg)
+{
+    char *listen = a->listen ? strdup(a->listen) : NULL;
+    char *dir = a->data_dir ? strdup(a->data_dir) : NULL;
+    if ((a->listen && !listen) || (a->data_dir && !dir)) {
+        free(listen);
+        free(dir);
+        return -1;
+    }
+    if (listen) {
+        free(cfg->ingest.listen);
+        cfg->ingest.listen = listen;
+    }
+    if (dir) {
+        free(cfg->outbox.path);
+        cfg->outbox.path = dir;
+    }
+    return 0;
+}
+
 /* A deadline in ms for the ingest options: 0 (unset) stays 0, capped at about 49 days. */
 static unsigned clamp_ms(int64_t ms)
 {
@@ -66,6 +89,16 @@ int main(int argc, char **argv)
     outbox_config *cfg = NULL;
     if (load_config(&a, &cfg) != 0)
         return 2;
+    if (apply_flags(&a, cfg) != 0) {
+        olog(OLOG_ERROR, "out of memory", OLOG_S("config", a.config));
+        outbox_config_free(cfg);
+        return 1;
+    }
+    if (a.print_config) {
+        rc = outbox_config_print(cfg, stdout) != 0 || fflush(stdout) != 0 ? 1 : 0;
+        outbox_config_free(cfg);
+        return rc;
+    }
     if (a.check_config) {
         printf("%s: configuration OK (%zu sink%s)\n", a.config, cfg->n_sinks,
                cfg->n_sinks == 1 ? "" : "s");
@@ -73,20 +106,19 @@ int main(int argc, char **argv)
         return 0;
     }
     od_signals_block(); /* before any thread exists */
-    const char *listen = a.listen ? a.listen : cfg->ingest.listen;
     const char *secrets[1] = {cfg->ingest.signing_secret};
     int64_t idle_s = (cfg->ingest.idle_timeout_ms + 999) / 1000;
     obx_options store;
     obx_options_init(&store);
     outbox_config_store_options(&cfg->outbox, &store);
     od_config c = {
-        .data_dir = a.data_dir ? a.data_dir : cfg->outbox.path,
+        .data_dir = cfg->outbox.path,
         .store = &store,
         .max_size = cfg->outbox.max_size,
         .durability = cfg->outbox.durability,
         .prefill = cfg->outbox.prefill,
         .retention_ms = cfg->outbox.retention_ms,
-        .listen = listen,
+        .listen = cfg->ingest.listen,
         .max_body = (size_t)cfg->ingest.max_body,
         .tokens = (const char *const *)cfg->ingest.tokens,
         .n_tokens = cfg->ingest.n_tokens,

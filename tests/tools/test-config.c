@@ -26,6 +26,8 @@
     "randomization_factor, timeout, connect_timeout, max_in_flight, ordered, dead_letter_on, "     \
     "ca_file, client_cert, client_key, insecure, capture_headers, capture_body, breaker"
 
+#define SECRET "Zq7-topsecret-value-9"
+
 static outbox_config *load_ok(const char *yaml)
 {
     outbox_config *c = NULL;
@@ -484,6 +486,106 @@ static void test_postgres_backend(void **state)
 
 /* Template bodies are parsed at load (gotmpl/gotmpl.h); a syntax error names the key
  * path, the line and the engine's Go-style message. */
+/* A message must never carry the secret's value (err holds it if so). */
+static void load_err_no_secret(const char *yaml, const char *want)
+{
+    outbox_config *c = NULL;
+    char err[512] = "";
+    assert_int_equal(
+        outbox_config_load_buffer("config.yaml", yaml, strlen(yaml), &c, err, sizeof err), -1);
+    assert_null(c);
+    assert_null(strstr(err, SECRET));
+    if (strcmp(err, want) != 0)
+        fail_msg("error\n  got:  %s\n  want: %s", err, want);
+}
+
+/* ${NAME} and $$ in every kind of scalar value (strings, numbers, sizes, durations, enums,
+ * booleans, lists, headers, templates, secrets, secret files); unset names are errors with
+ * the line and key path; secret values never appear in a message. */
+static void test_env_expansion(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/outbox-test-env-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[256];
+    (void)snprintf(file, sizeof file, "%s/sink-secret", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs(SECRET "\n", f);
+    assert_int_equal(fclose(f), 0);
+    (void)setenv("OBX_T_PORT", "18123", 1);
+    (void)setenv("OBX_T_HOST", "hooks.example", 1);
+    (void)setenv("OBX_T_SIZE", "2MiB", 1);
+    (void)setenv("OBX_T_DUR", "750ms", 1);
+    (void)setenv("OBX_T_N", "7", 1);
+    (void)setenv("OBX_T_YES", "true", 1);
+    (void)setenv("OBX_T_DUR_WORD", "nometasync", 1);
+    (void)setenv("OBX_T_TOKEN", "tok-1", 1);
+    (void)setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    (void)setenv("OUTBOX_TEST_SECRET", SECRET, 1);
+    (void)setenv("OBX_T_EMPTY", "", 1);
+    (void)unsetenv("OBX_T_UNSET");
+    outbox_config *c =
+        load_ok("outbox:\n  path: /var/lib/${OBX_T_HOST}/data\n  max_size: ${OBX_T_SIZE}\n"
+                "  durability: ${OBX_T_DUR_WORD}\n"
+                "ingest:\n  listen: 127.0.0.1:${OBX_T_PORT}\n  tokens: [\"${OBX_T_TOKEN}\"]\n"
+                "sinks:\n  - name: s-${OBX_T_N}\n"
+                "    url: https://${OBX_T_HOST}:${OBX_T_PORT}/hook?cost=$$5&x=$y\n"
+                "    headers:\n      X-Price: \"$$${OBX_T_N}\"\n"
+                "    timeout: ${OBX_T_DUR}\n    max_in_flight: ${OBX_T_N}\n"
+                "    ordered: ${OBX_T_YES}\n"
+                "    signing_secret_file: ${CREDENTIALS_DIRECTORY}/sink-secret\n"
+                "    body: '{\"n\": \"${OBX_T_N}\", \"v\": {{ .Version | toJson }}}'\n");
+    assert_string_equal(c->outbox.path, "/var/lib/hooks.example/data");
+    assert_int_equal(c->outbox.max_size, 2u << 20);
+    assert_int_equal(c->outbox.durability, OUTBOX_CONFIG_DURABILITY_NOMETASYNC);
+    assert_string_equal(c->ingest.listen, "127.0.0.1:18123");
+    assert_string_equal(c->ingest.tokens[0], "tok-1");
+    assert_string_equal(c->sinks[0].name, "s-7");
+    assert_string_equal(c->sinks[0].url, "https://hooks.example:18123/hook?cost=$5&x=$y");
+    assert_string_equal(c->sinks[0].headers[0].name, "X-Price");
+    assert_string_equal(c->sinks[0].headers[0].value, "$7");
+    assert_int_equal(c->sinks[0].timeout_ms, 750);
+    assert_int_equal(c->sinks[0].max_in_flight, 7);
+    assert_int_equal(c->sinks[0].ordered, 1);
+    assert_string_equal(c->sinks[0].secrets[0], SECRET);
+    outbox_config_free(c);
+
+    /* an unset variable: file, line, key path and the variable's name */
+    load_err("ingest:\n  max_body: 1MiB\n  listen: \"127.0.0.1:${OBX_T_UNSET}\"\n",
+             "config.yaml:3: ingest.listen: environment variable OBX_T_UNSET is not set");
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    headers:\n      X-A: ${OBX_T_UNSET}\n",
+             "config.yaml:5: sinks[0].headers.X-A: environment variable OBX_T_UNSET is not set");
+    load_err("admin:\n  tokens:\n    - ok\n    - ${OBX_T_UNSET}\n",
+             "config.yaml:4: admin.tokens[1]: environment variable OBX_T_UNSET is not set");
+    load_err("outbox:\n  path: \"${OBX_T bad}\"\n",
+             "config.yaml:2: outbox.path: malformed ${NAME} (a name of letters, digits and _; "
+             "write $$ for a literal $)");
+    /* a bad value from the environment is reported like a bad value in the file */
+    load_err("sinks:\n  - name: a\n    url: http://x/\n    max_in_flight: ${OBX_T_HOST}\n",
+             "config.yaml:4: sinks[0].max_in_flight: expected an integer, found "
+             "\"hooks.example\"");
+
+    /* secrets: an empty variable is an error (it must not turn signing off); the value of a
+     * secret never appears in a message, even when the next check refuses it */
+    load_err_no_secret("ingest:\n  signing_secret: ${OBX_T_EMPTY}\n",
+                       "config.yaml:2: ingest.signing_secret: environment variable OBX_T_EMPTY "
+                       "is empty");
+    load_err_no_secret("sinks:\n  - name: a\n    url: http://x/\n"
+                       "    signing_secret: ${OUTBOX_TEST_SECRET}\n"
+                       "    signing_secret_file: /nonexistent\n",
+                       "config.yaml:5: sinks[0].signing_secret_file: only one of signing_secret "
+                       "or signing_secret_file allowed");
+    load_err_no_secret("sinks:\n  - name: a\n    url: http://x/\n"
+                       "    signing_secrets: [\"${OUTBOX_TEST_SECRET}\", \"${OBX_T_UNSET}\"]\n",
+                       "config.yaml:4: sinks[0].signing_secrets[1]: environment variable "
+                       "OBX_T_UNSET is not set");
+
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(rmdir(dir), 0);
+    (void)unsetenv("CREDENTIALS_DIRECTORY");
+}
+
 static void test_template_body(void **state)
 {
     (void)state;
@@ -516,8 +618,6 @@ static void test_template_body(void **state)
         fail_msg("unexpected: %s", err);
 }
 
-#define SECRET "Zq7-topsecret-value-9"
-
 static void test_secrets(void **state)
 {
     (void)state;
@@ -532,8 +632,8 @@ static void test_secrets(void **state)
     assert_string_equal(c->ingest.tokens[0], SECRET);
     assert_string_equal(c->ingest.tokens[1], "literal");
     assert_string_equal(c->sinks[0].secrets[0], SECRET);
-    /* only a whole-value ${NAME} is replaced */
-    assert_string_equal(c->sinks[0].secrets[1], "x${OUTBOX_TEST_SECRET}");
+    /* ${NAME} inside a value is replaced too */
+    assert_string_equal(c->sinks[0].secrets[1], "x" SECRET);
     outbox_config_free(c);
 
     load_err("sinks:\n  - name: a\n    url: http://x/\n    signing_secret: ${OUTBOX_TEST_UNSET}\n",
@@ -888,6 +988,7 @@ int main(void)
         cmocka_unit_test(test_error_paths_and_lines),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_template_body),
         cmocka_unit_test(test_nesting_bound),
         cmocka_unit_test(test_yaml_reader),

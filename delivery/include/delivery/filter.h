@@ -47,6 +47,10 @@ bool dlv_filter_match(const dlv_filter *f, const char *type, const char *action)
 bool dlv_filter_match_n(const dlv_filter *f, const char *type, size_t type_len, const char *action,
                         size_t action_len);
 
+/* The set as text, "*:*" for every pair, else "noun:verb" pairs in Flipt's order separated
+ * by ", " (cut to fit cap; 1024 bytes always suffice). A NULL filter is every pair. */
+void dlv_filter_format(const dlv_filter *f, char *out, size_t cap);
+
 /* Number of pairs in the set (0..27). */
 size_t dlv_filter_count(const dlv_filter *f);
 
