@@ -511,7 +511,8 @@ typedef int (*obx_list_fn)(void *ud, const obx_event *ev, const obx_delivery *d)
 typedef void (*obx_corrupt_fn)(void *ud, uint64_t event_id, uint32_t sink_id, const char *what);
 
 /*
- * Iterate deliveries matching q in event-id order, through short paged read
+ * Iterate deliveries matching q in (event id, sink) order - for state dead or delivered
+ * in (done time, event id, sink) order - both backends alike, through short paged read
  * transactions (never one long reader). Corrupt records are reported to on_corrupt
  * (may be NULL) and skipped.
  */
