@@ -152,6 +152,15 @@ int obx_ping(obx_store *s, obx_error *err)
     return be(s)->ping ? be(s)->ping(s, err) : OBX_OK;
 }
 
+void obx_describe(obx_store *s, char *buf, size_t n)
+{
+    if (!buf || n == 0)
+        return;
+    buf[0] = '\0';
+    if (s)
+        be(s)->describe(s, buf, n);
+}
+
 int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
 {
     if (!s || !buf || n == 0)
@@ -213,4 +222,5 @@ const struct obx__backend obx__lmdb_backend = {
     .sink_retire = obx__lmdb_sink_retire,
     .sink_state_get = obx__lmdb_sink_state_get,
     .sink_state_set = obx__lmdb_sink_state_set,
+    .describe = obx__lmdb_describe,
 };

@@ -1252,4 +1252,5 @@ const struct obx__backend obx__pg_backend = {
     .ping = pg_ping,
     .delivery_id = pg_delivery_id,
     .sink_retire = pg_sink_retire,
+    .describe = obx__pg_describe,
 };

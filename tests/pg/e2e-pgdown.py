@@ -12,9 +12,12 @@ told otherwise.
 3. The database is started again; the receiver keeps failing each delivery's first
    attempt after the restart, then accepts: every acknowledged event is delivered and
    there is no dead letter - the time the store was unavailable spent no budget.
+4. outboxctl stats on the database outbox names the backend and the database (host, port,
+   dbname, user, schema; never the DSN's password) and no LMDB directory or daemon check.
 """
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 import pgharness  # noqa: E402
 from harness import Answer, Daemon, Receiver, event, event_key, sink_yaml, wait_for  # noqa: E402
-from harness import OUTBOXCTL  # noqa: E402,F401  (the binaries must exist)
+from harness import OUTBOXCTL  # noqa: E402
 
 BUDGET_S = 2
 N = 20
@@ -108,6 +111,21 @@ def main():
             assert dead == "0", pg.primary.sql(
                 "SELECT string_agg(reason, '; ') FROM down.deliveries WHERE state = 4")
             assert 'outbox_dead{sink="hook"} 0' in metrics, metrics
+
+            # 4. stats names the database, never the password (trust auth ignores it)
+            cfg2 = os.path.join(tmp, "secret.yaml")
+            write_config(cfg2, pg.dsn() + " password=hunter2-not-shown", rx.url())
+            out = subprocess.run([OUTBOXCTL, "--config", cfg2, "stats"], capture_output=True,
+                                 text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            first = out.stdout.splitlines()[0]
+            assert first.startswith("outbox   postgres host=127.0.0.1 port=%d dbname=outbox "
+                                    "user=outbox schema=down (schema " % pg.primary.port), first
+            assert "daemon" not in out.stdout and "hunter2" not in out.stdout + out.stderr, out
+            js = json.loads(subprocess.run([OUTBOXCTL, "--config", cfg2, "stats", "--json"],
+                                           capture_output=True, text=True, timeout=60).stdout)
+            assert js["store"] == first.split("   ", 1)[1].split(" (schema")[0], js["store"]
+            assert js["data_dir"] is None and js["daemon_running"] is None, js
         finally:
             if d.proc.poll() is None:
                 d.proc.kill()

@@ -541,6 +541,13 @@ int obx_owner_pid(const char *dir, long *pid, obx_error *err);
  */
 int obx_ping(obx_store *s, obx_error *err);
 
+/*
+ * Where the store lives, for people (outboxctl stats, logs), into buf (always
+ * NUL-terminated, truncated to n): "lmdb DIR", or "postgres host=H port=P dbname=D
+ * user=U schema=S" with only those connection fields, never a password.
+ */
+void obx_describe(obx_store *s, char *buf, size_t n);
+
 /* ------------------------------------------------------------------------------------ */
 /* Sink health (sinkstate.c)                                                             */
 
