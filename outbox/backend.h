@@ -50,6 +50,7 @@ struct obx__backend {
     int (*backup)(obx_store *s, const char *dest, obx_error *err);
     int (*ping)(obx_store *s, obx_error *err);           /* NULL: always writable */
     void (*describe)(obx_store *s, char *buf, size_t n); /* see obx_describe */
+    void (*pool_get)(obx_store *s, obx_pool *out);       /* NULL: no pool (LMDB) */
     int (*delivery_id)(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
     int (*sink_retire)(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                        obx_retire_counts *counts, obx_error *err);

@@ -161,6 +161,15 @@ void obx_describe(obx_store *s, char *buf, size_t n)
         be(s)->describe(s, buf, n);
 }
 
+int obx_pool_get(obx_store *s, obx_pool *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s || !be(s)->pool_get)
+        return 0;
+    be(s)->pool_get(s, out);
+    return 1;
+}
+
 int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
 {
     if (!s || !buf || n == 0)

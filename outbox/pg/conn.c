@@ -191,3 +191,19 @@ void obx__pg_describe(obx_store *h, char *buf, size_t n)
     if (o < n)
         snprintf(buf + o, n - o, " schema=%s", s->schema ? s->schema : "outbox");
 }
+
+void obx__pg_pool_get(obx_store *h, obx_pool *out)
+{
+    pg_store *s = (pg_store *)h;
+    pthread_mutex_lock(&s->mu);
+    out->size = s->n_pool;
+    for (unsigned i = 0; i < s->n_pool; i++) {
+        if (s->pool[i].busy)
+            out->busy++;
+        else if (s->pool[i].c)
+            out->idle++;
+        else
+            out->unopened++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}

@@ -106,6 +106,8 @@ char *obx__pg_strdup_or_null(PGresult *r, int row, int col);
 
 /* conn.c: obx_describe for a database store (conninfo fields, never the password). */
 void obx__pg_describe(obx_store *h, char *buf, size_t n);
+/* conn.c: obx_pool_get (counts under the pool's lock). */
+void obx__pg_pool_get(obx_store *h, obx_pool *out);
 
 /* schema.c */
 /* Create or migrate the schema under an advisory lock; read the store uid. */

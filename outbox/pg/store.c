@@ -1253,4 +1253,5 @@ const struct obx__backend obx__pg_backend = {
     .delivery_id = pg_delivery_id,
     .sink_retire = pg_sink_retire,
     .describe = obx__pg_describe,
+    .pool_get = obx__pg_pool_get,
 };

@@ -89,6 +89,9 @@ def main():
             err = json.loads(body)
             assert err.get("error"), err
             time.sleep(3 * BUDGET_S)  # down for three budgets (nothing is asserted on time)
+            down_metrics = d.metrics()  # the store is down: no snapshot, the pool is there
+            assert "outbox_store_up 0" in down_metrics, down_metrics
+            assert "outbox_store_pool_size 2" in down_metrics, down_metrics
             st, _, _ = d.post(event("still-down"))
             assert st == 503, st
             with script.lock:
@@ -111,6 +114,11 @@ def main():
             assert dead == "0", pg.primary.sql(
                 "SELECT string_agg(reason, '; ') FROM down.deliveries WHERE state = 4")
             assert 'outbox_dead{sink="hook"} 0' in metrics, metrics
+            pool = dict((ln.split('"')[1], float(ln.rsplit(" ", 1)[1]))
+                        for ln in metrics.splitlines()
+                        if ln.startswith("outbox_store_pool_connections{"))
+            assert set(pool) == {"busy", "idle", "unopened"}, pool
+            assert sum(pool.values()) == 2 and pool["busy"] + pool["idle"] >= 1, pool
 
             # 4. stats names the database, never the password (trust auth ignores it)
             cfg2 = os.path.join(tmp, "secret.yaml")

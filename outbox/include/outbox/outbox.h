@@ -548,6 +548,18 @@ int obx_ping(obx_store *s, obx_error *err);
  */
 void obx_describe(obx_store *s, char *buf, size_t n);
 
+/* A database store's connection pool at one moment (obx_pool_get). */
+typedef struct obx_pool {
+    unsigned size;     /* connections the pool may hold (outbox.postgres.pool) */
+    unsigned busy;     /* in use by a statement or transaction now */
+    unsigned idle;     /* connected, free */
+    unsigned unopened; /* not connected (never yet, or dropped after a failure) */
+} obx_pool;
+
+/* The pool's counts (no I/O). 1 for a database store; 0 (and *out zeroed) for an LMDB
+ * store, which has no pool. */
+int obx_pool_get(obx_store *s, obx_pool *out);
+
 /* ------------------------------------------------------------------------------------ */
 /* Sink health (sinkstate.c)                                                             */
 
