@@ -28,6 +28,7 @@
 #include "config.h"
 #include "engine-internal.h"
 #include "health.h"
+#include "outage.h"
 #include "obx_hooks.h"
 #include "test-hooks.h"
 
@@ -177,6 +178,7 @@ struct dlv_engine {
     size_t rr;
 
     int health_in_memory; /* engine thread: the backend stores no sink health (PostgreSQL) */
+    dlv__outage outage;   /* engine thread: when claims found the store unavailable */
 
     /* metrics */
     pthread_mutex_t m_mu;
@@ -305,10 +307,12 @@ static void push_result(dlv_engine *e, size_t sink, const obx_result *r)
     e->sinks[sink].uncommitted++;
 }
 
-/* Store errors worth retrying the same batch for: they may pass (memory, disk, LMDB). */
+/* Store errors worth retrying the same batch for: they may pass (memory, disk, LMDB,
+ * database unreachable). */
 static int record_retryable(int rc)
 {
-    return rc == OBX_ERR_NOMEM || rc == OBX_ERR_IO || rc == OBX_ERR_LMDB || rc == OBX_ERR_FULL;
+    return rc == OBX_ERR_NOMEM || rc == OBX_ERR_IO || rc == OBX_ERR_LMDB || rc == OBX_ERR_FULL ||
+           rc == OBX_ERR_UNAVAILABLE; /* postgres down or failing over: kept until it is back */
 }
 
 /*
@@ -638,6 +642,8 @@ static void take_reply(dlv_engine *e, claim_reply *r, int stopping)
 {
     sink_rt *s = &e->sinks[r->sink];
     s->claiming = 0;
+    if (r->rc == OBX_OK || r->rc == OBX_ERR_UNAVAILABLE)
+        dlv__outage_note(&e->outage, r->rc == OBX_ERR_UNAVAILABLE, now_ms(e));
     if (r->rc) {
         pthread_mutex_lock(&e->m_mu);
         e->gm.claim_errors++;
@@ -870,6 +876,15 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
     dlv__decision d;
     obx_job wall; /* the budget on the wall clock: time held does not spend it */
     dlv__health_job_to_wall(&s->h, jb->j, now, &wall);
+    if (wall.first_attempt_ms) { /* the store unavailable since it fell due spends nothing */
+        int64_t since = jb->j->due_ms;
+        if (s->p.ordered && s->blocked_until > since) /* its due time stays the head's */
+            since = s->blocked_until;
+        int64_t off = dlv__outage_overlap(&e->outage, since, now);
+        wall.first_attempt_ms += off;
+        if (wall.deadline_ms)
+            wall.deadline_ms += off;
+    }
     dlv__decide(&s->p, &wall, o, jb->started_ms, now, rnd(e), &d);
     char why[OBX_SINK_WHY_MAX] = "";
     int turn = dlv__health_attempt(&s->h, jb->j->event_id, jb->probe, &d, o, now, why, sizeof why);

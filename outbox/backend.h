@@ -48,7 +48,9 @@ struct obx__backend {
                 void *ud, obx_error *err);
     int (*check)(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err);
     int (*backup)(obx_store *s, const char *dest, obx_error *err);
-    int (*ping)(obx_store *s, obx_error *err); /* NULL: always writable */
+    int (*ping)(obx_store *s, obx_error *err);           /* NULL: always writable */
+    void (*describe)(obx_store *s, char *buf, size_t n); /* see obx_describe */
+    void (*pool_get)(obx_store *s, obx_pool *out);       /* NULL: no pool (LMDB) */
     int (*delivery_id)(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
     int (*sink_retire)(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                        obx_retire_counts *counts, obx_error *err);
@@ -106,6 +108,7 @@ int obx__lmdb_list(obx_store *s, const obx_query *q, obx_list_fn fn, obx_corrupt
                    void *ud, obx_error *err);
 int obx__lmdb_check(obx_store *s, obx_problem_fn fn, void *ud, size_t *problems, obx_error *err);
 int obx__lmdb_backup(obx_store *s, const char *dest, obx_error *err);
+void obx__lmdb_describe(obx_store *s, char *buf, size_t n);
 int obx__lmdb_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf,
                           size_t n); /* identity.c */
 int obx__lmdb_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error *err);

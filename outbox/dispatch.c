@@ -152,6 +152,24 @@ int obx_ping(obx_store *s, obx_error *err)
     return be(s)->ping ? be(s)->ping(s, err) : OBX_OK;
 }
 
+void obx_describe(obx_store *s, char *buf, size_t n)
+{
+    if (!buf || n == 0)
+        return;
+    buf[0] = '\0';
+    if (s)
+        be(s)->describe(s, buf, n);
+}
+
+int obx_pool_get(obx_store *s, obx_pool *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s || !be(s)->pool_get)
+        return 0;
+    be(s)->pool_get(s, out);
+    return 1;
+}
+
 int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
 {
     if (!s || !buf || n == 0)
@@ -242,4 +260,5 @@ const struct obx__backend obx__lmdb_backend = {
     .sink_state_set = obx__lmdb_sink_state_set,
     .enqueue_batch = obx__lmdb_enqueue_batch,
     .idem_sweep = obx__lmdb_idem_sweep,
+    .describe = obx__lmdb_describe,
 };

@@ -707,6 +707,11 @@ out:
     return OBX_OK;
 }
 
+void obx__lmdb_describe(obx_store *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "lmdb %s", s->dir);
+}
+
 int obx__lmdb_backup(obx_store *s, const char *dest, obx_error *err)
 {
     if (mkdir(dest, 0700) != 0 && errno != EEXIST)

@@ -24,6 +24,13 @@
 
 #define DEFAULT_LIST_LIMIT 100
 
+/* 1 for an LMDB outbox (a directory: owner lock, last-check file), 0 for a database. */
+static int lmdb_outbox(const ctl_ctx *c)
+{
+    const outbox_config *cfg = c->config;
+    return !cfg || cfg->outbox.backend == OBX_BACKEND_LMDB;
+}
+
 /* ---- stats ---- */
 
 /* -1 without a config; else whether the config names the sink. */
@@ -55,16 +62,22 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         obx_close(s);
         return CTL_EXIT_ERROR;
     }
-    long owner = -1; /* the daemon's pid, 0 if none runs, -1 if unknown */
-    if (obx_owner_pid(c->data_dir, &owner, NULL) != OBX_OK)
+    /* the daemon's pid, 0 if none runs, -1 if unknown (always for a database outbox: any
+     * number of nodes use it, and there is no directory whose lock tells) */
+    long owner = -1;
+    int lmdb = lmdb_outbox(c);
+    if (lmdb && obx_owner_pid(c->data_dir, &owner, NULL) != OBX_OK)
         owner = -1;
+    char where[512];
+    obx_describe(s, where, sizeof where);
     uint64_t cap = c->config_max_size ? c->config_max_size : st->max_size;
     uint64_t high = c->config_max_size ? c->config_max_size / 100 * 90 : st->high_water;
     obx_sink_stats tot;
     ctl_sink_stats_total(st, &tot);
     if (json) {
         json_t *o = json_object();
-        json_object_set_new(o, "data_dir", json_string(c->data_dir));
+        json_object_set_new(o, "data_dir", lmdb ? json_string(c->data_dir) : json_null());
+        json_object_set_new(o, "store", json_string(where));
         json_object_set_new(o, "daemon_pid", owner > 0 ? json_integer(owner) : json_null());
         json_object_set_new(o, "daemon_running", owner < 0 ? json_null() : json_boolean(owner > 0));
         ctl_stats_json(o, st, cap, high, c->now_ms, configured, c);
@@ -78,7 +91,7 @@ int ctl_cmd_stats(ctl_ctx *c, int argc, char **argv)
         ctl_bytes_fmt(cap, capb, sizeof capb);
         ctl_bytes_fmt(high, highb, sizeof highb);
         ctl_bytes_fmt(st->file_bytes, fileb, sizeof fileb);
-        printf("outbox   %s (schema %u)\n", c->data_dir, st->schema_version);
+        printf("outbox   %s (schema %u)\n", lmdb ? c->data_dir : where, st->schema_version);
         if (owner > 0)
             printf("daemon   running (pid %ld)\n", owner);
         else if (owner == 0)
@@ -645,8 +658,7 @@ static int check_child(ctl_ctx *c, int json, int fd)
  * database outbox (outbox.backend: postgres) has no directory to record it in. */
 static void check_record(const ctl_ctx *c, size_t problems, int structural)
 {
-    const outbox_config *cfg = c->config;
-    if (cfg && cfg->outbox.backend != OBX_BACKEND_LMDB)
+    if (!lmdb_outbox(c))
         return;
     const char *dir = c->data_dir;
     olc_result r = {obx_now_ms(), problems, structural};

@@ -211,6 +211,22 @@ static void sink_gauge(obuf *b, const obx_stats *st, const char *name, const cha
     }
 }
 
+void omet_render_pool(obx_store *s, obuf *b)
+{
+    obx_pool p;
+    if (!obx_pool_get(s, &p))
+        return;
+    obuf_printf(b,
+                "# HELP outbox_store_pool_size Database connections the pool may hold.\n"
+                "# TYPE outbox_store_pool_size gauge\noutbox_store_pool_size %u\n"
+                "# HELP outbox_store_pool_connections Database connections of the pool, by "
+                "state.\n# TYPE outbox_store_pool_connections gauge\n"
+                "outbox_store_pool_connections{state=\"busy\"} %u\n"
+                "outbox_store_pool_connections{state=\"idle\"} %u\n"
+                "outbox_store_pool_connections{state=\"unopened\"} %u\n",
+                p.size, p.busy, p.idle, p.unopened);
+}
+
 void omet_render_store(const obx_stats *st, int64_t now_ms, obuf *b)
 {
     obuf_printf(b,

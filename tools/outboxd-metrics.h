@@ -83,6 +83,9 @@ void omet_render_ingest(const omet *m, obuf *b);
  */
 void omet_render_process(obuf *b);
 void omet_render_store(const obx_stats *st, int64_t now_ms, obuf *b);
+/* outbox_store_pool_connections{state} of a database store's pool (obx_pool_get); nothing
+ * for an LMDB store. */
+void omet_render_pool(obx_store *s, obuf *b);
 
 struct dlv_metrics; /* delivery/engine.h */
 /* Render outbox_sink_up{sink} (1 up, 0 while the breaker holds it down; a paused sink is

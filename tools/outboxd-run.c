@@ -191,6 +191,7 @@ static void render(void *ud, obuf *b)
         stats = NULL;
     omet_render_store(stats, obx_now_ms(), b);
     obx_stats_free(stats);
+    omet_render_pool(st->store, b);
     dlv_metrics m;
     if (st->engine && dlv_engine_metrics(st->engine, &m) == 0) {
         render_engine(&m, b);

@@ -176,3 +176,34 @@ void obx__pg_release(pg_store *s, pg_conn *pc)
     pthread_cond_signal(&s->cv_conn);
     pthread_mutex_unlock(&s->mu);
 }
+
+void obx__pg_describe(obx_store *h, char *buf, size_t n)
+{
+    pg_store *s = (pg_store *)h;
+    static const char *const keep[] = {"host", "hostaddr", "port", "dbname", "user"};
+    size_t o = (size_t)snprintf(buf, n, "postgres");
+    PQconninfoOption *opts = PQconninfoParse(s->dsn, NULL);
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) /* in keep's order */
+        for (PQconninfoOption *p = opts; p && p->keyword && o < n; p++)
+            if (p->val && *p->val && strcmp(p->keyword, keep[i]) == 0)
+                o += (size_t)snprintf(buf + o, n - o, " %s=%s", p->keyword, p->val);
+    PQconninfoFree(opts);
+    if (o < n)
+        snprintf(buf + o, n - o, " schema=%s", s->schema ? s->schema : "outbox");
+}
+
+void obx__pg_pool_get(obx_store *h, obx_pool *out)
+{
+    pg_store *s = (pg_store *)h;
+    pthread_mutex_lock(&s->mu);
+    out->size = s->n_pool;
+    for (unsigned i = 0; i < s->n_pool; i++) {
+        if (s->pool[i].busy)
+            out->busy++;
+        else if (s->pool[i].c)
+            out->idle++;
+        else
+            out->unopened++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}

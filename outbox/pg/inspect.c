@@ -288,6 +288,11 @@ int obx__pg_list(obx_store *h, const obx_query *q, obx_list_fn fn, obx_corrupt_f
     /* resuming at after_id itself skips all of its deliveries: sink ids are 1..UINT32_MAX-1 */
     uint32_t after_sink = q->newest_first ? 0 : UINT32_MAX;
     int resumed = after != 0;
+    /* dead and delivered walk in (done time, event, sink) order, as the LMDB store's time
+     * indexes do (a listing's cursor depends on it); the others in (event, sink) order */
+    int timed = q->state == OBX_STATE_DEAD || q->state == OBX_STATE_DELIVERED;
+    int64_t after_done = q->newest_first ? INT64_MAX : INT64_MIN;
+    const char *dir = q->newest_first ? "DESC" : "ASC";
     size_t emitted = 0;
     const size_t page = 256;
     for (;;) {
@@ -309,14 +314,25 @@ int obx__pg_list(obx_store *h, const obx_query *q, obx_list_fn fn, obx_corrupt_f
             qb_add(&b, "e.received_ms <", qb_i64(&b, q->until_ms));
         if (resumed) {
             /* (event, sink) after the last row: the next page starts exactly there */
-            char cond[96];
-            snprintf(cond, sizeof cond, "(d.event_id, d.sink_id) %s (%llu, %u) AND true =",
-                     q->newest_first ? "<" : ">", (unsigned long long)after, after_sink);
+            char cond[160];
+            if (timed)
+                snprintf(cond, sizeof cond,
+                         "(d.done_ms, d.event_id, d.sink_id) %s (%lld, %llu, %u) AND true =",
+                         q->newest_first ? "<" : ">", (long long)after_done,
+                         (unsigned long long)after, after_sink);
+            else
+                snprintf(cond, sizeof cond, "(d.event_id, d.sink_id) %s (%llu, %u) AND true =",
+                         q->newest_first ? "<" : ">", (unsigned long long)after, after_sink);
             qb_add(&b, cond, "true");
         }
         size_t l = strlen(b.sql);
-        snprintf(b.sql + l, sizeof b.sql - l, " ORDER BY d.event_id %s, d.sink_id %s LIMIT %zu",
-                 q->newest_first ? "DESC" : "ASC", q->newest_first ? "DESC" : "ASC", page);
+        if (timed)
+            snprintf(b.sql + l, sizeof b.sql - l,
+                     " ORDER BY d.done_ms %s, d.event_id %s, d.sink_id %s LIMIT %zu", dir, dir, dir,
+                     page);
+        else
+            snprintf(b.sql + l, sizeof b.sql - l, " ORDER BY d.event_id %s, d.sink_id %s LIMIT %zu",
+                     dir, dir, page);
         PGresult *r = PQexecParams(pc->c, b.sql, b.n, NULL, b.p, NULL, NULL, 0);
         if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
             rc = obx__pg_fail(pc->c, r, err, "list");
@@ -342,6 +358,7 @@ int obx__pg_list(obx_store *h, const obx_query *q, obx_list_fn fn, obx_corrupt_f
             ev.deliveries = &d;
             after = d.event_id;
             after_sink = d.sink_id;
+            after_done = d.done_ms;
             resumed = 1;
             stop = fn(ud, &ev, &d);
             emitted++;

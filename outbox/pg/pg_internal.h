@@ -104,6 +104,11 @@ int obx__pg_retryable(PGresult *res);
 int64_t obx__pg_i64(PGresult *r, int row, int col);
 char *obx__pg_strdup_or_null(PGresult *r, int row, int col);
 
+/* conn.c: obx_describe for a database store (conninfo fields, never the password). */
+void obx__pg_describe(obx_store *h, char *buf, size_t n);
+/* conn.c: obx_pool_get (counts under the pool's lock). */
+void obx__pg_pool_get(obx_store *h, obx_pool *out);
+
 /* schema.c */
 /* Create or migrate the schema under an advisory lock; read the store uid. */
 int obx__pg_migrate(pg_store *s, PGconn *c, obx_error *err);

@@ -1325,4 +1325,6 @@ const struct obx__backend obx__pg_backend = {
     .sink_retire = pg_sink_retire,
     .enqueue_batch = pg_enqueue_batch,
     .idem_sweep = pg_idem_sweep,
+    .describe = obx__pg_describe,
+    .pool_get = obx__pg_pool_get,
 };

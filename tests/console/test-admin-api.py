@@ -10,6 +10,10 @@ than one; tokens and roles (401, 403); the no-token loopback rule (config error 
 Host check); bad input (unknown state, bad cursor, bad JSON, huge limit, unknown members,
 wrong method/type, oversized body) answered 4xx with nothing changed; writes are logged
 with the token's index and never the token.
+
+Both store backends: with OUTBOX_PG_DSN set (tests/pg runs it under pgharness.py), every
+test runs against a PostgreSQL outbox instead, each in a schema of its own, and outboxctl
+reads it through --config.
 """
 import binascii
 import http.client
@@ -20,14 +24,27 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from harness import (OUTBOXD, Answer, Case, ctl, ctl_json_lines, event,  # noqa: E402
-                     require_binaries, wait_for)
+from harness import (OUTBOXCTL, OUTBOXD, Answer, Case, capture, event,  # noqa: E402
+                     require_binaries, sanitizer_env, sanitizer_report, wait_for)
 
 RW, RO = "rw-s3cret-token-value", "ro-s3cret-token-value"
 
 
+PG_DSN = os.environ.get("OUTBOX_PG_DSN")
+SCHEMAS = [0]
+
+
+def outbox_yaml():
+    """The outbox: block - LMDB, or a PostgreSQL schema new to this config."""
+    if not PG_DSN:
+        return "outbox:\n  path: ./unused\n  max_size: 64MiB\n"
+    SCHEMAS[0] += 1
+    return ("outbox:\n  backend: postgres\n  max_size: 64MiB\n  postgres:\n"
+            "    dsn: \"%s\"\n    schema: admin%d\n    pool: 2\n" % (PG_DSN, SCHEMAS[0]))
+
+
 def config_text(rx, admin):
-    return ("outbox:\n  path: ./unused\n  max_size: 64MiB\n"
+    return (outbox_yaml() +
             "ingest:\n  listen: 127.0.0.1:0\n"
             "%s"
             "sinks:\n"
@@ -106,6 +123,23 @@ def keys(items):
 class AdminApi(Case):
     prefix = "obx-admin-"
 
+    def ctl(self, *args):
+        """outboxctl on this test's outbox: --data-dir, or --config for PostgreSQL."""
+        where = ["--config", self.cfg] if PG_DSN else ["--data-dir", self.data]
+        env = sanitizer_env()
+        env.setdefault("RW_TOK", RW)  # a config of test_tokens_and_roles names ${RW_TOK}
+        r = subprocess.run([OUTBOXCTL] + where + list(args), capture_output=True, timeout=60,
+                           env=env)
+        r.stdout, r.stderr = capture(r.stdout), capture(r.stderr)
+        if sanitizer_report(r.stderr):
+            raise AssertionError("sanitizer report from outboxctl %s:\n%s" % (args, r.stderr))
+        if r.returncode != 0:
+            raise AssertionError("outboxctl %s failed (%d): %s" % (args, r.returncode, r.stderr))
+        return r
+
+    def ctl_lines(self, *args):
+        return [json.loads(ln) for ln in self.ctl(*args).stdout.splitlines() if ln.strip()]
+
     def setUp(self):
         super().setUp()
         self.rx.routes["/bad"] = [Answer(410)]
@@ -125,14 +159,14 @@ class AdminApi(Case):
         st, _, _ = d.post(event("seg", typ="segment"))
         self.assertEqual(st, 202)
         total = n_flag + 1
-        wait_for(lambda: ctl_json_lines(self.data, "stats", "--json")[0]["total"]["dead"] == total
-                 and ctl_json_lines(self.data, "stats", "--json")[0]["total"]["delivered"]
+        wait_for(lambda: self.ctl_lines("stats", "--json")[0]["total"]["dead"] == total
+                 and self.ctl_lines("stats", "--json")[0]["total"]["delivered"]
                  == total, 30, "every event delivered to ok and dead at bad")
         return total
 
     def snapshot(self):
         return sorted(json.dumps(x, sort_keys=True)
-                      for x in ctl_json_lines(self.data, "list", "--state", "all", "--limit", "0",
+                      for x in self.ctl_lines("list", "--state", "all", "--limit", "0",
                                               "--json"))
 
     # ------------------------------------------------------------------ reads
@@ -143,7 +177,7 @@ class AdminApi(Case):
         total = self.fill(d)
         # stats: the same counters as outboxctl stats --json
         api = a.ok("GET", "/api/v1/stats")
-        cli = ctl_json_lines(self.data, "stats", "--json")[0]
+        cli = self.ctl_lines("stats", "--json")[0]
         for k in ("events", "enqueued", "max_size", "schema_version"):
             self.assertEqual(api[k], cli[k], k)
         self.assertEqual({s["name"]: (s["dead"], s["delivered"], s["configured"])
@@ -152,7 +186,7 @@ class AdminApi(Case):
         self.assertEqual(api["total"]["dead"], total)
         # a listing item has outboxctl list --json's fields, with the same values
         item = a.ok("GET", "/api/v1/deliveries?state=dead&limit=1")["deliveries"][0]
-        line = [x for x in ctl_json_lines(self.data, "list", "--state", "dead", "--json")
+        line = [x for x in self.ctl_lines("list", "--state", "dead", "--json")
                 if x["id"] == item["id"]][0]
         self.assertEqual(item, line)
         # every filter
@@ -189,7 +223,7 @@ class AdminApi(Case):
         self.assertEqual(dl["bad"]["history"][0]["status"], 410)
         self.assertEqual(dl["ok"]["state"], "delivered")
         self.assertIn("duration_ms", dl["ok"]["history"][0])
-        show = json.loads(ctl(self.data, "show", str(eid), "--json").stdout)
+        show = json.loads(self.ctl("show", str(eid), "--json").stdout)
         self.assertEqual(ev, show)
         self.assertEqual(a.call("GET", "/api/v1/events/999999")[0], 404)
         # the console and its files

@@ -589,7 +589,8 @@ typedef int (*obx_list_fn)(void *ud, const obx_event *ev, const obx_delivery *d)
 typedef void (*obx_corrupt_fn)(void *ud, uint64_t event_id, uint32_t sink_id, const char *what);
 
 /*
- * Iterate deliveries matching q in event-id order, through short paged read
+ * Iterate deliveries matching q in (event id, sink) order - for state dead or delivered
+ * in (done time, event id, sink) order - both backends alike, through short paged read
  * transactions (never one long reader). Corrupt records are reported to on_corrupt
  * (may be NULL) and skipped.
  */
@@ -617,6 +618,25 @@ int obx_owner_pid(const char *dir, long *pid, obx_error *err);
  * progress). Always OBX_OK for an LMDB store.
  */
 int obx_ping(obx_store *s, obx_error *err);
+
+/*
+ * Where the store lives, for people (outboxctl stats, logs), into buf (always
+ * NUL-terminated, truncated to n): "lmdb DIR", or "postgres host=H port=P dbname=D
+ * user=U schema=S" with only those connection fields, never a password.
+ */
+void obx_describe(obx_store *s, char *buf, size_t n);
+
+/* A database store's connection pool at one moment (obx_pool_get). */
+typedef struct obx_pool {
+    unsigned size;     /* connections the pool may hold (outbox.postgres.pool) */
+    unsigned busy;     /* in use by a statement or transaction now */
+    unsigned idle;     /* connected, free */
+    unsigned unopened; /* not connected (never yet, or dropped after a failure) */
+} obx_pool;
+
+/* The pool's counts (no I/O). 1 for a database store; 0 (and *out zeroed) for an LMDB
+ * store, which has no pool. */
+int obx_pool_get(obx_store *s, obx_pool *out);
 
 /* ------------------------------------------------------------------------------------ */
 /* Sink health (sinkstate.c)                                                             */
