@@ -111,9 +111,6 @@ out:
     obx_close(st);
     trx_stop(rx);
     dlv_sink_config_clear(&sc);
-    if (dir) {
-        rm_rf(dir);
-        free(dir);
-    }
+    fx_remove_store(dir);
     return rc;
 }

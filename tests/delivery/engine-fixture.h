@@ -1,7 +1,8 @@
 /*
  * engine-fixture.h - helpers shared by the delivery engine tests and benchmark: a store
- * in a temp directory, a test receiver, a sink config pointing at it, and waits on
- * delivery state with bounded timeouts.
+ * in a temp directory (or, when OUTBOX_PG_DSN is set, a PostgreSQL store in a schema of
+ * its own), a test receiver, a sink config pointing at it, and waits on delivery state
+ * with bounded timeouts.
  */
 #ifndef OUTBOX_TESTS_ENGINE_FIXTURE_H
 #define OUTBOX_TESTS_ENGINE_FIXTURE_H
@@ -15,22 +16,72 @@
 #include "delivery/engine.h"
 #include "delivery/sink.h"
 #include "outbox/outbox.h"
+#include "pgtest.h" /* tests/pg: the DSN, admin SQL, store options */
 #include "test-receiver.h"
 #include "testutil.h" /* tests/store: tmpdir_new, rm_rf */
 
-static inline obx_store *fx_open_store(const char *dir)
+/* The one choice of backend: PostgreSQL when OUTBOX_PG_DSN is set (tests/pg/pgharness.py
+ * sets it for the pg suite's runs of these tests), LMDB otherwise. */
+static inline int fx_on_pg(void)
+{
+    const char *d = getenv("OUTBOX_PG_DSN");
+    return d && *d;
+}
+
+/* On PostgreSQL the store behind temp dir `dir` is the schema named after the dir
+ * ("fx_" and its basename, '-' as '_'), so every handle on `dir` - a reopen, a child
+ * process - finds the same store, and no two live dirs share one. */
+static inline void fx_pg_schema(const char *dir, char out[64])
+{
+    const char *base = strrchr(dir, '/');
+    snprintf(out, 64, "fx_%s", base ? base + 1 : dir);
+    for (char *p = out; *p; p++)
+        if (*p == '-')
+            *p = '_';
+}
+
+/* Open the store behind `dir` with open flags `flags` (OBX_OPEN_OWNER: the engine's). */
+static inline obx_store *fx_open_store_flags(const char *dir, unsigned flags)
 {
     obx_options o;
-    obx_options_init(&o);
-    o.flags = OBX_OPEN_OWNER;
-    o.max_size = 1ull << 30;
+    char schema[64];
+    if (fx_on_pg()) {
+        fx_pg_schema(dir, schema);
+        pgtest_options(&o, schema, flags);
+        /* a node killed in a crash test gives its deliveries up within 2 s */
+        o.pg_lease_ms = 2000;
+    } else {
+        obx_options_init(&o);
+        o.flags = flags;
+        o.max_size = 1ull << 30;
+    }
     obx_store *s = NULL;
     obx_error err;
-    if (obx_open(dir, &o, &s, &err) != OBX_OK) {
-        fprintf(stderr, "obx_open %s: %s\n", dir, err.msg);
+    if (obx_open(fx_on_pg() ? NULL : dir, &o, &s, &err) != OBX_OK) {
+        fprintf(stderr, "obx_open %s: %s\n", fx_on_pg() ? schema : dir, err.msg);
         return NULL;
     }
     return s;
+}
+
+static inline obx_store *fx_open_store(const char *dir)
+{
+    return fx_open_store_flags(dir, OBX_OPEN_OWNER);
+}
+
+/* Remove the store behind `dir` (closed by then) and the dir; frees `dir`. */
+static inline void fx_remove_store(char *dir)
+{
+    if (!dir)
+        return;
+    if (fx_on_pg()) {
+        char schema[64], sql[128];
+        fx_pg_schema(dir, schema);
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
+        pgtest_sql(sql);
+    }
+    rm_rf(dir);
+    free(dir);
 }
 
 /* A 271-byte Flipt audit event, the shape outboxd ingests (README, outboxd). */
@@ -64,10 +115,7 @@ static inline void fx_base_close(fx_base *b)
 {
     obx_close(b->st);
     trx_stop(b->rx);
-    if (b->dir) {
-        rm_rf(b->dir);
-        free(b->dir);
-    }
+    fx_remove_store(b->dir);
     memset(b, 0, sizeof *b);
 }
 
