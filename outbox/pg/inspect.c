@@ -5,6 +5,8 @@
  */
 #include "pg_internal.h"
 
+#include "../codec.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,47 @@ static int read_delivery(pg_store *s, PGresult *r, int row, int off, obx_deliver
     return OBX_OK;
 }
 
+/* The captured response of one attempt from the columns off.. (headers as "name NUL
+ * value NUL" pairs, body, body size; NULL when none, as bytea), through the rule that
+ * recorded it. OBX_OK or OBX_ERR_NOMEM. */
+static int read_capture(PGresult *r, int row, int off, obx_attempt *a)
+{
+    size_t hl = 0, bl = 0;
+    unsigned char *h = NULL, *b = NULL;
+    obx_header hdr[OBX_CAPTURE_HEADERS_MAX];
+    size_t nh = 0;
+    int rc = OBX_ERR_NOMEM;
+    if (!PQgetisnull(r, row, off) &&
+        !(h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, off), &hl)))
+        goto out;
+    if (!PQgetisnull(r, row, off + 1) &&
+        !(b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, off + 1), &bl)))
+        goto out;
+    /* NUL-terminated name, value, name, ...; a pair cut short is not kept */
+    for (size_t p = 0; h && p < hl && nh < OBX_CAPTURE_HEADERS_MAX;) {
+        const char *name = (const char *)h + p;
+        size_t nl = strnlen(name, hl - p);
+        if (p + nl + 1 >= hl)
+            break;
+        const char *value = name + nl + 1;
+        size_t vl = strnlen(value, hl - p - nl - 1);
+        if (p + nl + 1 + vl >= hl)
+            break;
+        hdr[nh++] = (obx_header){(char *)name, (char *)value};
+        p += nl + vl + 2;
+    }
+    if (nh || b || obx__pg_i64(r, row, off + 2))
+        rc = obx__attempt_set_capture(a, hdr, nh, b, bl, (uint64_t)obx__pg_i64(r, row, off + 2));
+    else
+        rc = OBX_OK;
+out:
+    if (h)
+        PQfreemem(h);
+    if (b)
+        PQfreemem(b);
+    return rc;
+}
+
 /* The delivery's last attempts (its jsonb history), oldest first. */
 static int read_history(PGconn *c, obx_delivery *d, obx_error *err)
 {
@@ -67,9 +110,11 @@ static int read_history(PGconn *c, obx_delivery *d, obx_error *err)
         a->status = (int)obx__pg_i64(r, i, 2);
         a->error = obx__pg_strdup_or_null(r, i, 3);
         d->n_history++;
+        if ((rc = read_capture(r, i, 4, a)) != OBX_OK)
+            break;
     }
     PQclear(r);
-    return OBX_OK;
+    return rc ? obx__fail(err, rc, "out of memory") : OBX_OK;
 }
 
 /* Fill the event columns id, received_ms, type, action, body (escaped bytea). */

@@ -219,7 +219,8 @@ static const struct {
                  " FROM deliveries WHERE sink_id = $1 AND state = 2))"},
     {"renew", "UPDATE deliveries SET lease_until_ms = $2 WHERE lease_owner = $1 AND state = 2"},
     /* $1 ev $2 sink $3 node $4 state $5 started $6 duration $7 status $8 error
-     * $9 first $10 deadline $11 next $12 reason $13 history kept */
+     * $9 first $10 deadline $11 next $12 reason $13 history kept; the captured response:
+     * $14 headers (bytea of name NUL value NUL pairs) $15 body (bytea) $16 body size */
     {"record",
      "UPDATE deliveries SET state = $4, attempts = attempts + 1,"
      " total_attempts = total_attempts + 1, last_attempt_ms = $5, last_status = $7,"
@@ -230,8 +231,9 @@ static const struct {
      " done_ms = CASE WHEN $4::smallint IN (3, 4) THEN $5::bigint + $6::bigint ELSE 0 END,"
      " reason = CASE WHEN $4::smallint = 4 THEN $12 ELSE reason END,"
      " history = (SELECT coalesce(jsonb_agg(x ORDER BY i), '[]') FROM jsonb_array_elements("
-     "  history || jsonb_build_array(jsonb_build_object('t', $5::bigint, 'd', $6::bigint,"
-     "  's', $7::int, 'e', $8::text))) WITH ORDINALITY a(x, i)"
+     "  history || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('t', $5::bigint,"
+     "  'd', $6::bigint, 's', $7::int, 'e', $8::text, 'h', encode($14::bytea, 'base64'),"
+     "  'b', encode($15::bytea, 'base64'), 'z', $16::bigint)))) WITH ORDINALITY a(x, i)"
      "  WHERE i > jsonb_array_length(history) + 1 - $13::int)"
      " WHERE event_id = $1 AND sink_id = $2 AND state = 2 AND starts_with(lease_owner, $3)"},
     {"release",
@@ -260,9 +262,10 @@ static const struct {
                       " first_attempt_ms, last_attempt_ms, next_attempt_ms, deadline_ms,"
                       " done_ms, last_status, last_error, reason, replays"
                       " FROM deliveries WHERE event_id = $1 ORDER BY sink_id"},
-    {"history", "SELECT (h->>'t')::bigint, (h->>'d')::bigint, (h->>'s')::int, h->>'e'"
-                " FROM deliveries, jsonb_array_elements(history) h"
-                " WHERE event_id = $1 AND sink_id = $2"},
+    {"history", "SELECT (h->>'t')::bigint, (h->>'d')::bigint, (h->>'s')::int, h->>'e',"
+                " decode(h->>'h', 'base64'), decode(h->>'b', 'base64'), (h->>'z')::bigint"
+                " FROM deliveries, jsonb_array_elements(history) WITH ORDINALITY a(h, i)"
+                " WHERE event_id = $1 AND sink_id = $2 ORDER BY i"},
     {"counters", "SELECT sink_id, kind, sum(n) FROM counters GROUP BY 1, 2"},
     {"oldest", "SELECT e.received_ms FROM deliveries d JOIN events e ON e.id = d.event_id"
                " WHERE d.sink_id = $1 AND d.state = 1 ORDER BY d.event_id LIMIT 1"},

@@ -10,6 +10,8 @@
  */
 #include "pg_internal.h"
 
+#include "../codec.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -261,6 +263,17 @@ static void sb_bytea(sbuf *b, const unsigned char *p, size_t n)
         sb_put(b, h, 2);
     }
     sb_put(b, "\"", 1);
+}
+
+/* Append n bytes as hex digits. */
+static void sb_hex(sbuf *b, const void *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = ((const unsigned char *)p)[i];
+        char h[2] = {hex[c >> 4], hex[c & 15]};
+        sb_put(b, h, 2);
+    }
 }
 
 static void sb_num(sbuf *b, long long v)
@@ -738,6 +751,43 @@ static int pg_claim_due(obx_store *h, uint32_t sink_id, int64_t now_ms, size_t m
     return OBX_OK;
 }
 
+/* The response captured for an attempt as the record statement's parameters: the headers
+ * as one bytea of "name NUL value NUL" pairs and the body, both in bytea hex form, cut to
+ * the OBX_CAPTURE_* bounds by the rule the LMDB store uses; NULL when there is none. */
+typedef struct pg_capture {
+    sbuf headers, body;
+    char size[24];
+} pg_capture;
+
+static int capture_params(const obx_result *r, pg_capture *pc, obx_error *err)
+{
+    memset(pc, 0, sizeof *pc);
+    obx_attempt a = {0};
+    if (obx__attempt_set_capture(&a, r->headers, r->n_headers, r->body, r->body_len,
+                                 r->body_size) != OBX_OK)
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    if (a.n_headers) {
+        sb_str(&pc->headers, "\\x");
+        for (size_t k = 0; k < a.n_headers; k++) {
+            sb_hex(&pc->headers, a.headers[k].name, strlen(a.headers[k].name) + 1);
+            sb_hex(&pc->headers, a.headers[k].value, strlen(a.headers[k].value) + 1);
+        }
+    }
+    if (a.body) {
+        sb_str(&pc->body, "\\x");
+        sb_hex(&pc->body, a.body, a.body_len);
+    }
+    if (a.body_size)
+        I64(pc->size, a.body_size);
+    obx_attempt_clear(&a);
+    if (pc->headers.bad || pc->body.bad) {
+        free(pc->headers.p);
+        free(pc->body.p);
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    }
+    return OBX_OK;
+}
+
 typedef struct rec_ctx {
     const obx_result *r;
     size_t n;
@@ -764,6 +814,9 @@ static int record_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
                         : r->outcome == OBX_OUTCOME_RETRY   ? OBX_STATE_PENDING
                                                             : OBX_STATE_DEAD;
             char stb[8], tb[24], db[24], cb[24], fb[24], dlb[24], nb[24], hb[24];
+            pg_capture cap;
+            if ((rc = capture_params(r, &cap, err)) != OBX_OK)
+                return rc;
             const char *p[] = {I64(eb, r->event_id),
                                I64(sb, r->sink_id),
                                s->node,
@@ -776,8 +829,13 @@ static int record_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
                                I64(dlb, r->deadline_ms),
                                I64(nb, r->next_attempt_ms),
                                state == OBX_STATE_DEAD ? (r->reason ? r->reason : "dead") : NULL,
-                               I64(hb, s->opts.history)};
-            rc = obx__pg_exec(c, "record", 13, p, &res, err);
+                               I64(hb, s->opts.history),
+                               cap.headers.p,
+                               cap.body.p,
+                               cap.size[0] ? cap.size : NULL};
+            rc = obx__pg_exec(c, "record", 16, p, &res, err);
+            free(cap.headers.p);
+            free(cap.body.p);
         }
         if (rc)
             return rc;

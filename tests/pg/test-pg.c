@@ -2,8 +2,9 @@
  * test-pg.c - the store API against the PostgreSQL backend, on the server that
  * tests/pg/pgharness.py runs (OUTBOX_PG_DSN): claim and results, replay and purge (single
  * and bulk), listings, stats counters, retention, lease expiry (a node that stopped
- * renewing loses its deliveries to another, in doubt), two handles claiming at once never
- * get the same delivery, the synchronous_commit refusal and the schema-version refusal.
+ * renewing loses its deliveries to another, in doubt), captured responses kept byte-exact,
+ * two handles claiming at once never get the same delivery, the synchronous_commit refusal
+ * and the schema-version refusal.
  * Each test works in a schema of its own.
  */
 #include <pthread.h>
@@ -207,6 +208,58 @@ static void test_bytes_exact(void **state)
     obx_event_free(ev);
     assert_int_equal(obx_event_get(f->s, ids[1], &ev, &err), OBX_OK);
     assert_int_equal(ev->body_len, 0);
+    obx_event_free(ev);
+}
+
+/* The response captured for an attempt is kept byte-exact (high bytes in a header value,
+ * NUL and high bytes in the body) and cut to the OBX_CAPTURE_* bounds, as in the LMDB
+ * store; an attempt without one keeps none. */
+static void test_capture_kept(void **state)
+{
+    fixture *f = *state;
+    uint64_t id = enqueue1(f->s, "{}", &f->sink, 1);
+    obx_job *jobs;
+    size_t n;
+    assert_int_equal(obx_claim_due(f->s, f->sink, obx_now_ms(), 1, &jobs, &n, NULL, NULL), OBX_OK);
+    assert_int_equal(n, 1);
+    char longv[OBX_CAPTURE_VALUE_MAX + 10];
+    memset(longv, 'v', sizeof longv - 1);
+    longv[sizeof longv - 1] = 0;
+    obx_header hs[OBX_CAPTURE_HEADERS_MAX + 2];
+    for (size_t i = 0; i < OBX_CAPTURE_HEADERS_MAX + 2; i++)
+        hs[i] = (obx_header){"X-N", longv};
+    hs[0] = (obx_header){"Retry-After", "\xff\x80 \"\\"};
+    static const unsigned char body[] = {0, 255, '"', '\\', 0x80, 'x'};
+    obx_result rs[2] = {result(&jobs[0], OBX_OUTCOME_RETRY, 503),
+                        result(&jobs[0], OBX_OUTCOME_DEAD, 500)};
+    rs[0].next_attempt_ms = 0;
+    rs[0].headers = hs;
+    rs[0].n_headers = OBX_CAPTURE_HEADERS_MAX + 2;
+    rs[0].body = body;
+    rs[0].body_len = sizeof body;
+    rs[0].body_size = 1000;
+    assert_int_equal(obx_record(f->s, rs, 1, NULL), OBX_OK);
+    obx_jobs_free(jobs, n);
+    assert_int_equal(obx_claim_due(f->s, f->sink, obx_now_ms(), 1, &jobs, &n, NULL, NULL), OBX_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(obx_record(f->s, &rs[1], 1, NULL), OBX_OK);
+    obx_jobs_free(jobs, n);
+    obx_event *ev;
+    assert_int_equal(obx_event_get(f->s, id, &ev, NULL), OBX_OK);
+    obx_delivery *d = &ev->deliveries[0];
+    assert_int_equal(d->n_history, 2);
+    const obx_attempt *a = &d->history[0];
+    assert_int_equal(a->status, 503);
+    assert_int_equal(a->n_headers, OBX_CAPTURE_HEADERS_MAX);
+    assert_string_equal(a->headers[0].name, "Retry-After");
+    assert_string_equal(a->headers[0].value, "\xff\x80 \"\\");
+    assert_int_equal(strlen(a->headers[1].value), OBX_CAPTURE_VALUE_MAX);
+    assert_int_equal(a->body_len, sizeof body);
+    assert_memory_equal(a->body, body, sizeof body);
+    assert_int_equal(a->body_size, 1000);
+    assert_int_equal(d->history[1].n_headers, 0);
+    assert_null(d->history[1].body);
+    assert_int_equal(d->history[1].body_size, 0);
     obx_event_free(ev);
 }
 
@@ -717,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_enqueue_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_only_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_batch_and_keys, setup, teardown),
         cmocka_unit_test(test_sync_commit_off_refused),
