@@ -24,27 +24,14 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from harness import (OUTBOXCTL, OUTBOXD, Answer, Case, capture, event,  # noqa: E402
-                     require_binaries, sanitizer_env, sanitizer_report, wait_for)
+from harness import (OUTBOXD, Answer, Case, ctl, event,  # noqa: E402
+                     require_binaries, sanitizer_env, store_yaml, wait_for)
 
 RW, RO = "rw-s3cret-token-value", "ro-s3cret-token-value"
 
 
-PG_DSN = os.environ.get("OUTBOX_PG_DSN")
-SCHEMAS = [0]
-
-
-def outbox_yaml():
-    """The outbox: block - LMDB, or a PostgreSQL schema new to this config."""
-    if not PG_DSN:
-        return "outbox:\n  path: ./unused\n  max_size: 64MiB\n"
-    SCHEMAS[0] += 1
-    return ("outbox:\n  backend: postgres\n  max_size: 64MiB\n  postgres:\n"
-            "    dsn: \"%s\"\n    schema: admin%d\n    pool: 2\n" % (PG_DSN, SCHEMAS[0]))
-
-
 def config_text(rx, admin):
-    return (outbox_yaml() +
+    return (store_yaml() +
             "ingest:\n  listen: 127.0.0.1:0\n"
             "%s"
             "sinks:\n"
@@ -125,14 +112,9 @@ class AdminApi(Case):
 
     def ctl(self, *args):
         """outboxctl on this test's outbox: --data-dir, or --config for PostgreSQL."""
-        where = ["--config", self.cfg] if PG_DSN else ["--data-dir", self.data]
         env = sanitizer_env()
         env.setdefault("RW_TOK", RW)  # a config of test_tokens_and_roles names ${RW_TOK}
-        r = subprocess.run([OUTBOXCTL] + where + list(args), capture_output=True, timeout=60,
-                           env=env)
-        r.stdout, r.stderr = capture(r.stdout), capture(r.stderr)
-        if sanitizer_report(r.stderr):
-            raise AssertionError("sanitizer report from outboxctl %s:\n%s" % (args, r.stderr))
+        r = ctl(self.data, *args, timeout=60, env=env, config=self.cfg)
         if r.returncode != 0:
             raise AssertionError("outboxctl %s failed (%d): %s" % (args, r.returncode, r.stderr))
         return r

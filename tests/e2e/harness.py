@@ -422,6 +422,34 @@ class Daemon:
 
 # ---------------------------------------------------------------- config, outboxctl
 
+# The store backend of every config written here: with OUTBOX_PG_DSN set (tests/pg runs a
+# suite under pgharness.py) a PostgreSQL schema of its own per config, else LMDB.
+PG_DSN = os.environ.get("OUTBOX_PG_DSN")
+_pg_schemas = [0]
+
+
+def store_yaml(max_size="64MiB", retention="1h"):
+    """The outbox: block's backend lines - an LMDB directory (the daemon's --data-dir), or
+    a PostgreSQL schema no other config uses."""
+    if not PG_DSN:
+        return "outbox:\n  path: ./unused\n  max_size: %s\n  retention: %s\n" % (
+            max_size, retention)
+    _pg_schemas[0] += 1
+    return ("outbox:\n  backend: postgres\n  max_size: %s\n  retention: %s\n  postgres:\n"
+            "    dsn: \"%s\"\n    schema: t%d_%d\n    pool: 2\n"
+            % (max_size, retention, PG_DSN, os.getpid(), _pg_schemas[0]))
+
+
+def store_args(data_dir, config=None):
+    """outboxctl's arguments naming the store: --data-dir DIR, or on PostgreSQL --config
+    FILE (the database is in the config)."""
+    if not PG_DSN:
+        return ["--data-dir", data_dir]
+    if not config:
+        raise AssertionError("outboxctl on a PostgreSQL outbox needs the config file")
+    return ["--config", config]
+
+
 def sink_yaml(name, url, extra="", initial="50ms", max_interval="200ms"):
     return ("  - name: %s\n    url: %s\n    events: [\"*:*\"]\n"
             "    initial_interval: %s\n    max_interval: %s\n%s"
@@ -429,16 +457,18 @@ def sink_yaml(name, url, extra="", initial="50ms", max_interval="200ms"):
 
 
 def write_config(path, sinks_yaml, ingest_yaml="", outbox_yaml="", max_size="64MiB",
-                 retention="1h"):
+                 retention="1h", max_body="64KiB"):
+    """A config at path; outbox_yaml adds lines to the outbox: block (see store_yaml())."""
     with open(path, "w") as f:
-        f.write("outbox:\n  path: ./unused\n  max_size: %s\n  retention: %s\n%s"
-                "ingest:\n  listen: 127.0.0.1:0\n  max_body: 64KiB\n%s"
-                "sinks:\n%s" % (max_size, retention, outbox_yaml, ingest_yaml, sinks_yaml))
+        f.write("%s%singest:\n  listen: 127.0.0.1:0\n  max_body: %s\n%ssinks:\n%s"
+                % (store_yaml(max_size, retention), outbox_yaml, max_body,
+                   ingest_yaml, sinks_yaml))
 
 
-def ctl(data_dir, *args, timeout=30, env=None):
-    """Run outboxctl --data-dir DIR ARGS; returns CompletedProcess with text output."""
-    r = subprocess.run([OUTBOXCTL, "--data-dir", data_dir] + list(args),
+def ctl(data_dir, *args, timeout=30, env=None, config=None):
+    """Run outboxctl on the store (store_args: --data-dir DIR, or --config FILE on
+    PostgreSQL) with ARGS; returns CompletedProcess with text output."""
+    r = subprocess.run([OUTBOXCTL] + store_args(data_dir, config) + list(args),
                        capture_output=True, timeout=timeout * SLOW, env=env or sanitizer_env())
     r.stdout = capture(r.stdout)
     r.stderr = capture(r.stderr)

@@ -7,6 +7,8 @@ local receiver (http.server on 127.0.0.1), and checks what a user sees: acknowle
 events delivered byte-exact and signed, retries to dead letters and replay, restart
 resumes, bad input refused with the right status while the daemon keeps serving, SIGTERM
 under load loses nothing acknowledged, config errors name the key path.
+With OUTBOX_PG_DSN set (tests/pg's pg-outboxd, under pgharness.py) every config is a
+PostgreSQL outbox in a schema of its own and outboxctl reads it through --config.
 
 usage: test-outboxd.py OUTBOXD [OUTBOXCTL]   (stdlib only; every wait is bounded)
 """
@@ -94,10 +96,13 @@ class Daemon(harness.Daemon):
 
 
 def write_config(path, sinks_yaml, ingest_yaml="", retention="1h"):
-    with open(path, "w") as f:
-        f.write("outbox:\n  path: ./unused\n  max_size: 64MiB\n  retention: %s\n"
-                "ingest:\n  listen: 127.0.0.1:0\n  max_body: 4KiB\n%s"
-                "sinks:\n%s" % (retention, ingest_yaml, sinks_yaml))
+    """harness.write_config (LMDB, or PostgreSQL with OUTBOX_PG_DSN) with a 4 KiB max_body."""
+    harness.write_config(path, sinks_yaml, ingest_yaml, retention=retention, max_body="4KiB")
+
+
+# Tests of what only an LMDB outbox does; skipped only when run on PostgreSQL (pg-outboxd).
+def lmdb_only(why):
+    return unittest.skipIf(harness.PG_DSN, "LMDB only: " + why)
 
 
 class Base(unittest.TestCase):
@@ -122,8 +127,7 @@ class Base(unittest.TestCase):
         return d
 
     def ctl(self, *args):
-        return subprocess.run([OUTBOXCTL, "--data-dir", self.data] + list(args),
-                              capture_output=True, timeout=30)
+        return harness.ctl(self.data, *args, config=self.cfg)
 
 
 class TestDelivery(Base):
@@ -368,6 +372,7 @@ class TestLifecycle(Base):
         wait_for(healthy, 5, "a free connection slot after the idle timeout")
         self.assertEqual(d.stop(), 0)
 
+    @lmdb_only("one daemon owns a directory; on PostgreSQL nodes share the outbox by design")
     def test_second_daemon_on_same_dir_refused(self):
         write_config(self.cfg, sink_yaml("webhook", self.rx.url))
         d = self.start()
@@ -402,6 +407,8 @@ class TestLifecycle(Base):
                      "outbox_delivery_latency_seconds", "outbox_attempt_duration_seconds"):
             self.assertIn("# TYPE " + name, m)
         self.assertEqual(d.metric("outbox_store_max_bytes"), 64 * 1024 * 1024)
+        # the backend the config switch chose: only a database outbox has a pool
+        self.assertEqual("# TYPE outbox_store_pool_size" in m, bool(harness.PG_DSN))
         self.assertEqual(d.stop(), 0)
 
 
@@ -477,4 +484,6 @@ if __name__ == "__main__":
         sys.exit("usage: test-outboxd.py OUTBOXD [OUTBOXCTL]")
     OUTBOXD = harness.OUTBOXD = os.path.abspath(sys.argv[1])
     OUTBOXCTL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+    if OUTBOXCTL:
+        harness.OUTBOXCTL = OUTBOXCTL
     unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[3:])
