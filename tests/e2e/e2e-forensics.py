@@ -12,6 +12,7 @@
   - Log rate limit: a receiver refusing connections for ~10 s yields at most about one
     warn line per second for that sink, and the lines plus the suppression counts they and
     the flush lines carry add up to exactly the failed attempts the metrics counted.
+With OUTBOX_PG_DSN set (tests/pg's pg-e2e-forensics) the outbox is a PostgreSQL schema.
 """
 import json
 import os
@@ -48,7 +49,10 @@ class Forensics(h.Case):
     prefix = "obx-e2e-forensics-"
 
     def history(self, eid, sink):
-        return h.deliveries(self.data, eid)[sink]["history"]
+        return self.deliveries(eid)[sink]["history"]
+
+    def deliveries(self, eid):
+        return h.deliveries(self.data, eid, config=self.cfg)
 
     def test_show_prints_the_response_escaped_and_json_has_it(self):
         h.write_config(self.cfg, h.sink_yaml("s500", self.rx.url("/s500"),
@@ -57,7 +61,7 @@ class Forensics(h.Case):
         d = self.start()
         eid = post_one(d, "f1")
         h.wait_for(lambda: len(self.history(eid, "s500")) >= 1, 20, "an attempt recorded")
-        r = h.ctl(self.data, "show", str(eid))
+        r = h.ctl(self.data, "show", str(eid), config=self.cfg)
         self.assertEqual(r.returncode, 0, r.stderr)
         out = r.stdout
         self.assertIn("(status 500)", out)
@@ -92,7 +96,7 @@ class Forensics(h.Case):
         self.assertEqual(resp["body"], big[:1024].decode())
         self.assertEqual(resp["body_size"], len(big))
         self.assertTrue(resp["body_truncated"])
-        r = h.ctl(self.data, "show", str(eid))
+        r = h.ctl(self.data, "show", str(eid), config=self.cfg)
         self.assertIn("body (1024 of 1048576 bytes kept", r.stdout)
         self.assertLess(len(r.stdout), 64 * 1024, "show's output is bounded")
         d.stop()
@@ -118,11 +122,13 @@ class Forensics(h.Case):
         self.assertEqual(resp["headers"]["Retry-After"], "7")
         d.stop()
         for extra, want in (("    capture_body: 1MiB\n",
-                             "outboxd.yaml:14: sinks[0]: capture_body is 1048576 bytes, at most "
-                             "65536 are allowed"),
+                             "sinks[0]: capture_body is 1048576 bytes, at most 65536 are allowed"),
                             ("    capture_headers: [\"a b\"]\n",
-                             "outboxd.yaml:14: sinks[0]: capture_headers[0]: header name")):
+                             "sinks[0]: capture_headers[0]: header name")):
             h.write_config(self.cfg, h.sink_yaml("bad", self.rx.url("/x"), extra))
+            with open(self.cfg) as f:  # the key's line (the outbox block's length varies)
+                line = next(i for i, ln in enumerate(f, 1) if ln.startswith("    capture_"))
+            want = "outboxd.yaml:%d: %s" % (line, want)
             r = h.subprocess.run([h.OUTBOXD, "--check-config", "--config", self.cfg],
                                  capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2, r.stderr)
@@ -134,14 +140,14 @@ class Forensics(h.Case):
         self.rx.routes["/s500"] = [A(500)]
         d = self.start()
         eid = post_one(d, "f5")
-        h.wait_for(lambda: h.deliveries(self.data, eid)["s500"]["state"] == "dead", 20, "dead")
+        h.wait_for(lambda: self.deliveries(eid)["s500"]["state"] == "dead", 20, "dead")
         d.stop()
-        reason = h.deliveries(self.data, eid)["s500"]["reason"]
+        reason = self.deliveries(eid)["s500"]["reason"]
         self.assertTrue(reason.endswith("last status 500"), reason)
         env = h.sanitizer_env()
         for cols in (80, 100, 120):
             env["COLUMNS"] = str(cols)
-            r = h.ctl(self.data, "list", "--state", "dead", env=env)
+            r = h.ctl(self.data, "list", "--state", "dead", env=env, config=self.cfg)
             self.assertEqual(r.returncode, 0, r.stderr)
             rows = r.stdout.splitlines()
             self.assertEqual(len(rows), 2, r.stdout)
@@ -152,7 +158,7 @@ class Forensics(h.Case):
             self.assertIn("...", rows[1])
             self.assertIn("status 500", rows[1])
         env["COLUMNS"] = "1000"  # room enough: the reason in full
-        r = h.ctl(self.data, "list", "--state", "dead", env=env)
+        r = h.ctl(self.data, "list", "--state", "dead", env=env, config=self.cfg)
         self.assertIn(reason, r.stdout)
 
     def test_metrics_classes(self):

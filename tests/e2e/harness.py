@@ -479,23 +479,23 @@ def ctl(data_dir, *args, timeout=30, env=None, config=None):
     return r
 
 
-def ctl_json_lines(data_dir, *args):
-    r = ctl(data_dir, *args)
+def ctl_json_lines(data_dir, *args, config=None):
+    r = ctl(data_dir, *args, config=config)
     if r.returncode != 0:
         raise AssertionError("outboxctl %s failed (%d): %s" % (args, r.returncode, r.stderr))
     return [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
 
 
-def deliveries(data_dir, eid):
+def deliveries(data_dir, eid, config=None):
     """{sink name: delivery} of event `eid` from outboxctl show --json."""
-    r = ctl(data_dir, "show", str(eid), "--json")
+    r = ctl(data_dir, "show", str(eid), "--json", config=config)
     if r.returncode != 0:
         raise AssertionError("outboxctl show %s failed: %s" % (eid, r.stderr))
     return {dl["sink"]: dl for dl in json.loads(r.stdout)["deliveries"]}
 
 
-def stats(data_dir):
-    r = ctl(data_dir, "stats", "--json")
+def stats(data_dir, config=None):
+    r = ctl(data_dir, "stats", "--json", config=config)
     if r.returncode != 0:
         raise AssertionError("outboxctl stats failed: %s" % r.stderr)
     return json.loads(r.stdout)
