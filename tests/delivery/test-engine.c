@@ -4,6 +4,12 @@
  * dead letters after the elapsed bound, Retry-After, transport errors, redirects not
  * followed, signatures checked with OpenSSL directly, concurrency limits, ordered
  * sinks, crash between send and commit, graceful stop, and waking on enqueue.
+ *
+ * Both backends: run as `engine` on LMDB and as `pg-engine` on PostgreSQL (tests/pg, the
+ * fixture switched by OUTBOX_PG_DSN). Every test applies to both and none is skipped; two
+ * assert what differs by design: after a crash the delivery is in flight under the dead
+ * process's lease on PostgreSQL (pending in doubt on LMDB), and PostgreSQL never claims
+ * more than a sink's max_in_flight ahead (LMDB hands the engine every due one).
  */
 #include <errno.h>
 #include <inttypes.h>
