@@ -626,10 +626,12 @@ static void test_stop_releases_queued(void **state)
     }
     dlv_metrics m;
     assert_int_equal(dlv_engine_metrics(f->eng, &m), 0);
-    if (fx_on_pg()) /* claims count what is in flight: never more than the limit out */
-        assert_in_range(m.sinks[0].released, 1, 4);
-    else /* the LMDB store hands every due delivery to the engine at once */
+    if (fx_on_pg()) { /* claims count what is in flight: never more than the limit out */
+        assert_true(m.sinks[0].released <= 4);
+        assert_true(m.sinks[0].released + m.sinks[0].delivered >= 4); /* the 4 sent */
+    } else { /* the LMDB store hands every due delivery to the engine at once */
         assert_int_equal(m.sinks[0].released + m.sinks[0].delivered, N);
+    }
     assert_int_equal(m.sinks[0].in_flight, 0);
     assert_int_equal(m.sinks[0].queued, 0);
     dlv_metrics_free(&m);
