@@ -64,9 +64,10 @@ typedef struct pg_store {
     int committer_running, listener_running, keeper_running;
     int stop_pipe[2];
 
-    /* obx_sink_limit: per sink id, max in flight across the cluster (0 = none), ordered */
+    /* obx_sink_limit: per sink id, max in flight across the cluster (0 = none), ordered;
+     * held: this handle's last claim of the sink found its limit taken */
     unsigned limit[OBX_MAX_SINKS];
-    unsigned char ordered[OBX_MAX_SINKS];
+    unsigned char ordered[OBX_MAX_SINKS], held[OBX_MAX_SINKS];
 
     obx_notify_fn notify;
     void *notify_ud;

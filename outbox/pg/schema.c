@@ -206,6 +206,8 @@ static const struct {
               " RETURNING d.event_id, d.attempts, d.first_attempt_ms, d.deadline_ms,"
               " d.next_attempt_ms, d.in_doubt, e.received_ms, e.type, e.action, e.body"},
     {"inflight", "SELECT count(*) FROM deliveries WHERE sink_id = $1 AND state = 2"},
+    {"head_due", "SELECT next_attempt_ms FROM deliveries WHERE sink_id = $1 AND state = 1"
+                 " ORDER BY event_id LIMIT 1"},
     {"sink_lock", "SELECT 1 FROM sinks WHERE id = $1 FOR UPDATE"},
     {"claim_head", "UPDATE deliveries d SET state = 2, lease_owner = $3, lease_until_ms = $4"
                    " FROM (SELECT event_id, sink_id FROM deliveries WHERE sink_id = $1"

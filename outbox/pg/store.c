@@ -567,7 +567,13 @@ typedef struct claim_ctx {
     size_t max;
     obx_job *jobs;
     size_t n;
+    int64_t ask_at; /* no room (limit taken, ordered head not due): when to ask again */
 } claim_ctx;
+
+/* A sink whose limit is taken gets a slot back when a node records a result: this node's
+ * own results wake its engine at once (pg_record); another node's are noticed by asking
+ * again this much later. */
+#define HELD_POLL_MS 200
 
 static int job_cmp(const void *a, const void *b)
 {
@@ -593,6 +599,9 @@ static int apply_limit(pg_store *s, PGconn *c, uint32_t sink, size_t *max, obx_e
     if (rc)
         return rc;
     PQclear(r);
+    pthread_mutex_lock(&s->mu);
+    s->held[sink] = 1; /* before counting: a result committed meanwhile wakes a claim */
+    pthread_mutex_unlock(&s->mu);
     if ((rc = obx__pg_exec(c, "inflight", 1, p, &r, err)) != OBX_OK)
         return rc;
     uint64_t busy = (uint64_t)obx__pg_i64(r, 0, 0);
@@ -600,6 +609,9 @@ static int apply_limit(pg_store *s, PGconn *c, uint32_t sink, size_t *max, obx_e
     size_t room = busy >= limit ? 0 : (size_t)(limit - busy);
     if (*max > room)
         *max = room;
+    pthread_mutex_lock(&s->mu);
+    s->held[sink] = room == 0;
+    pthread_mutex_unlock(&s->mu);
     return OBX_OK;
 }
 
@@ -635,10 +647,13 @@ static int claim_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
         return rc;
     PQclear(r);
     size_t max = cc->max;
+    cc->ask_at = 0;
     if ((rc = apply_limit(s, c, cc->sink, &max, err)) != OBX_OK)
         return rc;
-    if (max == 0)
+    if (max == 0) {
+        cc->ask_at = cc->now + HELD_POLL_MS;
         return OBX_OK;
+    }
     pthread_mutex_lock(&s->mu);
     int ordered = s->ordered[cc->sink];
     pthread_mutex_unlock(&s->mu);
@@ -650,6 +665,12 @@ static int claim_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
     if (rc)
         return rc;
     int n = PQntuples(r);
+    if (ordered && n == 0) { /* the head is not due: nothing behind it is either */
+        PQclear(r);
+        if ((rc = obx__pg_exec(c, "head_due", 1, (const char *[]){sb}, &r, err)) != OBX_OK)
+            return rc;
+        cc->ask_at = PQntuples(r) ? obx__pg_i64(r, 0, 0) : INT64_MAX;
+    }
     obx_job *jobs = n ? calloc((size_t)n, sizeof *jobs) : NULL;
     if (n && !jobs) {
         PQclear(r);
@@ -735,6 +756,11 @@ static int pg_claim_due(obx_store *h, uint32_t sink_id, int64_t now_ms, size_t m
         if (cc.n == max) {
             if (next_due)
                 *next_due = now_ms;
+            return OBX_OK;
+        }
+        if (cc.ask_at > now_ms) {
+            if (next_due)
+                *next_due = cc.ask_at;
             return OBX_OK;
         }
     }
@@ -851,7 +877,23 @@ static int pg_record(obx_store *h, const obx_result *results, size_t n, obx_erro
     if (rc || n == 0)
         return rc;
     rec_ctx rc_ = {.r = results, .n = n};
-    return with_txn(s, record_txn, &rc_, err);
+    if ((rc = with_txn(s, record_txn, &rc_, err)) != OBX_OK)
+        return rc;
+    /* released ones are due again; a sink whose claim the limit held has a slot again
+     * (held is set before a claim counts, so a commit it did not see is never missed) */
+    int wake = rc_.notify;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = results[i].sink_id;
+        if (results[i].event_id && k < OBX_MAX_SINKS && s->held[k]) {
+            s->held[k] = 0;
+            wake = 1;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (wake)
+        do_notify(s);
+    return OBX_OK;
 }
 
 /* ---- replay / purge ---- */

@@ -3,6 +3,7 @@
  * tests/pg/pgharness.py runs (OUTBOX_PG_DSN): claim and results, replay and purge (single
  * and bulk), listings, stats counters, retention, lease expiry (a node that stopped
  * renewing loses its deliveries to another, in doubt), captured responses kept byte-exact,
+ * a claim held by a limit or an ordered head tells when to ask again (not "now"),
  * two handles claiming at once never get the same delivery, the synchronous_commit refusal
  * and the schema-version refusal.
  * Each test works in a schema of its own.
@@ -569,6 +570,59 @@ static void test_cluster_limits(void **state)
     obx_close(b);
 }
 
+/* Notify calls made on the recording thread (the listener thread's are not counted). */
+typedef struct own_notify {
+    pthread_t self;
+    int n;
+} own_notify;
+
+static void count_own(void *ud)
+{
+    own_notify *o = ud;
+    if (pthread_equal(o->self, pthread_self()))
+        o->n++;
+}
+
+/* A claim that finds no room - the sink's limit taken, an ordered sink's head not due - says
+ * when to ask again instead of "now" (the engine asked again at once: a busy loop of claim
+ * transactions while a sink was saturated), and a result that frees a slot of such a sink
+ * wakes this process's engine through the store's notify at once. */
+static void test_held_claim_not_due_now(void **state)
+{
+    fixture *f = *state;
+    uint32_t ord;
+    assert_int_equal(obx_sink_id(f->s, "ordered", &ord, NULL), OBX_OK);
+    assert_int_equal(obx_sink_limit(f->s, f->sink, 2, 0, NULL), OBX_OK);
+    assert_int_equal(obx_sink_limit(f->s, ord, 64, 1, NULL), OBX_OK);
+    uint32_t sinks[] = {f->sink, ord};
+    for (int i = 0; i < 5; i++)
+        enqueue1(f->s, "{}", sinks, 2);
+    own_notify on = {pthread_self(), 0};
+    obx_set_notify(f->s, count_own, &on);
+    int64_t now = obx_now_ms();
+    obx_job *held, *jobs;
+    size_t n;
+    int64_t next = 0;
+    assert_int_equal(claim_n(f->s, f->sink, now, 10, NULL, &held), 2);
+    assert_int_equal(obx_claim_due(f->s, f->sink, now, 10, &jobs, &n, &next, NULL), OBX_OK);
+    assert_int_equal(n, 0);
+    assert_true(next > now); /* three are due, but no slot is free */
+    obx_result done = result(&held[0], OBX_OUTCOME_DELIVERED, 200);
+    assert_int_equal(obx_record(f->s, &done, 1, NULL), OBX_OK);
+    assert_int_equal(on.n, 1);
+    assert_int_equal(claim_n(f->s, f->sink, now, 10, NULL, NULL), 1);
+    obx_jobs_free(held, 2);
+
+    assert_int_equal(claim_n(f->s, ord, now, 10, NULL, &held), 1);
+    obx_result retry = result(&held[0], OBX_OUTCOME_RETRY, 503); /* due in 60 s */
+    assert_int_equal(obx_record(f->s, &retry, 1, NULL), OBX_OK);
+    obx_jobs_free(held, 1);
+    assert_int_equal(obx_claim_due(f->s, ord, now + 1000, 10, &jobs, &n, &next, NULL), OBX_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(next, retry.next_attempt_ms); /* the head's time, not the others' */
+    obx_set_notify(f->s, NULL, NULL);
+}
+
 /* LMDB-only calls on a postgres handle: retire answers "not supported" and changes
  * nothing; obx_delivery_id is the webhook-id the claim hands out (from the store uid). */
 static void test_lmdb_only_calls(void **state)
@@ -769,6 +823,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_nodes_never_claim_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_enqueue_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_claim_not_due_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_only_calls, setup, teardown),

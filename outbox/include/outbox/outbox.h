@@ -267,7 +267,9 @@ int obx_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed, ob
 
 /*
  * Called from the writer thread after each commit that made deliveries due (enqueue,
- * or a replay by this process). Must be quick and must not call back into the store.
+ * or a replay by this process; on PostgreSQL also results that released deliveries or
+ * freed a slot of a sink whose claims its limit held). Must be quick and must not call
+ * back into the store.
  */
 typedef void (*obx_notify_fn)(void *ud);
 void obx_set_notify(obx_store *s, obx_notify_fn fn, void *ud);
