@@ -7,6 +7,8 @@
  * its samples:
  *   - obx_claim_due of 64 (the claim a node runs: reclaim expired leases, claim the
  *     oldest due with SKIP LOCKED), each batch then released back to pending as it was;
+ *   - claim + record: claims of 64 each recorded as a failed attempt due again at once
+ *     (the scheduler's store work; the backlog keeps its size), per second for 1 s;
  *   - obx_stats_get (counters, oldest pending, size);
  *   - a listing page: the first 50 pending, and the newest 50 of any state;
  *   - `outboxctl --config stats` wall time (a process: connect, prepare, stats).
@@ -29,8 +31,8 @@ typedef struct side {
     uint32_t sink;
     char cfg[256];
     double claim[ROUNDS * CLAIMS], stats[ROUNDS * STATS], page_pending[ROUNDS * PAGES],
-        page_newest[ROUNDS * PAGES], ctl[ROUNDS * CTLS];
-    size_t n_claim, n_stats, n_pp, n_pn, n_ctl;
+        page_newest[ROUNDS * PAGES], ctl[ROUNDS * CTLS], cycle[ROUNDS];
+    size_t n_cycle, n_claim, n_stats, n_pp, n_pn, n_ctl;
 } side;
 
 static const char *dsn;
@@ -143,6 +145,32 @@ static void round_of(side *sd, const char *build)
             die("release", &err);
         obx_jobs_free(jobs, n);
     }
+    /* claim + record for 1 s: each claimed delivery gets a failed attempt, due again now */
+    size_t done = 0;
+    double c0 = bench_now_s(), t = 0;
+    while ((t = bench_now_s() - c0) < 1.0) {
+        obx_job *jobs = NULL;
+        size_t n = 0;
+        int64_t now = obx_now_ms();
+        if (obx_claim_due(sd->s, sd->sink, now, 64, &jobs, &n, NULL, &err) != OBX_OK)
+            die("claim", &err);
+        obx_result res[64];
+        for (size_t j = 0; j < n; j++)
+            res[j] = (obx_result){.event_id = jobs[j].event_id,
+                                  .sink_id = jobs[j].sink_id,
+                                  .outcome = OBX_OUTCOME_RETRY,
+                                  .started_ms = now,
+                                  .duration_ms = 1,
+                                  .status = 503,
+                                  .first_attempt_ms = now,
+                                  .deadline_ms = now + 3600000,
+                                  .next_attempt_ms = now};
+        if (n && obx_record(sd->s, res, n, &err) != OBX_OK)
+            die("record", &err);
+        obx_jobs_free(jobs, n);
+        done += n;
+    }
+    sd->cycle[sd->n_cycle++] = t / (double)done; /* seconds per delivery */
     for (int i = 0; i < STATS; i++) {
         obx_stats *st = NULL;
         double t0 = bench_now_s();
@@ -228,6 +256,7 @@ int main(void)
            small.n, big.n);
     printf("%-36s %12s %12s %9s\n", "operation", "small", "backlog", "ratio");
     row("obx_claim_due, 64 (then released)", small.claim, small.n_claim, big.claim, big.n_claim);
+    row("claim + record, per delivery", small.cycle, small.n_cycle, big.cycle, big.n_cycle);
     row("obx_stats_get", small.stats, small.n_stats, big.stats, big.n_stats);
     row("list: first 50 pending", small.page_pending, small.n_pp, big.page_pending, big.n_pp);
     row("list: newest 50, any state", small.page_newest, small.n_pn, big.page_newest, big.n_pn);
