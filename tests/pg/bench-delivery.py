@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,6 @@ class Nginx:
         self.proc = subprocess.Popen([NGINX, "-p", d, "-c", conf, "-e", d + "/logs/error.log"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
-        import socket
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError("nginx exited: %s" % self.proc.stderr.read().decode())
