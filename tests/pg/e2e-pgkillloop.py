@@ -140,27 +140,15 @@ class Producers:
             i += batch
             with self.lock:
                 self.attempted.update(keys)
-            if batch == 1:
-                body, ctype = h.event(keys[0]), "application/json"
-            else:
-                body = b"\n".join(h.event(k) for k in keys) + b"\n"
-                ctype = "application/x-ndjson"
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10 * h.SLOW)
             try:
-                c.request("POST", "/v1/events", body, {"Content-Type": ctype})
-                r = c.getresponse()
-                resp, st = r.read(), r.status
+                st, ids, resp = h.post_keys(port, keys)
             except (OSError, http.client.HTTPException):  # killed mid-request
                 with self.lock:
                     self.refused += 1
                 time.sleep(0.01)
                 continue
-            finally:
-                c.close()
             if st == 202:
-                doc = json.loads(resp)
-                ids = doc["ids"] if batch > 1 else [doc["id"]]
-                if len(ids) != batch or any(x is None for x in ids):
+                if ids is None:
                     self.errors.append("bad 202 body %r" % resp)
                     continue
                 for eid, k in zip(ids, keys):
