@@ -72,6 +72,8 @@ int obx__valid_sink_name(const char *name);
  * max_size), as obx_options documents them. */
 void obx__options_normalize(obx_options *o);
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err);
+/* An idempotent request's key and note (idempotency.c; both backends). */
+int obx__idem_check(const obx_idem *idem, obx_error *err);
 /* obx_enqueue_batch's out-of-memory exit (both backends): every request fails with
  * OBX_ERR_NOMEM. */
 void obx__batch_nomem(obx_enqueue_req *reqs, size_t n);
