@@ -6,7 +6,7 @@
  * or conflicts, expiry and sweep, stats and check), persisted sink health (pause seen by
  * another node's cache and by outboxctl's kind of handle, held time, down set once by two
  * nodes, survives a reopen) and retire (dead-letter, purge, dry run, slot reuse, refusal
- * while a node holds a live lease).
+ * while a node holds a live lease), and the migration of a version 1 database.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -502,6 +502,53 @@ static void test_retire(void **state)
     assert_check_clean(f->s);
 }
 
+/* A version 1 database (before keys and health): a read-only handle refuses it naming
+ * both versions; the first owner migrates it (once, under the advisory lock) and keys and
+ * health work on it; a second owner finds it migrated. */
+static void test_migrate_from_v1(void **state)
+{
+    fixture *f = *state;
+    obx_event_in e = {"flag", "created", "{}", 2, 0, &f->sink, 1};
+    uint64_t id = 0;
+    obx_error err = {0};
+    assert_int_equal(obx_enqueue(f->s, &e, 1, &id, &err), OBX_OK);
+    obx_close(f->s);
+    f->s = NULL;
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "SET search_path TO %s; DROP TABLE idem_keys, sink_state;"
+             " DROP FUNCTION count_idem(); DELETE FROM counters WHERE kind = 12;"
+             " DELETE FROM schema_version WHERE version = 2",
+             f->schema);
+    assert_non_null(pgtest_sql(sql));
+    obx_options o;
+    pgtest_options(&o, f->schema, OBX_OPEN_READONLY);
+    obx_store *ro = NULL;
+    assert_int_equal(obx_open(NULL, &o, &ro, &err), OBX_ERR_VERSION);
+    assert_null(ro);
+    assert_non_null(strstr(err.msg, "version 1, older than this build's 2"));
+
+    f->s = open_pg(f->schema, OBX_OPEN_OWNER);
+    obx_store *b = open_pg(f->schema, OBX_OPEN_OWNER);
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(version::text, ',' ORDER BY version) FROM %s.schema_version",
+             f->schema);
+    assert_string_equal(pgtest_sql(sql), "1,2");
+    obx_idem k = key_of("after-migration", 1, obx_now_ms() + 60000, "");
+    obx_idem_result res;
+    assert_int_equal(obx_enqueue_idem(b, &e, 1, &k, &id, &res, &err), OBX_OK);
+    assert_int_equal(obx_enqueue_idem(f->s, &e, 1, &k, &id, &res, &err), OBX_OK);
+    assert_int_equal(res.replayed, 1);
+    obx_idem_result_clear(&res);
+    assert_int_equal(
+        obx_sink_state_set(f->s, f->sink, OBX_SINK_PAUSED, 1, 5, "p", NULL, NULL, NULL, &err),
+        OBX_OK);
+    obx_close(b);
+    assert_int_equal(events_stored(f->s), 2);
+    assert_int_equal(keys_stored(f->s), 1);
+    assert_check_clean(f->s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idem_expiry_and_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_state_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
