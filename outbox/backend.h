@@ -52,6 +52,7 @@ struct obx__backend {
     void (*describe)(obx_store *s, char *buf, size_t n); /* see obx_describe */
     void (*pool_get)(obx_store *s, obx_pool *out);       /* NULL: no pool (LMDB) */
     int (*delivery_id)(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
+    /* retire and sink state: mode, flag and id are checked by dispatch.c */
     int (*sink_retire)(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                        obx_retire_counts *counts, obx_error *err);
     /* NULL: the backend stores no sink health (get: up; set: OBX_ERR_STATE) */

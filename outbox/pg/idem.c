@@ -20,40 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
-
-/* Bytes as a bytea literal in hex form ("\x0a1b..."); malloc'd, NULL when out of memory. */
-static char *hex_bytea(const unsigned char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    char *s = malloc(2 * n + 3);
-    if (!s)
-        return NULL;
-    s[0] = '\\';
-    s[1] = 'x';
-    for (size_t i = 0; i < n; i++) {
-        s[2 + 2 * i] = hex[p[i] >> 4];
-        s[3 + 2 * i] = hex[p[i] & 15];
-    }
-    s[2 + 2 * n] = 0;
-    return s;
-}
-
-/* ids as an array literal "{1,2,3}"; malloc'd. */
-static char *ids_array(const uint64_t *ids, size_t n)
-{
-    char *s = malloc(n * 21 + 3);
-    if (!s)
-        return NULL;
-    size_t o = 0;
-    s[o++] = '{';
-    for (size_t i = 0; i < n; i++)
-        o += (size_t)sprintf(s + o, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
-    s[o++] = '}';
-    s[o] = 0;
-    return s;
-}
-
 /* Parse "{1,2,3}" into a malloc'd array; -1 when it does not parse or memory runs out. */
 static int ids_parse(const char *s, uint64_t **out, size_t *n)
 {
@@ -150,15 +116,18 @@ out:
 /* Take q's key (new, or expired and overwritten), or find it stored. */
 static int claim_one(PGconn *c, pg_enq *q, int64_t now, obx_error *err)
 {
-    char *hash = hex_bytea(q->idem->hash, OBX_IDEM_HASH_LEN);
-    char *note = hex_bytea(q->idem->note, q->idem->note_len);
+    size_t len;
+    unsigned char *hash = PQescapeByteaConn(c, q->idem->hash, OBX_IDEM_HASH_LEN, &len);
+    unsigned char *note = PQescapeByteaConn(c, q->idem->note ? q->idem->note : (const void *)"",
+                                            q->idem->note_len, &len);
     int rc;
     if (!hash || !note) {
         rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
         goto out;
     }
     char eb[24], nb[24];
-    const char *p[] = {q->idem->key, I64(eb, q->idem->expires_ms), I64(nb, now), hash, note};
+    const char *p[] = {q->idem->key, I64(eb, q->idem->expires_ms), I64(nb, now), (char *)hash,
+                       (char *)note};
     PGresult *r;
     if ((rc = obx__pg_exec(c, "idem_claim", 5, p, &r, err)) != OBX_OK)
         goto out;
@@ -169,8 +138,8 @@ static int claim_one(PGconn *c, pg_enq *q, int64_t now, obx_error *err)
     else
         rc = found(c, q, err);
 out:
-    free(hash);
-    free(note);
+    PQfreemem(hash);
+    PQfreemem(note);
     return rc;
 }
 
@@ -265,7 +234,7 @@ int obx__pg_idem_store(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_er
         }
         if (!q->claimed || q->n == 0) /* replayed; or stored with no ids ('{}') */
             continue;
-        char *ids = ids_array(q->ids, q->n);
+        char *ids = obx__pg_id_array(q->ids, q->n);
         if (!ids)
             return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
         const char *p[] = {q->idem->key, ids};

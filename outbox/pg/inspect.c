@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
-
 /* Columns of a delivery row as every query here selects them (after `off` others). */
 #define DELIV_COLS                                                                                 \
     "d.event_id, d.sink_id, d.state, d.in_doubt, d.attempts, d.total_attempts,"                    \

@@ -86,6 +86,9 @@ typedef struct pg_store {
     uint64_t commit_us_sum, commit_ops;
 } pg_store;
 
+/* A number as text for a statement parameter, in a caller's buffer (char buf[24]). */
+#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
+
 /* conn.c */
 /* Take a connected pooled connection (connecting or reconnecting as needed). */
 int obx__pg_acquire(pg_store *s, pg_conn **out, obx_error *err);
@@ -109,12 +112,21 @@ extern _Thread_local int obx__pg_conflict;
 /* SQLSTATEs after which a transaction is simply run again. */
 int obx__pg_retryable(PGresult *res);
 int64_t obx__pg_i64(PGresult *r, int row, int col);
+/* ids as a bigint[] literal "{1,2,3}" (malloc'd; NULL when out of memory). */
+char *obx__pg_id_array(const uint64_t *ids, size_t n);
+/* Wait up to ms for the handle's stop pipe (and fd when >= 0); 1 when asked to stop. */
+int obx__pg_wait_stop(pg_store *s, int fd, int ms);
 char *obx__pg_strdup_or_null(PGresult *r, int row, int col);
 
 /* conn.c: obx_describe for a database store (conninfo fields, never the password). */
 void obx__pg_describe(obx_store *h, char *buf, size_t n);
 /* conn.c: obx_pool_get (counts under the pool's lock). */
 void obx__pg_pool_get(obx_store *h, obx_pool *out);
+
+/* store.c: run fn inside BEGIN/COMMIT on a pooled connection, again on a deadlock or
+ * serialization failure (fn must then be safe to run again); a failure rolls back. */
+typedef int (*obx__pg_txn_fn)(pg_store *s, PGconn *c, void *ud, obx_error *err);
+int obx__pg_txn(pg_store *s, obx__pg_txn_fn fn, void *ud, obx_error *err);
 
 /* schema.c */
 /* Create or migrate the schema under an advisory lock; read the store uid. */

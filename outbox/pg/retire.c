@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
 #define RETIRE_PAGE 512
 
 /* Counts per state of the sink's deliveries, the live leases and, for a purge, the events
@@ -42,68 +41,73 @@ static int census(PGconn *c, const char *sink, int64_t now, obx_retire_counts *k
     return OBX_OK;
 }
 
-/* One page in one transaction: dead-letter or delete up to RETIRE_PAGE deliveries.
- * Adds what it did to *c; *more when a full page was done. */
+typedef struct page_args {
+    const char *sink;
+    int purge;
+    int64_t now;
+    obx_retire_counts d; /* what this page did */
+    int n;
+} page_args;
+
+/* One page: dead-letter or delete up to RETIRE_PAGE deliveries (and, purging, the events
+ * left without one). Safe to run again: it recounts from zero. */
+static int page_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
+{
+    (void)s;
+    page_args *a = ud;
+    memset(&a->d, 0, sizeof a->d);
+    char nb[24], mb[24];
+    const char *p[] = {a->sink, I64(nb, a->now), I64(mb, RETIRE_PAGE)};
+    PGresult *r;
+    int rc = obx__pg_exec(c, a->purge ? "retire_purge" : "retire_dead", 3, p, &r, err);
+    if (rc)
+        return rc;
+    a->n = PQntuples(r);
+    uint64_t *evs = malloc(((size_t)a->n + 1) * sizeof *evs);
+    if (!evs) {
+        PQclear(r);
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < a->n; i++) {
+        int state = (int)obx__pg_i64(r, i, 1);
+        *(state == OBX_STATE_PENDING    ? &a->d.pending
+          : state == OBX_STATE_INFLIGHT ? &a->d.inflight
+          : state == OBX_STATE_DEAD     ? &a->d.dead
+                                        : &a->d.delivered) += 1;
+        evs[i] = (uint64_t)obx__pg_i64(r, i, 0);
+    }
+    PQclear(r);
+    char *ids = a->purge && a->n ? obx__pg_id_array(evs, (size_t)a->n) : NULL;
+    free(evs);
+    if (!a->purge || !a->n)
+        return OBX_OK;
+    if (!ids)
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    const char *ep[] = {ids};
+    rc = obx__pg_exec(c, "event_drop", 1, ep, &r, err);
+    free(ids);
+    if (rc)
+        return rc;
+    a->d.events = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return OBX_OK;
+}
+
+/* One page in one transaction; adds what it did to *c; *more when the page was full. */
 static int page(pg_store *s, const char *sink, int purge, int64_t now, obx_retire_counts *c,
                 int *more, obx_error *err)
 {
-    pg_conn *pc;
-    int rc = obx__pg_acquire(s, &pc, err);
+    page_args a = {.sink = sink, .purge = purge, .now = now};
+    int rc = obx__pg_txn(s, page_txn, &a, err);
     if (rc)
         return rc;
-    char nb[24], mb[24];
-    const char *p[] = {sink, I64(nb, now), I64(mb, RETIRE_PAGE)};
-    PGresult *r = NULL;
-    obx_retire_counts d = {0};
-    if ((rc = obx__pg_cmd(pc->c, "BEGIN", err)) != OBX_OK)
-        goto out;
-    if ((rc = obx__pg_exec(pc->c, purge ? "retire_purge" : "retire_dead", 3, p, &r, err)) != OBX_OK)
-        goto out;
-    int n = PQntuples(r);
-    char *ids = malloc((size_t)n * 21 + 3);
-    if (!ids) {
-        rc = obx__fail(err, OBX_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    size_t o = 0;
-    ids[o++] = '{';
-    for (int i = 0; i < n; i++) {
-        int state = (int)obx__pg_i64(r, i, 1);
-        *(state == OBX_STATE_PENDING    ? &d.pending
-          : state == OBX_STATE_INFLIGHT ? &d.inflight
-          : state == OBX_STATE_DEAD     ? &d.dead
-                                        : &d.delivered) += 1;
-        o += (size_t)sprintf(ids + o, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
-    }
-    ids[o++] = '}';
-    ids[o] = 0;
-    PQclear(r);
-    r = NULL;
-    if (purge && n) { /* events left without a delivery go with it */
-        const char *ep[] = {ids};
-        rc = obx__pg_exec(pc->c, "event_drop", 1, ep, &r, err);
-        if (!rc)
-            d.events = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
-    }
-    free(ids);
-    if (!rc)
-        rc = obx__pg_cmd(pc->c, "COMMIT", err);
-    if (!rc) {
-        c->pending += d.pending;
-        c->inflight += d.inflight;
-        c->dead += d.dead;
-        c->delivered += d.delivered;
-        c->events += d.events;
-        *more = n == RETIRE_PAGE;
-    }
-out:
-    if (r)
-        PQclear(r);
-    if (rc && (PQtransactionStatus(pc->c) == PQTRANS_INERROR ||
-               PQtransactionStatus(pc->c) == PQTRANS_INTRANS))
-        PQclear(PQexec(pc->c, "ROLLBACK"));
-    obx__pg_release(s, pc);
-    return rc;
+    c->pending += a.d.pending;
+    c->inflight += a.d.inflight;
+    c->dead += a.d.dead;
+    c->delivered += a.d.delivered;
+    c->events += a.d.events;
+    *more = a.n == RETIRE_PAGE;
+    return OBX_OK;
 }
 
 /* Delete the sink's registry row if no delivery of it is left (one statement). */
@@ -128,13 +132,6 @@ int obx__pg_sink_retire(obx_store *h, uint32_t sink_id, int mode, int dry_run,
 {
     pg_store *s = (pg_store *)h;
     obx_retire_counts c = {0}, k = {0};
-    if (out)
-        *out = c;
-    if (mode != OBX_RETIRE_DEAD_LETTER && mode != OBX_RETIRE_PURGE)
-        return obx__fail(err, OBX_ERR_INVALID, "retire: mode %d is neither dead-letter nor purge",
-                         mode);
-    if (sink_id == 0 || sink_id >= OBX_MAX_SINKS)
-        return obx__fail(err, OBX_ERR_INVALID, "retire: no sink can have id %u", sink_id);
     if (!dry_run && s->readonly)
         return obx__fail(err, OBX_ERR_STATE, "retire: store opened read-only");
     int purge = mode == OBX_RETIRE_PURGE;

@@ -23,12 +23,10 @@
  */
 #include "pg_internal.h"
 
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define I64(buf, v)     (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
 #define RELOAD_EVERY_MS 5000
 #define RECONNECT_MS    1000
 
@@ -48,13 +46,6 @@ static const char *channel(const pg_store *s, char out[160])
 {
     snprintf(out, 160, "outbox health %s", s->schema);
     return out;
-}
-
-static int id_check(uint32_t id, obx_error *err)
-{
-    if (id == 0 || id >= OBX_MAX_SINKS)
-        return obx__fail(err, OBX_ERR_INVALID, "sink state: no sink can have id %u", id);
-    return OBX_OK;
 }
 
 /* Row columns from `col` on, in the order of the statements (schema.c), into *st. */
@@ -95,10 +86,7 @@ static int read_one(PGconn *c, uint32_t id, int lock, obx_sink_state *st, int *e
 int obx__pg_sink_state_get(obx_store *h, uint32_t id, obx_sink_state *out, obx_error *err)
 {
     pg_store *s = (pg_store *)h;
-    memset(out, 0, sizeof *out);
-    int rc = id_check(id, err);
-    if (rc)
-        return rc;
+    int rc;
     struct pg_health *hc = s->health;
     if (hc) {
         pthread_mutex_lock(&hc->mu);
@@ -128,8 +116,9 @@ typedef struct set_args {
 } set_args;
 
 /* Lock (creating) the sink's row, apply the change, write it and notify the nodes. */
-static int set_txn(pg_store *s, PGconn *c, set_args *a, obx_error *err)
+static int set_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
 {
+    set_args *a = ud;
     char ib[24];
     const char *ip[] = {I64(ib, a->id)};
     PGresult *r;
@@ -175,30 +164,12 @@ int obx__pg_sink_state_set(obx_store *h, uint32_t id, int what, int on, int64_t 
                            int *changed, obx_error *err)
 {
     pg_store *s = (pg_store *)h;
-    if (changed)
-        *changed = 0;
-    int rc = id_check(id, err);
-    if (rc)
-        return rc;
-    if (what != OBX_SINK_DOWN && what != OBX_SINK_PAUSED)
-        return obx__fail(err, OBX_ERR_INVALID, "sink state: unknown flag %d", what);
+    int rc;
     if (s->readonly)
         return obx__fail(err, OBX_ERR_STATE, "sink state: store opened read-only");
     set_args a = {
         .id = id, .what = what, .on = on, .now = now_ms, .why = why, .last_error = last_error};
-    pg_conn *pc;
-    if ((rc = obx__pg_acquire(s, &pc, err)) != OBX_OK)
-        return rc;
-    rc = obx__pg_cmd(pc->c, "BEGIN", err);
-    if (!rc)
-        rc = set_txn(s, pc->c, &a, err);
-    if (!rc)
-        rc = obx__pg_cmd(pc->c, "COMMIT", err);
-    else if (PQtransactionStatus(pc->c) == PQTRANS_INERROR ||
-             PQtransactionStatus(pc->c) == PQTRANS_INTRANS)
-        PQclear(PQexec(pc->c, "ROLLBACK"));
-    obx__pg_release(s, pc);
-    if (rc)
+    if ((rc = obx__pg_txn(s, set_txn, &a, err)) != OBX_OK)
         return rc;
     struct pg_health *hc = s->health;
     if (hc) { /* write through: this node's engine sees its own change at once */
@@ -252,14 +223,6 @@ static void set_valid(struct pg_health *hc, int valid)
     pthread_mutex_unlock(&hc->mu);
 }
 
-/* Wait up to ms for the stop pipe or fd; 1 when asked to stop. */
-static int wait_stop(pg_store *s, int fd, int ms)
-{
-    struct pollfd p[2] = {{s->stop_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
-    int r = poll(p, fd >= 0 ? 2 : 1, ms);
-    return r > 0 && (p[0].revents & POLLIN);
-}
-
 static void *watcher_main(void *arg)
 {
     pg_store *s = arg;
@@ -279,12 +242,12 @@ static void *watcher_main(void *arg)
                 set_valid(hc, 0);
                 PQfinish(c);
                 c = NULL;
-                if (wait_stop(s, -1, RECONNECT_MS))
+                if (obx__pg_wait_stop(s, -1, RECONNECT_MS))
                     break;
                 continue;
             }
         }
-        if (wait_stop(s, PQsocket(c), RELOAD_EVERY_MS))
+        if (obx__pg_wait_stop(s, PQsocket(c), RELOAD_EVERY_MS))
             break;
         if (!PQconsumeInput(c)) {
             set_valid(hc, 0);

@@ -19,8 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
-
 static int64_t mono_us(void)
 {
     struct timespec ts;
@@ -54,6 +52,11 @@ static int with_txn(pg_store *s, txn_fn fn, void *ud, obx_error *err)
             return rc;
     }
     return rc;
+}
+
+int obx__pg_txn(pg_store *s, obx__pg_txn_fn fn, void *ud, obx_error *err)
+{
+    return with_txn(s, fn, ud, err);
 }
 
 static int need_write(pg_store *s, obx_error *err)
@@ -808,15 +811,9 @@ static int drop_events(PGconn *c, const uint64_t *ids, size_t n, obx_error *err)
 {
     if (n == 0)
         return OBX_OK;
-    char *arr = malloc(n * 22 + 3);
+    char *arr = obx__pg_id_array(ids, n);
     if (!arr)
         return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
-    size_t o = 0;
-    arr[o++] = '{';
-    for (size_t i = 0; i < n; i++)
-        o += (size_t)sprintf(arr + o, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
-    arr[o++] = '}';
-    arr[o] = 0;
     const char *p[] = {arr};
     PGresult *r;
     int rc = obx__pg_exec(c, "event_drop", 1, p, &r, err);
@@ -1005,14 +1002,6 @@ static int pg_retention_sweep(obx_store *h, int64_t before_ms, size_t max, size_
 
 /* ---- threads: listener and lease keeper ---- */
 
-/* Wait up to ms on the stop pipe (and fd when >= 0); returns 1 when asked to stop. */
-static int wait_stop(pg_store *s, int fd, int ms)
-{
-    struct pollfd p[2] = {{s->stop_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
-    int r = poll(p, fd >= 0 ? 2 : 1, ms);
-    return r > 0 && (p[0].revents & POLLIN);
-}
-
 static void *listener_main(void *arg)
 {
     pg_store *s = arg;
@@ -1029,13 +1018,13 @@ static void *listener_main(void *arg)
             if (!q || obx__pg_cmd(c, sql, &e) != OBX_OK) {
                 PQfinish(c);
                 c = NULL;
-                if (wait_stop(s, -1, 1000))
+                if (obx__pg_wait_stop(s, -1, 1000))
                     break;
                 continue;
             }
             do_notify(s); /* anything committed while we were not listening */
         }
-        if (wait_stop(s, PQsocket(c), 5000))
+        if (obx__pg_wait_stop(s, PQsocket(c), 5000))
             break;
         if (!PQconsumeInput(c)) {
             PQfinish(c);
@@ -1059,7 +1048,7 @@ static void *keeper_main(void *arg)
 {
     pg_store *s = arg;
     int every = (int)(s->opts.pg_lease_ms / 3);
-    while (!wait_stop(s, -1, every)) {
+    while (!obx__pg_wait_stop(s, -1, every)) {
         pg_conn *pc;
         obx_error e;
         if (obx__pg_acquire(s, &pc, &e) != OBX_OK)

@@ -15,45 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "pgtest.h"
-
-typedef struct fixture {
-    char schema[64];
-    obx_store *s;
-    uint32_t sink;
-} fixture;
-
-static obx_store *open_pg(const char *schema, unsigned flags)
-{
-    obx_options o;
-    pgtest_options(&o, schema, flags);
-    obx_store *s = NULL;
-    obx_error err = {0};
-    if (obx_open(NULL, &o, &s, &err) != OBX_OK)
-        fail_msg("open postgres store %s: %s", schema, err.msg);
-    return s;
-}
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    pgtest_schema(f->schema);
-    f->s = open_pg(f->schema, OBX_OPEN_OWNER);
-    assert_int_equal(obx_sink_id(f->s, "webhook", &f->sink, NULL), OBX_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    obx_close(f->s);
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", f->schema);
-    pgtest_sql(sql);
-    free(f);
-    return 0;
-}
+#include "pgfixture.h"
 
 static obx_stats *stats(obx_store *s)
 {
@@ -62,17 +24,6 @@ static obx_stats *stats(obx_store *s)
     if (obx_stats_get(s, &st, &err) != OBX_OK)
         fail_msg("stats: %s", err.msg);
     return st;
-}
-
-static obx_sink_stats sink_stats(obx_store *s, uint32_t sink)
-{
-    obx_stats *st = stats(s);
-    obx_sink_stats out = {0};
-    for (size_t i = 0; i < st->n_sinks; i++)
-        if (st->sinks[i].id == sink)
-            out = st->sinks[i];
-    obx_stats_free(st);
-    return out;
 }
 
 static uint64_t events_stored(obx_store *s)
@@ -89,21 +40,6 @@ static uint64_t keys_stored(obx_store *s)
     uint64_t n = st->idem_keys;
     obx_stats_free(st);
     return n;
-}
-
-static void problem(void *ud, const char *p)
-{
-    (void)ud;
-    fprintf(stderr, "check: %s\n", p);
-}
-
-static void assert_check_clean(obx_store *s)
-{
-    size_t problems = 99;
-    obx_error err = {0};
-    if (obx_check(s, problem, NULL, &problems, &err) != OBX_OK)
-        fail_msg("check: %s", err.msg);
-    assert_int_equal(problems, 0);
 }
 
 static obx_idem key_of(const char *key, unsigned char tag, int64_t expires, const char *note)
@@ -241,59 +177,50 @@ static void *race(void *arg)
     return NULL;
 }
 
-static void run_race(fixture *f, unsigned char tag_b, racer out[2])
+/* Node a (the fixture's handle) and node b post the same 150 keys at once; b's requests
+ * equal a's (same_request) or differ. Each key is stored exactly once; the other node's
+ * request replays the winner's id, or is a conflict. */
+static void race_two_nodes(fixture *f, int same_request)
 {
     enum { N = 150 };
     obx_store *b = open_pg(f->schema, OBX_OPEN_OWNER);
     uint32_t sink_b;
     assert_int_equal(obx_sink_id(b, "webhook", &sink_b, NULL), OBX_OK);
     assert_int_equal(sink_b, f->sink);
-    out[0] = (racer){.s = f->s, .sink = f->sink, .tag = 7, .n = N, .ids = calloc(N, 8)};
-    out[1] = (racer){.s = b, .sink = sink_b, .tag = tag_b, .n = N, .ids = calloc(N, 8)};
+    racer r[2] = {
+        {.s = f->s, .sink = f->sink, .tag = 7, .n = N, .ids = calloc(N, 8)},
+        {.s = b, .sink = sink_b, .tag = same_request ? 7 : 8, .n = N, .ids = calloc(N, 8)}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, race, &out[i]);
+        pthread_create(&t[i], NULL, race, &r[i]);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     obx_close(b);
-    assert_int_equal(out[0].errors + out[1].errors, 0);
-}
-
-/* Same request on both nodes: each key stored once, the loser replays the winner's id. */
-static void test_idem_two_nodes_same_request(void **state)
-{
-    fixture *f = *state;
-    racer r[2];
-    run_race(f, 7, r);
-    assert_int_equal(r[0].stored + r[1].stored, r[0].n);
-    assert_int_equal(r[0].replayed + r[1].replayed, r[0].n);
-    assert_int_equal(r[0].conflicts + r[1].conflicts, 0);
-    for (int i = 0; i < r[0].n; i++) {
+    assert_int_equal(r[0].errors + r[1].errors, 0);
+    assert_int_equal(r[0].stored + r[1].stored, N);
+    assert_int_equal(r[0].replayed + r[1].replayed, same_request ? N : 0);
+    assert_int_equal(r[0].conflicts + r[1].conflicts, same_request ? 0 : N);
+    for (int i = 0; i < N && same_request; i++) {
         assert_true(r[0].ids[i] > 0);
         assert_int_equal(r[0].ids[i], r[1].ids[i]);
     }
-    assert_int_equal(events_stored(f->s), (uint64_t)r[0].n);
-    assert_int_equal(keys_stored(f->s), (uint64_t)r[0].n);
-    fprintf(stderr, "two nodes, same keys: node a stored %d, node b stored %d\n", r[0].stored,
-            r[1].stored);
+    assert_int_equal(events_stored(f->s), N);
+    assert_int_equal(keys_stored(f->s), N);
+    fprintf(stderr, "two nodes, %s requests: node a stored %d, node b stored %d\n",
+            same_request ? "same" : "different", r[0].stored, r[1].stored);
     free(r[0].ids);
     free(r[1].ids);
     assert_check_clean(f->s);
 }
 
-/* Different requests with the same keys on both nodes: one stores, the other conflicts. */
+static void test_idem_two_nodes_same_request(void **state)
+{
+    race_two_nodes(*state, 1);
+}
+
 static void test_idem_two_nodes_different_request(void **state)
 {
-    fixture *f = *state;
-    racer r[2];
-    run_race(f, 8, r);
-    assert_int_equal(r[0].stored + r[1].stored, r[0].n);
-    assert_int_equal(r[0].conflicts + r[1].conflicts, r[0].n);
-    assert_int_equal(r[0].replayed + r[1].replayed, 0);
-    assert_int_equal(events_stored(f->s), (uint64_t)r[0].n);
-    free(r[0].ids);
-    free(r[1].ids);
-    assert_check_clean(f->s);
+    race_two_nodes(*state, 0);
 }
 
 /* An expired key is new again (its row overwritten, the count unchanged); the sweep

@@ -13,45 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "pgtest.h"
-
-typedef struct fixture {
-    char schema[64];
-    obx_store *s;
-    uint32_t sink;
-} fixture;
-
-static obx_store *open_pg(const char *schema, unsigned flags)
-{
-    obx_options o;
-    pgtest_options(&o, schema, flags);
-    obx_store *s = NULL;
-    obx_error err = {0};
-    if (obx_open(NULL, &o, &s, &err) != OBX_OK)
-        fail_msg("open postgres store %s: %s", schema, err.msg);
-    return s;
-}
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    pgtest_schema(f->schema);
-    f->s = open_pg(f->schema, OBX_OPEN_OWNER);
-    assert_int_equal(obx_sink_id(f->s, "webhook", &f->sink, NULL), OBX_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    obx_close(f->s);
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", f->schema);
-    pgtest_sql(sql);
-    free(f);
-    return 0;
-}
+#include "pgfixture.h"
 
 static uint64_t enqueue1(obx_store *s, const char *body, const uint32_t *sinks, size_t n)
 {
@@ -61,35 +23,6 @@ static uint64_t enqueue1(obx_store *s, const char *body, const uint32_t *sinks, 
     if (obx_enqueue(s, &e, 1, &id, &err) != OBX_OK)
         fail_msg("enqueue: %s", err.msg);
     return id;
-}
-
-static obx_sink_stats sink_stats(obx_store *s, uint32_t sink)
-{
-    obx_stats *st = NULL;
-    obx_error err = {0};
-    if (obx_stats_get(s, &st, &err) != OBX_OK)
-        fail_msg("stats: %s", err.msg);
-    obx_sink_stats out = {0};
-    for (size_t i = 0; i < st->n_sinks; i++)
-        if (st->sinks[i].id == sink)
-            out = st->sinks[i];
-    obx_stats_free(st);
-    return out;
-}
-
-static void problem(void *ud, const char *p)
-{
-    (void)ud;
-    fprintf(stderr, "check: %s\n", p);
-}
-
-static void assert_check_clean(obx_store *s)
-{
-    size_t problems = 99;
-    obx_error err = {0};
-    if (obx_check(s, problem, NULL, &problems, &err) != OBX_OK)
-        fail_msg("check: %s", err.msg);
-    assert_int_equal(problems, 0);
 }
 
 static obx_result result(const obx_job *j, int outcome, int status)
