@@ -32,10 +32,10 @@
 
 struct pg_health {
     pthread_mutex_t mu;
-    obx_sink_state st[OBX_MAX_SINKS]; /* by sink id; zero: no row */
-    int valid;                        /* the watcher is connected and has loaded the table */
-    unsigned epoch;                   /* bumped by each write-through (a reload racing it
-                                         is dropped; its NOTIFY brings another) */
+    obx_sink_state *st; /* OBX_MAX_SINKS, by sink id; zero: no row */
+    int valid;          /* the watcher is connected and has loaded the table */
+    unsigned epoch;     /* bumped by each write-through (a reload racing it
+                           is dropped; its NOTIFY brings another) */
     pthread_t thread;
     int running;
     char channel[160];
@@ -208,7 +208,9 @@ static int reload(struct pg_health *hc, PGconn *c, obx_error *err)
     PQclear(r);
     pthread_mutex_lock(&hc->mu);
     if (hc->epoch == epoch) {
-        memcpy(hc->st, st, sizeof hc->st);
+        obx_sink_state *old = hc->st; /* swapped: readers copy under mu */
+        hc->st = st;
+        st = old;
         hc->valid = 1;
     }
     pthread_mutex_unlock(&hc->mu);
@@ -271,8 +273,13 @@ static void *watcher_main(void *arg)
 int obx__pg_health_start(pg_store *s, obx_error *err)
 {
     struct pg_health *hc = calloc(1, sizeof *hc);
-    if (!hc)
+    obx_sink_state *st = calloc(OBX_MAX_SINKS, sizeof *st);
+    if (!hc || !st) {
+        free(hc);
+        free(st);
         return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    }
+    hc->st = st;
     pthread_mutex_init(&hc->mu, NULL);
     channel(s, hc->channel);
     s->health = hc;
@@ -294,5 +301,6 @@ void obx__pg_health_stop(pg_store *s)
         pthread_join(hc->thread, NULL);
     s->health = NULL;
     pthread_mutex_destroy(&hc->mu);
+    free(hc->st);
     free(hc);
 }
