@@ -66,18 +66,21 @@ static int conflict(pg_enq *q)
     return OBX_OK;
 }
 
-/* The stored row of q's key (found unexpired by the claim): a replay, or a conflict. */
-static int found(PGconn *c, pg_enq *q, obx_error *err)
+/* The stored row of q's key, unexpired at now: a replay (q->replayed), or a conflict in
+ * q->rc. *none when there is no such row (after a claim there always is one: it holds the
+ * row's lock). */
+static int found(PGconn *c, pg_enq *q, int64_t now, int *none, obx_error *err)
 {
-    const char *p[] = {q->idem->key};
+    char nb[24];
+    const char *p[] = {q->idem->key, I64(nb, now)};
     PGresult *r;
-    int rc = obx__pg_exec(c, "idem_get", 1, p, &r, err);
+    int rc = obx__pg_exec(c, "idem_get", 2, p, &r, err);
     if (rc)
         return rc;
-    if (PQntuples(r) != 1) { /* the claim locked it: it cannot be gone */
+    *none = PQntuples(r) != 1;
+    if (*none) {
         PQclear(r);
-        return obx__fail(err, OBX_ERR_DB, "postgres: idempotency key '%.64s' vanished",
-                         q->idem->key);
+        return OBX_OK;
     }
     size_t hl = 0, nl = 0;
     unsigned char *hash = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &hl);
@@ -133,10 +136,11 @@ static int claim_one(PGconn *c, pg_enq *q, int64_t now, obx_error *err)
         goto out;
     int took = PQntuples(r) == 1;
     PQclear(r);
+    int none = 0;
     if (took)
         q->claimed = 1;
-    else
-        rc = found(c, q, err);
+    else if ((rc = found(c, q, now, &none, err)) == OBX_OK && none)
+        rc = obx__fail(err, OBX_ERR_DB, "postgres: idempotency key '%.64s' vanished", q->idem->key);
 out:
     PQfreemem(hash);
     PQfreemem(note);
@@ -169,7 +173,14 @@ int obx__pg_idem_claim(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_er
         obx_idem_result_clear(q->res); /* a batch run again after a deadlock */
         q->replayed = q->claimed = 0;
         q->dup_of = NULL;
-        n += q->rc == OBX_OK;
+        if (q->rc == OBX_ERR_FULL) { /* a known key answers even when full (as on LMDB) */
+            int none, rc = found(c, q, now, &none, err);
+            if (rc)
+                return rc;
+            if (q->replayed)
+                q->rc = OBX_OK;
+        }
+        n += q->rc == OBX_OK && !q->replayed;
     }
     if (n == 0)
         return OBX_OK;
@@ -178,7 +189,7 @@ int obx__pg_idem_claim(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_er
         return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
     size_t k = 0, pos = 0;
     for (pg_enq *q = list; q; q = q->next, pos++)
-        if (q->idem && q->rc == OBX_OK)
+        if (q->idem && q->rc == OBX_OK && !q->replayed)
             v[k++] = (keyed){q, pos};
     qsort(v, n, sizeof *v, by_key);
     int rc = OBX_OK;

@@ -343,7 +343,8 @@ static const struct {
                    " expires_ms = EXCLUDED.expires_ms, created_ms = EXCLUDED.created_ms,"
                    " hash = EXCLUDED.hash, ids = '{}', note = EXCLUDED.note"
                    " WHERE k.expires_ms <= $3 RETURNING 1"},
-    {"idem_get", "SELECT created_ms, hash, ids, note FROM idem_keys WHERE key = $1"},
+    {"idem_get", "SELECT created_ms, hash, ids, note FROM idem_keys WHERE key = $1"
+                 " AND expires_ms > $2"},
     {"idem_ids", "UPDATE idem_keys SET ids = $2 WHERE key = $1"},
     /* sinkstate.c: the columns in row_state's order */
     {"health_get", "SELECT down, paused, down_since_ms, paused_since_ms, changed_ms, held_ms,"

@@ -2,11 +2,12 @@
  * test-pg-feat.c - what the PostgreSQL backend does that the LMDB store did first, on the
  * server tests/pg/pgharness.py runs (OUTBOX_PG_DSN), each test in a schema of its own:
  * idempotency keys (replay with the first ids and note, conflict on another hash, one key
- * twice in one batch, two nodes racing for the same keys: one stores, the other replays
- * or conflicts, expiry and sweep, stats and check), persisted sink health (pause seen by
- * another node's cache and by outboxctl's kind of handle, held time, down set once by two
- * nodes, survives a reopen) and retire (dead-letter, purge, dry run, slot reuse, refusal
- * while a node holds a live lease), and the migration of a version 1 database.
+ * twice in one batch, a known key answered by a full store, two nodes racing for the same
+ * keys: one stores, the other replays or conflicts, expiry and sweep, stats and check),
+ * persisted sink health (pause seen by another node's cache and by outboxctl's kind of
+ * handle, held time, down set once by two nodes, survives a reopen), retire (dead-letter,
+ * purge, dry run, slot reuse, refusal while a node holds a live lease), and the migration
+ * of a version 1 database.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -429,6 +430,37 @@ static void test_retire(void **state)
     assert_check_clean(f->s);
 }
 
+/* A full store still answers a known key (replay or conflict) and refuses a new one, as
+ * the LMDB store does: a replay stores nothing. */
+static void test_idem_replay_when_full(void **state)
+{
+    fixture *f = *state;
+    obx_event_in e = {"flag", "created", "{}", 2, 0, &f->sink, 1};
+    obx_idem k = key_of("known", 1, obx_now_ms() + 60000, "n"), k2 = key_of("known", 2, 0, "");
+    obx_idem fresh = key_of("fresh", 1, obx_now_ms() + 60000, "");
+    k2.expires_ms = k.expires_ms;
+    uint64_t id = 0, id2 = 0;
+    obx_idem_result res;
+    obx_error err = {0};
+    assert_int_equal(obx_enqueue_idem(f->s, &e, 1, &k, &id, &res, &err), OBX_OK);
+    obx_close(f->s);
+    obx_options o;
+    pgtest_options(&o, f->schema, OBX_OPEN_OWNER);
+    o.max_size = 1u << 20;
+    o.high_water_pct = 1; /* ~10 KiB: the schema's empty tables exceed it */
+    f->s = NULL;
+    assert_int_equal(obx_open(NULL, &o, &f->s, &err), OBX_OK);
+    assert_int_equal(obx_enqueue_idem(f->s, &e, 1, &fresh, &id2, &res, &err), OBX_ERR_FULL);
+    assert_int_equal(obx_enqueue_idem(f->s, &e, 1, &k, &id2, &res, &err), OBX_OK);
+    assert_int_equal(res.replayed, 1);
+    assert_int_equal(res.n_ids, 1);
+    assert_int_equal(res.ids[0], id);
+    obx_idem_result_clear(&res);
+    assert_int_equal(obx_enqueue_idem(f->s, &e, 1, &k2, &id2, &res, &err), OBX_ERR_CONFLICT);
+    assert_int_equal(events_stored(f->s), 1);
+    assert_int_equal(keys_stored(f->s), 1);
+}
+
 /* A version 1 database (before keys and health): a read-only handle refuses it naming
  * both versions; the first owner migrates it (once, under the advisory lock) and keys and
  * health work on it; a second owner finds it migrated. */
@@ -484,6 +516,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idem_two_nodes_same_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idem_two_nodes_different_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idem_expiry_and_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idem_replay_when_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_state_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
