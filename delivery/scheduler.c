@@ -177,7 +177,7 @@ struct dlv_engine {
     size_t total_active;
     size_t rr;
 
-    int health_in_memory; /* engine thread: the backend stores no sink health (PostgreSQL) */
+    int health_in_memory; /* engine thread: the backend stores no sink health */
     dlv__outage outage;   /* engine thread: when claims found the store unavailable */
 
     /* metrics */

@@ -52,6 +52,7 @@ struct obx__backend {
     void (*describe)(obx_store *s, char *buf, size_t n); /* see obx_describe */
     void (*pool_get)(obx_store *s, obx_pool *out);       /* NULL: no pool (LMDB) */
     int (*delivery_id)(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf, size_t n);
+    /* retire and sink state: mode, flag and id are checked by dispatch.c */
     int (*sink_retire)(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                        obx_retire_counts *counts, obx_error *err);
     /* NULL: the backend stores no sink health (get: up; set: OBX_ERR_STATE) */
@@ -72,6 +73,8 @@ int obx__valid_sink_name(const char *name);
  * max_size), as obx_options documents them. */
 void obx__options_normalize(obx_options *o);
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err);
+/* An idempotent request's key and note (idempotency.c; both backends). */
+int obx__idem_check(const obx_idem *idem, obx_error *err);
 /* obx_enqueue_batch's out-of-memory exit (both backends): every request fails with
  * OBX_ERR_NOMEM. */
 void obx__batch_nomem(obx_enqueue_req *reqs, size_t n);

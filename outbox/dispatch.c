@@ -180,15 +180,30 @@ int obx_delivery_id(obx_store *s, uint64_t event_id, uint32_t sink_id, char *buf
 int obx_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                     obx_retire_counts *counts, obx_error *err)
 {
+    if (counts)
+        memset(counts, 0, sizeof *counts);
+    if (mode != OBX_RETIRE_DEAD_LETTER && mode != OBX_RETIRE_PURGE)
+        return obx__fail(err, OBX_ERR_INVALID, "retire: mode %d is neither dead-letter nor purge",
+                         mode);
+    if (sink_id == 0 || sink_id >= OBX_MAX_SINKS)
+        return obx__fail(err, OBX_ERR_INVALID, "retire: no sink can have id %u", sink_id);
     return be(s)->sink_retire(s, sink_id, mode, dry_run, counts, err);
+}
+
+static int sink_state_id(uint32_t id, obx_error *err)
+{
+    if (id == 0 || id >= OBX_MAX_SINKS)
+        return obx__fail(err, OBX_ERR_INVALID, "sink state: no sink can have id %u", id);
+    return OBX_OK;
 }
 
 int obx_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error *err)
 {
-    if (be(s)->sink_state_get)
-        return be(s)->sink_state_get(s, id, out, err);
     memset(out, 0, sizeof *out);
-    return OBX_OK;
+    int rc = sink_state_id(id, err);
+    if (rc || !be(s)->sink_state_get)
+        return rc;
+    return be(s)->sink_state_get(s, id, out, err);
 }
 
 int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_ms, const char *why,
@@ -196,6 +211,11 @@ int obx_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_t now_
 {
     if (changed)
         *changed = 0;
+    int rc = sink_state_id(id, err);
+    if (rc)
+        return rc;
+    if (what != OBX_SINK_DOWN && what != OBX_SINK_PAUSED)
+        return obx__fail(err, OBX_ERR_INVALID, "sink state: unknown flag %d", what);
     if (!be(s)->sink_state_set)
         return obx__fail(err, OBX_ERR_STATE,
                          "sink health (pause, breaker state) is not stored by "

@@ -264,17 +264,25 @@ int obx__idem_census(obx_store *s, MDB_txn *txn, obx_idem_census *out)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+int obx__idem_check(const obx_idem *idem, obx_error *err)
+{
+    int rc = obx_idem_key_check(idem->key, err);
+    if (rc)
+        return rc;
+    if (idem->note_len > OBX_IDEM_NOTE_MAX || (idem->note_len && !idem->note))
+        return obx__fail(err, OBX_ERR_INVALID, "idempotency note of %zu bytes (at most %d)",
+                         idem->note_len, OBX_IDEM_NOTE_MAX);
+    return OBX_OK;
+}
+
 /* The checks of one request before it is submitted (key, note, events, store state). */
 static int enqueue_req_check(obx_store *s, const obx_event_in *events, size_t n,
                              const obx_idem *idem, obx_error *err)
 {
     if (idem) {
-        int rc = obx_idem_key_check(idem->key, err);
+        int rc = obx__idem_check(idem, err);
         if (rc)
             return rc;
-        if (idem->note_len > OBX_IDEM_NOTE_MAX || (idem->note_len && !idem->note))
-            return obx__fail(err, OBX_ERR_INVALID, "idempotency note of %zu bytes (at most %d)",
-                             idem->note_len, OBX_IDEM_NOTE_MAX);
     }
     return obx__enqueue_check(s, events, n, idem != NULL, err);
 }

@@ -325,13 +325,6 @@ int obx__lmdb_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                           obx_retire_counts *out, obx_error *err)
 {
     obx_retire_counts c = {0};
-    if (out)
-        *out = c;
-    if (mode != OBX_RETIRE_DEAD_LETTER && mode != OBX_RETIRE_PURGE)
-        return obx__fail(err, OBX_ERR_INVALID, "retire: mode %d is neither dead-letter nor purge",
-                         mode);
-    if (sink_id == 0 || sink_id >= OBX_MAX_SINKS)
-        return obx__fail(err, OBX_ERR_INVALID, "retire: no sink can have id %u", sink_id);
     if (!dry_run && (s->opts.flags & OBX_OPEN_READONLY))
         return obx__fail(err, OBX_ERR_STATE, "retire: store opened read-only");
     uint64_t *evs = malloc(RETIRE_PAGE * sizeof *evs);

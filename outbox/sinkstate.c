@@ -116,21 +116,11 @@ int64_t obx_sink_held_ms(const obx_sink_state *st, int64_t now_ms)
     return h;
 }
 
-static int id_check(uint32_t id, obx_error *err)
-{
-    if (id == 0 || id >= OBX_MAX_SINKS)
-        return obx__fail(err, OBX_ERR_INVALID, "sink state: no sink can have id %u", id);
-    return OBX_OK;
-}
-
 int obx__lmdb_sink_state_get(obx_store *s, uint32_t id, obx_sink_state *out, obx_error *err)
 {
-    memset(out, 0, sizeof *out);
-    int rc = id_check(id, err);
-    if (rc)
-        return rc;
     MDB_txn *txn;
-    if ((rc = obx__rd_begin(s, &txn, err)))
+    int rc = obx__rd_begin(s, &txn, err);
+    if (rc)
         return rc;
     rc = obx__sink_state_read(s, txn, id, out, err);
     mdb_txn_abort(txn);
@@ -166,13 +156,7 @@ int obx__lmdb_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_
                              const char *why, const char *last_error, obx_sink_state *out,
                              int *changed, obx_error *err)
 {
-    if (changed)
-        *changed = 0;
-    int rc = id_check(id, err);
-    if (rc)
-        return rc;
-    if (what != OBX_SINK_DOWN && what != OBX_SINK_PAUSED)
-        return obx__fail(err, OBX_ERR_INVALID, "sink state: unknown flag %d", what);
+    int rc;
     if (s->opts.flags & OBX_OPEN_READONLY)
         return obx__fail(err, OBX_ERR_STATE, "sink state: store opened read-only");
     MDB_txn *txn = NULL;

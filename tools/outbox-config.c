@@ -26,6 +26,7 @@
 #include "delivery/secret.h"
 #include "delivery/sign.h"
 #include "listen-addr.h"
+#include "outboxd-ingest.h" /* OIN_*: the ingest defaults */
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define SECRET_KEYS    "signing_secret", "signing_secret_file"
@@ -927,6 +928,9 @@ int outbox_config_defaults(outbox_config *c)
     c->ingest.max_connections = 1024;
     c->ingest.max_connections_per_ip = 256;
     c->ingest.idle_timeout_ms = 30000;
+    c->ingest.header_timeout_ms = OIN_HEADER_TIMEOUT_MS;
+    c->ingest.body_timeout_ms = OIN_BODY_TIMEOUT_MS;
+    c->ingest.idempotency_window_ms = OIN_IDEM_WINDOW_MS;
     c->audit.events = dlv_filter_new_all();
     c->audit.buffer_capacity = 2;
     c->audit.buffer_flush_period_ns = INT64_C(120000000000);
@@ -1186,6 +1190,22 @@ void outbox_config_print_keys(FILE *out)
         print_table(out, sections[i].path, sections[i].t);
 }
 
+/* A table's rows for `obj` at `indent`, into a new string (*buf, *len; the caller frees
+ * *buf). -1 when out of memory. */
+static int print_rows(const cs_table *t, const void *obj, int indent, char **buf, size_t *len)
+{
+    FILE *m = open_memstream(buf, len);
+    if (!m)
+        return -1;
+    cs_print(m, t, obj, indent);
+    if (fclose(m) != 0) {
+        free(*buf);
+        *buf = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int outbox_config_print(const outbox_config *c, FILE *out)
 {
     fprintf(out,
@@ -1195,22 +1215,22 @@ int outbox_config_print(const outbox_config *c, FILE *out)
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (sections[i].obj == NO_OBJ)
             continue;
-        fprintf(out, "%s:\n", sections[i].path);
-        cs_print(out, sections[i].t, (const char *)c + sections[i].obj, 2);
+        /* a section with nothing set (admin: without a listener) is left out whole */
+        char *buf = NULL;
+        size_t len = 0;
+        if (print_rows(sections[i].t, (const char *)c + sections[i].obj, 2, &buf, &len) < 0)
+            return -1;
+        if (len)
+            fprintf(out, "%s:\n%s", sections[i].path, buf);
+        free(buf);
     }
     fprintf(out, "sinks:%s\n", c->n_sinks ? "" : " []");
     for (size_t i = 0; i < c->n_sinks; i++) {
         /* each sink's rows at indent 4, the first line's indent turned into "  - " */
         char *buf = NULL;
         size_t len = 0;
-        FILE *m = open_memstream(&buf, &len);
-        if (!m)
+        if (print_rows(&sink_table, &c->sinks[i], 4, &buf, &len) < 0)
             return -1;
-        cs_print(m, &sink_table, &c->sinks[i], 4);
-        if (fclose(m) != 0) {
-            free(buf);
-            return -1;
-        }
         if (len >= 4)
             memcpy(buf, "  - ", 4);
         fputs(buf, out);

@@ -707,12 +707,6 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     if (r->rc == OBX_ERR_CONFLICT)
         return send_error(s, c, MHD_HTTP_UNPROCESSABLE_CONTENT, OMET_IDEMPOTENCY_CONFLICT,
                           r->errmsg, NULL);
-    /* The postgres backend does not store Idempotency-Keys yet (README "Running several
-     * nodes", Not yet): it refuses keyed requests with OBX_ERR_INVALID, stores nothing, and
-     * the producer is told so (501) instead of getting a silent duplicate risk. Ingest has
-     * already refused bad keys (400), so INVALID with a key means exactly this. */
-    if (r->rc == OBX_ERR_INVALID && r->idem_header)
-        return send_error(s, c, MHD_HTTP_NOT_IMPLEMENTED, OMET_BAD_REQUEST, r->errmsg, NULL);
     if (r->rc == OBX_OK && r->replay.replayed)
         return answer_replay(s, c, r);
     if (r->rc != OBX_OK) {

@@ -27,8 +27,7 @@ typedef enum omet_reason {
     OMET_STORE_FULL,
     OMET_SHUTTING_DOWN,
     OMET_STORE_ERROR,
-    OMET_BAD_REQUEST, /* ambiguous framing (RFC 9112 sec. 6.3), a bad Idempotency-Key, or one the
-                        store cannot keep (postgres backend: 501) */
+    OMET_BAD_REQUEST,          /* ambiguous framing (RFC 9112 sec. 6.3), a bad Idempotency-Key */
     OMET_IDEMPOTENCY_CONFLICT, /* an Idempotency-Key reused with another body (422) */
     OMET_REASON_COUNT
 } omet_reason;

@@ -5,6 +5,7 @@
  */
 #include "pg_internal.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,27 @@ int obx__pg_cmd(PGconn *c, const char *sql, obx_error *err)
 int64_t obx__pg_i64(PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+char *obx__pg_id_array(const uint64_t *ids, size_t n)
+{
+    char *arr = malloc(n * 22 + 3);
+    if (!arr)
+        return NULL;
+    size_t o = 0;
+    arr[o++] = '{';
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(arr + o, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
+    arr[o++] = '}';
+    arr[o] = 0;
+    return arr;
+}
+
+int obx__pg_wait_stop(pg_store *s, int fd, int ms)
+{
+    struct pollfd p[2] = {{s->stop_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
+    int r = poll(p, fd >= 0 ? 2 : 1, ms);
+    return r > 0 && (p[0].revents & POLLIN);
 }
 
 char *obx__pg_strdup_or_null(PGresult *r, int row, int col)

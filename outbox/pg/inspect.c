@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
-
 /* Columns of a delivery row as every query here selects them (after `off` others). */
 #define DELIV_COLS                                                                                 \
     "d.event_id, d.sink_id, d.state, d.in_doubt, d.attempts, d.total_attempts,"                    \
@@ -234,6 +232,8 @@ int obx__pg_stats_get(obx_store *h, obx_stats **out, obx_error *err)
                 st->events = n;
             else if (kind == 11)
                 st->enqueued = n;
+            else if (kind == 12)
+                st->idem_keys = n;
             continue;
         }
         for (size_t k = 0; k < st->n_sinks; k++) {
@@ -437,7 +437,8 @@ int obx__pg_check(obx_store *h, obx_problem_fn fn, void *ud, size_t *problems, o
         " (SELECT sink_id, kind, sum(n) AS n FROM counters GROUP BY 1, 2) c FULL JOIN (SELECT "
         "sink_id, state AS kind, count(*) AS n FROM deliveries"
         " GROUP BY 1, 2 UNION ALL SELECT sink_id, 5, count(*) FROM deliveries WHERE in_doubt"
-        " GROUP BY 1 UNION ALL SELECT 0, 10, count(*) FROM events) a ON a.sink_id = c.sink_id"
+        " GROUP BY 1 UNION ALL SELECT 0, 10, count(*) FROM events"
+        " UNION ALL SELECT 0, 12, count(*) FROM idem_keys) a ON a.sink_id = c.sink_id"
         " AND a.kind = c.kind WHERE coalesce(c.kind, a.kind) <> 11"
         " AND coalesce(c.n, 0) <> coalesce(a.n, 0)",
         "SELECT format('delivery %s/%s has no event', d.event_id, d.sink_id) FROM deliveries d"

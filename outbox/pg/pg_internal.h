@@ -16,7 +16,7 @@
 #include "../backend.h"
 #include "obx_hooks.h"
 
-#define OBX_PG_SCHEMA_VERSION 1
+#define OBX_PG_SCHEMA_VERSION 2
 #define OBX_PG_MAX_POOL       64
 
 /* One queued enqueue call waiting for the committer. */
@@ -24,6 +24,11 @@ typedef struct pg_enq {
     const obx_event_in *events;
     size_t n;
     uint64_t *ids;
+    const obx_idem *idem;  /* NULL: no idempotency key */
+    obx_idem_result *res;  /* with idem: what the key's lookup found (idem.c) */
+    int replayed;          /* the key was known: nothing of this call is stored */
+    int claimed;           /* this call stores the key (idem.c writes its ids) */
+    struct pg_enq *dup_of; /* the same key claimed earlier in this batch */
     int rc;
     obx_error err;
     int done;
@@ -72,6 +77,8 @@ typedef struct pg_store {
     obx_notify_fn notify;
     void *notify_ud;
 
+    struct pg_health *health; /* sinkstate.c: an owner's cache of sink health, or NULL */
+
     int64_t size_checked_ms; /* cap: when the size below was read */
     uint64_t size_bytes;
 
@@ -79,6 +86,9 @@ typedef struct pg_store {
     uint64_t commit_hist[OBX_COMMIT_BUCKETS + 1];
     uint64_t commit_us_sum, commit_ops;
 } pg_store;
+
+/* A number as text for a statement parameter, in a caller's buffer (char buf[24]). */
+#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
 
 /* conn.c */
 /* Take a connected pooled connection (connecting or reconnecting as needed). */
@@ -103,6 +113,10 @@ extern _Thread_local int obx__pg_conflict;
 /* SQLSTATEs after which a transaction is simply run again. */
 int obx__pg_retryable(PGresult *res);
 int64_t obx__pg_i64(PGresult *r, int row, int col);
+/* ids as a bigint[] literal "{1,2,3}" (malloc'd; NULL when out of memory). */
+char *obx__pg_id_array(const uint64_t *ids, size_t n);
+/* Wait up to ms for the handle's stop pipe (and fd when >= 0); 1 when asked to stop. */
+int obx__pg_wait_stop(pg_store *s, int fd, int ms);
 char *obx__pg_strdup_or_null(PGresult *r, int row, int col);
 
 /* conn.c: obx_describe for a database store (conninfo fields, never the password). */
@@ -110,11 +124,42 @@ void obx__pg_describe(obx_store *h, char *buf, size_t n);
 /* conn.c: obx_pool_get (counts under the pool's lock). */
 void obx__pg_pool_get(obx_store *h, obx_pool *out);
 
+/* store.c: run fn inside BEGIN/COMMIT on a pooled connection, again on a deadlock or
+ * serialization failure (fn must then be safe to run again); a failure rolls back. */
+typedef int (*obx__pg_txn_fn)(pg_store *s, PGconn *c, void *ud, obx_error *err);
+int obx__pg_txn(pg_store *s, obx__pg_txn_fn fn, void *ud, obx_error *err);
+
 /* schema.c */
 /* Create or migrate the schema under an advisory lock; read the store uid. */
 int obx__pg_migrate(pg_store *s, PGconn *c, obx_error *err);
 /* Prepare every statement on a new connection. */
 int obx__pg_prepare_all(PGconn *c, obx_error *err);
+/* A handle that does not migrate (read-only): refuse a schema at another version than
+ * this build's, naming both. */
+int obx__pg_schema_check(pg_store *s, PGconn *c, obx_error *err);
+
+/* idem.c: idempotency keys inside the group commit's transaction. Before the events are
+ * inserted, claim: each keyed call of `list` with rc OBX_OK takes its key (a new row, or an
+ * expired one overwritten), or finds it stored (replayed, or OBX_ERR_CONFLICT in its rc).
+ * A key another node's open transaction holds waits for that transaction: the loser then
+ * sees the winner's row. After the events are inserted, store: the claimed keys get their
+ * ids. Both return a transaction-level error (the whole batch fails or is run again). */
+int obx__pg_idem_claim(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_error *err);
+int obx__pg_idem_store(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_error *err);
+int obx__pg_idem_sweep(obx_store *h, int64_t now_ms, size_t max, size_t *removed, obx_error *err);
+
+/* sinkstate.c: obx_sink_state_get/set, and for an owner the cache its watcher thread
+ * keeps (LISTEN for changes, reload every few seconds). */
+int obx__pg_sink_state_get(obx_store *h, uint32_t id, obx_sink_state *out, obx_error *err);
+int obx__pg_sink_state_set(obx_store *h, uint32_t id, int what, int on, int64_t now_ms,
+                           const char *why, const char *last_error, obx_sink_state *out,
+                           int *changed, obx_error *err);
+int obx__pg_health_start(pg_store *s, obx_error *err);
+void obx__pg_health_stop(pg_store *s);
+
+/* retire.c: obx_sink_retire. */
+int obx__pg_sink_retire(obx_store *h, uint32_t sink_id, int mode, int dry_run,
+                        obx_retire_counts *counts, obx_error *err);
 
 /* inspect.c: the read side's backend entries */
 int obx__pg_event_get(obx_store *h, uint64_t id, obx_event **out, obx_error *err);

@@ -13,9 +13,17 @@
  *                   replays, the last attempts as a jsonb array
  *   counters        per sink and state (and in doubt), kept by statement-level triggers in
  *                   the same transaction as the rows, so stats never count the backlog;
- *                   sink 0 holds the events stored and ever enqueued
+ *                   sink 0 holds the events stored and ever enqueued, and the
+ *                   idempotency keys stored
  * Indexes: due per sink (state pending), pending per sink by event, leases per sink
  * (in flight), delivered and dead by time, state and event for listings.
+ * Version 2 adds:
+ *   idem_keys       idempotency keys (idem.c): key, expiry, request hash, the ids stored
+ *                   and the caller's note; indexed by expiry for the sweep
+ *   sink_state      a sink's health (sinkstate.c): down, paused, since when, why, time held
+ *
+ * Each version's DDL runs once, in the transaction that records the version, so a node
+ * that starts while another migrates waits for the advisory lock and finds it done.
  */
 #include "pg_internal.h"
 
@@ -109,6 +117,66 @@ static const char *const ddl_v1[] = {
     " FOR EACH STATEMENT EXECUTE FUNCTION count_events();",
 };
 
+/* Version 2: idempotency keys and sink health. */
+static const char *const ddl_v2[] = {
+    "CREATE TABLE idem_keys (key text PRIMARY KEY, expires_ms bigint NOT NULL,"
+    " created_ms bigint NOT NULL, hash bytea NOT NULL, ids bigint[] NOT NULL,"
+    " note bytea NOT NULL);"
+    "CREATE INDEX idem_keys_expiry ON idem_keys (expires_ms);"
+    /* kind 12 of sink 0: keys stored (an expired key overwritten is an update: no change) */
+    "CREATE FUNCTION count_idem() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' THEN"
+    "   INSERT INTO counters AS c (sink_id, kind, shard, n) SELECT 0, 12, " SHARD ", count(*)"
+    " FROM new_t HAVING count(*) > 0"
+    "    ON CONFLICT (sink_id, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "  ELSE"
+    "   INSERT INTO counters AS c (sink_id, kind, shard, n) SELECT 0, 12, " SHARD ", -count(*)"
+    " FROM old_t HAVING count(*) > 0"
+    "    ON CONFLICT (sink_id, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $f$;"
+    "CREATE TRIGGER idem_keys_ins AFTER INSERT ON idem_keys REFERENCING NEW TABLE AS new_t"
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_idem();"
+    "CREATE TRIGGER idem_keys_del AFTER DELETE ON idem_keys REFERENCING OLD TABLE AS old_t"
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_idem();",
+    "CREATE TABLE sink_state (sink_id int PRIMARY KEY REFERENCES sinks (id) ON DELETE CASCADE,"
+    " down boolean NOT NULL DEFAULT false, paused boolean NOT NULL DEFAULT false,"
+    " down_since_ms bigint NOT NULL DEFAULT 0, paused_since_ms bigint NOT NULL DEFAULT 0,"
+    " changed_ms bigint NOT NULL DEFAULT 0, held_ms bigint NOT NULL DEFAULT 0,"
+    " held_since_ms bigint NOT NULL DEFAULT 0, changes bigint NOT NULL DEFAULT 0,"
+    " why text NOT NULL DEFAULT '', last_error text NOT NULL DEFAULT '');",
+};
+
+/* Every version's DDL, in order: versions[i] takes the schema from version i to i + 1. */
+static const struct {
+    const char *const *ddl;
+    size_t n;
+} versions[] = {
+    {ddl_v1, sizeof ddl_v1 / sizeof ddl_v1[0]},
+    {ddl_v2, sizeof ddl_v2 / sizeof ddl_v2[0]},
+};
+_Static_assert(sizeof versions / sizeof versions[0] == OBX_PG_SCHEMA_VERSION,
+               "one DDL list per schema version");
+
+/* A database newer than this build is refused; an older one too unless migrating. */
+static int version_rule(pg_store *s, int have, int migrating, obx_error *err)
+{
+    if (have > OBX_PG_SCHEMA_VERSION)
+        return obx__fail(err, OBX_ERR_VERSION,
+                         "postgres schema \"%s\" is at version %d, newer than this build's %d: "
+                         "upgrade outbox",
+                         s->schema, have, OBX_PG_SCHEMA_VERSION);
+    if (have < OBX_PG_SCHEMA_VERSION && !migrating)
+        return obx__fail(err, OBX_ERR_VERSION,
+                         "postgres schema \"%s\" is at version %d, older than this build's %d: "
+                         "open it read-write once (outboxd, or outboxctl pause/resume) to "
+                         "migrate it",
+                         s->schema, have, OBX_PG_SCHEMA_VERSION);
+    return OBX_OK;
+}
+
 int obx__pg_migrate(pg_store *s, PGconn *c, obx_error *err)
 {
     char *q = PQescapeIdentifier(c, s->schema, strlen(s->schema));
@@ -142,18 +210,14 @@ int obx__pg_migrate(pg_store *s, PGconn *c, obx_error *err)
     int have = PQgetisnull(r, 0, 0) ? 0 : atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     r = NULL;
-    if (have > OBX_PG_SCHEMA_VERSION) {
-        rc = obx__fail(err, OBX_ERR_VERSION,
-                       "postgres schema \"%s\" is at version %d, newer than this build's %d: "
-                       "upgrade outbox",
-                       s->schema, have, OBX_PG_SCHEMA_VERSION);
+    if ((rc = version_rule(s, have, 1, err)) != OBX_OK)
         goto out;
-    }
-    if (have < 1) {
-        for (size_t i = 0; i < sizeof ddl_v1 / sizeof ddl_v1[0]; i++)
-            if ((rc = obx__pg_cmd(c, ddl_v1[i], err)) != OBX_OK)
+    for (int v = have < 0 ? 0 : have; v < OBX_PG_SCHEMA_VERSION; v++) {
+        for (size_t i = 0; i < versions[v].n; i++)
+            if ((rc = obx__pg_cmd(c, versions[v].ddl[i], err)) != OBX_OK)
                 goto out;
-        if ((rc = obx__pg_cmd(c, "INSERT INTO schema_version VALUES (1)", err)) != OBX_OK)
+        snprintf(sql, sizeof sql, "INSERT INTO schema_version VALUES (%d)", v + 1);
+        if ((rc = obx__pg_cmd(c, sql, err)) != OBX_OK)
             goto out;
     }
     if ((rc = obx__pg_cmd(c, "COMMIT", err)) != OBX_OK)
@@ -181,8 +245,11 @@ static const struct {
     const char *name, *sql;
 } stmts[] = {
     {"sink_find", "SELECT id FROM sinks WHERE name = $1"},
-    {"sink_add", "INSERT INTO sinks (name) SELECT $1 WHERE NOT EXISTS"
-                 " (SELECT 1 FROM sinks WHERE name = $1) ON CONFLICT (name) DO NOTHING"},
+    /* the lowest free id (retire frees them; ids stay below OBX_MAX_SINKS); two nodes
+     * taking one id at once: the second inserts nothing and registers again */
+    {"sink_add", "INSERT INTO sinks (id, name) SELECT (SELECT min(g) FROM generate_series(1,"
+                 " 1023) g WHERE NOT EXISTS (SELECT 1 FROM sinks WHERE id = g)), $1"
+                 " WHERE NOT EXISTS (SELECT 1 FROM sinks WHERE name = $1) ON CONFLICT DO NOTHING"},
     {"sink_name", "SELECT name FROM sinks WHERE id = $1"},
     {"event_ids", "SELECT nextval('events_id_seq') FROM generate_series(1, $1::int)"
                   " ORDER BY 1"},
@@ -275,6 +342,54 @@ static const struct {
     {"size", "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
              " JOIN pg_namespace n ON n.oid = c.relnamespace"
              " WHERE n.nspname = $1 AND c.relkind = 'r'"},
+    /* idem.c: $1 key $2 expires $3 now $4 hash $5 note; a row back = taken */
+    {"idem_claim", "INSERT INTO idem_keys AS k (key, expires_ms, created_ms, hash, ids, note)"
+                   " VALUES ($1, $2, $3, $4, '{}', $5) ON CONFLICT (key) DO UPDATE SET"
+                   " expires_ms = EXCLUDED.expires_ms, created_ms = EXCLUDED.created_ms,"
+                   " hash = EXCLUDED.hash, ids = '{}', note = EXCLUDED.note"
+                   " WHERE k.expires_ms <= $3 RETURNING 1"},
+    {"idem_get", "SELECT created_ms, hash, ids, note FROM idem_keys WHERE key = $1"
+                 " AND expires_ms > $2"},
+    {"idem_ids", "UPDATE idem_keys SET ids = $2 WHERE key = $1"},
+    /* sinkstate.c: the columns in row_state's order */
+    {"health_get", "SELECT down, paused, down_since_ms, paused_since_ms, changed_ms, held_ms,"
+                   " held_since_ms, changes, why, last_error FROM sink_state WHERE sink_id = $1"},
+    {"health_lock", "SELECT down, paused, down_since_ms, paused_since_ms, changed_ms, held_ms,"
+                    " held_since_ms, changes, why, last_error FROM sink_state WHERE sink_id = $1"
+                    " FOR UPDATE"},
+    {"health_all", "SELECT sink_id, down, paused, down_since_ms, paused_since_ms, changed_ms,"
+                   " held_ms, held_since_ms, changes, why, last_error FROM sink_state"},
+    {"health_add", "INSERT INTO sink_state (sink_id) SELECT $1 WHERE EXISTS"
+                   " (SELECT 1 FROM sinks WHERE id = $1) ON CONFLICT (sink_id) DO NOTHING"},
+    {"health_put", "UPDATE sink_state SET down = $2, paused = $3, down_since_ms = $4,"
+                   " paused_since_ms = $5, changed_ms = $6, held_ms = $7, held_since_ms = $8,"
+                   " changes = $9, why = $10, last_error = $11 WHERE sink_id = $1"},
+    /* retire.c: $1 sink $2 now ($3 page size) */
+    {"retire_census",
+     "SELECT count(*) FILTER (WHERE state = 1), count(*) FILTER (WHERE state = 2),"
+     " count(*) FILTER (WHERE state = 4), count(*) FILTER (WHERE state = 3),"
+     " count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM deliveries o"
+     "  WHERE o.event_id = d.event_id AND o.sink_id <> $1)),"
+     " count(*) FILTER (WHERE state = 2 AND lease_until_ms >= $2),"
+     " coalesce(max(lease_until_ms) FILTER (WHERE state = 2 AND lease_until_ms >= $2), 0)"
+     " FROM deliveries d WHERE sink_id = $1"},
+    {"retire_dead",
+     "WITH x AS (SELECT event_id, state FROM deliveries WHERE sink_id = $1"
+     " AND (state = 1 OR (state = 2 AND lease_until_ms < $2)) ORDER BY event_id LIMIT $3"
+     " FOR UPDATE) UPDATE deliveries d SET state = 4, done_ms = $2, in_doubt = false,"
+     " lease_owner = NULL, lease_until_ms = 0, reason = CASE WHEN d.in_doubt THEN 'sink retired"
+     " by the operator (an earlier attempt may have reached the receiver)' ELSE 'sink retired"
+     " by the operator' END FROM x WHERE d.event_id = x.event_id AND d.sink_id = $1"
+     " RETURNING d.event_id, x.state"},
+    {"retire_purge",
+     "WITH x AS (SELECT event_id FROM deliveries WHERE sink_id = $1 AND (state <> 2"
+     " OR lease_until_ms < $2) ORDER BY event_id LIMIT $3 FOR UPDATE) DELETE FROM deliveries d"
+     " USING x WHERE d.event_id = x.event_id AND d.sink_id = $1 RETURNING d.event_id, d.state"},
+    {"retire_slot", "DELETE FROM sinks WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM deliveries"
+                    " WHERE sink_id = $1) RETURNING id"},
+    {"idem_sweep", "DELETE FROM idem_keys k USING (SELECT key FROM idem_keys"
+                   " WHERE expires_ms <= $1 ORDER BY expires_ms LIMIT $2 FOR UPDATE SKIP LOCKED) x"
+                   " WHERE k.key = x.key"},
 };
 
 int obx__pg_prepare_all(PGconn *c, obx_error *err)
@@ -286,4 +401,14 @@ int obx__pg_prepare_all(PGconn *c, obx_error *err)
         PQclear(r);
     }
     return OBX_OK;
+}
+
+int obx__pg_schema_check(pg_store *s, PGconn *c, obx_error *err)
+{
+    PGresult *r = PQexec(c, "SELECT max(version) FROM schema_version");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return obx__pg_fail(c, r, err, "read schema_version");
+    int have = PQgetisnull(r, 0, 0) ? 0 : atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return version_rule(s, have, 0, err);
 }

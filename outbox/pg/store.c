@@ -21,8 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
-
 static int64_t mono_us(void)
 {
     struct timespec ts;
@@ -56,6 +54,11 @@ static int with_txn(pg_store *s, txn_fn fn, void *ud, obx_error *err)
             return rc;
     }
     return rc;
+}
+
+int obx__pg_txn(pg_store *s, obx__pg_txn_fn fn, void *ud, obx_error *err)
+{
+    return with_txn(s, fn, ud, err);
 }
 
 static int need_write(pg_store *s, obx_error *err)
@@ -134,11 +137,14 @@ static int pg_sink_id(obx_store *h, const char *name, uint32_t *id, obx_error *e
     int rc = pg_sink_find(h, name, id, err);
     if (rc != OBX_ERR_NOTFOUND)
         return rc;
-    if ((rc = need_write(s, err)) != OBX_OK)
-        return rc;
-    if ((rc = with_txn(s, sink_add, (void *)name, err)) != OBX_OK)
-        return rc;
-    return pg_sink_find(h, name, id, err);
+    if (need_write(s, err) != OBX_OK)
+        return OBX_ERR_STATE;
+    /* sink_add takes the lowest free id: another node taking it at once leaves this
+     * insert empty, and the next round takes the next one */
+    for (int round = 0; round < 8 && rc == OBX_ERR_NOTFOUND; round++)
+        if ((rc = with_txn(s, sink_add, (void *)name, err)) == OBX_OK)
+            rc = pg_sink_find(h, name, id, err);
+    return rc;
 }
 
 static int pg_sink_limit(obx_store *h, uint32_t id, unsigned max_in_flight, int ordered,
@@ -289,7 +295,7 @@ static int enqueue_batch(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_
 {
     size_t n_ev = 0;
     for (pg_enq *q = list; q; q = q->next)
-        if (q->rc == OBX_OK)
+        if (q->rc == OBX_OK && !q->replayed)
             n_ev += q->n;
     if (n_ev == 0)
         return OBX_OK;
@@ -317,7 +323,7 @@ static int enqueue_batch(pg_store *s, PGconn *c, pg_enq *list, int64_t now, obx_
         sb_str(&a[k], "{");
     size_t at = 0;
     for (pg_enq *q = list; q; q = q->next) {
-        if (q->rc != OBX_OK)
+        if (q->rc != OBX_OK || q->replayed)
             continue;
         for (size_t i = 0; i < q->n; i++, at++) {
             const obx_event_in *e = &q->events[i];
@@ -381,8 +387,12 @@ static void run_batch(pg_store *s, pg_enq *list)
             q->rc = OBX_OK;
             n_ops++;
         }
+        if (!rc) /* idempotency keys first: a replayed call stores nothing */
+            rc = obx__pg_idem_claim(s, pc->c, list, now, &err);
         if (!rc)
             rc = enqueue_batch(s, pc->c, list, now, &err);
+        if (!rc)
+            rc = obx__pg_idem_store(s, pc->c, list, now, &err);
         if (!rc) {
             OBX_CRASH_POINT("enqueue-before-commit");
             rc = obx__pg_cmd(pc->c, "COMMIT", &err);
@@ -488,9 +498,9 @@ static int pg_enqueue(obx_store *h, const obx_event_in *events, size_t n, uint64
     return q.rc;
 }
 
-/* obx_enqueue_batch: the requests without a key queued together (they share group commits,
- * as concurrent obx_enqueue calls do), each with its own result. Idempotency keys are not
- * supported on this backend yet: a request carrying one is refused and stores nothing. */
+/* obx_enqueue_batch: the requests queued together (they share group commits, as
+ * concurrent obx_enqueue calls do), each with its own result; a key is taken or found in
+ * the commit's transaction (idem.c). */
 static int pg_enqueue_batch(obx_store *h, obx_enqueue_req *reqs, size_t n)
 {
     pg_store *s = (pg_store *)h;
@@ -505,16 +515,15 @@ static int pg_enqueue_batch(obx_store *h, obx_enqueue_req *reqs, size_t n)
         obx_enqueue_req *r = &reqs[i];
         memset(&r->res, 0, sizeof r->res);
         memset(&r->err, 0, sizeof r->err);
-        if (r->idem)
-            r->rc = obx__fail(&r->err, OBX_ERR_INVALID,
-                              "not supported by the postgres backend yet: idempotency keys");
-        else
-            r->rc = need_owner(s, "enqueue", &r->err);
-        if (!r->rc)
+        r->rc = need_owner(s, "enqueue", &r->err);
+        if (!r->rc && r->idem)
+            r->rc = obx__idem_check(r->idem, &r->err);
+        if (!r->rc && (r->n > 0 || !r->idem)) /* a key alone may store no events */
             r->rc = obx__validate_events(r->events, r->n, &r->err);
         if (r->rc)
             continue;
-        q[k] = (pg_enq){.events = r->events, .n = r->n, .ids = r->ids};
+        q[k] = (pg_enq){
+            .events = r->events, .n = r->n, .ids = r->ids, .idem = r->idem, .res = &r->res};
         which[k++] = i;
     }
     if (k == 0)
@@ -541,21 +550,14 @@ static int pg_enqueue_batch(obx_store *h, obx_enqueue_req *reqs, size_t n)
     pthread_mutex_unlock(&s->mu);
     for (size_t j = 0; j < k; j++) {
         reqs[which[j]].rc = q[j].rc;
-        if (q[j].rc)
+        if (q[j].rc) {
             reqs[which[j]].err = q[j].err;
+            obx_idem_result_clear(&reqs[which[j]].res);
+        }
     }
 out:
     free(q);
     free(which);
-    return OBX_OK;
-}
-
-/* Idempotency keys are never stored on this backend yet: nothing to sweep. */
-static int pg_idem_sweep(obx_store *h, int64_t now_ms, size_t max, size_t *removed, obx_error *err)
-{
-    (void)h, (void)now_ms, (void)max, (void)err;
-    if (removed)
-        *removed = 0;
     return OBX_OK;
 }
 
@@ -909,15 +911,9 @@ static int drop_events(PGconn *c, const uint64_t *ids, size_t n, obx_error *err)
 {
     if (n == 0)
         return OBX_OK;
-    char *arr = malloc(n * 22 + 3);
+    char *arr = obx__pg_id_array(ids, n);
     if (!arr)
         return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
-    size_t o = 0;
-    arr[o++] = '{';
-    for (size_t i = 0; i < n; i++)
-        o += (size_t)sprintf(arr + o, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
-    arr[o++] = '}';
-    arr[o] = 0;
     const char *p[] = {arr};
     PGresult *r;
     int rc = obx__pg_exec(c, "event_drop", 1, p, &r, err);
@@ -1106,14 +1102,6 @@ static int pg_retention_sweep(obx_store *h, int64_t before_ms, size_t max, size_
 
 /* ---- threads: listener and lease keeper ---- */
 
-/* Wait up to ms on the stop pipe (and fd when >= 0); returns 1 when asked to stop. */
-static int wait_stop(pg_store *s, int fd, int ms)
-{
-    struct pollfd p[2] = {{s->stop_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
-    int r = poll(p, fd >= 0 ? 2 : 1, ms);
-    return r > 0 && (p[0].revents & POLLIN);
-}
-
 static void *listener_main(void *arg)
 {
     pg_store *s = arg;
@@ -1130,13 +1118,13 @@ static void *listener_main(void *arg)
             if (!q || obx__pg_cmd(c, sql, &e) != OBX_OK) {
                 PQfinish(c);
                 c = NULL;
-                if (wait_stop(s, -1, 1000))
+                if (obx__pg_wait_stop(s, -1, 1000))
                     break;
                 continue;
             }
             do_notify(s); /* anything committed while we were not listening */
         }
-        if (wait_stop(s, PQsocket(c), 5000))
+        if (obx__pg_wait_stop(s, PQsocket(c), 5000))
             break;
         if (!PQconsumeInput(c)) {
             PQfinish(c);
@@ -1160,7 +1148,7 @@ static void *keeper_main(void *arg)
 {
     pg_store *s = arg;
     int every = (int)(s->opts.pg_lease_ms / 3);
-    while (!wait_stop(s, -1, every)) {
+    while (!obx__pg_wait_stop(s, -1, every)) {
         pg_conn *pc;
         obx_error e;
         if (obx__pg_acquire(s, &pc, &e) != OBX_OK)
@@ -1194,6 +1182,7 @@ static void pg_close(obx_store *h)
         pthread_join(s->listener, NULL);
     if (s->keeper_running)
         pthread_join(s->keeper, NULL);
+    obx__pg_health_stop(s);
     for (unsigned i = 0; i < s->n_pool; i++)
         PQfinish(s->pool[i].c);
     if (s->stop_pipe[0] >= 0)
@@ -1315,6 +1304,8 @@ static int pg_open(const char *dir, const obx_options *opts, obx_store **out, ob
         goto fail;
     if (!s->readonly && (rc = obx__pg_migrate(s, c, err)) != OBX_OK)
         goto fail;
+    if (s->readonly && (rc = obx__pg_schema_check(s, c, err)) != OBX_OK)
+        goto fail;
     if ((rc = obx__pg_prepare_all(c, err)) != OBX_OK)
         goto fail;
     if (s->readonly) {
@@ -1338,7 +1329,8 @@ static int pg_open(const char *dir, const obx_options *opts, obx_store **out, ob
                      (rc = start_thread(&s->listener, &s->listener_running, listener_main, s,
                                         "obx-listen", err)) != OBX_OK ||
                      (rc = start_thread(&s->keeper, &s->keeper_running, keeper_main, s, "obx-lease",
-                                        err)) != OBX_OK))
+                                        err)) != OBX_OK ||
+                     (rc = obx__pg_health_start(s, err)) != OBX_OK))
         goto fail;
     *out = (obx_store *)s;
     return OBX_OK;
@@ -1384,18 +1376,6 @@ static int pg_delivery_id(obx_store *h, uint64_t event_id, uint32_t sink_id, cha
     return OBX_OK;
 }
 
-/* Retiring a sink (its deliveries dead-lettered or purged, its registry slot freed for
- * reuse) exists only in the LMDB store so far. */
-static int pg_sink_retire(obx_store *h, uint32_t sink_id, int mode, int dry_run,
-                          obx_retire_counts *counts, obx_error *err)
-{
-    (void)h, (void)sink_id, (void)mode, (void)dry_run;
-    if (counts)
-        memset(counts, 0, sizeof *counts);
-    return obx__fail(err, OBX_ERR_INVALID,
-                     "not supported by the postgres backend yet: sink retire");
-}
-
 const struct obx__backend obx__pg_backend = {
     .name = "postgres",
     .open = pg_open,
@@ -1422,9 +1402,11 @@ const struct obx__backend obx__pg_backend = {
     .backup = obx__pg_backup,
     .ping = pg_ping,
     .delivery_id = pg_delivery_id,
-    .sink_retire = pg_sink_retire,
+    .sink_retire = obx__pg_sink_retire,
+    .sink_state_get = obx__pg_sink_state_get,
+    .sink_state_set = obx__pg_sink_state_set,
     .enqueue_batch = pg_enqueue_batch,
-    .idem_sweep = pg_idem_sweep,
+    .idem_sweep = obx__pg_idem_sweep,
     .describe = obx__pg_describe,
     .pool_get = obx__pg_pool_get,
 };

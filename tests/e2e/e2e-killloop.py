@@ -16,7 +16,6 @@ Bounds: OUTBOX_E2E_KILL_CYCLES (default 100) cycles or OUTBOX_E2E_KILL_SECONDS (
 240) seconds, whichever comes first; fewer than OUTBOX_E2E_KILL_MIN (default 100) cycles
 fails. Long runs: OUTBOX_E2E_KILL_CYCLES=5000 OUTBOX_E2E_KILL_SECONDS=3600.
 """
-import json
 import os
 import random
 import sys
@@ -66,29 +65,13 @@ class TestKillLoop(h.Case):
                 i += batch
                 with att_lock:
                     attempted.update(keys)
-                if batch == 1:
-                    body, ctype = h.event(keys[0]), "application/json"
-                else:
-                    body = b"\n".join(h.event(k) for k in keys) + b"\n"
-                    ctype = "application/x-ndjson"
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5 * h.SLOW)
                 try:
-                    c.request("POST", "/v1/events", body, {"Content-Type": ctype})
-                    r = c.getresponse()
-                    resp = r.read()
-                    st = r.status
-                except OSError:
+                    st, ids, resp = h.post_keys(port, keys, timeout=5)
+                except (OSError, http.client.HTTPException):  # dropped mid-answer
                     time.sleep(0.005)
                     continue
-                except Exception:  # http.client.HTTPException: dropped mid-answer
-                    time.sleep(0.005)
-                    continue
-                finally:
-                    c.close()
                 if st == 202:
-                    doc = json.loads(resp)
-                    ids = doc["ids"] if batch > 1 else [doc["id"]]
-                    if len(ids) != batch or any(x is None for x in ids):
+                    if ids is None:
                         errors.append("bad 202 body %r" % resp)
                         continue
                     for eid, k in zip(ids, keys):

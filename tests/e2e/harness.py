@@ -7,7 +7,8 @@ real servers on 127.0.0.1. This module gives them:
     closing after the answer, resetting mid-body, or closing without an answer;
   - Daemon: one outboxd process on 127.0.0.1 with its stderr (JSON logs) captured;
   - write_config/sink_yaml: temporary YAML configs; ctl(): outboxctl with captured output;
-  - Ledger: an fsynced append-only file of acknowledged event ids;
+  - Ledger: an fsynced append-only file of acknowledged event ids; post_keys(): one
+    event or an NDJSON batch POSTed, the acknowledged ids parsed;
   - wait_for(): polling with a deadline; free_port(); make_certs() (openssl, temp dir).
 Every captured output (daemon logs, outboxctl stdout/stderr, metrics) is appended to
 CAPTURED so a suite can grep all of it for secrets.
@@ -499,6 +500,32 @@ def stats(data_dir, config=None):
     if r.returncode != 0:
         raise AssertionError("outboxctl stats failed: %s" % r.stderr)
     return json.loads(r.stdout)
+
+
+def post_keys(port, keys, timeout=10):
+    """POST the events of `keys` to outboxd on 127.0.0.1:port: one JSON event, or an
+    NDJSON batch for several. Returns (status, ids, body); ids lists the acknowledged
+    event ids in key order for a 202 whose body names one per key, else None. A dropped
+    connection raises OSError or http.client.HTTPException."""
+    if len(keys) == 1:
+        body, ctype = event(keys[0]), "application/json"
+    else:
+        body = b"\n".join(event(k) for k in keys) + b"\n"
+        ctype = "application/x-ndjson"
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout * SLOW)
+    try:
+        c.request("POST", "/v1/events", body, {"Content-Type": ctype})
+        r = c.getresponse()
+        resp, st = r.read(), r.status
+    finally:
+        c.close()
+    ids = None
+    if st == 202:
+        doc = json.loads(resp)
+        ids = doc.get("ids") if len(keys) > 1 else [doc.get("id")]
+        if not isinstance(ids, list) or len(ids) != len(keys) or None in ids:
+            ids = None
+    return st, ids, resp
 
 
 # ---------------------------------------------------------------- ledger

@@ -7,8 +7,9 @@
    restarted and joins again.
 2. The primary is killed and the standby promoted while producers keep posting: answers
    are 202 or 503 (never a lost 202); the nodes follow the DSN's read-write host.
-0. A post with an Idempotency-Key is answered 501 (keys not supported on postgres yet)
-   and its event is never stored.
+0. A post with an Idempotency-Key to one node is stored; the same post to the other
+   node answers the same body with Idempotent-Replayed: true, another body with that key
+   is 422; the event is stored once and delivered.
 3. After a drain every acknowledged event reached the receiver (lost = 0); duplicates
    are counted by webhook-id (allowed: at least once). outboxctl --config reads the
    database (stats, list).
@@ -90,12 +91,14 @@ def main():
                 p.start()
             wait_for(lambda: sum(len(p.acked) for p in prods) >= 150, 60, "first acks")
 
-            # 0. an Idempotency-Key is not supported on postgres yet: 501 naming it, and
-            #    the event is not stored (never delivered, checked after the drain)
-            st, _, body = nodes[1].post(event("keyed-refused"),
-                                        headers={"Idempotency-Key": "k-1"})
-            assert st == 501, (st, body)
-            assert b"not supported by the postgres backend yet: idempotency keys" in body, body
+            # 0. an Idempotency-Key holds across the nodes: stored once, replayed by the
+            #    other node, 422 for another body (delivered: checked after the drain)
+            st, hd, first = nodes[1].post(event("keyed-once"), headers={"Idempotency-Key": "k-1"})
+            assert st == 202 and "idempotent-replayed" not in hd, (st, hd, first)
+            st, hd, again = nodes[0].post(event("keyed-once"), headers={"Idempotency-Key": "k-1"})
+            assert (st, hd.get("idempotent-replayed"), again) == (202, "true", first), (st, again)
+            st, _, body = nodes[0].post(event("keyed-other"), headers={"Idempotency-Key": "k-1"})
+            assert st == 422 and b"k-1" in body, (st, body)
 
             # 1. kill -9 one node; the others keep going; restart it
             nodes[0].kill()
@@ -154,7 +157,9 @@ def main():
                   % (len(acked), refused, len(acked - received()), dups,
                      json.dumps(st)[:300]))
             assert not (acked - received())
-            assert "keyed-refused" not in received()
+            assert "keyed-once" in received() and "keyed-other" not in received()
+            assert pg.standby.sql("SELECT count(*) FROM e2e.events WHERE convert_from(body, "
+                                  "'UTF8') LIKE '%keyed-once%'") == "1"
         finally:  # a failed assertion must not leave the nodes running
             for d in nodes:
                 if d.proc.poll() is None:

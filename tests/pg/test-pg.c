@@ -15,45 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "pgtest.h"
-
-typedef struct fixture {
-    char schema[64];
-    obx_store *s;
-    uint32_t sink;
-} fixture;
-
-static obx_store *open_pg(const char *schema, unsigned flags)
-{
-    obx_options o;
-    pgtest_options(&o, schema, flags);
-    obx_store *s = NULL;
-    obx_error err = {0};
-    if (obx_open(NULL, &o, &s, &err) != OBX_OK)
-        fail_msg("open postgres store %s: %s", schema, err.msg);
-    return s;
-}
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    pgtest_schema(f->schema);
-    f->s = open_pg(f->schema, OBX_OPEN_OWNER);
-    assert_int_equal(obx_sink_id(f->s, "webhook", &f->sink, NULL), OBX_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    obx_close(f->s);
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", f->schema);
-    pgtest_sql(sql);
-    free(f);
-    return 0;
-}
+#include "pgfixture.h"
 
 static uint64_t enqueue1(obx_store *s, const char *body, const uint32_t *sinks, size_t n)
 {
@@ -63,35 +25,6 @@ static uint64_t enqueue1(obx_store *s, const char *body, const uint32_t *sinks, 
     if (obx_enqueue(s, &e, 1, &id, &err) != OBX_OK)
         fail_msg("enqueue: %s", err.msg);
     return id;
-}
-
-static obx_sink_stats sink_stats(obx_store *s, uint32_t sink)
-{
-    obx_stats *st = NULL;
-    obx_error err = {0};
-    if (obx_stats_get(s, &st, &err) != OBX_OK)
-        fail_msg("stats: %s", err.msg);
-    obx_sink_stats out = {0};
-    for (size_t i = 0; i < st->n_sinks; i++)
-        if (st->sinks[i].id == sink)
-            out = st->sinks[i];
-    obx_stats_free(st);
-    return out;
-}
-
-static void problem(void *ud, const char *p)
-{
-    (void)ud;
-    fprintf(stderr, "check: %s\n", p);
-}
-
-static void assert_check_clean(obx_store *s)
-{
-    size_t problems = 99;
-    obx_error err = {0};
-    if (obx_check(s, problem, NULL, &problems, &err) != OBX_OK)
-        fail_msg("check: %s", err.msg);
-    assert_int_equal(problems, 0);
 }
 
 static obx_result result(const obx_job *j, int outcome, int status)
@@ -623,22 +556,13 @@ static void test_held_claim_not_due_now(void **state)
     obx_set_notify(f->s, NULL, NULL);
 }
 
-/* LMDB-only calls on a postgres handle: retire answers "not supported" and changes
- * nothing; obx_delivery_id is the webhook-id the claim hands out (from the store uid). */
-static void test_lmdb_only_calls(void **state)
+/* obx_delivery_id on a postgres handle is the webhook-id the claim hands out (from the
+ * store uid). */
+static void test_delivery_id(void **state)
 {
     fixture *f = *state;
     uint64_t id = enqueue1(f->s, "{}", &f->sink, 1);
-    obx_retire_counts c;
-    memset(&c, 0xff, sizeof c);
     obx_error err = {0};
-    assert_int_equal(obx_sink_retire(f->s, f->sink, OBX_RETIRE_PURGE, 0, &c, &err),
-                     OBX_ERR_INVALID);
-    assert_int_equal(err.code, OBX_ERR_INVALID);
-    assert_string_equal(err.msg, "not supported by the postgres backend yet: sink retire");
-    assert_int_equal(c.pending, 0);
-    assert_int_equal(c.slot_freed, 0);
-    assert_int_equal(sink_stats(f->s, f->sink).pending, 1); /* nothing retired */
     obx_job *jobs = NULL;
     size_t n = 0;
     int64_t next = 0;
@@ -656,10 +580,8 @@ static void test_lmdb_only_calls(void **state)
     obx_jobs_free(jobs, n);
 }
 
-/* obx_enqueue_batch on postgres: requests without a key are stored, each with its own ids
- * and result; a request with an idempotency key is refused ("not supported yet") and
- * stores nothing, without failing the others; obx_enqueue_idem likewise; the key sweep
- * removes nothing and stats count no keys. */
+/* obx_enqueue_batch on postgres: every request is stored with its own ids and result, a
+ * keyed one too (tests/pg/test-pg-feat.c covers keys), an invalid one is refused alone. */
 static void test_enqueue_batch_and_keys(void **state)
 {
     fixture *f = *state;
@@ -675,32 +597,22 @@ static void test_enqueue_batch_and_keys(void **state)
                             {.events = &bad, .n = 1, .ids = &idx}};
     assert_int_equal(obx_enqueue_batch(f->s, r, 4), OBX_OK);
     assert_int_equal(r[0].rc, OBX_OK);
+    assert_int_equal(r[1].rc, OBX_OK);
+    assert_int_equal(r[1].res.replayed, 0);
     assert_int_equal(r[2].rc, OBX_OK);
     assert_true(ida[0] > 0 && ida[1] == ida[0] + 1);
     assert_true(idb > 0 && idb != ida[0] && idb != ida[1]);
-    assert_int_equal(r[1].rc, OBX_ERR_INVALID);
-    assert_string_equal(r[1].err.msg,
-                        "not supported by the postgres backend yet: idempotency keys");
-    assert_int_equal(idk, 0);
+    assert_true(idk > 0 && idk != idb && idk != ida[0] && idk != ida[1]);
     assert_int_equal(r[3].rc, OBX_ERR_INVALID); /* checked per request */
-    assert_int_equal(sink_stats(f->s, f->sink).pending, 3);
+    assert_int_equal(sink_stats(f->s, f->sink).pending, 4);
     obx_event *ev;
     obx_error err = {0};
     assert_int_equal(obx_event_get(f->s, idb, &ev, &err), OBX_OK);
     assert_string_equal(ev->type, "segment");
     obx_event_free(ev);
-
-    obx_idem_result res;
-    assert_int_equal(obx_enqueue_idem(f->s, &b, 1, &key, &idk, &res, &err), OBX_ERR_INVALID);
-    assert_int_equal(res.replayed, 0);
-    assert_int_equal(sink_stats(f->s, f->sink).pending, 3); /* nothing stored */
-
-    size_t removed = 99;
-    assert_int_equal(obx_idem_sweep(f->s, obx_now_ms() + 86400000, 0, &removed, &err), OBX_OK);
-    assert_int_equal(removed, 0);
     obx_stats *st = NULL;
     assert_int_equal(obx_stats_get(f->s, &st, &err), OBX_OK);
-    assert_int_equal(st->idem_keys, 0);
+    assert_int_equal(st->idem_keys, 1);
     obx_stats_free(st);
     assert_check_clean(f->s);
 }
@@ -768,7 +680,7 @@ static void test_newer_schema_refused(void **state)
     assert_int_equal(obx_open(NULL, &o, &s, &err), OBX_ERR_VERSION);
     assert_null(s);
     assert_non_null(strstr(err.msg, "version 99"));
-    assert_non_null(strstr(err.msg, "build's 1"));
+    assert_non_null(strstr(err.msg, "build's 2"));
 }
 
 typedef struct producer {
@@ -826,7 +738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_claim_not_due_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_kept, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lmdb_only_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_batch_and_keys, setup, teardown),
         cmocka_unit_test(test_sync_commit_off_refused),
         cmocka_unit_test_setup_teardown(test_standby_is_unavailable, setup, teardown),

@@ -97,7 +97,9 @@ static void test_defaults(void **state)
     assert_string_equal(c->ingest.listen, "127.0.0.1:8080");
     assert_int_equal(c->ingest.max_body, 1048576);
     assert_int_equal(c->ingest.n_tokens, 0);
-    assert_int_equal(c->ingest.idempotency_window_ms, 0); /* the ingest's default: 24 h */
+    assert_int_equal(c->ingest.idempotency_window_ms, 86400000); /* 24 h */
+    assert_int_equal(c->ingest.header_timeout_ms, 10000);
+    assert_int_equal(c->ingest.body_timeout_ms, 60000);
     assert_int_equal(c->audit.buffer_capacity, 2);
     assert_int_equal(c->audit.webhook_enabled, 0);
     assert_int_equal(c->n_sinks, 0);

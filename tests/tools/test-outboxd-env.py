@@ -80,6 +80,11 @@ class EnvTest(unittest.TestCase):
         self.assertEqual(r.stdout.splitlines()[1:], r2.stdout.splitlines()[1:])
         self.assertIn("timeout: 1.5s", r.stdout)
         self.assertIn("durability: nometasync", r.stdout)
+        # every default is printed with its value; a section with nothing set is left out
+        for line in ("header_timeout: 10s", "body_timeout: 1m0s",
+                     "idempotency_window: 24h0m0s"):
+            self.assertIn("\n  %s\n" % line, r.stdout)
+        self.assertNotIn("admin:", r.stdout)
 
     def test_env_vars_and_flags_precedence(self):
         env = dict(self.env, OUTBOXD_CONFIG=self.cfg, OUTBOXD_LISTEN="127.0.0.1:18601",

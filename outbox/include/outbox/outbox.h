@@ -502,8 +502,10 @@ int obx_retention_sweep(obx_store *s, int64_t before_ms, size_t max, size_t *rem
  * With dry_run nothing changes (read transactions) and *counts says what would happen.
  * Corrupt delivery records are left alone and counted; the slot is then not freed.
  * @param[out] counts  may be NULL; filled also on failure with what was committed.
- * @return OBX_OK, OBX_ERR_INVALID (mode or id; and on a postgres handle, which cannot
- *         retire yet), OBX_ERR_STATE (read-only handle), OBX_ERR_FULL, OBX_ERR_LMDB,
+ * On a PostgreSQL store, deliveries in flight under a live lease (a node delivering to the
+ * sink) make it fail with OBX_ERR_STATE, changing nothing; expired leases are taken.
+ * @return OBX_OK, OBX_ERR_INVALID (mode or id), OBX_ERR_STATE (read-only handle; live
+ *         leases), OBX_ERR_FULL, OBX_ERR_LMDB,
  *         OBX_ERR_NOMEM.
  */
 enum { OBX_RETIRE_DEAD_LETTER = 1, OBX_RETIRE_PURGE = 2 };
@@ -648,8 +650,8 @@ int obx_pool_get(obx_store *s, obx_pool *out);
  * whether an operator paused it, since when and why, and the time it spent held (down or
  * paused, or both). The engine keeps delivery budgets relative to held_ms, so time held
  * does not spend them. A sink with no stored state is up, not paused, never held.
- * Stored by the LMDB backend; on a PostgreSQL store get reports every sink up and set
- * fails with OBX_ERR_STATE (the engine's breaker then works in memory only).
+ * Both backends store it; on a PostgreSQL store one row per sink is shared by every node,
+ * and an owner handle answers get from memory kept current through NOTIFY.
  */
 #define OBX_SINK_WHY_MAX 256
 enum { OBX_SINK_DOWN = 1, OBX_SINK_PAUSED = 2 }; /* obx_sink_state_set's `what` */
