@@ -12,6 +12,7 @@ case runs at once and the whole file takes seconds:
 Also: the backoff schedule (each wait within the jitter bounds of the sink's config, the
 whole delivery within max_backoff_duration) and a healthy sink that keeps flowing while the
 others fail.
+With OUTBOX_PG_DSN set (tests/pg runs it as pg-e2e-faults) the outbox is a PostgreSQL schema.
 """
 import os
 import sys

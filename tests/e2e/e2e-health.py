@@ -16,6 +16,7 @@ breaker, pause/resume, and the time held not spending budgets.
   - give_up_after: an outage longer than it makes the held deliveries dead letters that
     say why.
 No timed assertions: waits are bounded polls; sleeps only let an outage last.
+With OUTBOX_PG_DSN set (tests/pg runs it as pg-e2e-health) the outbox is a PostgreSQL schema.
 """
 import os
 import sys

@@ -16,6 +16,8 @@ and outboxctl (suite 'e2e'; the crash case is in e2e-crashpoints.py).
     moments; after each restart it retries the request whose answer it lost, with the same
     key; in the end every key is stored exactly once (events == keys) and every answer it
     got is the one a replay gives.
+With OUTBOX_PG_DSN set (tests/pg runs it as pg-e2e-idempotency) the outbox is a PostgreSQL
+schema.
 """
 import json
 import os

@@ -13,7 +13,9 @@ real servers on 127.0.0.1. This module gives them:
 Every captured output (daemon logs, outboxctl stdout/stderr, metrics) is appended to
 CAPTURED so a suite can grep all of it for secrets.
 
-Environment: OUTBOX_BUILD_ROOT (the meson build dir; binaries under tools/),
+Environment: OUTBOX_PG_DSN (set by tests/pg/pgharness.py: every config written here is a
+PostgreSQL outbox in a schema of its own and outboxctl reads it through --config),
+OUTBOX_BUILD_ROOT (the meson build dir; binaries under tools/),
 OUTBOX_SOURCE_ROOT, OUTBOX_E2E_SCALE (a float < 1 shrinks counts for slow sanitizer runs,
 never below each test's stated minimum) and OUTBOX_E2E_SLOW (a float > 1 stretches
 deadlines; set automatically when the binary is built with ASan).
@@ -307,6 +309,7 @@ class Daemon:
                  extra=(), log_level="info", preexec=None):
         args = [OUTBOXD, "--config", config, "--data-dir", data_dir, "--log-format", "json",
                 "--log-level", log_level]
+        _configs[os.path.abspath(data_dir)] = config  # outboxctl's store on PostgreSQL
         if listen:
             args += ["--listen", listen]
         args += list(extra)
@@ -427,6 +430,7 @@ class Daemon:
 # suite under pgharness.py) a PostgreSQL schema of its own per config, else LMDB.
 PG_DSN = os.environ.get("OUTBOX_PG_DSN")
 _pg_schemas = [0]
+_configs = {}  # data dir -> the config of the last Daemon started on it
 
 
 def store_yaml(max_size="64MiB", retention="1h"):
@@ -443,9 +447,11 @@ def store_yaml(max_size="64MiB", retention="1h"):
 
 def store_args(data_dir, config=None):
     """outboxctl's arguments naming the store: --data-dir DIR, or on PostgreSQL --config
-    FILE (the database is in the config)."""
+    FILE (the database is in the config; by default the config of the last Daemon started
+    with that data dir)."""
     if not PG_DSN:
         return ["--data-dir", data_dir]
+    config = config or _configs.get(os.path.abspath(data_dir))
     if not config:
         raise AssertionError("outboxctl on a PostgreSQL outbox needs the config file")
     return ["--config", config]
