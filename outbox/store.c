@@ -313,10 +313,14 @@ static void futex_wait(unsigned *word, unsigned seen)
 
 static void wake_batch(obx_store *s, obx_op *list)
 {
-    /* An op lives on its submitter's stack: never touch it after marking it. */
+    /* An op lives on its submitter's stack: never touch it after marking it. An
+     * asynchronous op is handed to its finish callback, which owns (and frees) it. */
     for (obx_op *op = list; op;) {
         obx_op *next = op->next;
-        __atomic_store_n(&op->finished, 1, __ATOMIC_RELEASE);
+        if (op->finish)
+            op->finish(op);
+        else
+            __atomic_store_n(&op->finished, 1, __ATOMIC_RELEASE);
         op = next;
     }
     __atomic_add_fetch(&s->wake_word, 1, __ATOMIC_RELEASE);
@@ -403,6 +407,28 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+/* Queue an asynchronous op (op->finish set) for the writer; OBX_ERR_CLOSED when closing. */
+int obx__store_submit_async(obx_store *s, obx_op *op)
+{
+    op->done = 0;
+    op->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        return obx__fail(&op->err, OBX_ERR_CLOSED, "store is closing");
+    }
+    if (s->tail)
+        s->tail->next = op;
+    else
+        s->head = op;
+    s->tail = op;
+    s->qlen++;
+    if (s->qlen >= s->want)
+        pthread_cond_signal(&s->cv_work);
+    pthread_mutex_unlock(&s->mu);
+    return OBX_OK;
 }
 
 int obx__store_submit(obx_store *s, obx_op *op)

@@ -2,7 +2,8 @@
  * test-idempotency.c - idempotency keys in the store (obx_enqueue_idem, obx_idem_sweep):
  * a repeated key replays the original ids and stores nothing, another request under the
  * key is a conflict, keys are validated, survive a reopen, are swept when expired (and
- * are then new again), and threads racing with one key store exactly one batch.
+ * are then new again), and threads racing with one key store exactly one batch; the
+ * asynchronous obx_enqueue_submit reports the same results from the writer thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -302,6 +303,93 @@ static void test_batch(void **state)
     assert_int_equal(keys, 1);
 }
 
+/* obx_enqueue_submit's completions: how many arrived, under a lock (the writer calls). */
+typedef struct submitted {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    pthread_t writer; /* the thread that reported */
+} submitted;
+
+static void on_submitted(void *ud, obx_enqueue_req *req)
+{
+    submitted *d = ud;
+    (void)req;
+    pthread_mutex_lock(&d->mu);
+    d->done++;
+    d->writer = pthread_self();
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/*
+ * Asynchronous requests: stored, replayed, in conflict or refused like obx_enqueue_batch's,
+ * reported once each from the writer thread (not the caller's); refused at once (done never
+ * called) with a bad key; refused on a handle without a writer; and obx_close finishes a
+ * queued request before the store goes away.
+ */
+static void test_submit(void **state)
+{
+    fixture *f = *state;
+    assert_true(obx_enqueue_can_submit(f->s));
+    obx_event_in a = ev_in("{\"a\":1}", &f->sink, 1), b = ev_in("{\"b\":1}", &f->sink, 1);
+    obx_event_in plain[2] = {a, b};
+    obx_idem k1 = idem_of("async-1", 1, obx_now_ms() + HOUR);
+    obx_idem k1_other = idem_of("async-1", 2, obx_now_ms() + HOUR);
+    obx_idem bad = idem_of("", 1, obx_now_ms() + HOUR);
+    uint64_t ids[4][2] = {{0}};
+    obx_enqueue_req r[4] = {
+        {.events = plain, .n = 2, .ids = ids[0]},                 /* no key: stored */
+        {.events = &a, .n = 1, .idem = &k1, .ids = ids[1]},       /* stored */
+        {.events = &a, .n = 1, .idem = &k1, .ids = ids[2]},       /* same key: replayed */
+        {.events = &b, .n = 1, .idem = &k1_other, .ids = ids[3]}, /* conflict */
+    };
+    submitted d = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(obx_enqueue_submit(f->s, &r[i], on_submitted, &d), OBX_OK);
+    obx_enqueue_req refused = {.events = &a, .n = 1, .idem = &bad, .ids = ids[3]};
+    assert_int_equal(obx_enqueue_submit(f->s, &refused, on_submitted, &d), OBX_ERR_INVALID);
+    assert_int_equal(refused.rc, OBX_ERR_INVALID);
+    pthread_mutex_lock(&d.mu);
+    while (d.done < 4)
+        pthread_cond_wait(&d.cv, &d.mu);
+    pthread_mutex_unlock(&d.mu);
+    assert_int_equal(d.done, 4); /* the refused one was never reported */
+    assert_false(pthread_equal(d.writer, pthread_self()));
+    assert_int_equal(r[0].rc, OBX_OK);
+    assert_true(ids[0][0] > 0 && ids[0][1] == ids[0][0] + 1);
+    assert_int_equal(r[1].rc, OBX_OK);
+    assert_int_equal(r[1].res.replayed, 0);
+    assert_int_equal(r[2].rc, OBX_OK);
+    assert_int_equal(r[2].res.replayed, 1);
+    assert_int_equal(r[2].res.ids[0], ids[1][0]);
+    assert_int_equal(r[3].rc, OBX_ERR_CONFLICT);
+    assert_non_null(strstr(r[3].err.msg, "async-1"));
+    for (int i = 0; i < 4; i++)
+        obx_idem_result_clear(&r[i].res);
+    uint64_t keys = 0;
+    assert_int_equal(stat_events(f->s, &keys), 3);
+    assert_int_equal(keys, 1);
+
+    /* Queued, then the store closes: the request is finished (stored) first. */
+    uint64_t late = 0;
+    obx_enqueue_req q = {.events = &a, .n = 1, .ids = &late};
+    assert_int_equal(obx_enqueue_submit(f->s, &q, on_submitted, &d), OBX_OK);
+    obx_close(f->s);
+    assert_int_equal(d.done, 5);
+    assert_int_equal(q.rc, OBX_OK);
+    assert_true(late > ids[1][0]);
+
+    /* A tool's handle has no writer thread: refused, pointing at obx_enqueue_batch. */
+    obx_options o;
+    obx_options_init(&o);
+    assert_int_equal(obx_open(f->dir, &o, &f->s, NULL), OBX_OK);
+    assert_false(obx_enqueue_can_submit(f->s));
+    assert_int_equal(obx_enqueue_submit(f->s, &q, on_submitted, &d), OBX_ERR_STATE);
+    assert_non_null(strstr(q.err.msg, "writer thread"));
+    assert_int_equal(d.done, 5);
+}
+
 /* A replay needs no room: a full store still answers a known key. */
 static void test_replay_when_full(void **state)
 {
@@ -443,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_without_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_same_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit, setup, teardown),
         cmocka_unit_test(test_replay_when_full),
         cmocka_unit_test(test_store_without_keys),
         cmocka_unit_test_setup_teardown(test_check_reports_keys, setup, teardown),

@@ -19,7 +19,10 @@ enqueue rate (bench-store one) is the yardstick of the one-connection figure.
 wrk's own --latency table stops at p99: a Lua done() hook prints p99.9.
 
 usage: bench-outboxd.py --outboxd PATH --nop PATH [--h2o PATH] [--store-bench PATH]
-                        [--seconds N]   (needs wrk; skipped (77) without)
+                        [--before PATH] [--seconds N]   (needs wrk and nginx; skipped
+                        (77) without)
+--before: another outboxd binary (an earlier build) measured the same way in the same run,
+its rows labelled "before", for before/after tables.
 Targets (reported, never asserted): durable ingest >= 0.35x nginx at 64 connections with
 deliveries stalled, >= 0.25x while delivering; ack p99 <= 2 ms at a paced 1,000/s; one
 connection >= 0.8x the store's one-producer enqueue rate.
@@ -171,6 +174,7 @@ def main():
     ap.add_argument("--nop", required=True)
     ap.add_argument("--h2o")
     ap.add_argument("--store-bench")
+    ap.add_argument("--before")
     ap.add_argument("--seconds", type=int,
                     default=int(os.environ.get("OUTBOX_BENCH_SECONDS", "5")))
     a = ap.parse_args()
@@ -217,21 +221,23 @@ def main():
         stall.bind(("127.0.0.1", 0))
         stall.listen(1024)
         stall_url = "http://127.0.0.1:%d/hook" % stall.getsockname()[1]
-        for pool in modes:
-            for stalled in (True, False):
-                d, port = start_outboxd(a.outboxd, tmp, stall_url if stalled
-                                        else "http://127.0.0.1:%d/hook" % ngx_port, pool)
-                procs.append(d)
-                url = "http://127.0.0.1:%d" % port
-                res = measure(url + "/v1/events", RUNS)
-                with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
-                    metrics = r.read().decode()
-                stop(d)
-                stored = re.search(r'outbox_ingest_events_total\{outcome="stored"\} (\d+)',
-                                   metrics)
-                rows.append(("outboxd", "outboxd pool_threads=%s, %s" % (
-                    pool, "deliveries stalled" if stalled else "delivering to nginx"), res,
-                    "events stored (metrics) %s" % (stored.group(1) if stored else "?")))
+        binaries = [("", a.outboxd)] + ([("before: ", a.before)] if a.before else [])
+        # Interleaved (mode, stalled, binary): before and after side by side in time.
+        for pool, stalled, (label, binary) in [(p, st, b) for p in modes for st in (True, False)
+                                               for b in binaries]:
+            d, port = start_outboxd(binary, tmp, stall_url if stalled
+                                    else "http://127.0.0.1:%d/hook" % ngx_port, pool)
+            procs.append(d)
+            url = "http://127.0.0.1:%d" % port
+            res = measure(url + "/v1/events", RUNS)
+            with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+                metrics = r.read().decode()
+            stop(d)
+            stored = re.search(r'outbox_ingest_events_total\{outcome="stored"\} (\d+)',
+                               metrics)
+            rows.append(("outboxd", "%soutboxd pool_threads=%s, %s" % (
+                label, pool, "deliveries stalled" if stalled else "delivering to nginx"), res,
+                "events stored (metrics) %s" % (stored.group(1) if stored else "?")))
         stall.close()
         ngx_last = measure(ngx_url, RUNS)
         stop(ngx)
