@@ -409,11 +409,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Queue an asynchronous op (op->finish set) for the writer; OBX_ERR_CLOSED when closing. */
+/* Owner: append op to the writer's queue (OBX_ERR_CLOSED when closing). The writer wakes
+ * its waiting submitter, or calls op->finish for an asynchronous op. */
 int obx__store_submit_async(obx_store *s, obx_op *op)
 {
     op->done = 0;
     op->next = NULL;
+    op->finished = 0;
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
@@ -433,9 +435,9 @@ int obx__store_submit_async(obx_store *s, obx_op *op)
 
 int obx__store_submit(obx_store *s, obx_op *op)
 {
-    op->done = 0;
-    op->next = NULL;
     if (!s->owner) {
+        op->done = 0;
+        op->next = NULL;
         if (s->opts.flags & OBX_OPEN_READONLY)
             return obx__fail(&op->err, OBX_ERR_STATE, "store opened read-only");
         pthread_mutex_lock(&s->mu); /* one write txn at a time per handle */
@@ -443,21 +445,9 @@ int obx__store_submit(obx_store *s, obx_op *op)
         pthread_mutex_unlock(&s->mu);
         return op->rc;
     }
-    pthread_mutex_lock(&s->mu);
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->mu);
-        return obx__fail(&op->err, OBX_ERR_CLOSED, "store is closing");
-    }
-    if (s->tail)
-        s->tail->next = op;
-    else
-        s->head = op;
-    s->tail = op;
-    s->qlen++;
-    op->finished = 0;
-    if (s->qlen >= s->want)
-        pthread_cond_signal(&s->cv_work);
-    pthread_mutex_unlock(&s->mu);
+    int rc = obx__store_submit_async(s, op);
+    if (rc)
+        return rc;
     op_wait(s, op);
     return op->rc;
 }

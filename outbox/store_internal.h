@@ -155,8 +155,9 @@ int obx__store_submit(obx_store *s, obx_op *op);
 /* Submit n ops as one batch (tools: one transaction; owner: queued together); each op
  * gets its own rc and err. OBX_OK unless they could not be submitted at all. */
 int obx__store_submit_many(obx_store *s, obx_op *ops, size_t n);
-/* Queue one op whose finish callback the writer calls (owner only); OBX_ERR_CLOSED when
- * the store is closing (finish is then never called). */
+/* Owner only: queue one op for the writer without waiting (obx__store_submit waits after
+ * it; an asynchronous op sets finish, which the writer calls). OBX_ERR_CLOSED when the
+ * store is closing (finish is then never called). */
 int obx__store_submit_async(obx_store *s, obx_op *op);
 
 /* ops.c: apply one operation inside ctx->txn. Returns OBX_OK, a logical error (txn still
