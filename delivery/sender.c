@@ -54,62 +54,45 @@ void dlv__outcome_clear(dlv__outcome *o)
     o->body_size = 0;
 }
 
-/* The response headers kept besides the sink's capture_headers, in this order. */
-static const char *const always[] = {"Content-Type", "Retry-After", "Location"};
-#define N_ALWAYS    (sizeof always / sizeof always[0])
-#define RETRY_AFTER 1 /* its index in always[] */
-
-/* The index of `name` in the wanted list (always[], then the sink's capture_headers), or -1.
- * A name listed twice answers its first place. */
-static int wanted(const dlv__transport *t, const char *name)
+/* Add the response header `name` (its first instance in the last response) to o, unless
+ * o already has it or memory is short (the capture is best effort). Its value is returned
+ * (libcurl's, valid until the handle's next transfer), NULL when absent. */
+static const char *capture_header(CURL *e, const char *name, dlv__outcome *o)
 {
-    for (size_t k = 0; k < N_ALWAYS; k++)
-        if (strcasecmp(name, always[k]) == 0)
-            return (int)k;
-    for (size_t k = 0; k < t->n_capture_headers; k++)
-        if (strcasecmp(name, t->capture_headers[k]) == 0)
-            return (int)(N_ALWAYS + k);
-    return -1;
+    struct curl_header *h = NULL;
+    if (o->n_headers >= OBX_CAPTURE_HEADERS_MAX ||
+        curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h || !h->value)
+        return NULL;
+    for (size_t i = 0; i < o->n_headers; i++)
+        if (strcasecmp(o->headers[i].name, h->name) == 0)
+            return h->value;
+    obx_header *hs = o->headers;
+    if (!hs && !(hs = o->headers = calloc(OBX_CAPTURE_HEADERS_MAX, sizeof *hs)))
+        return h->value;
+    char *n = strndup(h->name, OBX_CAPTURE_NAME_MAX);
+    char *v = strndup(h->value, OBX_CAPTURE_VALUE_MAX);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return h->value;
+    }
+    hs[o->n_headers++] = (obx_header){.name = n, .value = v};
+    return h->value;
 }
 
-/*
- * Keep the wanted response headers (the first instance of each in the last response) in
- * the wanted order, the first capture_body bytes of the body, and the Retry-After value:
- * one pass over the headers libcurl stored. The capture is best effort: what memory does
- * not allow is left out, the delivery goes on.
- */
+/* Keep Content-Type, Retry-After (also as o->retry_after), Location and the sink's
+ * capture_headers, and the first capture_body bytes of the body. One lookup per name:
+ * cheaper than walking every header with curl_easy_nextheader, which counts a name's
+ * instances at each step. */
 static void capture_response(CURL *e, dlv__xfer *x, dlv__outcome *o)
 {
-    /* name and value of each wanted header: libcurl's strings, valid until the handle's
-     * next transfer (the struct it returns is reused by each call) */
-    const char *name[OBX_CAPTURE_HEADERS_MAX] = {0}, *value[OBX_CAPTURE_HEADERS_MAX] = {0};
-    struct curl_header *h = NULL;
-    size_t n_slots = N_ALWAYS + x->t->n_capture_headers;
-    if (n_slots > OBX_CAPTURE_HEADERS_MAX)
-        n_slots = OBX_CAPTURE_HEADERS_MAX;
-    while ((h = curl_easy_nextheader(e, CURLH_HEADER, -1, h)) != NULL) {
-        int k = h->value ? wanted(x->t, h->name) : -1;
-        if (k >= 0 && (size_t)k < n_slots && !name[k]) {
-            name[k] = h->name;
-            value[k] = h->value;
-        }
-    }
-    if (value[RETRY_AFTER])
-        snprintf(o->retry_after, sizeof o->retry_after, "%s", value[RETRY_AFTER]);
-    for (size_t k = 0; k < n_slots; k++) {
-        if (!name[k])
-            continue;
-        if (!o->headers && !(o->headers = calloc(OBX_CAPTURE_HEADERS_MAX, sizeof *o->headers)))
-            break;
-        char *n = strndup(name[k], OBX_CAPTURE_NAME_MAX);
-        char *v = strndup(value[k], OBX_CAPTURE_VALUE_MAX);
-        if (!n || !v) {
-            free(n);
-            free(v);
-            continue;
-        }
-        o->headers[o->n_headers++] = (obx_header){.name = n, .value = v};
-    }
+    (void)capture_header(e, "Content-Type", o);
+    const char *ra = capture_header(e, "Retry-After", o);
+    if (ra)
+        snprintf(o->retry_after, sizeof o->retry_after, "%s", ra);
+    (void)capture_header(e, "Location", o);
+    for (size_t i = 0; i < x->t->n_capture_headers; i++)
+        (void)capture_header(e, x->t->capture_headers[i], o);
     o->body = x->cap;
     o->body_len = x->cap_len;
     o->body_size = x->body_size;
@@ -117,9 +100,24 @@ static void capture_response(CURL *e, dlv__xfer *x, dlv__outcome *o)
     x->cap_len = 0;
 }
 
+/* Whether the environment names a proxy libcurl would use for http or https URLs (it
+ * reads these at every transfer unless a proxy is set on the handle). */
+static int proxy_in_env(void)
+{
+    static const char *const names[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                        "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v)
+            return 1;
+    }
+    return 0;
+}
+
 int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    s->proxy_env = proxy_in_env();
     s->multi = curl_multi_init();
     if (!s->multi) {
         snprintf(err, errlen, "sender: curl_multi_init failed");
@@ -137,6 +135,7 @@ void dlv__sender_cleanup(dlv__sender *s)
         for (size_t i = 0; i < s->pools[k].n; i++)
             curl_easy_cleanup(s->pools[k].h[i]);
         free(s->pools[k].h);
+        curl_url_cleanup(s->pools[k].url);
     }
     free(s->pools);
     s->pools = NULL;
@@ -147,7 +146,7 @@ void dlv__sender_cleanup(dlv__sender *s)
 }
 
 /* The settings of every request on transport t: set once per easy handle. */
-static CURLcode setup_transport(CURL *e, const dlv__transport *t)
+static CURLcode setup_transport(const dlv__sender *s, CURL *e, const dlv__transport *t, CURLU *url)
 {
     CURLcode rc = CURLE_OK;
 #define SET(opt, val)                                                                              \
@@ -155,8 +154,12 @@ static CURLcode setup_transport(CURL *e, const dlv__transport *t)
         if (rc == CURLE_OK)                                                                        \
             rc = curl_easy_setopt(e, opt, val);                                                    \
     } while (0)
-    SET(CURLOPT_URL, t->url);
+    SET(CURLOPT_CURLU, url); /* parsed once per transport, not at each transfer */
     SET(CURLOPT_NOSIGNAL, 1L);
+    if (!s->proxy_env) { /* what libcurl would find at every transfer: no proxy */
+        SET(CURLOPT_PROXY, "");
+        SET(CURLOPT_NOPROXY, "");
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -213,7 +216,20 @@ static CURL *easy_get(dlv__sender *s, const dlv__transport *t, CURLcode *rc)
     CURL *e = curl_easy_init();
     if (!e)
         return NULL;
-    if ((*rc = setup_transport(e, t)) != CURLE_OK) {
+    if (!p->url) {
+        CURLUcode uc = CURLUE_OUT_OF_MEMORY;
+        if ((p->url = curl_url()) != NULL)
+            uc = curl_url_set(p->url, CURLUPART_URL, t->url,
+                              CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
+        if (uc != CURLUE_OK) {
+            curl_url_cleanup(p->url);
+            p->url = NULL;
+            curl_easy_cleanup(e);
+            *rc = uc == CURLUE_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_URL_MALFORMAT;
+            return NULL;
+        }
+    }
+    if ((*rc = setup_transport(s, e, t, p->url)) != CURLE_OK) {
         curl_easy_cleanup(e);
         return NULL;
     }

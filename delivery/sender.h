@@ -66,6 +66,7 @@ void dlv__outcome_clear(dlv__outcome *o);
 typedef struct dlv__pool {
     CURL **h;
     size_t n, cap;
+    CURLU *url; /* the transport's URL, parsed once; every handle of the pool points at it */
 } dlv__pool;
 
 typedef struct dlv__sender {
@@ -73,6 +74,7 @@ typedef struct dlv__sender {
     dlv__pool *pools; /* by dlv__transport.slot, grown on demand */
     size_t n_pools;
     size_t running;
+    int proxy_env; /* a proxy is named in the environment: libcurl looks it up per transfer */
 } dlv__sender;
 
 /* DLV_OK, or DLV_ERR_SYSTEM with a message (libcurl could not be set up). */
