@@ -538,6 +538,32 @@ static void test_many_headers_three_secrets(void **state)
     }
 }
 
+/* A proxy named in the environment is still used (the sender skips libcurl's per-transfer
+ * lookup only when none is set): the receiver stands in as the proxy for a host that does
+ * not resolve, and gets the request with its absolute URL. */
+static void test_proxy_from_environment(void **state)
+{
+    fx *f = *state;
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", trx_port(f->rx));
+    assert_int_equal(setenv("http_proxy", proxy, 1), 0);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    dlv_sink_config *c = &f->sc[f->n_sc];
+    fx_sink(c, "hook", "http://outbox-proxy-test.invalid/hook");
+    obx_error err;
+    assert_int_equal(obx_sink_id(f->st, "hook", &f->sink_id[f->n_sc], &err), OBX_OK);
+    f->n_sc++;
+    start(f, NULL);
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    int ok = fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL);
+    unsetenv("http_proxy");
+    assert_true(ok);
+    const trx_request *q = trx_get(f->rx, 0);
+    assert_non_null(q);
+    assert_non_null(strstr(q->path, "outbox-proxy-test.invalid/hook"));
+}
+
 static void test_concurrency_limit(void **state)
 {
     fx *f = *state;
@@ -1009,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signature_flipt_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_headers_three_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_from_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_global_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ordered, setup, teardown),
