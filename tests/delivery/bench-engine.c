@@ -96,9 +96,27 @@ typedef struct run_figs {
     double ours_user, ours_sys; /* this process */
     double rx_user, rx_sys;     /* nginx (0 for the in-process receiver) */
     uint64_t commits, results;
-    thread_cpu threads; /* at the end of the drain, the engine's and store's threads */
+    thread_cpu threads;     /* at the end of the drain, the engine's and store's threads */
+    double cores_s, busy_s; /* the whole machine: CPU seconds there were, and were used */
     int ok;
 } run_figs;
+
+/* CPU seconds of the whole machine so far (/proc/stat): all, and all but idle and iowait. */
+static void machine_cpu(double *total_s, double *busy_s)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                     &v[4], &v[5], &v[6], &v[7]) != 8)
+        memset(v, 0, sizeof v);
+    if (f)
+        fclose(f);
+    double hz = (double)sysconf(_SC_CLK_TCK), all = 0;
+    for (int i = 0; i < 8; i++)
+        all += (double)v[i];
+    *total_s = all / hz;
+    *busy_s = (all - (double)v[3] - (double)v[4]) / hz;
+}
 
 /* Fill a new store with n deliveries and drain it to url; 0 when all were delivered. */
 static int drain(size_t n, unsigned limit, const char *url, tngx *ngx, run_figs *f)
@@ -144,10 +162,11 @@ static int drain(size_t n, unsigned limit, const char *url, tngx *ngx, run_figs 
         goto out;
     }
     struct rusage r0, r1;
-    double nu0 = 0, ns0 = 0, nu1 = 0, ns1 = 0;
+    double nu0 = 0, ns0 = 0, nu1 = 0, ns1 = 0, mt0, mb0, mt1, mb1;
     if (ngx)
         tngx_cpu(ngx, &nu0, &ns0);
     getrusage(RUSAGE_SELF, &r0);
+    machine_cpu(&mt0, &mb0);
     int64_t t0 = trx_mono_ms();
     if (dlv_engine_start(eng, &derr) != DLV_OK) {
         fprintf(stderr, "engine start: %s\n", derr.msg);
@@ -158,6 +177,9 @@ static int drain(size_t n, unsigned limit, const char *url, tngx *ngx, run_figs 
         fx_sleep_ms(5);
     int64_t took = trx_mono_ms() - t0;
     getrusage(RUSAGE_SELF, &r1);
+    machine_cpu(&mt1, &mb1);
+    f->cores_s = mt1 - mt0;
+    f->busy_s = mb1 - mb0;
     threads_cpu(&f->threads);
     if (ngx)
         tngx_cpu(ngx, &nu1, &ns1);
@@ -193,10 +215,14 @@ out:
 static void print_run(const char *rx, int round, const run_figs *f, size_t n)
 {
     double ours = f->ours_user + f->ours_sys, theirs = f->rx_user + f->rx_sys;
-    printf("%-7s %5d %13.0f %9" PRIu64 " %8.1f %7.2f/%-6.2f %7.2f/%-6.2f %9.1f %9.1f\n", rx, round,
-           f->rate, f->commits, f->commits ? (double)f->results / (double)f->commits : 0.0,
-           f->ours_user, f->ours_sys, f->rx_user, f->rx_sys, ours * 1e6 / (double)n,
-           theirs * 1e6 / (double)n);
+    double others = f->busy_s - ours - theirs, all = f->cores_s > 0 ? f->cores_s : 1;
+    printf("%-7s %5d %13.0f %9" PRIu64 " %8.1f %7.2f/%-6.2f %7.2f/%-6.2f %9.1f %9.1f %5.0f%% "
+           "%5.0f%% %5.0f%% %5.0f%%\n",
+           rx, round, f->rate, f->commits,
+           f->commits ? (double)f->results / (double)f->commits : 0.0, f->ours_user, f->ours_sys,
+           f->rx_user, f->rx_sys, ours * 1e6 / (double)n, theirs * 1e6 / (double)n,
+           100 * ours / all, 100 * theirs / all, 100 * (others > 0 ? others : 0) / all,
+           100 * (all - f->busy_s) / all);
 }
 
 static void load_avg(char *out, size_t len)
@@ -239,9 +265,12 @@ int main(int argc, char **argv)
            "results committed), max_in_flight %u, %s; load average %s at start\n",
            n, limit, getenv("BENCH_SECRET") ? "signed" : "unsigned", load);
     printf("# CPU: 'ours' is this process (the engine, and the in-process receiver in the trx "
-           "rows), 'rx' nginx's master+worker\n");
-    printf("%-7s %5s %13s %9s %8s %14s %14s %9s %9s\n", "to", "round", "deliveries/s", "commits",
-           "per", "ours usr/sys s", "rx usr/sys s", "ours us/d", "rx us/d");
+           "rows), 'rx' nginx's master+worker; then the shares of the machine's %ld cores "
+           "during the drain: ours, rx, other processes, idle\n",
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("%-7s %5s %13s %9s %8s %14s %14s %9s %9s %6s %6s %6s %6s\n", "to", "round",
+           "deliveries/s", "commits", "per", "ours usr/sys s", "rx usr/sys s", "ours us/d",
+           "rx us/d", "ours", "rx", "others", "idle");
     double sum[2] = {0, 0}, cpu[2] = {0, 0};
     run_figs last_ngx = {0};
     rc = 0;
