@@ -111,16 +111,12 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* The Flipt signature: hex of the MAC of the body. */
-static int flipt_sig(dlv_signer *s, const void *body, size_t body_len,
-                     char out[DLV_FLIPT_SIG_HEX_LEN + 1])
+/* The Flipt signature from a MAC computed with result rc: its hex into out; the MAC wiped. */
+static int flipt_hex(int rc, unsigned char mac[MAC_LEN], char out[DLV_FLIPT_SIG_HEX_LEN + 1])
 {
-    unsigned char mac[MAC_LEN];
-    struct part p = {body, body_len};
-    int rc = signer_mac(s, &p, 1, mac);
     if (rc == DLV_OK)
         to_hex(mac, MAC_LEN, out);
-    dlv_secret_wipe(mac, sizeof mac);
+    dlv_secret_wipe(mac, MAC_LEN);
     return rc;
 }
 
@@ -129,12 +125,9 @@ int dlv_sign_flipt(const void *secret, size_t secret_len, const void *body, size
 {
     if ((!secret && secret_len) || (!body && body_len) || !out)
         return DLV_ERR_INVALID;
-    dlv_signer *s;
-    int rc = signer_new(secret, secret_len, &s);
-    if (rc == DLV_OK)
-        rc = flipt_sig(s, body, body_len, out);
-    dlv_signer_free(s);
-    return rc == DLV_ERR_NOMEM ? DLV_ERR_CRYPTO : rc;
+    unsigned char mac[MAC_LEN];
+    struct part p = {body, body_len};
+    return flipt_hex(hmac_parts(secret, secret_len, &p, 1, mac), mac, out);
 }
 
 int dlv_signer_flipt(dlv_signer *s, const void *body, size_t body_len,
@@ -142,7 +135,9 @@ int dlv_signer_flipt(dlv_signer *s, const void *body, size_t body_len,
 {
     if (!s || (!body && body_len) || !out)
         return DLV_ERR_INVALID;
-    return flipt_sig(s, body, body_len, out);
+    unsigned char mac[MAC_LEN];
+    struct part p = {body, body_len};
+    return flipt_hex(signer_mac(s, &p, 1, mac), mac, out);
 }
 
 int dlv_standard_key(const char *secret, unsigned char *key, size_t *key_len)
