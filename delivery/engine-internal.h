@@ -21,14 +21,35 @@ typedef struct dlv__prepared {
     dlv__transport transport;
     size_t limit; /* max_in_flight, 1 when ordered */
     int ordered;
+    /* the header lines every request of the sink starts with ("name: value": configured
+     * headers, Content-Type, User-Agent), owned */
+    char **lines;
+    size_t n_lines;
+    /* keyed signers (engine thread only), owned: Flipt's with secrets[0], Standard
+     * Webhooks' one per secret; NULL / 0 when the sink does not sign that way */
+    struct dlv_signer *flipt;
+    struct dlv_signer **standard;
+    size_t n_standard;
 } dlv__prepared;
 
-/* A request ready to hand to the sender. */
+/* Header lines a request carries inline (beyond: one allocation for the list). */
+#define DLV__REQUEST_NODES 16
+
+/* A request ready to hand to the sender. Its header list is built in place (list nodes
+ * and the per-attempt lines live here; the sink's fixed lines are borrowed from
+ * dlv__prepared): never pass it to curl_slist_free_all. */
 typedef struct dlv__request {
     const unsigned char *body; /* the event's body or `rendered` */
     size_t body_len;
-    char *rendered; /* owned; template output */
-    struct curl_slist *headers;
+    char *rendered;             /* owned; template output */
+    struct curl_slist *headers; /* the list's head: nodes or heap_nodes */
+    struct curl_slist nodes[DLV__REQUEST_NODES];
+    struct curl_slist *heap_nodes; /* owned, when the sink has more lines */
+    char id_line[sizeof "webhook-id: " + OBX_DELIVERY_ID_MAX];
+    char flipt_line[sizeof "X-Flipt-Webhook-Signature: " + 64];
+    char ts_line[sizeof "webhook-timestamp: " + 24];
+    char sig_inline[sizeof "webhook-signature: " + 2 * 48]; /* up to two tokens */
+    char *sig_heap;                                         /* owned, for more */
 } dlv__request;
 
 /* What to record after an attempt. */
@@ -40,8 +61,9 @@ typedef struct dlv__decision {
     char reason[256];         /* DEAD */
 } dlv__decision;
 
-/* Validate cfg with the library's rules and prepare *p (transport settings).
- * DLV_OK, or DLV_ERR_INVALID with err. */
+/* Validate cfg with the library's rules and prepare *p (transport settings, fixed header
+ * lines, signers). DLV_OK, or DLV_ERR_INVALID / DLV_ERR_NOMEM / DLV_ERR_CRYPTO with err;
+ * *p is cleared on failure. */
 int dlv__prepare(dlv__prepared *p, const dlv_sink_config *cfg, char *err, size_t errlen);
 void dlv__prepared_clear(dlv__prepared *p);
 

@@ -7,7 +7,9 @@
  * carry Content-Type (unless configured), User-Agent, webhook-id (stable per delivery),
  * the configured headers and, with secrets, the Flipt and/or Standard Webhooks
  * signatures of the exact body bytes. "Expect:" is sent empty so that libcurl never
- * waits for 100-continue. Secrets never reach an error text.
+ * waits for 100-continue. Secrets never reach an error text. What is the same for every
+ * request of a sink (its header lines, keyed signers) is prepared once; an attempt builds
+ * its header list in place, allocating nothing in the common case.
  */
 #include "config.h"
 #include "engine-internal.h"
@@ -35,6 +37,58 @@ static int header_configured(const dlv_sink_config *c, const char *name)
         if (c->headers[i].name && strcasecmp(c->headers[i].name, name) == 0)
             return 1;
     return 0;
+}
+
+/* A malloc'd "name: value" line; NULL without memory. */
+static char *header_line(const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *line = malloc(n);
+    if (line)
+        snprintf(line, n, "%s: %s", name, value);
+    return line;
+}
+
+/* The lines every request of the sink starts with: the configured headers, then
+ * Content-Type and User-Agent unless configured. */
+static int prepare_lines(dlv__prepared *p, const dlv_sink_config *c)
+{
+    if (!(p->lines = calloc(c->n_headers + 2, sizeof *p->lines)))
+        return DLV_ERR_NOMEM;
+    for (size_t i = 0; i < c->n_headers; i++) {
+        const char *v = c->headers[i].value ? c->headers[i].value : "";
+        if (!(p->lines[p->n_lines++] = header_line(c->headers[i].name, v)))
+            return DLV_ERR_NOMEM;
+    }
+    if (!header_configured(c, "Content-Type") &&
+        !(p->lines[p->n_lines++] = header_line("Content-Type", "application/json")))
+        return DLV_ERR_NOMEM;
+    if (!header_configured(c, "User-Agent") &&
+        !(p->lines[p->n_lines++] = header_line("User-Agent", "outbox/" OBX_VERSION_STRING)))
+        return DLV_ERR_NOMEM;
+    return DLV_OK;
+}
+
+/* A keyed signer per secret and scheme the sink signs with. */
+static int prepare_signers(dlv__prepared *p, const dlv_sink_config *c)
+{
+    if (!c->n_secrets)
+        return DLV_OK;
+    if (c->signature & DLV_SIG_FLIPT) {
+        int rc = dlv_signer_new(c->secrets[0], 0, &p->flipt);
+        if (rc != DLV_OK)
+            return rc;
+    }
+    if (c->signature & DLV_SIG_STANDARD) {
+        if (!(p->standard = calloc(c->n_secrets, sizeof *p->standard)))
+            return DLV_ERR_NOMEM;
+        for (; p->n_standard < c->n_secrets; p->n_standard++) {
+            int rc = dlv_signer_new(c->secrets[p->n_standard], 1, &p->standard[p->n_standard]);
+            if (rc != DLV_OK)
+                return rc;
+        }
+    }
+    return DLV_OK;
 }
 
 int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t errlen)
@@ -82,6 +136,15 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
         snprintf(err, errlen, "sink '%s': breaker.give_up_after is negative", name);
         return DLV_ERR_INVALID;
     }
+    int rc = prepare_lines(p, c);
+    if (rc == DLV_OK)
+        rc = prepare_signers(p, c);
+    if (rc != DLV_OK) {
+        dlv__prepared_clear(p);
+        snprintf(err, errlen, "sink '%s': %s", name,
+                 rc == DLV_ERR_NOMEM ? "out of memory" : "cannot set up the signing keys");
+        return rc;
+    }
     p->cfg = c;
     p->tmpl = c->tmpl;
     p->ordered = c->ordered ? 1 : 0;
@@ -102,35 +165,22 @@ int dlv__prepare(dlv__prepared *p, const dlv_sink_config *c, char *err, size_t e
 
 void dlv__prepared_clear(dlv__prepared *p)
 {
+    for (size_t i = 0; i < p->n_lines; i++)
+        free(p->lines[i]);
+    free(p->lines);
+    dlv_signer_free(p->flipt);
+    for (size_t i = 0; i < p->n_standard; i++)
+        dlv_signer_free(p->standard[i]);
+    free(p->standard);
     memset(p, 0, sizeof *p);
 }
 
 void dlv__request_clear(dlv__request *rq)
 {
-    curl_slist_free_all(rq->headers);
+    free(rq->heap_nodes);
+    free(rq->sig_heap);
     free(rq->rendered);
     memset(rq, 0, sizeof *rq);
-}
-
-/* Append "name: value" (value may be NULL: "name:" removes a libcurl default). */
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-    size_t n = strlen(name) + (value ? strlen(value) : 0) + 3;
-    char stack[512];
-    char *buf = n <= sizeof stack ? stack : malloc(n);
-    if (!buf)
-        return -1;
-    if (value)
-        snprintf(buf, n, "%s: %s", name, value);
-    else
-        snprintf(buf, n, "%s:", name);
-    struct curl_slist *l = curl_slist_append(*list, buf);
-    if (buf != stack)
-        free(buf);
-    if (!l)
-        return -1;
-    *list = l;
-    return 0;
 }
 
 int dlv__request_render(const dlv__prepared *p, const obx_job *job, dlv__request *rq, char *err,
@@ -157,11 +207,39 @@ int dlv__request_render(const dlv__prepared *p, const obx_job *job, dlv__request
     return DLV_OK;
 }
 
+/* The standard signature line for every secret of the sink: "webhook-signature: v1,... v1,..."
+ * into rq (inline, or one allocation for more than two secrets). */
+static int standard_line(const dlv__prepared *p, dlv__request *rq, const char *id, int64_t secs,
+                         const char **line)
+{
+    static const char name[] = "webhook-signature: ";
+    size_t need = sizeof name + p->n_standard * (DLV_STANDARD_TOKEN_LEN + 1);
+    char *out = rq->sig_inline;
+    if (need > sizeof rq->sig_inline) {
+        free(rq->sig_heap);
+        if (!(rq->sig_heap = malloc(need)))
+            return DLV_ERR_NOMEM;
+        out = rq->sig_heap;
+    }
+    memcpy(out, name, sizeof name - 1);
+    size_t off = sizeof name - 1;
+    for (size_t i = 0; i < p->n_standard; i++) {
+        if (i)
+            out[off++] = ' ';
+        int rc = dlv_signer_standard(p->standard[i], id, secs, rq->body, rq->body_len, out + off,
+                                     DLV_STANDARD_TOKEN_LEN + 1);
+        if (rc != DLV_OK)
+            return rc;
+        off += DLV_STANDARD_TOKEN_LEN;
+    }
+    out[off] = '\0';
+    *line = out;
+    return DLV_OK;
+}
+
 int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_ms, dlv__request *rq,
                        char *err, size_t errlen)
 {
-    const dlv_sink_config *c = p->cfg;
-    curl_slist_free_all(rq->headers);
     rq->headers = NULL;
     if (p->tmpl) {
         if (!rq->rendered) {
@@ -174,47 +252,48 @@ int dlv__request_build(const dlv__prepared *p, const obx_job *job, int64_t now_m
         rq->body_len = job->body_len;
     }
 
-    const char *id = job->webhook_id; /* obx_delivery_id(), filled by the claim */
-    struct curl_slist **h = &rq->headers;
-    int rc = 0;
-    for (size_t i = 0; i < c->n_headers && !rc; i++)
-        rc = add_header(h, c->headers[i].name, c->headers[i].value ? c->headers[i].value : "");
-    if (!rc && !header_configured(c, "Content-Type"))
-        rc = add_header(h, "Content-Type", "application/json");
-    if (!rc && !header_configured(c, "User-Agent"))
-        rc = add_header(h, "User-Agent", "outbox/" OBX_VERSION_STRING);
-    if (!rc)
-        rc = add_header(h, "webhook-id", id);
-    if (!rc)
-        rc = add_header(h, "Expect", NULL);
-    int sign_rc = DLV_OK;
-    if (!rc && c->n_secrets && (c->signature & DLV_SIG_FLIPT)) {
-        char hex[DLV_FLIPT_SIG_HEX_LEN + 1];
-        sign_rc = dlv_sign_flipt(c->secrets[0], strlen(c->secrets[0]), rq->body, rq->body_len, hex);
-        rc = sign_rc == DLV_OK ? add_header(h, "X-Flipt-Webhook-Signature", hex) : -1;
-    }
-    if (!rc && c->n_secrets && (c->signature & DLV_SIG_STANDARD)) {
-        char ts[24];
-        int64_t secs = now_ms / 1000;
-        snprintf(ts, sizeof ts, "%" PRId64, secs);
-        char *sig = NULL;
-        sign_rc = dlv_sign_standard_header((const char *const *)c->secrets, c->n_secrets, id, secs,
-                                           rq->body, rq->body_len, &sig);
-        rc = sign_rc == DLV_OK ? add_header(h, "webhook-timestamp", ts) : -1;
-        if (!rc)
-            rc = add_header(h, "webhook-signature", sig);
-        free(sig);
-    }
-    if (rc) {
-        curl_slist_free_all(rq->headers);
-        rq->headers = NULL;
-        if (sign_rc != DLV_OK) {
-            snprintf(err, errlen, "signing the request failed: %s", dlv_strerror(sign_rc));
-            return sign_rc;
+    /* the sink's lines, then webhook-id (stable per delivery: obx_delivery_id(), filled by
+     * the claim), "Expect:" (sent empty: libcurl never waits for 100-continue), signatures */
+    const char *lines[DLV__REQUEST_NODES];
+    const char **all = lines;
+    size_t max = p->n_lines + 5, n = 0;
+    struct curl_slist *nodes = rq->nodes;
+    if (max > DLV__REQUEST_NODES) {
+        free(rq->heap_nodes);
+        rq->heap_nodes = malloc(max * (sizeof *rq->heap_nodes + sizeof *all));
+        if (!rq->heap_nodes) {
+            snprintf(err, errlen, "building the request failed: out of memory");
+            return DLV_ERR_NOMEM;
         }
-        snprintf(err, errlen, "building the request failed: out of memory");
-        return DLV_ERR_NOMEM;
+        nodes = rq->heap_nodes;
+        all = (const char **)(void *)(rq->heap_nodes + max);
     }
+    for (size_t i = 0; i < p->n_lines; i++)
+        all[n++] = p->lines[i];
+    snprintf(rq->id_line, sizeof rq->id_line, "webhook-id: %s", job->webhook_id);
+    all[n++] = rq->id_line;
+    all[n++] = "Expect:";
+    int rc = DLV_OK;
+    if (p->flipt) {
+        static const char name[] = "X-Flipt-Webhook-Signature: ";
+        memcpy(rq->flipt_line, name, sizeof name - 1);
+        rc = dlv_signer_flipt(p->flipt, rq->body, rq->body_len, rq->flipt_line + sizeof name - 1);
+        all[n++] = rq->flipt_line;
+    }
+    if (rc == DLV_OK && p->n_standard) {
+        int64_t secs = now_ms / 1000;
+        snprintf(rq->ts_line, sizeof rq->ts_line, "webhook-timestamp: %" PRId64, secs);
+        all[n++] = rq->ts_line;
+        rc = standard_line(p, rq, job->webhook_id, secs, &all[n++]);
+    }
+    if (rc != DLV_OK) {
+        snprintf(err, errlen, "signing the request failed: %s", dlv_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) /* curl only reads the list; its lines are never freed */
+        nodes[i] =
+            (struct curl_slist){.data = (char *)all[i], .next = i + 1 < n ? &nodes[i + 1] : NULL};
+    rq->headers = nodes;
     return DLV_OK;
 }
 

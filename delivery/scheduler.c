@@ -268,27 +268,12 @@ static const char *keep_text(const char *text, char **owned)
 }
 
 /*
- * Hand one result to the committer. Never drops it: when the queue is full and cannot grow,
- * wait until the committer has taken entries out (it always can, into its own buffers).
+ * Hand one result to the committer: it owns it. Never drops it: when the queue is full and
+ * cannot grow, wait until the committer has taken entries out (it always can, into its own
+ * buffers).
  */
-static void push_result(dlv_engine *e, size_t sink, const obx_result *r)
+static void push_item(dlv_engine *e, const result_item *it)
 {
-    result_item it = {.r = *r, .sink = sink};
-    it.r.error = keep_text(r->error, &it.error);
-    it.r.reason = keep_text(r->reason, &it.reason);
-    obx_attempt src = {.headers = (obx_header *)r->headers,
-                       .n_headers = r->n_headers,
-                       .body = (unsigned char *)r->body,
-                       .body_len = r->body_len,
-                       .body_size = r->body_size};
-    /* the capture is best effort: without memory for it the result goes on without it */
-    if ((r->n_headers || r->body) && obx_attempt_copy(&it.capture, &src) != OBX_OK)
-        memset(&it.capture, 0, sizeof it.capture);
-    it.r.headers = it.capture.headers;
-    it.r.n_headers = it.capture.n_headers;
-    it.r.body = it.capture.body;
-    it.r.body_len = it.capture.body_len;
-    it.r.body_size = it.capture.body_size;
     pthread_mutex_lock(&e->cm_mu);
     while (e->nq == e->capq) {
         size_t cap = e->capq ? e->capq * 2 : RESULTS_MIN;
@@ -301,10 +286,65 @@ static void push_result(dlv_engine *e, size_t sink, const obx_result *r)
         pthread_cond_signal(&e->cm_cv);
         pthread_cond_wait(&e->cm_space, &e->cm_mu);
     }
-    e->q[e->nq++] = it;
+    e->q[e->nq++] = *it;
     pthread_cond_signal(&e->cm_cv);
     pthread_mutex_unlock(&e->cm_mu);
-    e->sinks[sink].uncommitted++;
+    e->sinks[it->sink].uncommitted++;
+}
+
+/* The queue entry of r, its texts copied; its capture is set by the caller. */
+static result_item result_of(size_t sink, const obx_result *r)
+{
+    result_item it = {.r = *r, .sink = sink};
+    it.r.error = keep_text(r->error, &it.error);
+    it.r.reason = keep_text(r->reason, &it.reason);
+    return it;
+}
+
+/* The result points at its capture (it.capture). */
+static void point_capture(result_item *it)
+{
+    it->r.headers = it->capture.headers;
+    it->r.n_headers = it->capture.n_headers;
+    it->r.body = it->capture.body;
+    it->r.body_len = it->capture.body_len;
+    it->r.body_size = it->capture.body_size;
+}
+
+/* Hand a copy of r (and of the response it points at) to the committer. */
+static void push_result(dlv_engine *e, size_t sink, const obx_result *r)
+{
+    result_item it = result_of(sink, r);
+    obx_attempt src = {.headers = (obx_header *)r->headers,
+                       .n_headers = r->n_headers,
+                       .body = (unsigned char *)r->body,
+                       .body_len = r->body_len,
+                       .body_size = r->body_size};
+    /* the capture is best effort: without memory for it the result goes on without it */
+    if ((r->n_headers || r->body) && obx_attempt_copy(&it.capture, &src) != OBX_OK)
+        memset(&it.capture, 0, sizeof it.capture);
+    point_capture(&it);
+    push_item(e, &it);
+}
+
+/* Hand r to the committer with the response captured in o, which it takes over (o's
+ * capture is left empty; the sender cut it to the store's limits already). */
+static void push_result_taking(dlv_engine *e, size_t sink, const obx_result *r, dlv__outcome *o)
+{
+    result_item it = result_of(sink, r);
+    it.capture = (obx_attempt){.headers = o->headers,
+                               .n_headers = o->n_headers,
+                               .body = o->body,
+                               .body_len = o->body_len,
+                               .body_size = o->body_size};
+    o->headers = NULL;
+    o->n_headers = 0;
+    o->body = NULL;
+    o->body_len = 0;
+    if (!it.capture.n_headers && !it.capture.body)
+        it.capture.body_size = 0; /* as push_result: no capture, no size */
+    point_capture(&it);
+    push_item(e, &it);
 }
 
 /* Store errors worth retrying the same batch for: they may pass (memory, disk, LMDB,
@@ -347,11 +387,35 @@ static int record_batch(dlv_engine *e, obx_result *rs, size_t k, obx_error *oe)
     }
 }
 
+/*
+ * Results committed in groups: while results stream in (the last commit took at least
+ * COMMIT_BUSY of them), the committer waits COMMIT_LINGER_NS before taking a short queue,
+ * so that one store transaction (and one sync) records more of them: the store's work per
+ * result shrinks with the group (pages shared by neighbouring keys are written once). Not
+ * when an ordered sink's result is queued (its next delivery waits for that commit), nor
+ * when stopping. Sending is never held up: the engine thread goes on meanwhile.
+ */
+#define COMMIT_BUSY      32
+#define COMMIT_GROUP     256
+#define COMMIT_LINGER_NS 1000000L /* 1 ms, less than a sync */
+
+/* Under cm_mu: whether to wait for more results before committing the queue. */
+static int linger_worth(const dlv_engine *e, size_t last_n)
+{
+    if (e->cm_stop || last_n < COMMIT_BUSY || e->nq >= COMMIT_GROUP)
+        return 0;
+    for (size_t i = 0; i < e->nq; i++)
+        if (e->sinks[e->q[i].sink].p.ordered)
+            return 0;
+    return 1;
+}
+
 static void *committer_main(void *arg)
 {
     dlv_engine *e = arg;
     result_item *mine = e->cm_items;
     obx_result *rs = e->cm_rs;
+    size_t last_n = 0;
     for (;;) {
         pthread_mutex_lock(&e->cm_mu);
         while (e->nq == 0 && !e->cm_stop)
@@ -359,6 +423,12 @@ static void *committer_main(void *arg)
         if (e->nq == 0 && e->cm_stop) {
             pthread_mutex_unlock(&e->cm_mu);
             break;
+        }
+        if (linger_worth(e, last_n)) {
+            pthread_mutex_unlock(&e->cm_mu);
+            struct timespec ts = {0, COMMIT_LINGER_NS};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&e->cm_mu);
         }
         /* move what fits into our buffers (grown when possible); the rest waits its turn */
         if (e->nq > e->cm_cap) {
@@ -374,6 +444,7 @@ static void *committer_main(void *arg)
             }
         }
         size_t n = e->nq < e->cm_cap ? e->nq : e->cm_cap;
+        last_n = n;
         memcpy(mine, e->q, n * sizeof *mine);
         memmove(e->q, e->q + n, (e->nq - n) * sizeof *e->q);
         e->nq -= n;
@@ -869,7 +940,7 @@ static void health_poll(dlv_engine *e, int64_t now)
     }
 }
 
-static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
+static void finish_attempt(dlv_engine *e, job *jb, dlv__outcome *o)
 {
     sink_rt *s = &e->sinks[jb->sink];
     int64_t now = now_ms(e);
@@ -903,10 +974,6 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
                     .deadline_ms = d.deadline_ms,
                     .next_attempt_ms = d.next_attempt_ms,
                     .reason = d.outcome == OBX_OUTCOME_DEAD ? d.reason : NULL,
-                    .headers = o->headers,
-                    .n_headers = o->n_headers,
-                    .body = o->body,
-                    .body_len = o->body_len,
                     .body_size = o->body_size};
     if (d.outcome == OBX_OUTCOME_RETRY && s->p.ordered) {
         /* keep the head first in the sink's due index; wait for its time in memory */
@@ -915,7 +982,7 @@ static void finish_attempt(dlv_engine *e, job *jb, const dlv__outcome *o)
     }
     if (d.outcome == OBX_OUTCOME_RETRY && !s->p.ordered && d.next_attempt_ms < s->retry_min)
         s->retry_min = d.next_attempt_ms; /* a claim reply may not know of it yet */
-    push_result(e, jb->sink, &r);
+    push_result_taking(e, jb->sink, &r, o);
     if (d.outcome != OBX_OUTCOME_DELIVERED && e->o.on_failed_attempt) {
         dlv_attempt_event ev = {.sink = jb->sink,
                                 .sink_name = s->name,
@@ -1313,6 +1380,7 @@ int dlv_engine_new(obx_store *store, const dlv_sink_config *sinks, size_t n,
             goto fail;
         }
         e->n = i + 1;
+        s->p.transport.slot = i; /* its own pool of easy handles in the sender */
         obx_error oe = {0};
         const char *name = sinks[i].name;
         int orc = obx_sink_id(store, name, &s->id, &oe);

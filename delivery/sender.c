@@ -2,8 +2,9 @@
  * sender.c - the HTTP sender: one libcurl multi handle shared by every sink, so that
  * connections are reused (keep-alive) and HTTP/2 is multiplexed where offered.
  *
- * Easy handles are pooled and reset between uses; the multi handle keeps the connection
- * cache. Every transfer is a POST with the body passed by pointer (no copy); of the
+ * Easy handles are pooled per transport (sink) with its settings in place, so an attempt
+ * sets only what changes (body, headers, where its outcome goes); the multi handle keeps the
+ * connection cache. Every transfer is a POST with the body passed by pointer (no copy); of the
  * response body only the first capture_body bytes are kept (the rest is read and
  * counted, so the connection stays reusable), and of its headers Content-Type,
  * Retry-After, Location and the sink's capture_headers; redirects are not followed,
@@ -54,36 +55,44 @@ void dlv__outcome_clear(dlv__outcome *o)
 }
 
 /* Add the response header `name` (its first instance in the last response) to o, unless
- * o already has it or memory is short (the capture is best effort). */
-static void capture_header(CURL *e, const char *name, dlv__outcome *o)
+ * o already has it or memory is short (the capture is best effort). Its value is returned
+ * (libcurl's, valid until the handle's next transfer), NULL when absent. */
+static const char *capture_header(CURL *e, const char *name, dlv__outcome *o)
 {
     struct curl_header *h = NULL;
     if (o->n_headers >= OBX_CAPTURE_HEADERS_MAX ||
         curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h || !h->value)
-        return;
+        return NULL;
     for (size_t i = 0; i < o->n_headers; i++)
         if (strcasecmp(o->headers[i].name, h->name) == 0)
-            return;
+            return h->value;
     obx_header *hs = o->headers;
     if (!hs && !(hs = o->headers = calloc(OBX_CAPTURE_HEADERS_MAX, sizeof *hs)))
-        return;
+        return h->value;
     char *n = strndup(h->name, OBX_CAPTURE_NAME_MAX);
     char *v = strndup(h->value, OBX_CAPTURE_VALUE_MAX);
     if (!n || !v) {
         free(n);
         free(v);
-        return;
+        return h->value;
     }
     hs[o->n_headers++] = (obx_header){.name = n, .value = v};
+    return h->value;
 }
 
+/* Keep Content-Type, Retry-After (also as o->retry_after), Location and the sink's
+ * capture_headers, and the first capture_body bytes of the body. One lookup per name:
+ * cheaper than walking every header with curl_easy_nextheader, which counts a name's
+ * instances at each step. */
 static void capture_response(CURL *e, dlv__xfer *x, dlv__outcome *o)
 {
-    static const char *const always[] = {"Content-Type", "Retry-After", "Location"};
-    for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
-        capture_header(e, always[i], o);
+    (void)capture_header(e, "Content-Type", o);
+    const char *ra = capture_header(e, "Retry-After", o);
+    if (ra)
+        snprintf(o->retry_after, sizeof o->retry_after, "%s", ra);
+    (void)capture_header(e, "Location", o);
     for (size_t i = 0; i < x->t->n_capture_headers; i++)
-        capture_header(e, x->t->capture_headers[i], o);
+        (void)capture_header(e, x->t->capture_headers[i], o);
     o->body = x->cap;
     o->body_len = x->cap_len;
     o->body_size = x->body_size;
@@ -91,9 +100,24 @@ static void capture_response(CURL *e, dlv__xfer *x, dlv__outcome *o)
     x->cap_len = 0;
 }
 
+/* Whether the environment names a proxy libcurl would use for http or https URLs (it
+ * reads these at every transfer unless a proxy is set on the handle). */
+static int proxy_in_env(void)
+{
+    static const char *const names[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                        "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v)
+            return 1;
+    }
+    return 0;
+}
+
 int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    s->proxy_env = proxy_in_env();
     s->multi = curl_multi_init();
     if (!s->multi) {
         snprintf(err, errlen, "sender: curl_multi_init failed");
@@ -107,68 +131,35 @@ int dlv__sender_init(dlv__sender *s, long max_connects, char *err, size_t errlen
 
 void dlv__sender_cleanup(dlv__sender *s)
 {
-    for (size_t i = 0; i < s->n_pool; i++)
-        curl_easy_cleanup(s->pool[i]);
-    free(s->pool);
-    s->pool = NULL;
-    s->n_pool = s->cap_pool = 0;
+    for (size_t k = 0; k < s->n_pools; k++) {
+        for (size_t i = 0; i < s->pools[k].n; i++)
+            curl_easy_cleanup(s->pools[k].h[i]);
+        free(s->pools[k].h);
+        curl_url_cleanup(s->pools[k].url);
+    }
+    free(s->pools);
+    s->pools = NULL;
+    s->n_pools = 0;
     if (s->multi)
         curl_multi_cleanup(s->multi);
     s->multi = NULL;
 }
 
-static CURL *easy_get(dlv__sender *s)
+/* The settings of every request on transport t: set once per easy handle. */
+static CURLcode setup_transport(const dlv__sender *s, CURL *e, const dlv__transport *t, CURLU *url)
 {
-    if (s->n_pool) {
-        CURL *e = s->pool[--s->n_pool];
-        curl_easy_reset(e);
-        return e;
-    }
-    return curl_easy_init();
-}
-
-static void easy_put(dlv__sender *s, CURL *e)
-{
-    if (s->n_pool == s->cap_pool) {
-        size_t cap = s->cap_pool ? s->cap_pool * 2 : 64;
-        CURL **p = realloc(s->pool, cap * sizeof *p);
-        if (!p) {
-            curl_easy_cleanup(e);
-            return;
-        }
-        s->pool = p;
-        s->cap_pool = cap;
-    }
-    s->pool[s->n_pool++] = e;
-}
-
-int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, const void *body,
-                      size_t body_len, struct curl_slist *headers, char *err, size_t errlen)
-{
-    CURL *e = easy_get(s);
-    if (!e) {
-        snprintf(err, errlen, "sender: curl_easy_init failed");
-        return DLV_ERR_SYSTEM;
-    }
-    x->easy = e;
-    x->errbuf[0] = 0;
-    x->t = t;
-    free(x->cap);
-    x->cap = NULL;
-    x->cap_len = 0;
-    x->body_size = 0;
-    x->timeout_ms = t->timeout_ms;
-    x->connect_timeout_ms = t->connect_timeout_ms;
     CURLcode rc = CURLE_OK;
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
         if (rc == CURLE_OK)                                                                        \
             rc = curl_easy_setopt(e, opt, val);                                                    \
     } while (0)
-    SET(CURLOPT_URL, t->url);
-    SET(CURLOPT_PRIVATE, (void *)x);
-    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_CURLU, url); /* parsed once per transport, not at each transfer */
     SET(CURLOPT_NOSIGNAL, 1L);
+    if (!s->proxy_env) { /* what libcurl would find at every transfer: no proxy */
+        SET(CURLOPT_PROXY, "");
+        SET(CURLOPT_NOPROXY, "");
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -179,11 +170,7 @@ int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, con
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_POSTFIELDS, body);
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SET(CURLOPT_HTTPHEADER, headers);
     SET(CURLOPT_WRITEFUNCTION, capture);
-    SET(CURLOPT_WRITEDATA, (void *)x);
     SET(CURLOPT_TIMEOUT_MS, t->timeout_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -197,16 +184,118 @@ int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, con
     if (t->client_key)
         SET(CURLOPT_SSLKEY, t->client_key);
 #undef SET
+    return rc;
+}
+
+/* The pool of transport t (grown to its slot when needed), or NULL without memory. */
+static dlv__pool *pool_of(dlv__sender *s, const dlv__transport *t)
+{
+    if (t->slot >= s->n_pools) {
+        size_t n = t->slot + 1;
+        dlv__pool *p = realloc(s->pools, n * sizeof *p);
+        if (!p)
+            return NULL;
+        memset(p + s->n_pools, 0, (n - s->n_pools) * sizeof *p);
+        s->pools = p;
+        s->n_pools = n;
+    }
+    return &s->pools[t->slot];
+}
+
+/* An easy handle set up for t: an idle one of its pool, else a new one. */
+static CURL *easy_get(dlv__sender *s, const dlv__transport *t, CURLcode *rc)
+{
+    dlv__pool *p = pool_of(s, t);
+    *rc = CURLE_OUT_OF_MEMORY;
+    if (!p)
+        return NULL;
+    if (p->n) {
+        *rc = CURLE_OK;
+        return p->h[--p->n];
+    }
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    if (!p->url) {
+        CURLUcode uc = CURLUE_OUT_OF_MEMORY;
+        if ((p->url = curl_url()) != NULL)
+            uc = curl_url_set(p->url, CURLUPART_URL, t->url,
+                              CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
+        if (uc != CURLUE_OK) {
+            curl_url_cleanup(p->url);
+            p->url = NULL;
+            curl_easy_cleanup(e);
+            *rc = uc == CURLUE_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_URL_MALFORMAT;
+            return NULL;
+        }
+    }
+    if ((*rc = setup_transport(s, e, t, p->url)) != CURLE_OK) {
+        curl_easy_cleanup(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Back to t's pool (kept with its settings and its connection), or freed. */
+static void easy_put(dlv__sender *s, const dlv__transport *t, CURL *e)
+{
+    dlv__pool *p = pool_of(s, t);
+    if (p && p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        CURL **h = realloc(p->h, cap * sizeof *h);
+        if (h) {
+            p->h = h;
+            p->cap = cap;
+        }
+    }
+    if (!p || p->n == p->cap) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    p->h[p->n++] = e;
+}
+
+int dlv__sender_start(dlv__sender *s, dlv__xfer *x, const dlv__transport *t, const void *body,
+                      size_t body_len, struct curl_slist *headers, char *err, size_t errlen)
+{
+    CURLcode rc;
+    CURL *e = easy_get(s, t, &rc);
+    if (!e) {
+        snprintf(err, errlen, "sender: setting up the request failed: %s", curl_easy_strerror(rc));
+        return DLV_ERR_SYSTEM;
+    }
+    x->easy = e;
+    x->errbuf[0] = 0;
+    x->t = t;
+    free(x->cap);
+    x->cap = NULL;
+    x->cap_len = 0;
+    x->body_size = 0;
+    x->timeout_ms = t->timeout_ms;
+    x->connect_timeout_ms = t->connect_timeout_ms;
+    /* what changes per attempt; the rest stays from setup_transport */
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+    SET(CURLOPT_PRIVATE, (void *)x);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_WRITEDATA, (void *)x);
+    SET(CURLOPT_POSTFIELDS, body);
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SET(CURLOPT_HTTPHEADER, headers);
+#undef SET
     if (rc != CURLE_OK) {
         snprintf(err, errlen, "sender: setting up the request failed: %s", curl_easy_strerror(rc));
-        easy_put(s, e);
+        easy_put(s, t, e);
         x->easy = NULL;
         return DLV_ERR_SYSTEM;
     }
     CURLMcode mrc = curl_multi_add_handle(s->multi, e);
     if (mrc != CURLM_OK) {
         snprintf(err, errlen, "sender: curl_multi_add_handle: %s", curl_multi_strerror(mrc));
-        easy_put(s, e);
+        easy_put(s, t, e);
         x->easy = NULL;
         return DLV_ERR_SYSTEM;
     }
@@ -344,10 +433,6 @@ dlv__xfer *dlv__sender_done(dlv__sender *s, dlv__outcome *out)
             out->transport_error = 1;
             describe(e, code, x, out->error, sizeof out->error);
         }
-        struct curl_header *h = NULL;
-        if (status && curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
-            h && h->value)
-            snprintf(out->retry_after, sizeof out->retry_after, "%s", h->value);
         if (status)
             capture_response(e, x, out);
         free(x->cap);
@@ -355,7 +440,7 @@ dlv__xfer *dlv__sender_done(dlv__sender *s, dlv__outcome *out)
         x->cap_len = 0;
         curl_multi_remove_handle(s->multi, e);
         s->running--;
-        easy_put(s, e);
+        easy_put(s, x->t, e);
         x->easy = NULL;
         return x;
     }

@@ -27,6 +27,7 @@ typedef struct dlv__transport {
     size_t capture_body;                /* response body bytes to keep (0 = none) */
     const char *const *capture_headers; /* kept besides Content-Type, Retry-After, Location */
     size_t n_capture_headers;
+    size_t slot; /* which of the sender's handle pools serves it (unique per transport) */
 } dlv__transport;
 
 /* One transfer. The caller owns it and keeps body/headers alive until it finishes. */
@@ -61,11 +62,19 @@ typedef struct dlv__outcome {
 /* Free what an outcome owns (the capture) and zero those fields. */
 void dlv__outcome_clear(dlv__outcome *o);
 
+/* Idle easy handles of one transport, its settings already in place. */
+typedef struct dlv__pool {
+    CURL **h;
+    size_t n, cap;
+    CURLU *url; /* the transport's URL, parsed once; every handle of the pool points at it */
+} dlv__pool;
+
 typedef struct dlv__sender {
     CURLM *multi;
-    CURL **pool; /* idle easy handles */
-    size_t n_pool, cap_pool;
+    dlv__pool *pools; /* by dlv__transport.slot, grown on demand */
+    size_t n_pools;
     size_t running;
+    int proxy_env; /* a proxy is named in the environment: libcurl looks it up per transfer */
 } dlv__sender;
 
 /* DLV_OK, or DLV_ERR_SYSTEM with a message (libcurl could not be set up). */

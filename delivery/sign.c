@@ -31,37 +31,74 @@ struct part {
     size_t n;
 };
 
-/* HMAC-SHA256 over the concatenation of parts. 0 or DLV_ERR_CRYPTO. */
-static int hmac_parts(const void *key, size_t klen, const struct part *parts, size_t nparts,
-                      unsigned char mac[MAC_LEN])
+/* A keyed HMAC-SHA256 context: the key is set once (EVP_MAC_init with it), each MAC after
+ * that re-initializes with the same key (EVP_MAC_init without one), allocating nothing. */
+struct dlv_signer {
+    EVP_MAC_CTX *ctx;
+};
+
+void dlv_signer_free(dlv_signer *s)
+{
+    if (!s)
+        return;
+    EVP_MAC_CTX_free(s->ctx); /* OpenSSL clears the key material it holds */
+    free(s);
+}
+
+/* A signer keyed with key[0..klen). DLV_OK, DLV_ERR_NOMEM or DLV_ERR_CRYPTO. */
+static int signer_new(const void *key, size_t klen, dlv_signer **out)
 {
     static const unsigned char empty_key[1] = {0};
-    int rc = DLV_ERR_CRYPTO;
-    EVP_MAC_CTX *ctx = NULL;
-    size_t outl = 0;
     char digest[] = "SHA256";
     OSSL_PARAM params[2];
-
+    *out = NULL;
     (void)pthread_once(&hmac_once, hmac_fetch);
     if (!hmac_alg)
         return DLV_ERR_CRYPTO;
-    ctx = EVP_MAC_CTX_new(hmac_alg);
-    if (!ctx)
+    dlv_signer *s = calloc(1, sizeof *s);
+    if (!s)
+        return DLV_ERR_NOMEM;
+    int rc = DLV_ERR_CRYPTO;
+    if (!(s->ctx = EVP_MAC_CTX_new(hmac_alg)))
         goto out;
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
     params[1] = OSSL_PARAM_construct_end();
     /* OpenSSL refuses a NULL key; an empty key is the same HMAC as a zero-length one. */
-    if (!EVP_MAC_init(ctx, klen ? key : empty_key, klen, params))
+    if (!EVP_MAC_init(s->ctx, klen ? key : empty_key, klen, params))
         goto out;
-    for (size_t i = 0; i < nparts; i++)
-        if (parts[i].n && !EVP_MAC_update(ctx, parts[i].p, parts[i].n))
-            goto out;
-    if (!EVP_MAC_final(ctx, mac, &outl, MAC_LEN) || outl != MAC_LEN)
-        goto out;
+    *out = s;
+    s = NULL;
     rc = DLV_OK;
 out:
-    EVP_MAC_CTX_free(ctx);
+    dlv_signer_free(s);
     return rc;
+}
+
+/* HMAC-SHA256 under s's key over the concatenation of parts. DLV_OK or DLV_ERR_CRYPTO. */
+static int signer_mac(dlv_signer *s, const struct part *parts, size_t nparts,
+                      unsigned char mac[MAC_LEN])
+{
+    size_t outl = 0;
+    if (!EVP_MAC_init(s->ctx, NULL, 0, NULL))
+        return DLV_ERR_CRYPTO;
+    for (size_t i = 0; i < nparts; i++)
+        if (parts[i].n && !EVP_MAC_update(s->ctx, parts[i].p, parts[i].n))
+            return DLV_ERR_CRYPTO;
+    if (!EVP_MAC_final(s->ctx, mac, &outl, MAC_LEN) || outl != MAC_LEN)
+        return DLV_ERR_CRYPTO;
+    return DLV_OK;
+}
+
+/* HMAC-SHA256 over the concatenation of parts, with a key used once. 0 or DLV_ERR_*. */
+static int hmac_parts(const void *key, size_t klen, const struct part *parts, size_t nparts,
+                      unsigned char mac[MAC_LEN])
+{
+    dlv_signer *s;
+    int rc = signer_new(key, klen, &s);
+    if (rc == DLV_OK)
+        rc = signer_mac(s, parts, nparts, mac);
+    dlv_signer_free(s);
+    return rc == DLV_ERR_NOMEM ? DLV_ERR_CRYPTO : rc;
 }
 
 static void to_hex(const unsigned char *in, size_t n, char *out)
@@ -74,18 +111,33 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* The Flipt signature from a MAC computed with result rc: its hex into out; the MAC wiped. */
+static int flipt_hex(int rc, unsigned char mac[MAC_LEN], char out[DLV_FLIPT_SIG_HEX_LEN + 1])
+{
+    if (rc == DLV_OK)
+        to_hex(mac, MAC_LEN, out);
+    dlv_secret_wipe(mac, MAC_LEN);
+    return rc;
+}
+
 int dlv_sign_flipt(const void *secret, size_t secret_len, const void *body, size_t body_len,
                    char out[DLV_FLIPT_SIG_HEX_LEN + 1])
 {
-    unsigned char mac[MAC_LEN];
     if ((!secret && secret_len) || (!body && body_len) || !out)
         return DLV_ERR_INVALID;
+    unsigned char mac[MAC_LEN];
     struct part p = {body, body_len};
-    int rc = hmac_parts(secret, secret_len, &p, 1, mac);
-    if (rc == DLV_OK)
-        to_hex(mac, MAC_LEN, out);
-    dlv_secret_wipe(mac, sizeof mac);
-    return rc;
+    return flipt_hex(hmac_parts(secret, secret_len, &p, 1, mac), mac, out);
+}
+
+int dlv_signer_flipt(dlv_signer *s, const void *body, size_t body_len,
+                     char out[DLV_FLIPT_SIG_HEX_LEN + 1])
+{
+    if (!s || (!body && body_len) || !out)
+        return DLV_ERR_INVALID;
+    unsigned char mac[MAC_LEN];
+    struct part p = {body, body_len};
+    return flipt_hex(signer_mac(s, &p, 1, mac), mac, out);
 }
 
 int dlv_standard_key(const char *secret, unsigned char *key, size_t *key_len)
@@ -101,43 +153,78 @@ int dlv_standard_key(const char *secret, unsigned char *key, size_t *key_len)
     return DLV_OK;
 }
 
-/* The raw MAC of id.timestamp.body under `secret`. */
-static int standard_mac(const char *secret, const char *msg_id, const char *ts, const void *body,
-                        size_t body_len, unsigned char mac[MAC_LEN])
+/* A signer keyed with the Standard Webhooks key of `secret` (dlv_standard_key). */
+static int standard_signer(const char *secret, dlv_signer **out)
 {
     size_t n = strlen(secret);
     unsigned char stackkey[128];
     unsigned char *key = n <= sizeof stackkey ? stackkey : malloc(n);
     size_t klen = 0;
-    int rc;
+    *out = NULL;
     if (!key)
         return DLV_ERR_NOMEM;
-    rc = dlv_standard_key(secret, key, &klen);
-    if (rc == DLV_OK) {
-        struct part parts[5] = {
-            {msg_id, strlen(msg_id)}, {".", 1}, {ts, strlen(ts)}, {".", 1}, {body, body_len}};
-        rc = hmac_parts(key, klen, parts, 5, mac);
-    }
+    int rc = dlv_standard_key(secret, key, &klen);
+    if (rc == DLV_OK)
+        rc = signer_new(key, klen, out);
     dlv_secret_wipe(key, n);
     if (key != stackkey)
         free(key);
     return rc;
 }
 
-int dlv_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const void *body,
-                      size_t body_len, char *out, size_t outlen)
+/* The raw MAC of id.timestamp.body. */
+static int standard_mac(dlv_signer *s, const char *msg_id, const char *ts, const void *body,
+                        size_t body_len, unsigned char mac[MAC_LEN])
+{
+    struct part parts[5] = {
+        {msg_id, strlen(msg_id)}, {".", 1}, {ts, strlen(ts)}, {".", 1}, {body, body_len}};
+    return signer_mac(s, parts, 5, mac);
+}
+
+/* The token "v1,<base64 MAC>" into out (DLV_STANDARD_TOKEN_LEN + 1 bytes). */
+static int standard_token(dlv_signer *s, const char *msg_id, int64_t timestamp, const void *body,
+                          size_t body_len, char *out)
 {
     unsigned char mac[MAC_LEN];
     char ts[24];
-    if (!secret || !msg_id || (!body && body_len) || !out || outlen < DLV_STANDARD_TOKEN_LEN + 1)
-        return DLV_ERR_INVALID;
     (void)snprintf(ts, sizeof ts, "%" PRId64, timestamp);
-    int rc = standard_mac(secret, msg_id, ts, body, body_len, mac);
+    int rc = standard_mac(s, msg_id, ts, body, body_len, mac);
     if (rc == DLV_OK) {
         memcpy(out, "v1,", 3);
         (void)EVP_EncodeBlock((unsigned char *)out + 3, mac, MAC_LEN);
     }
     dlv_secret_wipe(mac, sizeof mac);
+    return rc;
+}
+
+int dlv_signer_new(const char *secret, int standard, dlv_signer **out)
+{
+    if (!out)
+        return DLV_ERR_INVALID;
+    *out = NULL;
+    if (!secret)
+        return DLV_ERR_INVALID;
+    return standard ? standard_signer(secret, out) : signer_new(secret, strlen(secret), out);
+}
+
+int dlv_signer_standard(dlv_signer *s, const char *msg_id, int64_t timestamp, const void *body,
+                        size_t body_len, char *out, size_t outlen)
+{
+    if (!s || !msg_id || (!body && body_len) || !out || outlen < DLV_STANDARD_TOKEN_LEN + 1)
+        return DLV_ERR_INVALID;
+    return standard_token(s, msg_id, timestamp, body, body_len, out);
+}
+
+int dlv_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const void *body,
+                      size_t body_len, char *out, size_t outlen)
+{
+    if (!secret || !msg_id || (!body && body_len) || !out || outlen < DLV_STANDARD_TOKEN_LEN + 1)
+        return DLV_ERR_INVALID;
+    dlv_signer *s;
+    int rc = standard_signer(secret, &s);
+    if (rc == DLV_OK)
+        rc = standard_token(s, msg_id, timestamp, body, body_len, out);
+    dlv_signer_free(s);
     return rc;
 }
 
@@ -247,7 +334,11 @@ int dlv_verify_standard(const char *const *secrets, size_t n_secrets, const char
     for (size_t s = 0; s < n_secrets && rc != DLV_OK; s++) {
         if (!secrets[s])
             return DLV_ERR_INVALID;
-        int mrc = standard_mac(secrets[s], msg_id, timestamp, body, body_len, mac);
+        dlv_signer *sg;
+        int mrc = standard_signer(secrets[s], &sg);
+        if (mrc == DLV_OK)
+            mrc = standard_mac(sg, msg_id, timestamp, body, body_len, mac);
+        dlv_signer_free(sg);
         if (mrc != DLV_OK) {
             rc = mrc;
             break;

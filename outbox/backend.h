@@ -61,6 +61,9 @@ struct obx__backend {
                           const char *why, const char *last_error, obx_sink_state *out,
                           int *changed, obx_error *err);
     int (*enqueue_batch)(obx_store *s, obx_enqueue_req *reqs, size_t n);
+    /* NULL: no asynchronous enqueue (obx_enqueue_submit answers OBX_ERR_STATE) */
+    int (*enqueue_submit)(obx_store *s, obx_enqueue_req *req, obx_enqueue_done_fn done, void *ud);
+    int (*can_submit)(const obx_store *s);
     int (*idem_sweep)(obx_store *s, int64_t now_ms, size_t max, size_t *removed, obx_error *err);
 };
 
@@ -121,6 +124,9 @@ int obx__lmdb_sink_state_set(obx_store *s, uint32_t id, int what, int on, int64_
 int obx__lmdb_sink_retire(obx_store *s, uint32_t sink_id, int mode, int dry_run,
                           obx_retire_counts *counts, obx_error *err);       /* retire.c */
 int obx__lmdb_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n); /* idempotency.c */
+int obx__lmdb_enqueue_submit(obx_store *s, obx_enqueue_req *req, obx_enqueue_done_fn done,
+                             void *ud);       /* idempotency.c */
+int obx__lmdb_can_submit(const obx_store *s); /* idempotency.c */
 int obx__lmdb_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed,
                          obx_error *err); /* idempotency.c */
 

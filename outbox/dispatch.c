@@ -229,6 +229,25 @@ int obx_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n)
     return be(s)->enqueue_batch(s, reqs, n);
 }
 
+int obx_enqueue_submit(obx_store *s, obx_enqueue_req *req, obx_enqueue_done_fn done, void *ud)
+{
+    if (!be(s)->enqueue_submit || !be(s)->can_submit(s)) {
+        memset(&req->res, 0, sizeof req->res);
+        req->rc = obx__fail(&req->err, OBX_ERR_STATE,
+                            "asynchronous enqueue needs the owner's LMDB store (the %s "
+                            "backend, or a tool's handle, has no writer thread)",
+                            be(s)->name);
+        return req->rc;
+    }
+    return be(s)->enqueue_submit(s, req, done, ud);
+}
+
+int obx_enqueue_can_submit(const obx_store *s)
+{
+    const struct obx__backend *b = be((obx_store *)s);
+    return b->enqueue_submit && b->can_submit(s);
+}
+
 int obx_enqueue_idem(obx_store *s, const obx_event_in *events, size_t n, const obx_idem *idem,
                      uint64_t *ids, obx_idem_result *res, obx_error *err)
 {
@@ -279,6 +298,8 @@ const struct obx__backend obx__lmdb_backend = {
     .sink_state_get = obx__lmdb_sink_state_get,
     .sink_state_set = obx__lmdb_sink_state_set,
     .enqueue_batch = obx__lmdb_enqueue_batch,
+    .enqueue_submit = obx__lmdb_enqueue_submit,
+    .can_submit = obx__lmdb_can_submit,
     .idem_sweep = obx__lmdb_idem_sweep,
     .describe = obx__lmdb_describe,
 };

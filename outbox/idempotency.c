@@ -329,6 +329,63 @@ int obx__lmdb_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n)
     return OBX_OK;
 }
 
+/* An obx_enqueue_submit request on its way through the writer (owned by it until done). */
+typedef struct async_enq {
+    obx_op op; /* first: the writer's finish callback gets &op */
+    obx_enqueue_req *req;
+    obx_enqueue_done_fn done;
+    void *ud;
+} async_enq;
+
+static void async_enq_finish(obx_op *op)
+{
+    async_enq *a = (async_enq *)(void *)op;
+    obx_enqueue_req *r = a->req;
+    r->rc = op->rc;
+    if (r->rc) {
+        r->err = op->err;
+        obx_idem_result_clear(&r->res);
+    }
+    obx_enqueue_done_fn done = a->done;
+    void *ud = a->ud;
+    free(a);
+    done(ud, r);
+}
+
+int obx__lmdb_can_submit(const obx_store *s)
+{
+    return s->owner && s->writer_running;
+}
+
+int obx__lmdb_enqueue_submit(obx_store *s, obx_enqueue_req *r, obx_enqueue_done_fn done, void *ud)
+{
+    memset(&r->res, 0, sizeof r->res);
+    memset(&r->err, 0, sizeof r->err);
+    r->rc = enqueue_req_check(s, r->events, r->n, r->idem, &r->err);
+    if (r->rc)
+        return r->rc;
+    async_enq *a = calloc(1, sizeof *a);
+    if (!a)
+        return r->rc = obx__fail(&r->err, OBX_ERR_NOMEM, "out of memory");
+    a->req = r;
+    a->done = done;
+    a->ud = ud;
+    a->op.kind = OP_ENQUEUE;
+    a->op.finish = async_enq_finish;
+    a->op.u.enq.events = r->events;
+    a->op.u.enq.n = r->n;
+    a->op.u.enq.ids = r->ids;
+    a->op.u.enq.idem = r->idem;
+    a->op.u.enq.res = r->idem ? &r->res : NULL;
+    int rc = obx__store_submit_async(s, &a->op);
+    if (rc) {
+        r->rc = rc;
+        r->err = a->op.err;
+        free(a);
+    }
+    return rc;
+}
+
 int obx__lmdb_idem_sweep(obx_store *s, int64_t now_ms, size_t max, size_t *removed, obx_error *err)
 {
     obx_op op = {.kind = OP_IDEM_SWEEP};

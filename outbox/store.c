@@ -313,10 +313,14 @@ static void futex_wait(unsigned *word, unsigned seen)
 
 static void wake_batch(obx_store *s, obx_op *list)
 {
-    /* An op lives on its submitter's stack: never touch it after marking it. */
+    /* An op lives on its submitter's stack: never touch it after marking it. An
+     * asynchronous op is handed to its finish callback, which owns (and frees) it. */
     for (obx_op *op = list; op;) {
         obx_op *next = op->next;
-        __atomic_store_n(&op->finished, 1, __ATOMIC_RELEASE);
+        if (op->finish)
+            op->finish(op);
+        else
+            __atomic_store_n(&op->finished, 1, __ATOMIC_RELEASE);
         op = next;
     }
     __atomic_add_fetch(&s->wake_word, 1, __ATOMIC_RELEASE);
@@ -405,18 +409,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int obx__store_submit(obx_store *s, obx_op *op)
+/* Owner: append op to the writer's queue (OBX_ERR_CLOSED when closing). The writer wakes
+ * its waiting submitter, or calls op->finish for an asynchronous op. */
+int obx__store_submit_async(obx_store *s, obx_op *op)
 {
     op->done = 0;
     op->next = NULL;
-    if (!s->owner) {
-        if (s->opts.flags & OBX_OPEN_READONLY)
-            return obx__fail(&op->err, OBX_ERR_STATE, "store opened read-only");
-        pthread_mutex_lock(&s->mu); /* one write txn at a time per handle */
-        run_batch(s, op);
-        pthread_mutex_unlock(&s->mu);
-        return op->rc;
-    }
+    op->finished = 0;
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
@@ -428,10 +427,27 @@ int obx__store_submit(obx_store *s, obx_op *op)
         s->head = op;
     s->tail = op;
     s->qlen++;
-    op->finished = 0;
     if (s->qlen >= s->want)
         pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
+    return OBX_OK;
+}
+
+int obx__store_submit(obx_store *s, obx_op *op)
+{
+    if (!s->owner) {
+        op->done = 0;
+        op->next = NULL;
+        if (s->opts.flags & OBX_OPEN_READONLY)
+            return obx__fail(&op->err, OBX_ERR_STATE, "store opened read-only");
+        pthread_mutex_lock(&s->mu); /* one write txn at a time per handle */
+        run_batch(s, op);
+        pthread_mutex_unlock(&s->mu);
+        return op->rc;
+    }
+    int rc = obx__store_submit_async(s, op);
+    if (rc)
+        return rc;
     op_wait(s, op);
     return op->rc;
 }

@@ -40,6 +40,9 @@ typedef struct obx_op {
     unsigned finished; /* owner mode: set (release) by the writer when the op's batch is
                           finished; the submitter waits for it on the store's wake word */
     struct obx_op *next;
+    /* Asynchronous (obx_enqueue_submit): called by the writer instead of waking a waiting
+     * submitter; it owns the op from then on. NULL for every waiting submitter. */
+    void (*finish)(struct obx_op *op);
     union {
         struct {
             const obx_event_in *events;
@@ -152,6 +155,10 @@ int obx__store_submit(obx_store *s, obx_op *op);
 /* Submit n ops as one batch (tools: one transaction; owner: queued together); each op
  * gets its own rc and err. OBX_OK unless they could not be submitted at all. */
 int obx__store_submit_many(obx_store *s, obx_op *ops, size_t n);
+/* Owner only: queue one op for the writer without waiting (obx__store_submit waits after
+ * it; an asynchronous op sets finish, which the writer calls). OBX_ERR_CLOSED when the
+ * store is closing (finish is then never called). */
+int obx__store_submit_async(obx_store *s, obx_op *op);
 
 /* ops.c: apply one operation inside ctx->txn. Returns OBX_OK, a logical error (txn still
  * usable, nothing written by this op), OBX_ERR_LMDB with *mdb_rc set (txn unusable), or

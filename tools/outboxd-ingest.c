@@ -9,24 +9,24 @@
  * (outboxd-event.c) and routed; then it is stored durably before the 202 is queued:
  * - thread per connection: the connection's thread blocks in obx_enqueue(), so many
  *   requests wait on (and share) one group commit;
- * - pool mode: the connection is suspended and the request parked in a queue; committer
- *   threads store everything parked with one obx_enqueue() and resume the connections,
- *   whose handler then answers from the recorded result.
+ * - pool mode: the connection is suspended and the request handed to the store's writer
+ *   (obx_enqueue_submit), whose completion (on the writer thread) records the result and
+ *   resumes the connection; its handler then answers from the recorded result. Without a
+ *   writer thread (PostgreSQL) the request is parked in a queue instead, and committer
+ *   threads store everything parked with one obx_enqueue_batch() and resume them.
  * A stored request stays counted in `waiting` until MHD reports its answer sent, so a
  * graceful stop never drops the 202 of a durable event.
  * Every open connection is tracked (MHD's notify-connection callback) with the phase of
  * its request; the `ingest-deadline` thread closes those past their header or body
  * deadline and gives memory back to the system after a burst of connections.
- * The file stays whole (about 1,050 lines) because its parts share one MHD connection
- * lifecycle and the server struct; the issue that evaluates replacing libmicrohttpd
- * (a faster event-loop server) will rewrite it, and that is the time to split it.
+ * The file stays whole because its parts share one MHD connection lifecycle and the
+ * server struct; libmicrohttpd stays (measured against h2o and nginx: README, Ingest
+ * throughput).
  */
-#include "outboxd-ingest.h"
+#include "outboxd-ingest-server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/tcp.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -46,243 +46,6 @@
 #include "outboxd-event.h"
 #include "outboxd-idem.h"
 #include "outboxd-log.h"
-
-struct oin_server {
-    struct MHD_Daemon *d;
-    oin_config cfg;
-    int listen_fd;
-    int quiesced_fd; /* ours to close after MHD_stop_daemon, or -1 */
-    uint16_t port;
-    atomic_int closing;
-    atomic_int waiting; /* requests between a complete body and their answer being sent */
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* signalled when waiting drops to 0 during shutdown */
-    /* Pool mode: complete requests wait here (connection suspended) for a committer. */
-    struct req *q_head, *q_tail;
-    int q_stop;
-    pthread_cond_t q_cv;
-    pthread_t committers[OIN_COMMITTERS];
-    size_t n_committers;
-    /* Deadlines: every open connection is tracked; a sweeper thread closes late ones. */
-    pthread_mutex_t conn_mu;
-    struct conn *conns;        /* doubly linked, under conn_mu */
-    size_t n_conns, conn_peak; /* open now; most since memory was last given back */
-    uint64_t header_us, body_us, tick_us;
-    pthread_cond_t sweep_cv; /* under conn_mu */
-    int sweep_stop;
-    int sweeping; /* the sweeper thread was started */
-    pthread_t sweeper;
-    /* Store-full episode: logged once when it starts, once when intake resumes. */
-    atomic_int full;
-    atomic_ullong full_refused;
-    atomic_ullong full_last_us; /* the episode's latest refusal */
-};
-
-/* Where a connection's current request is, for its deadline. */
-typedef enum conn_phase {
-    PH_IDLE,    /* between requests: no deadline of ours (MHD's idle timeout applies) */
-    PH_HEADERS, /* bytes of a request arrived, headers not complete: header deadline */
-    PH_BODY,    /* headers complete, body not: body deadline */
-    PH_BUSY,    /* request complete: being stored and answered, no deadline */
-    PH_CLOSING, /* closed by a deadline, waiting for MHD to clean it up */
-} conn_phase;
-
-/* One open connection (MHD's socket context), under conn_mu. */
-typedef struct conn {
-    struct conn *prev, *next;
-    int fd;
-    conn_phase phase;
-    uint64_t since_us; /* PH_HEADERS: first byte seen; PH_BODY: headers complete */
-    uint64_t rx_base;  /* PH_IDLE: bytes received from the peer when it became idle */
-} conn;
-
-/* Per-request state for POST /v1/events (MHD's con_cls). */
-typedef struct req {
-    oev_ctype ct;
-    char *buf;
-    size_t len, cap;
-    /* Once the body is complete and valid: */
-    oev_event *evs; /* n parsed events (bodies point into buf) */
-    size_t n;
-    obx_event_in *in; /* k routed events, in request order */
-    size_t k;
-    uint32_t *sinks;             /* n * OIN_MAX_ROUTES route slots */
-    int *routed;                 /* per event: stored (1) or unrouted (0) */
-    uint64_t *ids;               /* k ids once committed */
-    char *idem_header;           /* Idempotency-Key as received (checked), or NULL */
-    oid_key idem;                /* with idem_header: what is stored with the events */
-    obx_idem_result replay;      /* with idem_header: a replay's original ids */
-    int committed;               /* the commit has finished: rc holds its result */
-    int counted;                 /* counted in waiting until its answer is sent */
-    int rc;                      /* obx_enqueue's result */
-    char errmsg[256];            /* its message when rc != OBX_OK */
-    uint64_t t0_us;              /* when the body was complete */
-    struct MHD_Connection *conn; /* pool mode: the suspended connection */
-    struct req *next;            /* committer queue */
-} req;
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* ---- deadlines ---- */
-
-/* Bytes received from the peer so far (TCP_INFO), or UINT64_MAX when unknown. */
-static uint64_t rx_bytes(int fd)
-{
-    struct tcp_info ti;
-    socklen_t len = sizeof ti;
-    memset(&ti, 0, sizeof ti);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-        return UINT64_MAX;
-    return ti.tcpi_bytes_received;
-}
-
-/* The tracked state of a connection (NULL when it could not be tracked). */
-static conn *conn_of(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-/* Called from the connection's own MHD callbacks, so its socket is open. */
-static void conn_phase_set(oin_server *s, struct MHD_Connection *c, conn_phase ph)
-{
-    conn *k = conn_of(c);
-    if (!k)
-        return;
-    uint64_t base = ph == PH_IDLE ? rx_bytes(k->fd) : 0;
-    pthread_mutex_lock(&s->conn_mu);
-    if (k->phase != PH_CLOSING) {
-        k->phase = ph;
-        k->since_us = mono_us();
-        k->rx_base = base;
-    }
-    pthread_mutex_unlock(&s->conn_mu);
-}
-
-/* MHD_OPTION_NOTIFY_CONNECTION: track every open connection. */
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    oin_server *s = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        conn *k = ci ? calloc(1, sizeof *k) : NULL;
-        *socket_context = k;
-        if (!k) {
-            olog(OLOG_WARN, "connection not tracked for deadlines", OLOG_S("reason", "no memory"));
-            return;
-        }
-        k->fd = ci->connect_fd;
-        k->phase = PH_IDLE; /* rx_base 0: its first byte starts the header deadline */
-        pthread_mutex_lock(&s->conn_mu);
-        k->next = s->conns;
-        if (s->conns)
-            s->conns->prev = k;
-        s->conns = k;
-        if (++s->n_conns > s->conn_peak)
-            s->conn_peak = s->n_conns;
-        pthread_mutex_unlock(&s->conn_mu);
-        return;
-    }
-    conn *k = *socket_context; /* MHD closes the socket only after this returns */
-    if (!k)
-        return;
-    pthread_mutex_lock(&s->conn_mu);
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        s->conns = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
-    s->n_conns--;
-    pthread_mutex_unlock(&s->conn_mu);
-    free(k);
-    *socket_context = NULL;
-}
-
-/*
- * Close every connection past its deadline (under conn_mu). shutdown() wakes the MHD
- * thread that owns the connection, which sees the end of input and closes it.
- */
-static void sweep(oin_server *s, uint64_t now)
-{
-    for (conn *k = s->conns; k; k = k->next) {
-        omet_phase late;
-        if (k->phase == PH_IDLE) {
-            if (rx_bytes(k->fd) > k->rx_base) { /* a request has begun */
-                k->phase = PH_HEADERS;
-                k->since_us = now;
-            }
-            continue;
-        }
-        if (k->phase == PH_HEADERS && now - k->since_us >= s->header_us)
-            late = OMET_PHASE_HEADERS;
-        else if (k->phase == PH_BODY && now - k->since_us >= s->body_us)
-            late = OMET_PHASE_BODY;
-        else
-            continue;
-        k->phase = PH_CLOSING;
-        (void)shutdown(k->fd, SHUT_RDWR);
-        omet_deadline_closed(s->cfg.metrics, late);
-        olog(OLOG_DEBUG, "connection closed",
-             OLOG_S("reason", late == OMET_PHASE_HEADERS ? "headers not complete in time "
-                                                           "(ingest.header_timeout)"
-                                                         : "body not complete in time "
-                                                           "(ingest.body_timeout)"));
-    }
-}
-
-/*
- * After a burst of connections (at least TRIM_AFTER_CONNS, then at most half as many
- * open), give the memory they used back to the system: each connection's buffers (about
- * 45 KiB) are freed into malloc's arenas, which otherwise keep them resident for good.
- */
-#define TRIM_AFTER_CONNS 64
-
-static void *sweeper(void *arg)
-{
-    oin_server *s = arg;
-    pthread_mutex_lock(&s->conn_mu);
-    while (!s->sweep_stop) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        uint64_t ns = (uint64_t)dl.tv_nsec + s->tick_us * 1000u;
-        dl.tv_sec += (time_t)(ns / 1000000000u);
-        dl.tv_nsec = (long)(ns % 1000000000u);
-        (void)pthread_cond_timedwait(&s->sweep_cv, &s->conn_mu, &dl);
-        if (s->sweep_stop)
-            break;
-        sweep(s, mono_us());
-        if (s->conn_peak >= s->n_conns + TRIM_AFTER_CONNS && s->n_conns <= s->conn_peak / 2) {
-            s->conn_peak = s->n_conns;
-            pthread_mutex_unlock(&s->conn_mu);
-            (void)malloc_trim(0);
-            pthread_mutex_lock(&s->conn_mu);
-        }
-    }
-    pthread_mutex_unlock(&s->conn_mu);
-    return NULL;
-}
-
-static void stop_sweeper(oin_server *s)
-{
-    if (!s->sweeping)
-        return;
-    pthread_mutex_lock(&s->conn_mu);
-    s->sweep_stop = 1;
-    pthread_cond_signal(&s->sweep_cv);
-    pthread_mutex_unlock(&s->conn_mu);
-    pthread_join(s->sweeper, NULL);
-    s->sweeping = 0;
-}
 
 /* ---- responses ---- */
 
@@ -619,7 +382,7 @@ static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum 
         r->rc = OBX_OK;
         return 0;
     }
-    r->t0_us = mono_us();
+    r->t0_us = oin__mono_us();
     return 0;
 }
 
@@ -634,7 +397,7 @@ static int events_prepare(oin_server *s, struct MHD_Connection *c, req *r, enum 
 static void store_full(oin_server *s, const char *why)
 {
     atomic_fetch_add(&s->full_refused, 1);
-    atomic_store(&s->full_last_us, mono_us());
+    atomic_store(&s->full_last_us, oin__mono_us());
     if (atomic_exchange(&s->full, 1) == 0)
         olog(OLOG_WARN, "store full: refusing events with 503 until there is room",
              OLOG_S("error", why));
@@ -643,7 +406,7 @@ static void store_full(oin_server *s, const char *why)
 static void store_has_room(oin_server *s)
 {
     if (!atomic_load_explicit(&s->full, memory_order_relaxed) ||
-        mono_us() - atomic_load(&s->full_last_us) < FULL_QUIET_US)
+        oin__mono_us() - atomic_load(&s->full_last_us) < FULL_QUIET_US)
         return;
     if (atomic_exchange(&s->full, 0))
         olog(OLOG_INFO, "store has room again: accepting events",
@@ -716,7 +479,7 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     }
     if (r->k > 0) {
         store_has_room(s);
-        omet_ack_latency(s->cfg.metrics, mono_us() - r->t0_us);
+        omet_ack_latency(s->cfg.metrics, oin__mono_us() - r->t0_us);
         omet_stored(s->cfg.metrics, r->k);
     }
     if (r->n > r->k)
@@ -725,104 +488,6 @@ static enum MHD_Result events_answer(oin_server *s, struct MHD_Connection *c, re
     if (!body)
         return MHD_NO;
     return send_body(s, c, MHD_HTTP_ACCEPTED, "application/json", body, strlen(body), 1, NULL, 0);
-}
-
-/*
- * Store the requests of `list` (linked by next) with ONE obx_enqueue_batch call, blocking
- * until they are durable, then record the result in each request. The requests without
- * an idempotency key are merged into one all-or-nothing enqueue (answered alike); each
- * request with a key is its own entry of the batch (stored, replayed or in conflict on
- * its own). All share group commits.
- */
-static void commit_list(oin_server *s, req *list)
-{
-    size_t total = 0, nplain = 0, nkeyed = 0;
-    req *one = NULL;
-    for (req *r = list; r; r = r->next) {
-        if (r->idem_header) {
-            nkeyed++;
-            continue;
-        }
-        total += r->k;
-        nplain++;
-        one = r;
-    }
-    obx_enqueue_req *reqs = calloc(nkeyed + 1, sizeof *reqs);
-    obx_event_in *in = nplain > 1 ? calloc(total, sizeof *in) : NULL;
-    uint64_t *ids = nplain > 1 ? malloc(total * sizeof *ids) : NULL;
-    int oom = !reqs || (nplain > 1 && (!in || !ids));
-    size_t m = 0;
-    if (!oom && nplain == 1) {
-        reqs[m++] = (obx_enqueue_req){.events = one->in, .n = one->k, .ids = one->ids};
-    } else if (!oom && nplain > 1) {
-        size_t off = 0;
-        for (req *r = list; r; r = r->next) {
-            if (r->idem_header)
-                continue;
-            memcpy(in + off, r->in, r->k * sizeof *in);
-            off += r->k;
-        }
-        reqs[m++] = (obx_enqueue_req){.events = in, .n = total, .ids = ids};
-    }
-    for (req *r = list; r && !oom; r = r->next)
-        if (r->idem_header)
-            reqs[m++] =
-                (obx_enqueue_req){.events = r->in, .n = r->k, .idem = &r->idem.idem, .ids = r->ids};
-    if (!oom)
-        obx_enqueue_batch(s->cfg.store, reqs, m);
-    size_t j = nplain ? 1 : 0, off = 0;
-    for (req *r = list; r; r = r->next) {
-        obx_enqueue_req *q = oom ? NULL : r->idem_header ? &reqs[j++] : &reqs[0];
-        r->rc = q ? q->rc : OBX_ERR_NOMEM;
-        if (r->rc != OBX_OK)
-            snprintf(r->errmsg, sizeof r->errmsg, "%s", q ? q->err.msg : "out of memory");
-        if (q && r->idem_header) {
-            r->replay = q->res; /* taken over: freed with the request */
-        } else if (q && nplain > 1 && r->rc == OBX_OK) {
-            memcpy(r->ids, ids + off, r->k * sizeof *ids);
-            off += r->k;
-        }
-        r->committed = 1;
-    }
-    free(reqs);
-    free(in);
-    free(ids);
-}
-
-/* Most events one committer stores in one call (bounds its allocation and the commit). */
-#define COMMIT_MAX_EVENTS 4096
-
-/* Pool mode: a committer thread takes every queued request and stores them at once. */
-static void *committer(void *arg)
-{
-    oin_server *s = arg;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (!s->q_head && !s->q_stop)
-            pthread_cond_wait(&s->q_cv, &s->mu);
-        if (!s->q_head)
-            break; /* stopping and drained */
-        req *list = s->q_head, *last = list;
-        size_t events = list->k;
-        while (last->next && events + last->next->k <= COMMIT_MAX_EVENTS) {
-            last = last->next;
-            events += last->k;
-        }
-        s->q_head = last->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&s->mu);
-        commit_list(s, list);
-        for (req *r = list, *nx; r; r = nx) {
-            nx = r->next; /* r may be answered and freed once resumed */
-            r->next = NULL;
-            MHD_resume_connection(r->conn);
-        }
-        pthread_mutex_lock(&s->mu);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
 }
 
 static enum MHD_Result events_finish(oin_server *s, struct MHD_Connection *c, req *r)
@@ -837,21 +502,11 @@ static enum MHD_Result events_finish(oin_server *s, struct MHD_Connection *c, re
     /* Counted until its answer has been sent (completed()), so shutdown waits for it. */
     atomic_fetch_add(&s->waiting, 1);
     r->counted = 1;
-    if (s->n_committers == 0) { /* thread per connection: wait right here */
-        r->next = NULL;
-        commit_list(s, r);
+    if (s->cfg.pool_threads == 0) { /* thread per connection: wait right here */
+        oin__commit_now(s, r);
         return events_answer(s, c, r);
     }
-    r->conn = c;
-    MHD_suspend_connection(c);
-    pthread_mutex_lock(&s->mu);
-    if (s->q_tail)
-        s->q_tail->next = r;
-    else
-        s->q_head = r;
-    s->q_tail = r;
-    pthread_cond_signal(&s->q_cv);
-    pthread_mutex_unlock(&s->mu);
+    oin__park(s, c, r);
     return MHD_YES;
 }
 
@@ -874,7 +529,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             *upload_data_size = 0;
             return MHD_YES;
         }
-        conn_phase_set(s, c, PH_BUSY);
+        oin__phase_set(s, c, PH_BUSY);
         return url[1] == 'h' ? serve_health(s, c) : serve_metrics(s, c);
     }
     req *r = *con_cls;
@@ -885,14 +540,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return ok;
         }
         if (!r->committed)
-            conn_phase_set(s, c, PH_BUSY);
+            oin__phase_set(s, c, PH_BUSY);
         return events_finish(s, c, r);
     }
     /* First call: the headers are complete; the body deadline starts. */
     const char *bad = framing_error(c);
     if (bad)
         return send_error_x(s, c, MHD_HTTP_BAD_REQUEST, OMET_BAD_REQUEST, bad, NULL, 1);
-    conn_phase_set(s, c, PH_BODY);
+    oin__phase_set(s, c, PH_BODY);
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (strcmp(url, "/v1/events") == 0) {
         if (strcmp(method, "POST") != 0)
@@ -915,7 +570,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     oin_server *s = cls;
-    conn_phase_set(s, c, PH_IDLE);
+    oin__phase_set(s, c, PH_IDLE);
     req *r = *con_cls;
     if (r && *con_cls != &get_marker) {
         int counted = r->counted;
@@ -989,18 +644,6 @@ int oin_bind_listen(const char *addr, int *is_v6, uint16_t *bound, char *err, si
     return fd;
 }
 
-/* Let the committers drain the queue, then join them. */
-static void stop_committers(oin_server *s)
-{
-    pthread_mutex_lock(&s->mu);
-    s->q_stop = 1;
-    pthread_cond_broadcast(&s->q_cv);
-    pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < s->n_committers; i++)
-        pthread_join(s->committers[i], NULL);
-    s->n_committers = 0;
-}
-
 static void server_free(oin_server *s)
 {
     pthread_mutex_destroy(&s->conn_mu);
@@ -1047,28 +690,16 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     else
         flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-    for (size_t i = 0; cfg->pool_threads && i < OIN_COMMITTERS; i++) {
-        int rc = pthread_create(&s->committers[i], NULL, committer, s);
-        if (rc != 0) {
-            snprintf(err, cap, "cannot start committer thread: %s", strerror(rc));
-            goto fail;
-        }
-        s->n_committers++;
-        pthread_setname_np(s->committers[i], "ingest-commit");
-    }
-    int prc = pthread_create(&s->sweeper, NULL, sweeper, s);
-    if (prc != 0) {
-        snprintf(err, cap, "cannot start the deadline thread: %s", strerror(prc));
+    s->async = cfg->pool_threads && obx_enqueue_can_submit(cfg->store);
+    if ((cfg->pool_threads && !s->async && oin__committers_start(s, err, cap) != 0) ||
+        oin__sweeper_start(s, err, cap) != 0)
         goto fail;
-    }
-    s->sweeping = 1;
-    pthread_setname_np(s->sweeper, "ingest-deadline");
     if (v6)
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, completed,
-        s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+        s, MHD_OPTION_NOTIFY_CONNECTION, oin__on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1u << 20),
@@ -1081,8 +712,8 @@ oin_server *oin_start(const oin_config *cfg, char *err, size_t cap)
     }
     return s;
 fail:
-    stop_sweeper(s);
-    stop_committers(s);
+    oin__sweeper_stop(s);
+    oin__commit_drain(s);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     server_free(s);
@@ -1127,9 +758,10 @@ void oin_stop(oin_server *s, unsigned wait_ms)
     while (atomic_load(&s->waiting) > 0 && pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
         ;
     pthread_mutex_unlock(&s->mu);
-    /* Every parked request is resumed before MHD stops (MHD requires it). */
-    stop_committers(s);
-    stop_sweeper(s);
+    /* Every parked request is resumed before MHD stops (MHD requires it): the committers
+     * drain their queue; the store's writer finishes every request queued with it. */
+    oin__commit_drain(s);
+    oin__sweeper_stop(s);
     MHD_stop_daemon(s->d); /* closes the listen socket unless quiesced above */
     if (s->quiesced_fd >= 0)
         close(s->quiesced_fd);

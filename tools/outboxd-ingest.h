@@ -10,9 +10,15 @@
  * Two threading modes (`pool_threads`), both letting many requests share one group commit:
  * - 0: one thread per connection; each blocks in obx_enqueue() for its own request.
  * - N: N epoll threads serve every connection; a complete request is parked (its
- *   connection suspended) and OIN_COMMITTERS committer threads store everything parked
- *   with one obx_enqueue() call each, then resume the connections. Fewer threads and
- *   context switches per event: this is the faster mode (see the benchmark).
+ *   connection suspended). On an LMDB store it is queued straight to the store's
+ *   group-commit writer (obx_enqueue_submit), which resumes the connection (MHD's
+ *   inter-thread wake-up of the epoll thread) once the request is durable: no thread
+ *   waits per request and no thread sits between the two. On a PostgreSQL store (no
+ *   writer thread) OIN_COMMITTERS committer threads store everything parked with one
+ *   obx_enqueue_batch() call each, then resume the connections.
+ *   Fewer threads, about the same CPU per event; on a 2-CPU machine shared with the
+ *   load generator and other work, a thread per connection acks more (README, Ingest
+ *   throughput), so 0 stays the default.
  * Errors are JSON {"error":"..."}.
  *
  * Idempotency-Key (1..255 printable ASCII, else 400): stored in the same commit as the
@@ -43,7 +49,8 @@
 #define OIN_MAX_ROUTES 64
 
 /*
- * Committer threads in pool mode (each holds one obx_enqueue call at a time). Measured
+ * Committer threads in pool mode on a store without a writer thread (PostgreSQL; each
+ * holds one obx_enqueue_batch call at a time). Measured
  * on 2 CPUs with 64 connections: 1-2 give the largest batches and the best rate (4 and 8
  * split the parked requests into smaller commits); 2 keeps one commit forming while the
  * other is being synced when the delivery engine's commits compete.

@@ -9,10 +9,12 @@
  *   - outboxd: start-up time (exec to accepting on its port), deliveries/s to a local
  *     no-op receiver while it drains the backlog, resident memory (VmRSS) after that;
  *   - `outboxctl stats` wall time next to the running daemon.
- * Then fan-out, on a new empty store: outboxd with 8 sinks, each a webhook to its own local
- * receiver; 8 keep-alive HTTP clients post events (routed to all 8) for a phase, then the
- * daemon drains what is left: events/s ingested, deliveries/s while ingesting, after it
- * and overall, and every sink's count (sanity only: all 202, every delivery arrived).
+ * Then outboxd draining 100,000 pending deliveries to nginx (one worker, answering 200;
+ * started here, tests/common/test-nginx), counted in the store (results committed), with
+ * outboxd's and nginx's CPU. Then fan-out, on a new empty store: outboxd with 8 sinks, each a
+ * webhook to its own local receiver; 8 keep-alive HTTP clients post events (routed to all 8) for a
+ * phase, then the daemon drains what is left: events/s ingested, deliveries/s while ingesting,
+ * after it and overall, and every sink's count (sanity only: all 202, every delivery arrived).
  * Prints tables (backlog/empty ratios; fan-out). Bounded: each phase a few seconds, the
  * final drain at most 60 s.
  */
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "bench-common.h"
+#include "test-nginx.h"
 #include "test-receiver.h"
 
 static char body[301];
@@ -205,12 +208,14 @@ typedef struct outboxd_proc {
     double start_s; /* exec to accepting on its port */
 } outboxd_proc;
 
-static void daemon_start(outboxd_proc *d, const char *dir, const char *build, int n_sinks)
+/* As daemon_start; with url, one sink posting there (no receiver of ours is started). */
+static void daemon_start_to(outboxd_proc *d, const char *dir, const char *build, int n_sinks,
+                            const char *url)
 {
     trx_options ro = {.threads = n_sinks > 1 ? 1 : 2, .no_record = 1};
     char err[256];
-    d->n_sinks = n_sinks;
-    for (int i = 0; i < n_sinks; i++)
+    d->n_sinks = url ? 0 : n_sinks;
+    for (int i = 0; i < d->n_sinks; i++)
         if (trx_start(&ro, &d->rx[i], err, sizeof err) != 0) {
             fprintf(stderr, "receiver: %s\n", err);
             exit(1);
@@ -230,7 +235,7 @@ static void daemon_start(outboxd_proc *d, const char *dir, const char *build, in
             dir, listen);
     for (int i = 0; i < n_sinks; i++)
         fprintf(c, "  - name: %s\n    url: %s\n    max_in_flight: 64\n", sink_name(i),
-                trx_url(d->rx[i], "/hook"));
+                url ? url : trx_url(d->rx[i], "/hook"));
     fclose(c);
     char exe[600];
     snprintf(exe, sizeof exe, "%s/tools/outboxd", build);
@@ -250,6 +255,11 @@ static void daemon_start(outboxd_proc *d, const char *dir, const char *build, in
         kill(d->pid, SIGKILL);
         exit(1);
     }
+}
+
+static void daemon_start(outboxd_proc *d, const char *dir, const char *build, int n_sinks)
+{
+    daemon_start_to(d, dir, build, n_sinks, NULL);
 }
 
 static void daemon_stop(outboxd_proc *d)
@@ -292,6 +302,87 @@ static daemon_figs daemon_phase(const char *dir, const char *build, double secs)
     f.ctl_stats_s = bench_now_s() - s0;
     daemon_stop(&d);
     return f;
+}
+
+/* CPU seconds (user + system) used so far by process pid, or 0. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[len] = 0;
+    unsigned long long ut = 0, st = 0;
+    char *p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Deliveries recorded as delivered, read next to the running daemon. */
+static uint64_t store_delivered(obx_store *ro)
+{
+    obx_stats *st = NULL;
+    uint64_t n = 0;
+    if (obx_stats_get(ro, &st, NULL) == OBX_OK) {
+        for (size_t i = 0; i < st->n_sinks; i++)
+            n += st->sinks[i].delivered;
+        obx_stats_free(st);
+    }
+    return n;
+}
+
+enum { NGINX_BACKLOG = 100000, NGINX_DRAIN_S = 60 };
+
+/* outboxd draining NGINX_BACKLOG pending deliveries to nginx; prints its figures. 0 when
+ * all were delivered in time. */
+static int nginx_phase(const char *dir, const char *build)
+{
+    char err[256];
+    tngx *ngx = NULL;
+    if (tngx_start(&ngx, err, sizeof err) != 0) {
+        fprintf(stderr, "nginx: %s\n", err);
+        return 1;
+    }
+    fill(dir, NGINX_BACKLOG);
+    outboxd_proc d;
+    daemon_start_to(&d, dir, build, 1, tngx_url(ngx, "/hook"));
+    obx_options o;
+    obx_options_init(&o);
+    o.flags = OBX_OPEN_READONLY;
+    obx_store *ro = NULL;
+    obx_error oe;
+    if (obx_open(dir, &o, &ro, &oe) != OBX_OK) {
+        fprintf(stderr, "open %s read-only: %s\n", dir, oe.msg);
+        daemon_stop(&d);
+        tngx_stop(ngx);
+        return 1;
+    }
+    double nu0, ns0, nu1, ns1, t0 = bench_now_s(), c0 = proc_cpu_s(d.pid);
+    tngx_cpu(ngx, &nu0, &ns0);
+    uint64_t got;
+    while ((got = store_delivered(ro)) < NGINX_BACKLOG && bench_now_s() - t0 < NGINX_DRAIN_S)
+        usleep(10000);
+    double secs = bench_now_s() - t0, ours = proc_cpu_s(d.pid) - c0;
+    tngx_cpu(ngx, &nu1, &ns1);
+    obx_close(ro);
+    daemon_stop(&d);
+    tngx_stop(ngx);
+    double theirs = nu1 - nu0 + ns1 - ns0, per = got ? 1e6 / (double)got : 0;
+    printf("# outboxd draining %d pending deliveries to nginx (one worker, max_in_flight 64), "
+           "counted when committed\n",
+           NGINX_BACKLOG);
+    printf("%-44s %14.0f\n", "deliveries/s (start to all committed)", (double)got / secs);
+    printf("%-44s %14.1f\n", "outboxd CPU us per delivery", ours * per);
+    printf("%-44s %14.1f\n", "nginx CPU us per delivery", theirs * per);
+    if (got < NGINX_BACKLOG) {
+        fprintf(stderr, "FAIL: nginx phase: %llu of %d delivered within %d s\n",
+                (unsigned long long)got, NGINX_BACKLOG, NGINX_DRAIN_S);
+        return 1;
+    }
+    return 0;
 }
 
 /* One ingest client: POSTs one Flipt event at a time on a keep-alive connection until
@@ -531,9 +622,14 @@ int main(void)
     printf("%-34s %14ld %14ld\n", "  of it anonymous (not the map) KiB", de.anon_kib, db.anon_kib);
     printf("%-34s %14.3f %14.3f\n", "outboxctl stats s", de.ctl_stats_s, db.ctl_stats_s);
     fflush(stdout);
-    int rc = fanout_phase(fan, build);
+    char ngx[512];
+    snprintf(ngx, sizeof ngx, "%s/outbox-bench-nginx-%d", tmp ? tmp : "/tmp", (int)getpid());
+    int rc = nginx_phase(ngx, build);
+    fflush(stdout);
+    rc |= fanout_phase(fan, build);
     rm_rf(empty);
     rm_rf(full);
     rm_rf(fan);
+    rm_rf(ngx);
     return rc;
 }

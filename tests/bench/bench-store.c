@@ -3,6 +3,8 @@
  * sink) for 1, 8, 32 and 128 producer threads, beside the raw LMDB commit rate with the
  * same batch sizes (the ceiling: N puts + one synced commit). Prints a table; bounded by
  * OUTBOX_BENCH_SECONDS per row (default 3).
+ * `bench-store one` prints only "one-producer EVENTS_PER_S" (one producer, one sink): the
+ * rate the ingest benchmark compares a single HTTP connection with.
  */
 #include <lmdb.h>
 #include <time.h>
@@ -75,12 +77,16 @@ static double bench_lmdb(int batch, double *commits_per_s)
     return (double)key / (t - t0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *env = getenv("OUTBOX_BENCH_SECONDS");
     if (env && *env)
         seconds = strtod(env, NULL);
     memset(body, 'x', 300);
+    if (argc > 1 && strcmp(argv[1], "one") == 0) {
+        printf("one-producer %.0f\n", bench_enqueue(1, 1, 1));
+        return 0;
+    }
     int ps[] = {1, 8, 32, 128};
     double base = 0;
     /* Each row: outbox and the raw loop in three alternating slices, averaged, so that the

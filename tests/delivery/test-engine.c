@@ -26,6 +26,7 @@
 
 #include <strings.h>
 
+#include "delivery/sign.h"
 #include "engine-fixture.h"
 #include "test-tls.h"
 
@@ -470,6 +471,103 @@ static void test_signature_flipt_only(void **state)
                         "8820fc7ddd8a127297aa9fc8dc0939b7a97320b543ede98fe7ce4a2c992132d6");
     assert_null(trx_header_get(q, "webhook-signature"));
     assert_null(trx_header_get(q, "webhook-timestamp"));
+}
+
+/* More header lines than a request holds inline (14 configured + ours) and three secrets
+ * (a signature line longer than its inline buffer): every configured header arrives once,
+ * in the configured order and before webhook-id, and webhook-signature has one token per
+ * secret, each the one-shot signature's. Also a second delivery, so that an easy handle,
+ * the sink's lines and its signers are reused. */
+static void test_many_headers_three_secrets(void **state)
+{
+    fx *f = *state;
+    dlv_sink_config *c = add_sink(f, "hook");
+    enum { NH = 14 };
+    c->headers = calloc(NH, sizeof *c->headers);
+    for (int i = 0; i < NH; i++) {
+        char n[16], v[16];
+        snprintf(n, sizeof n, "X-H-%d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        c->headers[i].name = strdup(n);
+        c->headers[i].value = strdup(v);
+    }
+    c->n_headers = NH;
+    const char *secrets[3] = {"s3crET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "third"};
+    c->secrets = calloc(3, sizeof(char *));
+    for (int i = 0; i < 3; i++)
+        c->secrets[i] = strdup(secrets[i]);
+    c->n_secrets = 3;
+    c->signature = DLV_SIG_BOTH;
+    (void)send_one(f, OBX_STATE_DELIVERED, 5000, NULL);
+    uint64_t id2 = fx_enqueue(f->st, f->sink_id[0], "{\"second\":true}");
+    assert_true(fx_wait_state(f->st, id2, f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL));
+    assert_int_equal(trx_count(f->rx), 2);
+    for (size_t r = 0; r < 2; r++) {
+        const trx_request *q = trx_get(f->rx, r);
+        assert_non_null(q);
+        int at = 0;
+        size_t wid_at = 0;
+        for (size_t k = 0; k < q->n_headers; k++) {
+            char n[16];
+            snprintf(n, sizeof n, "X-H-%d", at);
+            if (at < NH && strcasecmp(q->headers[k].name, n) == 0) {
+                char v[16];
+                snprintf(v, sizeof v, "v%d", at);
+                assert_string_equal(q->headers[k].value, v);
+                at++;
+            } else if (strncasecmp(q->headers[k].name, "X-H-", 4) == 0) {
+                fail_msg("header %s out of order or twice", q->headers[k].name);
+            }
+            if (strcasecmp(q->headers[k].name, "webhook-id") == 0)
+                wid_at = k;
+        }
+        assert_int_equal(at, NH);
+        assert_true(wid_at >= NH);
+        const char *wid = trx_header_get(q, "webhook-id");
+        const char *ts = trx_header_get(q, "webhook-timestamp");
+        assert_non_null(wid);
+        assert_non_null(ts);
+        char want[3 * (DLV_STANDARD_TOKEN_LEN + 1)] = "";
+        for (int i = 0; i < 3; i++) {
+            char tok[DLV_STANDARD_TOKEN_LEN + 1];
+            assert_int_equal(dlv_sign_standard(secrets[i], wid, strtoll(ts, NULL, 10), q->body,
+                                               q->body_len, tok, sizeof tok),
+                             DLV_OK);
+            if (i)
+                strcat(want, " ");
+            strcat(want, tok);
+        }
+        assert_string_equal(trx_header_get(q, "webhook-signature"), want);
+        char hex[DLV_FLIPT_SIG_HEX_LEN + 1];
+        assert_int_equal(dlv_sign_flipt("s3crET", 6, q->body, q->body_len, hex), DLV_OK);
+        assert_string_equal(trx_header_get(q, "X-Flipt-Webhook-Signature"), hex);
+    }
+}
+
+/* A proxy named in the environment is still used (the sender skips libcurl's per-transfer
+ * lookup only when none is set): the receiver stands in as the proxy for a host that does
+ * not resolve, and gets the request with its absolute URL. */
+static void test_proxy_from_environment(void **state)
+{
+    fx *f = *state;
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", trx_port(f->rx));
+    assert_int_equal(setenv("http_proxy", proxy, 1), 0);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    dlv_sink_config *c = &f->sc[f->n_sc];
+    fx_sink(c, "hook", "http://outbox-proxy-test.invalid/hook");
+    obx_error err;
+    assert_int_equal(obx_sink_id(f->st, "hook", &f->sink_id[f->n_sc], &err), OBX_OK);
+    f->n_sc++;
+    start(f, NULL);
+    uint64_t id = fx_enqueue(f->st, f->sink_id[0], BODY);
+    int ok = fx_wait_state(f->st, id, f->sink_id[0], OBX_STATE_DELIVERED, 5000, NULL);
+    unsetenv("http_proxy");
+    assert_true(ok);
+    const trx_request *q = trx_get(f->rx, 0);
+    assert_non_null(q);
+    assert_non_null(strstr(q->path, "outbox-proxy-test.invalid/hook"));
 }
 
 static void test_concurrency_limit(void **state)
@@ -958,6 +1056,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redirect_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signature_flipt_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_headers_three_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_from_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_global_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ordered, setup, teardown),

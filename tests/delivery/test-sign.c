@@ -43,6 +43,52 @@ static void test_flipt_vectors(void **state)
     assert_int_equal(dlv_sign_flipt(NULL, 3, body_a, 1, out), DLV_ERR_INVALID);
 }
 
+/* A signer keeps its key across signatures: each one is byte for byte the one-shot's, in
+ * any order, for both schemes (the engine signs every request of a sink with one). */
+static void test_signer_reused(void **state)
+{
+    (void)state;
+    dlv_signer *f = NULL, *sd = NULL, *raw = NULL;
+    assert_int_equal(dlv_signer_new("s3crET", 0, &f), DLV_OK);
+    assert_int_equal(dlv_signer_new(STD_SECRET, 1, &sd), DLV_OK);
+    assert_int_equal(dlv_signer_new("s3crET", 1, &raw), DLV_OK);
+    char out[DLV_FLIPT_SIG_HEX_LEN + 1], tok[DLV_STANDARD_TOKEN_LEN + 1],
+        want[DLV_FLIPT_SIG_HEX_LEN + 1];
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(dlv_signer_flipt(f, body_b, sizeof body_b - 1, out), DLV_OK);
+        assert_string_equal(out,
+                            "8820fc7ddd8a127297aa9fc8dc0939b7a97320b543ede98fe7ce4a2c992132d6");
+        assert_int_equal(
+            dlv_signer_standard(sd, STD_ID, STD_TS, STD_BODY, strlen(STD_BODY), tok, sizeof tok),
+            DLV_OK);
+        assert_string_equal(tok, STD_SIG);
+        assert_int_equal(dlv_signer_flipt(f, body_a, sizeof body_a - 1, out), DLV_OK);
+        assert_string_equal(out,
+                            "6bc16d7434cbd746abfd25e3350a3f43fba04883b7f0b83f09bbc373116f84b0");
+        assert_int_equal(dlv_signer_flipt(f, NULL, 0, out), DLV_OK);
+        assert_int_equal(dlv_sign_flipt("s3crET", 6, NULL, 0, want), DLV_OK);
+        assert_string_equal(out, want);
+        /* a plain secret used raw by the Standard scheme, as dlv_sign_standard does */
+        assert_int_equal(dlv_signer_standard(raw, STD_ID, STD_TS + round, body_b, sizeof body_b - 1,
+                                             tok, sizeof tok),
+                         DLV_OK);
+        assert_int_equal(dlv_sign_standard("s3crET", STD_ID, STD_TS + round, body_b,
+                                           sizeof body_b - 1, want, sizeof want),
+                         DLV_OK);
+        assert_string_equal(tok, want);
+    }
+    assert_int_equal(dlv_signer_standard(sd, STD_ID, STD_TS, STD_BODY, 3, tok, 20),
+                     DLV_ERR_INVALID);
+    assert_int_equal(dlv_signer_flipt(NULL, body_a, 1, out), DLV_ERR_INVALID);
+    dlv_signer *bad = (dlv_signer *)1;
+    assert_int_equal(dlv_signer_new("whsec_!!", 1, &bad), DLV_ERR_INVALID);
+    assert_null(bad);
+    dlv_signer_free(f);
+    dlv_signer_free(sd);
+    dlv_signer_free(raw);
+    dlv_signer_free(NULL);
+}
+
 static void test_flipt_verify(void **state)
 {
     (void)state;
@@ -187,8 +233,11 @@ static void test_ct_equal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flipt_vectors),   cmocka_unit_test(test_flipt_verify),
-        cmocka_unit_test(test_standard_vector), cmocka_unit_test(test_standard_rotation_and_verify),
+        cmocka_unit_test(test_flipt_vectors),
+        cmocka_unit_test(test_signer_reused),
+        cmocka_unit_test(test_flipt_verify),
+        cmocka_unit_test(test_standard_vector),
+        cmocka_unit_test(test_standard_rotation_and_verify),
         cmocka_unit_test(test_ct_equal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

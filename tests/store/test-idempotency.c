@@ -2,7 +2,8 @@
  * test-idempotency.c - idempotency keys in the store (obx_enqueue_idem, obx_idem_sweep):
  * a repeated key replays the original ids and stores nothing, another request under the
  * key is a conflict, keys are validated, survive a reopen, are swept when expired (and
- * are then new again), and threads racing with one key store exactly one batch.
+ * are then new again), and threads racing with one key store exactly one batch; the
+ * asynchronous obx_enqueue_submit reports the same results from the writer thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -267,39 +268,132 @@ static void test_concurrent_same_key(void **state)
     assert_int_equal(stat_events(s, NULL), 1);
 }
 
+/* The requests test_batch and test_submit both make under one key: no key (stored), the
+ * key (stored), the key again (replayed), the key with another body (conflict). */
+typedef struct four {
+    obx_event_in a, b, plain[2];
+    obx_idem k, k_other;
+    uint64_t ids[4][2];
+    obx_enqueue_req r[4];
+} four;
+
+static void four_init(four *t, const uint32_t *sink, const char *key)
+{
+    memset(t, 0, sizeof *t);
+    t->a = ev_in("{\"a\":1}", sink, 1);
+    t->b = ev_in("{\"b\":1}", sink, 1);
+    t->plain[0] = t->a;
+    t->plain[1] = t->b;
+    t->k = idem_of(key, 1, obx_now_ms() + HOUR);
+    t->k_other = idem_of(key, 2, obx_now_ms() + HOUR);
+    t->r[0] = (obx_enqueue_req){.events = t->plain, .n = 2, .ids = t->ids[0]};
+    t->r[1] = (obx_enqueue_req){.events = &t->a, .n = 1, .idem = &t->k, .ids = t->ids[1]};
+    t->r[2] = (obx_enqueue_req){.events = &t->a, .n = 1, .idem = &t->k, .ids = t->ids[2]};
+    t->r[3] = (obx_enqueue_req){.events = &t->b, .n = 1, .idem = &t->k_other, .ids = t->ids[3]};
+}
+
+/* Each finished on its own; 3 events and 1 key stored. Clears the results. */
+static void four_check(four *t, obx_store *s, const char *key)
+{
+    assert_int_equal(t->r[0].rc, OBX_OK);
+    assert_true(t->ids[0][0] > 0 && t->ids[0][1] == t->ids[0][0] + 1);
+    assert_int_equal(t->r[1].rc, OBX_OK);
+    assert_int_equal(t->r[1].res.replayed, 0);
+    assert_int_equal(t->r[2].rc, OBX_OK);
+    assert_int_equal(t->r[2].res.replayed, 1);
+    assert_int_equal(t->r[2].res.ids[0], t->ids[1][0]);
+    assert_int_equal(t->r[3].rc, OBX_ERR_CONFLICT);
+    assert_non_null(strstr(t->r[3].err.msg, key));
+    for (int i = 0; i < 4; i++)
+        obx_idem_result_clear(&t->r[i].res);
+    uint64_t keys = 0;
+    assert_int_equal(stat_events(s, &keys), 3);
+    assert_int_equal(keys, 1);
+}
+
 /* A batch: requests stored, replayed and refused on their own, sharing commits. */
 static void test_batch(void **state)
 {
     fixture *f = *state;
-    obx_event_in a = ev_in("{\"a\":1}", &f->sink, 1), b = ev_in("{\"b\":1}", &f->sink, 1);
-    obx_event_in plain[2] = {a, b};
-    obx_idem k1 = idem_of("batch-1", 1, obx_now_ms() + HOUR);
-    obx_idem k1_other = idem_of("batch-1", 2, obx_now_ms() + HOUR);
+    four t;
+    four_init(&t, &f->sink, "batch-1");
     obx_idem bad = idem_of("", 1, obx_now_ms() + HOUR);
-    uint64_t ids[5][2] = {{0}};
-    obx_enqueue_req r[5] = {
-        {.events = plain, .n = 2, .ids = ids[0]},                 /* no key: stored */
-        {.events = &a, .n = 1, .idem = &k1, .ids = ids[1]},       /* stored */
-        {.events = &a, .n = 1, .idem = &k1, .ids = ids[2]},       /* same key: replayed */
-        {.events = &b, .n = 1, .idem = &k1_other, .ids = ids[3]}, /* conflict */
-        {.events = &a, .n = 1, .idem = &bad, .ids = ids[4]},      /* invalid */
-    };
+    uint64_t bad_id = 0;
+    obx_enqueue_req r[5] = {t.r[0],
+                            t.r[1],
+                            t.r[2],
+                            t.r[3],
+                            {.events = &t.a, .n = 1, .idem = &bad, .ids = &bad_id}}; /* invalid */
     assert_int_equal(obx_enqueue_batch(f->s, r, 5), OBX_OK);
-    assert_int_equal(r[0].rc, OBX_OK);
-    assert_int_equal(ids[0][1], ids[0][0] + 1);
-    assert_int_equal(r[1].rc, OBX_OK);
-    assert_int_equal(r[1].res.replayed, 0);
-    assert_int_equal(r[2].rc, OBX_OK);
-    assert_int_equal(r[2].res.replayed, 1);
-    assert_int_equal(r[2].res.ids[0], ids[1][0]);
-    assert_int_equal(r[3].rc, OBX_ERR_CONFLICT);
-    assert_non_null(strstr(r[3].err.msg, "batch-1"));
+    memcpy(t.r, r, sizeof t.r);
     assert_int_equal(r[4].rc, OBX_ERR_INVALID);
-    for (int i = 0; i < 5; i++)
-        obx_idem_result_clear(&r[i].res);
-    uint64_t keys = 0;
-    assert_int_equal(stat_events(f->s, &keys), 3);
-    assert_int_equal(keys, 1);
+    four_check(&t, f->s, "batch-1");
+}
+
+/* obx_enqueue_submit's completions: how many arrived, under a lock (the writer calls). */
+typedef struct submitted {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    pthread_t writer; /* the thread that reported */
+} submitted;
+
+static void on_submitted(void *ud, obx_enqueue_req *req)
+{
+    submitted *d = ud;
+    (void)req;
+    pthread_mutex_lock(&d->mu);
+    d->done++;
+    d->writer = pthread_self();
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/*
+ * Asynchronous requests: stored, replayed, in conflict or refused like obx_enqueue_batch's,
+ * reported once each from the writer thread (not the caller's); refused at once (done never
+ * called) with a bad key; refused on a handle without a writer; and obx_close finishes a
+ * queued request before the store goes away.
+ */
+static void test_submit(void **state)
+{
+    fixture *f = *state;
+    assert_true(obx_enqueue_can_submit(f->s));
+    four t;
+    four_init(&t, &f->sink, "async-1");
+    submitted d = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(obx_enqueue_submit(f->s, &t.r[i], on_submitted, &d), OBX_OK);
+    obx_idem bad = idem_of("", 1, obx_now_ms() + HOUR);
+    uint64_t bad_id = 0;
+    obx_enqueue_req refused = {.events = &t.a, .n = 1, .idem = &bad, .ids = &bad_id};
+    assert_int_equal(obx_enqueue_submit(f->s, &refused, on_submitted, &d), OBX_ERR_INVALID);
+    assert_int_equal(refused.rc, OBX_ERR_INVALID);
+    pthread_mutex_lock(&d.mu);
+    while (d.done < 4)
+        pthread_cond_wait(&d.cv, &d.mu);
+    pthread_mutex_unlock(&d.mu);
+    assert_int_equal(d.done, 4); /* the refused one was never reported */
+    assert_false(pthread_equal(d.writer, pthread_self()));
+    four_check(&t, f->s, "async-1");
+
+    /* Queued, then the store closes: the request is finished (stored) first. */
+    uint64_t late = 0;
+    obx_enqueue_req q = {.events = &t.a, .n = 1, .ids = &late};
+    assert_int_equal(obx_enqueue_submit(f->s, &q, on_submitted, &d), OBX_OK);
+    obx_close(f->s);
+    assert_int_equal(d.done, 5);
+    assert_int_equal(q.rc, OBX_OK);
+    assert_true(late > t.ids[1][0]);
+
+    /* A tool's handle has no writer thread: refused, pointing at obx_enqueue_batch. */
+    obx_options o;
+    obx_options_init(&o);
+    assert_int_equal(obx_open(f->dir, &o, &f->s, NULL), OBX_OK);
+    assert_false(obx_enqueue_can_submit(f->s));
+    assert_int_equal(obx_enqueue_submit(f->s, &q, on_submitted, &d), OBX_ERR_STATE);
+    assert_non_null(strstr(q.err.msg, "writer thread"));
+    assert_int_equal(d.done, 5);
 }
 
 /* A replay needs no room: a full store still answers a known key. */
@@ -443,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_without_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_same_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit, setup, teardown),
         cmocka_unit_test(test_replay_when_full),
         cmocka_unit_test(test_store_without_keys),
         cmocka_unit_test_setup_teardown(test_check_reports_keys, setup, teardown),

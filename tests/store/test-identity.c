@@ -4,6 +4,7 @@
  * directory that lost its data.mdb refused; lock.mdb deleted or replaced under the owner
  * (tools refuse, the owner stops intake); check flags a store whose trees were lost.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,6 +73,17 @@ static void test_delivery_id_unique_and_stable(void **state)
     assert_string_equal(a + 36, "_1_1");
     assert_null(strchr(a, '.'));
     assert_int_equal(obx_delivery_id(s1, 1, k1, c, 10), OBX_ERR_INVALID); /* too small */
+    /* the widest numbers, as printf writes them; a buffer one byte short is refused */
+    char want[OBX_DELIVERY_ID_MAX];
+    snprintf(want, sizeof want, "%.36s_%" PRIu64 "_%" PRIu32, a, UINT64_MAX, UINT32_MAX);
+    assert_int_equal(obx_delivery_id(s1, UINT64_MAX, UINT32_MAX, c, sizeof c), OBX_OK);
+    assert_string_equal(c, want);
+    assert_int_equal(obx_delivery_id(s1, 1234567890123, 4567, c, sizeof c), OBX_OK);
+    snprintf(want, sizeof want, "%.36s_1234567890123_4567", a);
+    assert_string_equal(c, want);
+    assert_int_equal(obx_delivery_id(s1, 1234567890123, 4567, c, strlen(want) + 1), OBX_OK);
+    assert_int_equal(obx_delivery_id(s1, 1234567890123, 4567, c, strlen(want)), OBX_ERR_INVALID);
+    assert_string_equal(c, "");
 
     /* the claimed job and the stored record carry the same id */
     obx_job *jobs = NULL;

@@ -11,9 +11,9 @@
  *
  * Secrets are only read; nothing here copies them anywhere that could be printed, and error
  * messages never contain them. Comparisons of MACs and tokens are constant-time
- * (CRYPTO_memcmp). All functions are thread-safe and keep no state. They return a dlv_err
- * (delivery/error.h); DLV_ERR_MISMATCH, DLV_ERR_TIMESTAMP and DLV_ERR_FORMAT are the
- * verification outcomes.
+ * (CRYPTO_memcmp). All functions but a signer's are thread-safe and keep no state. They
+ * return a dlv_err (delivery/error.h); DLV_ERR_MISMATCH, DLV_ERR_TIMESTAMP and DLV_ERR_FORMAT are
+ * the verification outcomes.
  */
 #ifndef OUTBOX_DELIVERY_SIGN_H
 #define OUTBOX_DELIVERY_SIGN_H
@@ -70,6 +70,32 @@ int dlv_sign_standard(const char *secret, const char *msg_id, int64_t timestamp,
 int dlv_sign_standard_header(const char *const *secrets, size_t n_secrets, const char *msg_id,
                              int64_t timestamp, const void *body, size_t body_len,
                              char **ret_header);
+
+/*
+ * A signer: one secret's HMAC-SHA256 key set up once, then any number of signatures with
+ * no allocation and no key setup each (the engine keeps one per sink and secret). The
+ * signatures are byte for byte those of dlv_sign_flipt / dlv_sign_standard. Not
+ * thread-safe: one thread at a time uses a signer. The secret is not retained (OpenSSL
+ * keeps the derived key state, cleared by dlv_signer_free).
+ */
+typedef struct dlv_signer dlv_signer;
+
+/*
+ * @param[in]  secret    NUL-terminated (borrowed).
+ * @param[in]  standard  0: the key is the secret's bytes (Flipt); 1: dlv_standard_key.
+ * @param[out] out       the signer, freed with dlv_signer_free; NULL on failure.
+ * @return DLV_OK, DLV_ERR_INVALID (a bad whsec_ secret), DLV_ERR_NOMEM or DLV_ERR_CRYPTO.
+ */
+int dlv_signer_new(const char *secret, int standard, dlv_signer **out);
+void dlv_signer_free(dlv_signer *s);
+
+/* As dlv_sign_flipt, with s's key (a signer made with standard = 0). */
+int dlv_signer_flipt(dlv_signer *s, const void *body, size_t body_len,
+                     char out[DLV_FLIPT_SIG_HEX_LEN + 1]);
+
+/* As dlv_sign_standard, with s's key (a signer made with standard = 1). */
+int dlv_signer_standard(dlv_signer *s, const char *msg_id, int64_t timestamp, const void *body,
+                        size_t body_len, char *out, size_t outlen);
 
 /*
  * Verify an X-Flipt-Webhook-Signature value (hex digits in any case; surrounding spaces

@@ -260,6 +260,28 @@ typedef struct obx_enqueue_req {
 int obx_enqueue_batch(obx_store *s, obx_enqueue_req *reqs, size_t n);
 
 /*
+ * Called once on the store's writer thread when a request queued by obx_enqueue_submit is
+ * finished (req->rc, ids, res and err set as obx_enqueue_batch sets them). It must be
+ * short and must not call into the store: the next commit waits for it.
+ */
+typedef void (*obx_enqueue_done_fn)(void *ud, obx_enqueue_req *req);
+
+/*
+ * obx_enqueue_batch for one request without blocking: the request joins the writer's
+ * queue (sharing group commits like any other) and done(ud, req) reports its result from
+ * the writer thread. req, its events, ids and idem stay borrowed until done is called.
+ * Returns OBX_OK when queued (done will be called exactly once, also when the store is
+ * closed meanwhile: obx_close finishes every queued request first); any other code when
+ * refused at once (req->rc and req->err set, done never called). OBX_ERR_STATE with
+ * obx_enqueue_can_submit false: this store has no writer thread (a PostgreSQL store, a
+ * tool's handle): use obx_enqueue_batch.
+ */
+int obx_enqueue_submit(obx_store *s, obx_enqueue_req *req, obx_enqueue_done_fn done, void *ud);
+
+/* Whether obx_enqueue_submit can queue on this store (an owner LMDB store). */
+int obx_enqueue_can_submit(const obx_store *s);
+
+/*
  * Forget idempotency keys whose expires_ms <= now_ms, oldest expiry first, at most `max`
  * (0 = 1000) in one short transaction (call again while *removed == max). Any process.
  */
