@@ -1,6 +1,7 @@
 /*
  * test-pg.c - the store API against the PostgreSQL backend, on the server that
- * tests/pg/pgharness.py runs (OUTBOX_PG_DSN): claim and results, replay and purge (single
+ * tests/pg/pgharness.py runs (OUTBOX_PG_DSN): claim and results (every outcome and a lost
+ * lease in one call, each row its own result), replay and purge (single
  * and bulk), listings, stats counters, retention, lease expiry (a node that stopped
  * renewing loses its deliveries to another, in doubt), captured responses kept byte-exact,
  * a claim held by a limit or an ordered head tells when to ask again (not "now"),
