@@ -287,27 +287,35 @@ static const struct {
                  " WHERE sink_id = $1 AND state = 1), (SELECT min(lease_until_ms)"
                  " FROM deliveries WHERE sink_id = $1 AND state = 2))"},
     {"renew", "UPDATE deliveries SET lease_until_ms = $2 WHERE lease_owner = $1 AND state = 2"},
-    /* $1 ev $2 sink $3 node $4 state $5 started $6 duration $7 status $8 error
-     * $9 first $10 deadline $11 next $12 reason $13 history kept; the captured response:
-     * $14 headers (bytea of name NUL value NUL pairs) $15 body (bytea) $16 body size */
+    /* A batch of results in one statement, each applied only while its lease is still this
+     * node's ($1: "<node>.", any generation); the rest are left alone. $2 history kept;
+     * one array element per result, sorted by delivery, each delivery once: $3 event
+     * $4 sink $5 state $6 started $7 duration $8 status $9 error $10 first $11 deadline
+     * $12 next $13 reason; the captured response: $14 headers (bytea of name NUL value NUL
+     * pairs) $15 body (bytea) $16 body size */
     {"record",
-     "UPDATE deliveries SET state = $4, attempts = attempts + 1,"
-     " total_attempts = total_attempts + 1, last_attempt_ms = $5, last_status = $7,"
-     " last_error = $8, in_doubt = false, lease_owner = NULL, lease_until_ms = 0,"
-     " first_attempt_ms = CASE WHEN first_attempt_ms = 0 THEN $9 ELSE first_attempt_ms END,"
-     " deadline_ms = CASE WHEN $10::bigint <> 0 THEN $10 ELSE deadline_ms END,"
-     " next_attempt_ms = CASE WHEN $4::smallint = 1 THEN $11 ELSE next_attempt_ms END,"
-     " done_ms = CASE WHEN $4::smallint IN (3, 4) THEN $5::bigint + $6::bigint ELSE 0 END,"
-     " reason = CASE WHEN $4::smallint = 4 THEN $12 ELSE reason END,"
+     "UPDATE deliveries d SET state = r.st, attempts = d.attempts + 1,"
+     " total_attempts = d.total_attempts + 1, last_attempt_ms = r.t, last_status = r.s,"
+     " last_error = r.e, in_doubt = false, lease_owner = NULL, lease_until_ms = 0,"
+     " first_attempt_ms = CASE WHEN d.first_attempt_ms = 0 THEN r.f ELSE d.first_attempt_ms END,"
+     " deadline_ms = CASE WHEN r.dl <> 0 THEN r.dl ELSE d.deadline_ms END,"
+     " next_attempt_ms = CASE WHEN r.st = 1 THEN r.nx ELSE d.next_attempt_ms END,"
+     " done_ms = CASE WHEN r.st IN (3, 4) THEN r.t + r.d ELSE 0 END,"
+     " reason = CASE WHEN r.st = 4 THEN r.why ELSE d.reason END,"
      " history = (SELECT coalesce(jsonb_agg(x ORDER BY i), '[]') FROM jsonb_array_elements("
-     "  history || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('t', $5::bigint,"
-     "  'd', $6::bigint, 's', $7::int, 'e', $8::text, 'h', encode($14::bytea, 'base64'),"
-     "  'b', encode($15::bytea, 'base64'), 'z', $16::bigint)))) WITH ORDINALITY a(x, i)"
-     "  WHERE i > jsonb_array_length(history) + 1 - $13::int)"
-     " WHERE event_id = $1 AND sink_id = $2 AND state = 2 AND starts_with(lease_owner, $3)"},
-    {"release",
-     "UPDATE deliveries SET state = 1, lease_owner = NULL, lease_until_ms = 0"
-     " WHERE event_id = $1 AND sink_id = $2 AND state = 2 AND starts_with(lease_owner, $3)"},
+     "  d.history || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('t', r.t,"
+     "  'd', r.d, 's', r.s, 'e', r.e, 'h', encode(r.h, 'base64'), 'b', encode(r.b, 'base64'),"
+     "  'z', r.z)))) WITH ORDINALITY a(x, i) WHERE i > jsonb_array_length(d.history) + 1 - $2::int)"
+     " FROM unnest($3::bigint[], $4::int[], $5::smallint[], $6::bigint[], $7::bigint[],"
+     " $8::int[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[],"
+     " $14::bytea[], $15::bytea[], $16::bigint[])"
+     " AS r(ev, sk, st, t, d, s, e, f, dl, nx, why, h, b, z)"
+     " WHERE d.event_id = r.ev AND d.sink_id = r.sk AND d.state = 2"
+     " AND starts_with(d.lease_owner, $1)"},
+    /* leases given back unused, in one statement: $1 node as above, $2 events $3 sinks */
+    {"release", "UPDATE deliveries d SET state = 1, lease_owner = NULL, lease_until_ms = 0"
+                " FROM unnest($2::bigint[], $3::int[]) AS r(ev, sk) WHERE d.event_id = r.ev"
+                " AND d.sink_id = r.sk AND d.state = 2 AND starts_with(d.lease_owner, $1)"},
     {"replay", "UPDATE deliveries SET state = 1, attempts = 0, first_attempt_ms = 0,"
                " deadline_ms = 0, done_ms = 0, next_attempt_ms = $3, replays = replays + 1,"
                " reason = NULL, in_doubt = false WHERE event_id = $1"

@@ -779,41 +779,81 @@ static int pg_claim_due(obx_store *h, uint32_t sink_id, int64_t now_ms, size_t m
     return OBX_OK;
 }
 
-/* The response captured for an attempt as the record statement's parameters: the headers
- * as one bytea of "name NUL value NUL" pairs and the body, both in bytea hex form, cut to
- * the OBX_CAPTURE_* bounds by the rule the LMDB store uses; NULL when there is none. */
-typedef struct pg_capture {
-    sbuf headers, body;
-    char size[24];
-} pg_capture;
-
-static int capture_params(const obx_result *r, pg_capture *pc, obx_error *err)
+/* Array literal pieces for the batched statements: NULL, and one bytea element opened
+ * (its hex digits follow, then sb_put(b, "\"", 1)). */
+static void sb_null(sbuf *b)
 {
-    memset(pc, 0, sizeof *pc);
-    obx_attempt a = {0};
-    if (obx__attempt_set_capture(&a, r->headers, r->n_headers, r->body, r->body_len,
+    sb_str(b, b->len > 1 ? ",NULL" : "NULL");
+}
+
+static void sb_bytea_open(sbuf *b)
+{
+    sb_str(b, b->len > 1 ? ",\"\\\\x" : "\"\\\\x");
+}
+
+static void sb_text_or_null(sbuf *b, const char *v)
+{
+    if (v)
+        sb_elem(b, v);
+    else
+        sb_null(b);
+}
+
+/* The record statement's arrays (schema.c "record": $3..$16), one element per result. */
+enum { A_EV, A_SK, A_ST, A_T, A_D, A_S, A_E, A_F, A_DL, A_NX, A_WHY, A_H, A_B, A_Z, A_N };
+
+/* The response captured for an attempt appended to the headers, body and size arrays: the
+ * headers as one bytea of "name NUL value NUL" pairs and the body, cut to the OBX_CAPTURE_*
+ * bounds by the rule the LMDB store uses (obx__attempt_set_capture); NULL when none. */
+static int capture_append(const obx_result *r, sbuf *a, obx_error *err)
+{
+    obx_attempt at = {0};
+    if (obx__attempt_set_capture(&at, r->headers, r->n_headers, r->body, r->body_len,
                                  r->body_size) != OBX_OK)
         return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
-    if (a.n_headers) {
-        sb_str(&pc->headers, "\\x");
-        for (size_t k = 0; k < a.n_headers; k++) {
-            sb_hex(&pc->headers, a.headers[k].name, strlen(a.headers[k].name) + 1);
-            sb_hex(&pc->headers, a.headers[k].value, strlen(a.headers[k].value) + 1);
+    if (at.n_headers) {
+        sb_bytea_open(&a[A_H]);
+        for (size_t k = 0; k < at.n_headers; k++) {
+            sb_hex(&a[A_H], at.headers[k].name, strlen(at.headers[k].name) + 1);
+            sb_hex(&a[A_H], at.headers[k].value, strlen(at.headers[k].value) + 1);
         }
+        sb_put(&a[A_H], "\"", 1);
+    } else {
+        sb_null(&a[A_H]);
     }
-    if (a.body) {
-        sb_str(&pc->body, "\\x");
-        sb_hex(&pc->body, a.body, a.body_len);
+    if (at.body) {
+        sb_bytea_open(&a[A_B]);
+        sb_hex(&a[A_B], at.body, at.body_len);
+        sb_put(&a[A_B], "\"", 1);
+    } else {
+        sb_null(&a[A_B]);
     }
-    if (a.body_size)
-        I64(pc->size, a.body_size);
-    obx_attempt_clear(&a);
-    if (pc->headers.bad || pc->body.bad) {
-        free(pc->headers.p);
-        free(pc->body.p);
-        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
-    }
+    if (at.body_size)
+        sb_num(&a[A_Z], (long long)at.body_size);
+    else
+        sb_null(&a[A_Z]);
+    obx_attempt_clear(&at);
     return OBX_OK;
+}
+
+/* One result's elements appended to every array of the record statement. */
+static int record_append(const obx_result *r, sbuf *a, obx_error *err)
+{
+    int state = r->outcome == OBX_OUTCOME_DELIVERED ? OBX_STATE_DELIVERED
+                : r->outcome == OBX_OUTCOME_RETRY   ? OBX_STATE_PENDING
+                                                    : OBX_STATE_DEAD;
+    sb_num(&a[A_EV], (long long)r->event_id);
+    sb_num(&a[A_SK], (long long)r->sink_id);
+    sb_num(&a[A_ST], state);
+    sb_num(&a[A_T], r->started_ms);
+    sb_num(&a[A_D], r->duration_ms);
+    sb_num(&a[A_S], r->status);
+    sb_text_or_null(&a[A_E], r->error);
+    sb_num(&a[A_F], r->first_attempt_ms ? r->first_attempt_ms : r->started_ms);
+    sb_num(&a[A_DL], r->deadline_ms);
+    sb_num(&a[A_NX], r->next_attempt_ms);
+    sb_text_or_null(&a[A_WHY], state == OBX_STATE_DEAD ? (r->reason ? r->reason : "dead") : NULL);
+    return capture_append(r, a, err);
 }
 
 typedef struct rec_ctx {
@@ -822,54 +862,89 @@ typedef struct rec_ctx {
     int notify;
 } rec_ctx;
 
+/* Results in delivery order, a delivery's first result first (qsort is not stable). */
+static int result_cmp(const void *x, const void *y)
+{
+    const obx_result *a = *(const obx_result *const *)x, *b = *(const obx_result *const *)y;
+    if (a->event_id != b->event_id)
+        return a->event_id < b->event_id ? -1 : 1;
+    if (a->sink_id != b->sink_id)
+        return a->sink_id < b->sink_id ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+/* Run one batched statement over the arrays a[0..n) (each closed here with "}"). */
+static int exec_arrays(PGconn *c, const char *stmt, const char *const *head, int n_head, sbuf *a,
+                       int n, obx_error *err)
+{
+    const char *p[2 + A_N];
+    for (int i = 0; i < n_head; i++)
+        p[i] = head[i];
+    for (int i = 0; i < n; i++) {
+        sb_put(&a[i], "}", 1);
+        if (a[i].bad)
+            return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+        p[n_head + i] = a[i].p;
+    }
+    PGresult *res;
+    int rc = obx__pg_exec(c, stmt, n_head + n, p, &res, err);
+    if (rc == OBX_OK)
+        PQclear(res);
+    return rc;
+}
+
+/* All results of a call in at most two statements: the attempts recorded, the leases given
+ * back. A delivery's later results in the same call are skipped, as they would be one
+ * statement at a time (the first one ends the lease). Rows are locked in key order. */
 static int record_txn(pg_store *s, PGconn *c, void *ud, obx_error *err)
 {
     rec_ctx *rc_ = ud;
-    for (size_t i = 0; i < rc_->n; i++) {
-        const obx_result *r = &rc_->r[i];
-        if (r->event_id == 0)
-            continue; /* the engine's fence: nothing to record */
-        char eb[24], sb[24];
-        PGresult *res;
-        int rc;
+    sbuf a[A_N], rel[2];
+    memset(a, 0, sizeof a);
+    memset(rel, 0, sizeof rel);
+    size_t n_rec = 0, n_rel = 0;
+    int rc = OBX_OK;
+    const obx_result **ord = malloc((rc_->n ? rc_->n : 1) * sizeof *ord);
+    if (!ord)
+        return obx__fail(err, OBX_ERR_NOMEM, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < rc_->n; i++)
+        if (rc_->r[i].event_id != 0) /* 0: the engine's fence, nothing to record */
+            ord[m++] = &rc_->r[i];
+    qsort(ord, m, sizeof *ord, result_cmp);
+    for (int i = 0; i < A_N; i++)
+        sb_put(&a[i], "{", 1);
+    for (int i = 0; i < 2; i++)
+        sb_put(&rel[i], "{", 1);
+    for (size_t i = 0; i < m; i++) {
+        const obx_result *r = ord[i];
+        if (i && ord[i - 1]->event_id == r->event_id && ord[i - 1]->sink_id == r->sink_id)
+            continue;
         if (r->outcome == OBX_OUTCOME_RELEASE) {
-            const char *p[] = {I64(eb, r->event_id), I64(sb, r->sink_id), s->node};
-            /* s->node is fixed after open: "<node>.", any generation of this node */
-            rc = obx__pg_exec(c, "release", 3, p, &res, err);
+            sb_num(&rel[0], (long long)r->event_id);
+            sb_num(&rel[1], (long long)r->sink_id);
+            n_rel++;
             rc_->notify = 1;
         } else {
-            int state = r->outcome == OBX_OUTCOME_DELIVERED ? OBX_STATE_DELIVERED
-                        : r->outcome == OBX_OUTCOME_RETRY   ? OBX_STATE_PENDING
-                                                            : OBX_STATE_DEAD;
-            char stb[8], tb[24], db[24], cb[24], fb[24], dlb[24], nb[24], hb[24];
-            pg_capture cap;
-            if ((rc = capture_params(r, &cap, err)) != OBX_OK)
-                return rc;
-            const char *p[] = {I64(eb, r->event_id),
-                               I64(sb, r->sink_id),
-                               s->node,
-                               I64(stb, state),
-                               I64(tb, r->started_ms),
-                               I64(db, r->duration_ms),
-                               I64(cb, r->status),
-                               r->error,
-                               I64(fb, r->first_attempt_ms ? r->first_attempt_ms : r->started_ms),
-                               I64(dlb, r->deadline_ms),
-                               I64(nb, r->next_attempt_ms),
-                               state == OBX_STATE_DEAD ? (r->reason ? r->reason : "dead") : NULL,
-                               I64(hb, s->opts.history),
-                               cap.headers.p,
-                               cap.body.p,
-                               cap.size[0] ? cap.size : NULL};
-            rc = obx__pg_exec(c, "record", 16, p, &res, err);
-            free(cap.headers.p);
-            free(cap.body.p);
+            if ((rc = record_append(r, a, err)) != OBX_OK)
+                goto out;
+            n_rec++;
         }
-        if (rc)
-            return rc;
-        PQclear(res);
     }
-    return OBX_OK;
+    char hb[24];
+    /* s->node is fixed after open: "<node>.", any generation of this node */
+    const char *head[] = {s->node, I64(hb, s->opts.history)};
+    if (n_rec && (rc = exec_arrays(c, "record", head, 2, a, A_N, err)) != OBX_OK)
+        goto out;
+    if (n_rel && (rc = exec_arrays(c, "release", head, 1, rel, 2, err)) != OBX_OK)
+        goto out;
+out:
+    for (int i = 0; i < A_N; i++)
+        free(a[i].p);
+    for (int i = 0; i < 2; i++)
+        free(rel[i].p);
+    free(ord);
+    return rc;
 }
 
 static int pg_record(obx_store *h, const obx_result *results, size_t n, obx_error *err)

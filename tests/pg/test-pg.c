@@ -1,6 +1,7 @@
 /*
  * test-pg.c - the store API against the PostgreSQL backend, on the server that
- * tests/pg/pgharness.py runs (OUTBOX_PG_DSN): claim and results, replay and purge (single
+ * tests/pg/pgharness.py runs (OUTBOX_PG_DSN): claim and results (every outcome and a lost
+ * lease in one call, each row its own result), replay and purge (single
  * and bulk), listings, stats counters, retention, lease expiry (a node that stopped
  * renewing loses its deliveries to another, in doubt), captured responses kept byte-exact,
  * a claim held by a limit or an ordered head tells when to ask again (not "now"),
@@ -385,6 +386,144 @@ static void test_lease_expiry(void **state)
     assert_check_clean(f->s);
 }
 
+/* The one delivery of event id (asserted), from obx_event_get; free with obx_event_free. */
+static obx_event *event_of(obx_store *s, uint64_t id)
+{
+    obx_event *ev = NULL;
+    assert_int_equal(obx_event_get(s, id, &ev, NULL), OBX_OK);
+    assert_int_equal(ev->n_deliveries, 1);
+    return ev;
+}
+
+/* One obx_record call with every outcome and a lost lease, in no particular order (the
+ * store records a call's results in one statement): each row gets its own result, the lost
+ * one is left to its new owner, a result given twice counts once, and the counters add up. */
+static void test_record_mixed_batch(void **state)
+{
+    fixture *f = *state;
+    uint64_t ids[5];
+    ids[0] = enqueue1(f->s, "{}", &f->sink, 1);
+    obx_store *b = open_pg(f->schema, OBX_OPEN_OWNER);
+    obx_job *j0, *jb, *js;
+    size_t n0, nb, ns;
+    int64_t now = obx_now_ms();
+    assert_int_equal(obx_claim_due(f->s, f->sink, now, 1, &j0, &n0, NULL, NULL), OBX_OK);
+    assert_int_equal(n0, 1);
+    assert_int_equal(j0[0].event_id, ids[0]);
+    /* the lease runs out: the other node takes ids[0]; this one claims the other four */
+    assert_int_equal(obx_claim_due(b, f->sink, now + 61000, 1, &jb, &nb, NULL, NULL), OBX_OK);
+    assert_int_equal(nb, 1);
+    assert_int_equal(jb[0].event_id, ids[0]);
+    for (int i = 1; i < 5; i++)
+        ids[i] = enqueue1(f->s, "{}", &f->sink, 1);
+    assert_int_equal(obx_claim_due(f->s, f->sink, now + 61000, 4, &js, &ns, NULL, NULL), OBX_OK);
+    assert_int_equal(ns, 4);
+    assert_int_equal(js[0].event_id, ids[1]);
+    assert_int_equal(js[3].event_id, ids[4]);
+
+    static const unsigned char body[] = {'o', 'k', 0, '"'};
+    obx_header hs[] = {{"X-Row", "one"}};
+    obx_result rs[6] = {
+        result(&js[2], OBX_OUTCOME_DEAD, 500),      /* ids[3] */
+        result(&j0[0], OBX_OUTCOME_DELIVERED, 202), /* ids[0]: lease lost */
+        result(&js[3], OBX_OUTCOME_RELEASE, 0),     /* ids[4] */
+        result(&js[0], OBX_OUTCOME_DELIVERED, 201), /* ids[1] */
+        result(&js[1], OBX_OUTCOME_RETRY, 503),     /* ids[2] */
+        result(&js[0], OBX_OUTCOME_DEAD, 500),      /* ids[1] again: skipped */
+    };
+    rs[0].duration_ms = 30;
+    rs[0].reason = "row three";
+    rs[3].duration_ms = 10;
+    rs[3].headers = hs;
+    rs[3].n_headers = 1;
+    rs[3].body = body;
+    rs[3].body_len = sizeof body;
+    rs[3].body_size = 4;
+    rs[4].duration_ms = 20;
+    rs[4].error = "row two";
+    rs[4].next_attempt_ms = now + 123456;
+    rs[4].deadline_ms = now + 777;
+    obx_error err = {0};
+    assert_int_equal(obx_record(f->s, rs, 6, &err), OBX_OK);
+
+    obx_event *ev = event_of(f->s, ids[1]);
+    obx_delivery *d = &ev->deliveries[0];
+    assert_int_equal(d->state, OBX_STATE_DELIVERED);
+    assert_int_equal(d->attempts, 1);
+    assert_int_equal(d->last_status, 201);
+    assert_int_equal(d->done_ms, rs[3].started_ms + 10);
+    assert_int_equal(d->n_history, 1);
+    assert_int_equal(d->history[0].status, 201);
+    assert_int_equal(d->history[0].duration_ms, 10);
+    assert_int_equal(d->history[0].n_headers, 1);
+    assert_string_equal(d->history[0].headers[0].value, "one");
+    assert_int_equal(d->history[0].body_len, sizeof body);
+    assert_memory_equal(d->history[0].body, body, sizeof body);
+    assert_null(d->reason);
+    obx_event_free(ev);
+
+    ev = event_of(f->s, ids[2]);
+    d = &ev->deliveries[0];
+    assert_int_equal(d->state, OBX_STATE_PENDING);
+    assert_int_equal(d->attempts, 1);
+    assert_int_equal(d->last_status, 503);
+    assert_string_equal(d->last_error, "row two");
+    assert_int_equal(d->next_attempt_ms, now + 123456);
+    assert_int_equal(d->deadline_ms, now + 777);
+    assert_int_equal(d->first_attempt_ms, rs[4].first_attempt_ms);
+    assert_int_equal(d->done_ms, 0);
+    assert_int_equal(d->n_history, 1);
+    assert_int_equal(d->history[0].duration_ms, 20);
+    assert_int_equal(d->history[0].n_headers, 0);
+    assert_null(d->history[0].body);
+    obx_event_free(ev);
+
+    ev = event_of(f->s, ids[3]);
+    d = &ev->deliveries[0];
+    assert_int_equal(d->state, OBX_STATE_DEAD);
+    assert_int_equal(d->last_status, 500);
+    assert_string_equal(d->reason, "row three");
+    assert_int_equal(d->done_ms, rs[0].started_ms + 30);
+    assert_int_equal(d->n_history, 1);
+    assert_int_equal(d->history[0].duration_ms, 30);
+    obx_event_free(ev);
+
+    ev = event_of(f->s, ids[4]); /* released: due again, no attempt counted */
+    d = &ev->deliveries[0];
+    assert_int_equal(d->state, OBX_STATE_PENDING);
+    assert_int_equal(d->attempts, 0);
+    assert_int_equal(d->n_history, 0);
+    obx_event_free(ev);
+
+    ev = event_of(f->s, ids[0]); /* the other node's lease: untouched */
+    d = &ev->deliveries[0];
+    assert_int_equal(d->state, OBX_STATE_INFLIGHT);
+    assert_true(d->in_doubt);
+    assert_int_equal(d->attempts, 0);
+    assert_int_equal(d->n_history, 0);
+    obx_event_free(ev);
+
+    obx_sink_stats ss = sink_stats(f->s, f->sink);
+    assert_int_equal(ss.pending, 2);
+    assert_int_equal(ss.inflight, 1);
+    assert_int_equal(ss.delivered, 1);
+    assert_int_equal(ss.dead, 1);
+    assert_int_equal(ss.in_doubt, 1);
+
+    /* the owner records it; counters follow */
+    obx_result ok = result(&jb[0], OBX_OUTCOME_DELIVERED, 200);
+    assert_int_equal(obx_record(b, &ok, 1, NULL), OBX_OK);
+    ss = sink_stats(f->s, f->sink);
+    assert_int_equal(ss.inflight, 0);
+    assert_int_equal(ss.delivered, 2);
+    assert_int_equal(ss.in_doubt, 0);
+    obx_jobs_free(j0, n0);
+    obx_jobs_free(jb, nb);
+    obx_jobs_free(js, ns);
+    obx_close(b);
+    assert_check_clean(f->s);
+}
+
 typedef struct claimer {
     obx_store *s;
     uint32_t sink;
@@ -732,6 +871,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_nodes_never_claim_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_enqueue_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_limits, setup, teardown),
