@@ -78,6 +78,14 @@ void obx__options_normalize(obx_options *o);
 int obx__validate_events(const obx_event_in *events, size_t n, obx_error *err);
 /* An idempotent request's key and note (idempotency.c; both backends). */
 int obx__idem_check(const obx_idem *idem, obx_error *err);
+/* A key found stored with another request's hash: OBX_ERR_CONFLICT into *err, naming the
+ * key (idempotency.c; both backends). */
+int obx__idem_conflict(const char *key, obx_error *err);
+/* The webhook-id "evt_<uid>_<event>_<sink>" into buf[0..n) (identity.c; both backends,
+ * each with its store's uid, at most 64 characters). OBX_OK, or OBX_ERR_INVALID when it
+ * does not fit (buf is then ""). */
+int obx__delivery_id_format(const char *uid, uint64_t event_id, uint32_t sink_id, char *buf,
+                            size_t n);
 /* obx_enqueue_batch's out-of-memory exit (both backends): every request fails with
  * OBX_ERR_NOMEM. */
 void obx__batch_nomem(obx_enqueue_req *reqs, size_t n);

@@ -106,9 +106,7 @@ int obx__idem_lookup(obx_store *s, txn_ctx *ctx, obx_op *op, int *mdb_rc)
     if (!rec_parse(&v, &expires, &created, &hash, &n_ids, &note_len) || expires <= obx_now_ms())
         return OBX_OK; /* expired (or damaged): the key is free again */
     if (memcmp(hash, im->hash, OBX_IDEM_HASH_LEN) != 0)
-        return obx__fail(&op->err, OBX_ERR_CONFLICT,
-                         "idempotency key '%.64s%s' was already used with a different request",
-                         im->key, strlen(im->key) > 64 ? "..." : "");
+        return obx__idem_conflict(im->key, &op->err);
     const unsigned char *p = (const unsigned char *)v.mv_data + REC_FIXED;
     res->ids = n_ids ? malloc(n_ids * sizeof *res->ids) : NULL;
     res->note = note_len ? malloc(note_len) : NULL;
@@ -262,6 +260,13 @@ int obx__idem_census(obx_store *s, MDB_txn *txn, obx_idem_census *out)
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int obx__idem_conflict(const char *key, obx_error *err)
+{
+    return obx__fail(err, OBX_ERR_CONFLICT,
+                     "idempotency key '%.64s%s' was already used with a different request", key,
+                     strlen(key) > 64 ? "..." : "");
 }
 
 int obx__idem_check(const obx_idem *idem, obx_error *err)

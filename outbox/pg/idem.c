@@ -59,10 +59,7 @@ static int ids_parse(const char *s, uint64_t **out, size_t *n)
 
 static int conflict(pg_enq *q)
 {
-    const char *key = q->idem->key;
-    q->rc = obx__fail(&q->err, OBX_ERR_CONFLICT,
-                      "idempotency key '%.64s%s' was already used with a different request", key,
-                      strlen(key) > 64 ? "..." : "");
+    q->rc = obx__idem_conflict(q->idem->key, &q->err);
     return OBX_OK;
 }
 

@@ -30,10 +30,9 @@ static int64_t mono_us(void)
 
 /* ---- transactions ---- */
 
-typedef int (*txn_fn)(pg_store *s, PGconn *c, void *ud, obx_error *err);
-
-/* Run fn inside BEGIN/COMMIT on a pooled connection; run again on a deadlock. */
-static int with_txn(pg_store *s, txn_fn fn, void *ud, obx_error *err)
+/* Run fn inside BEGIN/COMMIT on a pooled connection; run again on a deadlock
+ * (pg_internal.h). */
+int obx__pg_txn(pg_store *s, obx__pg_txn_fn fn, void *ud, obx_error *err)
 {
     int rc = OBX_OK;
     for (int attempt = 0; attempt < 10; attempt++) {
@@ -54,11 +53,6 @@ static int with_txn(pg_store *s, txn_fn fn, void *ud, obx_error *err)
             return rc;
     }
     return rc;
-}
-
-int obx__pg_txn(pg_store *s, obx__pg_txn_fn fn, void *ud, obx_error *err)
-{
-    return with_txn(s, fn, ud, err);
 }
 
 static int need_write(pg_store *s, obx_error *err)
@@ -142,7 +136,7 @@ static int pg_sink_id(obx_store *h, const char *name, uint32_t *id, obx_error *e
     /* sink_add takes the lowest free id: another node taking it at once leaves this
      * insert empty, and the next round takes the next one */
     for (int round = 0; round < 8 && rc == OBX_ERR_NOTFOUND; round++)
-        if ((rc = with_txn(s, sink_add, (void *)name, err)) == OBX_OK)
+        if ((rc = obx__pg_txn(s, sink_add, (void *)name, err)) == OBX_OK)
             rc = pg_sink_find(h, name, id, err);
     return rc;
 }
@@ -260,17 +254,6 @@ static void sb_elem(sbuf *b, const char *s)
 }
 
 /* Append one bytea element in hex form: "\\x0a1b..." */
-static void sb_bytea(sbuf *b, const unsigned char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    sb_str(b, b->len > 1 ? ",\"\\\\x" : "\"\\\\x");
-    for (size_t i = 0; i < n; i++) {
-        char h[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
-        sb_put(b, h, 2);
-    }
-    sb_put(b, "\"", 1);
-}
-
 /* Append n bytes as hex digits. */
 static void sb_hex(sbuf *b, const void *p, size_t n)
 {
@@ -280,6 +263,20 @@ static void sb_hex(sbuf *b, const void *p, size_t n)
         char h[2] = {hex[c >> 4], hex[c & 15]};
         sb_put(b, h, 2);
     }
+}
+
+/* One bytea array element opened (its hex digits follow, then sb_put(b, "\"", 1)). */
+static void sb_bytea_open(sbuf *b)
+{
+    sb_str(b, b->len > 1 ? ",\"\\\\x" : "\"\\\\x");
+}
+
+/* One bytea array element: p[0..n) as hex. */
+static void sb_bytea(sbuf *b, const unsigned char *p, size_t n)
+{
+    sb_bytea_open(b);
+    sb_hex(b, p, n);
+    sb_put(b, "\"", 1);
 }
 
 static void sb_num(sbuf *b, long long v)
@@ -748,7 +745,7 @@ static int pg_claim_due(obx_store *h, uint32_t sink_id, int64_t now_ms, size_t m
         return rc;
     if (max > 0) {
         claim_ctx cc = {.sink = sink_id, .now = now_ms, .max = max};
-        if ((rc = with_txn(s, claim_txn, &cc, err)) != OBX_OK) {
+        if ((rc = obx__pg_txn(s, claim_txn, &cc, err)) != OBX_OK) {
             obx_jobs_free(cc.jobs, cc.n);
             new_generation(s); /* whatever it may have leased is left to expire */
             return rc;
@@ -779,16 +776,10 @@ static int pg_claim_due(obx_store *h, uint32_t sink_id, int64_t now_ms, size_t m
     return OBX_OK;
 }
 
-/* Array literal pieces for the batched statements: NULL, and one bytea element opened
- * (its hex digits follow, then sb_put(b, "\"", 1)). */
+/* An array literal's NULL element. */
 static void sb_null(sbuf *b)
 {
     sb_str(b, b->len > 1 ? ",NULL" : "NULL");
-}
-
-static void sb_bytea_open(sbuf *b)
-{
-    sb_str(b, b->len > 1 ? ",\"\\\\x" : "\"\\\\x");
 }
 
 static void sb_text_or_null(sbuf *b, const char *v)
@@ -822,9 +813,7 @@ static int capture_append(const obx_result *r, sbuf *a, obx_error *err)
         sb_null(&a[A_H]);
     }
     if (at.body) {
-        sb_bytea_open(&a[A_B]);
-        sb_hex(&a[A_B], at.body, at.body_len);
-        sb_put(&a[A_B], "\"", 1);
+        sb_bytea(&a[A_B], (const unsigned char *)at.body, at.body_len);
     } else {
         sb_null(&a[A_B]);
     }
@@ -954,7 +943,7 @@ static int pg_record(obx_store *h, const obx_result *results, size_t n, obx_erro
     if (rc || n == 0)
         return rc;
     rec_ctx rc_ = {.r = results, .n = n};
-    if ((rc = with_txn(s, record_txn, &rc_, err)) != OBX_OK)
+    if ((rc = obx__pg_txn(s, record_txn, &rc_, err)) != OBX_OK)
         return rc;
     /* released ones are due again; a sink whose claim the limit held has a slot again
      * (held is set before a claim counts, so a commit it did not see is never missed) */
@@ -1061,7 +1050,7 @@ static int pg_replay_many(obx_store *h, obx_target *t, size_t n, int64_t now_ms,
     if (rc || n == 0)
         return rc;
     many_ctx m = {.t = t, .n = n, .now = now_ms ? now_ms : obx_now_ms()};
-    rc = with_txn(s, many_txn, &m, err);
+    rc = obx__pg_txn(s, many_txn, &m, err);
     if (rc)
         for (size_t i = 0; i < n; i++) {
             t[i].rc = rc;
@@ -1079,7 +1068,7 @@ static int pg_purge_many(obx_store *h, obx_target *t, size_t n, obx_error *err)
     if (rc || n == 0)
         return rc;
     many_ctx m = {.t = t, .n = n, .purge = 1};
-    rc = with_txn(s, many_txn, &m, err);
+    rc = obx__pg_txn(s, many_txn, &m, err);
     if (rc)
         for (size_t i = 0; i < n; i++) {
             t[i].rc = rc;
@@ -1098,7 +1087,7 @@ static int one(obx_store *h, int purge, uint64_t id, uint32_t sink, int64_t now,
         return rc;
     obx_target t = {.event_id = id, .sink_id = sink};
     many_ctx m = {.t = &t, .n = 1, .now = now ? now : obx_now_ms(), .purge = purge};
-    rc = with_txn(s, many_txn, &m, err);
+    rc = obx__pg_txn(s, many_txn, &m, err);
     if (count)
         *count = rc || t.rc ? 0 : t.count;
     if (rc)
@@ -1169,7 +1158,7 @@ static int pg_retention_sweep(obx_store *h, int64_t before_ms, size_t max, size_
     sweep_ctx w = {.before = before_ms, .max = max ? max : 1000};
     int rc = need_write(s, err);
     if (!rc)
-        rc = with_txn(s, sweep_txn, &w, err);
+        rc = obx__pg_txn(s, sweep_txn, &w, err);
     if (removed)
         *removed = rc ? 0 : w.removed;
     return rc;
@@ -1439,16 +1428,10 @@ static int pg_ping(obx_store *h, obx_error *err)
     return rc;
 }
 
-/* The same webhook-id format as LMDB, with the database outbox's uid. */
+/* The webhook-id (obx__delivery_id_format), with the database outbox's uid. */
 static int pg_delivery_id(obx_store *h, uint64_t event_id, uint32_t sink_id, char *buf, size_t n)
 {
-    pg_store *s = (pg_store *)h;
-    int len = snprintf(buf, n, "evt_%s_%llu_%u", s->uid, (unsigned long long)event_id, sink_id);
-    if (len < 0 || (size_t)len >= n) {
-        buf[0] = 0;
-        return OBX_ERR_INVALID;
-    }
-    return OBX_OK;
+    return obx__delivery_id_format(((pg_store *)h)->uid, event_id, sink_id, buf, n);
 }
 
 const struct obx__backend obx__pg_backend = {
